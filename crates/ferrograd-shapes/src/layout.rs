@@ -1,0 +1,138 @@
+use crate::shape::Shape;
+
+/// The largest rank a shape can have.
+pub const MAX_RANK: usize = 6;
+
+/// Sizes and strides of a tensor, without its type: what a kernel needs to walk a
+/// buffer. Strides are in elements; a stride of 0 repeats an element (a broadcast).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    rank: usize,
+    dims: [usize; MAX_RANK],
+    strides: [usize; MAX_RANK],
+}
+
+impl Layout {
+    /// The row-major layout of `shape`.
+    pub fn contiguous<S: Shape>(shape: &S) -> Self {
+        Self::from_parts(shape.concrete().as_ref(), shape.strides().as_ref())
+    }
+
+    /// A layout from sizes and strides of equal length, at most [`MAX_RANK`].
+    ///
+    /// # Panics
+    /// When the lengths differ or exceed [`MAX_RANK`]: both come from a [`Shape`], so
+    /// this is a bug in the caller, not bad user data.
+    pub fn from_parts(dims: &[usize], strides: &[usize]) -> Self {
+        assert!(dims.len() == strides.len() && dims.len() <= MAX_RANK);
+        let mut layout = Self { rank: dims.len(), dims: [1; MAX_RANK], strides: [0; MAX_RANK] };
+        layout.dims[..dims.len()].copy_from_slice(dims);
+        layout.strides[..dims.len()].copy_from_slice(strides);
+        layout
+    }
+
+    /// The rank.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// The size of each axis.
+    pub fn dims(&self) -> &[usize] {
+        &self.dims[..self.rank]
+    }
+
+    /// The stride of each axis, in elements.
+    pub fn strides(&self) -> &[usize] {
+        &self.strides[..self.rank]
+    }
+
+    /// The number of elements the layout addresses (repeats counted).
+    pub fn num_elements(&self) -> usize {
+        self.dims().iter().product()
+    }
+
+    /// Whether the strides are exactly row-major, so element `i` lives at offset `i`.
+    pub fn is_contiguous(&self) -> bool {
+        let mut step = 1;
+        for i in (0..self.rank).rev() {
+            if self.dims[i] != 1 && self.strides[i] != step {
+                return false;
+            }
+            step *= self.dims[i];
+        }
+        true
+    }
+
+    /// The smallest buffer length that holds every offset the layout addresses.
+    pub fn min_buffer_len(&self) -> usize {
+        if self.num_elements() == 0 {
+            return 0;
+        }
+        1 + self.dims().iter().zip(self.strides()).map(|(d, s)| (d - 1) * s).sum::<usize>()
+    }
+
+    /// The buffer offset of every element, in row-major order of the logical index.
+    pub fn offsets(&self) -> Offsets<'_> {
+        Offsets { layout: self, index: [0; MAX_RANK], offset: 0, remaining: self.num_elements() }
+    }
+}
+
+/// Iterator over the buffer offsets of a [`Layout`], in row-major logical order.
+#[derive(Clone, Debug)]
+pub struct Offsets<'a> {
+    layout: &'a Layout,
+    index: [usize; MAX_RANK],
+    offset: usize,
+    remaining: usize,
+}
+
+impl Iterator for Offsets<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let current = self.offset;
+        // Odometer step: bump the last axis, carrying into earlier ones.
+        let layout = self.layout;
+        for axis in (0..layout.rank).rev() {
+            self.index[axis] += 1;
+            self.offset += layout.strides[axis];
+            if self.index[axis] < layout.dims[axis] {
+                break;
+            }
+            self.offset -= layout.strides[axis] * layout.dims[axis];
+            self.index[axis] = 0;
+        }
+        Some(current)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for Offsets<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_follow_strides() {
+        // A (2, 3) matrix stored transposed: element (i, j) at j * 2 + i.
+        let t = Layout::from_parts(&[2, 3], &[1, 2]);
+        assert_eq!(t.offsets().collect::<Vec<_>>(), vec![0, 2, 4, 1, 3, 5]);
+        assert!(!t.is_contiguous());
+        // A broadcast of a length-3 vector to (2, 3).
+        let b = Layout::from_parts(&[2, 3], &[0, 1]);
+        assert_eq!(b.offsets().collect::<Vec<_>>(), vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(b.min_buffer_len(), 3);
+        let scalar = Layout::from_parts(&[], &[]);
+        assert_eq!(scalar.offsets().collect::<Vec<_>>(), vec![0]);
+        assert!(Layout::from_parts(&[2, 1, 3], &[3, 7, 1]).is_contiguous());
+    }
+}
