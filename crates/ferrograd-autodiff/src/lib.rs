@@ -1,0 +1,69 @@
+//! Tensors with automatic differentiation.
+//!
+//! [`Tensor<S, E, D, T>`](Tensor) is an array of shape `S` and element type `E` on
+//! device `D`. Its tape `T` is [`NoneTape`] until it is traced; from then on every op
+//! records how to compute gradients, and `backward()` on a traced scalar computes them.
+//!
+//! ```
+//! use ferrograd_autodiff::prelude::*;
+//! use ferrograd_cpu::Cpu;
+//!
+//! let dev = Cpu::default();
+//! let x: Tensor<Rank1<3>, f64, Cpu> = dev.tensor([1.0, 2.0, 3.0]);
+//! let loss = x.leaky_trace().exp().sum::<Rank0, _>();
+//! let grads = loss.backward();
+//! assert_eq!(grads.get(&x).array(), [1.0f64.exp(), 2.0f64.exp(), 3.0f64.exp()]);
+//! ```
+//!
+//! # Graphs with several paths
+//!
+//! Clone a traced tensor to use it twice: the clone shares the tape, so every use
+//! records into one graph and the gradients of all uses add up. The same holds for a
+//! residual connection and for losses summed together:
+//!
+//! ```
+//! use ferrograd_autodiff::prelude::*;
+//! use ferrograd_cpu::Cpu;
+//!
+//! let dev = Cpu::default();
+//! let x: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([1.0, -2.0]);
+//! let t = x.leaky_trace();
+//!
+//! // A tensor used twice: d(x·x)/dx = 2x.
+//! let squared = t.clone() * t.clone();
+//! // A residual path: y = tanh(x) + x, so dy/dx = 1 - tanh²(x) + 1.
+//! let residual = t.clone().tanh() + t.clone();
+//! // Two losses added into one.
+//! let loss = squared.sum::<Rank0, _>() + residual.sum::<Rank0, _>();
+//!
+//! let g = loss.backward().get(&x).array();
+//! for (i, &v) in [1.0f64, -2.0].iter().enumerate() {
+//!     let expected = 2.0 * v + (1.0 - v.tanh().powi(2)) + 1.0;
+//!     assert!((g[i] - expected).abs() < 1e-12);
+//! }
+//! ```
+//!
+//! A second `backward` on the same graph is an error (the tape is consumed), as in
+//! PyTorch; to compute several losses' gradients at once, add the losses.
+
+mod backward;
+mod create;
+mod gradients;
+mod ops;
+mod tape;
+mod tensor;
+
+pub use create::{SampleTensor, TensorCreation, TensorData};
+pub use gradients::Gradients;
+pub use tape::{MergeTapes, NoneTape, OwnedTape, Tape};
+pub use tensor::{Tensor, UniqueId};
+
+/// Everything a user of tensors needs in scope.
+pub mod prelude {
+    pub use crate::{Gradients, NoneTape, OwnedTape, SampleTensor, Tape, Tensor, TensorCreation};
+    pub use ferrograd_device::{Dtype, Error};
+    pub use ferrograd_shapes::{
+        Axes2, Axes3, Axes4, Axes5, Axes6, Axis, Const, ConstShape, Dim, Rank0, Rank1, Rank2, Rank3, Rank4, Rank5,
+        Rank6, Shape,
+    };
+}

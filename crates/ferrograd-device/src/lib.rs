@@ -1,0 +1,17 @@
+//! ferrograd's device layer: element types, storage, the kernel traits every device
+//! implements (one per op family), and the [`Error`] type.
+//!
+//! Nothing here knows about gradient tapes: a device crate (`ferrograd-cpu`,
+//! `ferrograd-cuda`) implements these traits on raw buffers plus a [`Layout`], and
+//! `ferrograd-autodiff` builds differentiable tensors on top.
+
+mod dtype;
+mod error;
+pub mod math;
+pub mod ops;
+mod storage;
+
+pub use dtype::{Dtype, Float, Unit};
+pub use error::Error;
+pub use ferrograd_shapes::Layout;
+pub use storage::{Input, SampleKernel, Storage};

@@ -1,0 +1,32 @@
+//! ferrograd: a deep-learning library for Rust with PyTorch's ease and tensor shapes
+//! checked by the compiler.
+//!
+//! ```
+//! use ferrograd::prelude::*;
+//!
+//! let dev = Cpu::seed_from_u64(0);
+//! let w: Tensor<Rank1<3>, f32, Cpu> = dev.sample_normal();
+//! let x: Tensor<Rank1<3>, f32, Cpu> = dev.tensor([1.0, 2.0, 3.0]);
+//! let loss = (w.leaky_trace() * x.clone()).tanh().sum::<Rank0, _>();
+//! let grads = loss.backward();
+//! println!("{:?}", grads.get(&w).array());
+//! ```
+//!
+//! The crates behind it, re-exported here:
+//! [`shapes`] (dims, shapes, axes), [`device`] (dtypes, kernel traits, [`Error`]),
+//! [`cpu`] (the CPU device), [`autodiff`] (tensors, tapes, gradients).
+
+pub use ferrograd_autodiff as autodiff;
+pub use ferrograd_cpu as cpu;
+pub use ferrograd_device as device;
+pub use ferrograd_shapes as shapes;
+
+pub use ferrograd_autodiff::{Gradients, NoneTape, OwnedTape, Tensor};
+pub use ferrograd_cpu::Cpu;
+pub use ferrograd_device::Error;
+
+/// Everything a typical program needs: `use ferrograd::prelude::*;`.
+pub mod prelude {
+    pub use ferrograd_autodiff::prelude::*;
+    pub use ferrograd_cpu::Cpu;
+}

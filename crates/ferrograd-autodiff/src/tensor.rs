@@ -1,0 +1,193 @@
+use crate::gradients::Gradients;
+use crate::tape::{NoneTape, OwnedTape, Tape};
+use ferrograd_device::{Error, Layout, Storage, Unit};
+use ferrograd_shapes::Shape;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Identifies a tensor's data for the gradient tape. Views (broadcasts, permutations)
+/// share the id of the tensor they view, so their gradients land in one buffer.
+///
+/// Ids only grow: a tensor's id is larger than the ids of everything it was computed
+/// from, which is the order backward runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UniqueId(u64);
+
+impl UniqueId {
+    pub(crate) fn next() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(1);
+        UniqueId(COUNTER.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// An n-dimensional array of `E` on device `D`, with shape `S` and tape `T`.
+///
+/// - `S` is a [`Shape`]: `Rank2<3, 4>`, or `(usize, Const<4>)` with a run-time batch.
+/// - `E` is the element type: `f32`, `f64`, or `bool` for masks.
+/// - `T` is [`NoneTape`] (the default: nothing is recorded) or [`OwnedTape`] once
+///   the tensor is traced; every op moves the tape to its result.
+///
+/// Cloning is cheap: the buffer is shared, and copied only when an op writes to it.
+pub struct Tensor<S: Shape, E: Unit, D: Storage<E>, T = NoneTape> {
+    pub(crate) id: UniqueId,
+    pub(crate) data: Arc<D::Vec>,
+    pub(crate) shape: S,
+    pub(crate) layout: Layout,
+    pub(crate) device: D,
+    pub(crate) tape: T,
+}
+
+impl<S: Shape, E: Unit, D: Storage<E>, T: Clone> Clone for Tensor<S, E, D, T> {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id,
+            data: self.data.clone(),
+            shape: self.shape,
+            layout: self.layout,
+            device: self.device.clone(),
+            tape: self.tape.clone(),
+        }
+    }
+}
+
+impl<S: Shape, E: Unit, D: Storage<E>, T> std::fmt::Debug for Tensor<S, E, D, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tensor")
+            .field("shape", &self.shape)
+            .field("dtype", &E::NAME)
+            .field("device", &self.device)
+            .field("traced", &(std::any::type_name::<T>() != std::any::type_name::<NoneTape>()))
+            .finish()
+    }
+}
+
+impl<S: Shape, E: Unit, D: Storage<E>> Tensor<S, E, D, NoneTape> {
+    /// A contiguous tensor over a buffer of exactly `shape.num_elements()` elements.
+    pub(crate) fn from_buffer(data: D::Vec, shape: S, device: D) -> Self {
+        Self::from_arc(Arc::new(data), shape, device, NoneTape)
+    }
+}
+
+impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
+    pub(crate) fn from_arc(data: Arc<D::Vec>, shape: S, device: D, tape: T) -> Self {
+        Self { id: UniqueId::next(), data, layout: Layout::contiguous(&shape), shape, device, tape }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &S {
+        &self.shape
+    }
+
+    /// The sizes of the dimensions, as an array.
+    pub fn dims(&self) -> S::Concrete {
+        self.shape.concrete()
+    }
+
+    /// The strides, in elements, of each dimension.
+    pub fn strides(&self) -> &[usize] {
+        self.layout.strides()
+    }
+
+    /// The device the data lives on.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// The id the gradient tape knows this tensor's data by.
+    pub fn id(&self) -> UniqueId {
+        self.id
+    }
+
+    /// The number of elements.
+    pub fn num_elements(&self) -> usize {
+        self.shape.num_elements()
+    }
+
+    pub(crate) fn buffer_len(&self) -> usize {
+        D::len(&self.data)
+    }
+
+    /// Splits the tensor from its tape.
+    pub fn split_tape(self) -> (Tensor<S, E, D, NoneTape>, T) {
+        let Self { id, data, shape, layout, device, tape } = self;
+        (Tensor { id, data, shape, layout, device, tape: NoneTape }, tape)
+    }
+
+    /// The same tensor with another tape.
+    pub fn put_tape<T2>(self, tape: T2) -> Tensor<S, E, D, T2> {
+        let Self { id, data, shape, layout, device, .. } = self;
+        Tensor { id, data, shape, layout, device, tape }
+    }
+
+    /// The same data, cut from the graph: a new id and no tape, so nothing computed
+    /// from it sends gradients back (PyTorch's `detach`).
+    pub fn detach(&self) -> Tensor<S, E, D, NoneTape> {
+        Tensor {
+            id: UniqueId::next(),
+            data: self.data.clone(),
+            shape: self.shape,
+            layout: self.layout,
+            device: self.device.clone(),
+            tape: NoneTape,
+        }
+    }
+
+    /// Starts recording: the result carries a tape holding `grads`, and ops on it record
+    /// how to compute gradients. The gradient of this tensor is kept after `backward`,
+    /// and so is every gradient `grads` already holds.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// use ferrograd_cpu::Cpu;
+    ///
+    /// let dev = Cpu::default();
+    /// let x: Tensor<Rank1<3>, f64, Cpu> = dev.tensor([1.0, 2.0, 3.0]);
+    /// let grads = x.alloc_grads();
+    /// let loss = x.clone().traced(grads).square().sum();
+    /// let grads = loss.backward();
+    /// assert_eq!(grads.get(&x).array(), [2.0, 4.0, 6.0]);
+    /// ```
+    pub fn traced(self, mut grads: Gradients<E, D>) -> Tensor<S, E, D, OwnedTape<E, D>>
+    where
+        E: ferrograd_device::Dtype,
+    {
+        grads.retain(self.id);
+        self.put_tape(OwnedTape::new(grads))
+    }
+
+    /// Starts recording into a tape that keeps the gradient of every tensor in the
+    /// graph, intermediate ones included: handy for inspection and tests, wasteful in
+    /// training loops (use [`Tensor::traced`] there).
+    pub fn leaky_trace(&self) -> Tensor<S, E, D, OwnedTape<E, D>>
+    where
+        E: ferrograd_device::Dtype,
+        T: Clone,
+    {
+        self.clone().traced(Gradients::leaky())
+    }
+
+    /// Gradients holding a zero gradient for this tensor, to pass to [`Tensor::traced`].
+    pub fn alloc_grads(&self) -> Gradients<E, D>
+    where
+        E: ferrograd_device::Dtype,
+    {
+        self.try_alloc_grads().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::alloc_grads`], returning an error instead of panicking.
+    pub fn try_alloc_grads(&self) -> Result<Gradients<E, D>, Error>
+    where
+        E: ferrograd_device::Dtype,
+    {
+        let mut grads = Gradients::default();
+        grads.try_alloc_for(self)?;
+        Ok(grads)
+    }
+}
+
+impl<S: Shape, E: Unit, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
+    /// Whether ops on this tensor are being recorded.
+    pub fn is_traced(&self) -> bool {
+        T::TRACING
+    }
+}

@@ -1,0 +1,6 @@
+//! The CPU kernel of each op family, one module per family as in `ferrograd-device`.
+
+mod compare;
+mod convert;
+mod elementwise;
+mod reduce;

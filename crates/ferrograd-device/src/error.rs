@@ -1,0 +1,69 @@
+/// Everything that can go wrong in ferrograd, in one type.
+///
+/// Every fallible op `op()` has a twin `try_op()` that returns this error; `op()` panics
+/// with the error's text.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Two shapes that must agree do not; the message names the op and both shapes.
+    #[error("{op}: {message}")]
+    ShapeMismatch {
+        /// The op that found the mismatch.
+        op: &'static str,
+        /// What disagreed, with both shapes.
+        message: String,
+    },
+    /// An argument is outside the values the op accepts.
+    #[error("{op}: {message}")]
+    InvalidArgument {
+        /// The op that rejected the argument.
+        op: &'static str,
+        /// What was wrong and what was expected.
+        message: String,
+    },
+    /// A buffer could not be allocated.
+    #[error("out of memory: could not allocate {elements} elements of {dtype}")]
+    OutOfMemory {
+        /// The number of elements asked for.
+        elements: usize,
+        /// The element type.
+        dtype: &'static str,
+    },
+    /// `backward` was called on a loss whose tape has already been consumed.
+    #[error(
+        "backward: the tape of this loss was already used by an earlier backward pass; trace the inputs again (`traced(grads)`) to record a new graph"
+    )]
+    TapeAlreadyConsumed,
+}
+
+impl Error {
+    /// A [`Error::ShapeMismatch`] naming the op and the two shapes that disagree.
+    pub fn shape_mismatch(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Self {
+        Error::ShapeMismatch {
+            op,
+            message: format!("lhs {} and rhs {} disagree", format_dims(lhs), format_dims(rhs)),
+        }
+    }
+}
+
+/// Formats sizes the way PyTorch prints a shape: `(2, 3)`, `(4,)`, `()`.
+pub(crate) fn format_dims(dims: &[usize]) -> String {
+    match dims {
+        [d] => format!("({d},)"),
+        _ => format!(
+            "({})",
+            dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_mismatch_names_op_and_shapes() {
+        let e = Error::shape_mismatch("add", &[2, 3], &[3]);
+        assert_eq!(e.to_string(), "add: lhs (2, 3) and rhs (3,) disagree");
+    }
+}

@@ -1,0 +1,330 @@
+//! Element-wise ops: each declared once, as its value and its derivative.
+//!
+//! A declaration reads
+//!
+//! ```text
+//! Exp {} => value(x) = exp(x); derivative_from_output(y) = y;
+//! ```
+//!
+//! and gives the op struct, its per-dtype functions (from which every device's kernel
+//! is generic), and the declaration's text ([`UnaryOp::VALUE_SOURCE`] …) for devices
+//! that generate kernel source. `derivative(x)` is written in terms of the input;
+//! `derivative_from_output(y)` in terms of the output, which lets the forward pass
+//! overwrite the input because backward never needs it.
+//!
+//! Derivatives at kinks follow PyTorch: `abs'(0) = 0`, `relu'(0) = 0`,
+//! `leaky_relu'(0) = negative_slope`, `clamp'` is 1 on the closed interval
+//! `[min, max]`, `pow'` is 0 for exponent 0, and `maximum`/`minimum` split the gradient
+//! equally between tied operands.
+
+use crate::dtype::Dtype;
+use crate::error::Error;
+use crate::storage::{Input, Storage};
+use ferrograd_shapes::Layout;
+
+/// An element-wise op of one input, declared by its value and derivative.
+pub trait UnaryOp: 'static + Copy + std::fmt::Debug + Send + Sync {
+    /// The op's name, for errors and generated kernels.
+    const NAME: &'static str;
+    /// Whether [`UnaryFn::derivative`] takes the output `y` (true) or the input `x`.
+    const DERIVATIVE_FROM_OUTPUT: bool;
+    /// The declaration's value expression, in the Rust/C subset of [`crate::math`].
+    const VALUE_SOURCE: &'static str;
+    /// The declaration's derivative expression.
+    const DERIVATIVE_SOURCE: &'static str;
+}
+
+/// The value and derivative of a [`UnaryOp`] for the dtype `E`.
+pub trait UnaryFn<E>: UnaryOp {
+    /// f(x).
+    fn value(&self, x: E) -> E;
+    /// f'(x), given x, or the output f(x) when [`UnaryOp::DERIVATIVE_FROM_OUTPUT`].
+    fn derivative(&self, x_or_y: E) -> E;
+}
+
+/// An element-wise op of two inputs of one shape.
+pub trait BinaryOp: 'static + Copy + std::fmt::Debug + Send + Sync {
+    /// The op's name.
+    const NAME: &'static str;
+    /// The declaration's value expression in `x` (lhs) and `y` (rhs).
+    const VALUE_SOURCE: &'static str;
+    /// ∂f/∂x.
+    const DX_SOURCE: &'static str;
+    /// ∂f/∂y.
+    const DY_SOURCE: &'static str;
+}
+
+/// The value and partial derivatives of a [`BinaryOp`] for the dtype `E`.
+pub trait BinaryFn<E>: BinaryOp {
+    /// f(x, y).
+    fn value(&self, x: E, y: E) -> E;
+    /// ∂f/∂x at (x, y).
+    fn dx(&self, x: E, y: E) -> E;
+    /// ∂f/∂y at (x, y).
+    fn dy(&self, x: E, y: E) -> E;
+}
+
+/// Runs a [`UnaryOp`] on a device.
+pub trait UnaryKernel<Op: UnaryOp, E: Dtype>: Storage<E> {
+    /// `f(x)` for every element of `input` read through `layout`; the result is
+    /// contiguous (row-major over `layout`'s dims). A `Unique`, contiguous input may be
+    /// overwritten and returned.
+    fn forward(&self, op: &Op, input: Input<'_, Self::Vec>, layout: &Layout) -> Result<Self::Vec, Error>;
+
+    /// `grad_input[x] += grad_output · f'(…)`, where `grad_input` is addressed through
+    /// `layout` (the input's), and `saved` is the input (addressed through `layout`) or,
+    /// when [`UnaryOp::DERIVATIVE_FROM_OUTPUT`], the contiguous output.
+    fn backward(
+        &self,
+        op: &Op,
+        layout: &Layout,
+        saved: &Self::Vec,
+        grad_input: &mut Self::Vec,
+        grad_output: &Self::Vec,
+    ) -> Result<(), Error>;
+}
+
+/// Which operand of a binary op a gradient is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    /// The left-hand side, `x`.
+    Lhs,
+    /// The right-hand side, `y`.
+    Rhs,
+}
+
+/// Runs a [`BinaryOp`] on a device.
+pub trait BinaryKernel<Op: BinaryOp, E: Dtype>: Storage<E> {
+    /// `f(x, y)` element-wise, both read through their layouts (same dims); the result
+    /// is contiguous. A `Unique`, contiguous `lhs` may be overwritten and returned.
+    fn forward(
+        &self,
+        op: &Op,
+        lhs: Input<'_, Self::Vec>,
+        lhs_layout: &Layout,
+        rhs: &Self::Vec,
+        rhs_layout: &Layout,
+    ) -> Result<Self::Vec, Error>;
+
+    /// Accumulates the gradient of one operand, addressed through that operand's layout.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        op: &Op,
+        operand: Operand,
+        lhs: &Self::Vec,
+        lhs_layout: &Layout,
+        rhs: &Self::Vec,
+        rhs_layout: &Layout,
+        grad: &mut Self::Vec,
+        grad_output: &Self::Vec,
+    ) -> Result<(), Error>;
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ferrograd_pick_type {
+    ($ignored:ident, $t:ty) => {
+        $t
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ferrograd_from_output {
+    (derivative) => {
+        false
+    };
+    (derivative_from_output) => {
+        true
+    };
+}
+
+/// Declares element-wise ops of one input. See the [module docs](self).
+macro_rules! unary_ops {
+    ($(
+        $(#[$meta:meta])*
+        $name:ident $(<$E:ident>)? { $($field:ident : $fty:ty),* $(,)? }
+        => value($x:ident) = $value:expr; $kind:ident($d:ident) = $derivative:expr;
+    )*) => {$(
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct $name $(<$E>)? { $(#[allow(missing_docs)] pub $field: $fty),* }
+
+        impl $(<$E: 'static + Copy + std::fmt::Debug + Send + Sync>)? UnaryOp for $name $(<$E>)? {
+            const NAME: &'static str = stringify!($name);
+            const DERIVATIVE_FROM_OUTPUT: bool = $crate::__ferrograd_from_output!($kind);
+            const VALUE_SOURCE: &'static str = stringify!($value);
+            const DERIVATIVE_SOURCE: &'static str = stringify!($derivative);
+        }
+
+        unary_ops!(@impl f32, $name $(<$E>)? { $($field),* } $x $value; $d $derivative);
+        unary_ops!(@impl f64, $name $(<$E>)? { $($field),* } $x $value; $d $derivative);
+    )*};
+    (@impl $t:ty, $name:ident $(<$E:ident>)? { $($field:ident),* } $x:ident $value:expr; $d:ident $derivative:expr) => {
+        impl UnaryFn<$t> for $name $(<$crate::__ferrograd_pick_type!($E, $t)>)? {
+            #[inline(always)]
+            #[allow(unused_variables, unused_imports, clippy::excessive_precision)]
+            fn value(&self, $x: $t) -> $t {
+                use $crate::math::*;
+                let $name { $($field),* } = *self;
+                $value
+            }
+            #[inline(always)]
+            #[allow(unused_variables, unused_imports, clippy::excessive_precision)]
+            fn derivative(&self, $d: $t) -> $t {
+                use $crate::math::*;
+                let $name { $($field),* } = *self;
+                $derivative
+            }
+        }
+    };
+}
+
+/// Declares element-wise ops of two inputs.
+macro_rules! binary_ops {
+    ($(
+        $(#[$meta:meta])*
+        $name:ident => value($x:ident, $y:ident) = $value:expr; dx = $dx:expr; dy = $dy:expr;
+    )*) => {$(
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq)]
+        pub struct $name;
+
+        impl BinaryOp for $name {
+            const NAME: &'static str = stringify!($name);
+            const VALUE_SOURCE: &'static str = stringify!($value);
+            const DX_SOURCE: &'static str = stringify!($dx);
+            const DY_SOURCE: &'static str = stringify!($dy);
+        }
+
+        binary_ops!(@impl f32, $name $x $y $value; $dx; $dy);
+        binary_ops!(@impl f64, $name $x $y $value; $dx; $dy);
+    )*};
+    (@impl $t:ty, $name:ident $x:ident $y:ident $value:expr; $dx:expr; $dy:expr) => {
+        impl BinaryFn<$t> for $name {
+            #[inline(always)]
+            #[allow(unused_variables, unused_imports)]
+            fn value(&self, $x: $t, $y: $t) -> $t {
+                use $crate::math::*;
+                $value
+            }
+            #[inline(always)]
+            #[allow(unused_variables, unused_imports)]
+            fn dx(&self, $x: $t, $y: $t) -> $t {
+                use $crate::math::*;
+                $dx
+            }
+            #[inline(always)]
+            #[allow(unused_variables, unused_imports)]
+            fn dy(&self, $x: $t, $y: $t) -> $t {
+                use $crate::math::*;
+                $dy
+            }
+        }
+    };
+}
+
+unary_ops! {
+    /// `-x`.
+    Negate {} => value(x) = -x; derivative(x) = -1.0;
+    /// `|x|`; the derivative at 0 is 0.
+    Abs {} => value(x) = abs(x); derivative(x) = sign(x);
+    /// `e^x`.
+    Exp {} => value(x) = exp(x); derivative_from_output(y) = y;
+    /// Natural logarithm: NaN below 0, as in PyTorch.
+    Ln {} => value(x) = ln(x); derivative(x) = 1.0 / x;
+    /// Square root: NaN below 0; the derivative at 0 is +inf.
+    Sqrt {} => value(x) = sqrt(x); derivative_from_output(y) = 0.5 / y;
+    /// `x²`.
+    Square {} => value(x) = x * x; derivative(x) = 2.0 * x;
+    /// `x^exponent` for a float exponent; the derivative is 0 when the exponent is 0.
+    Powf<E> { exponent: E } => value(x) = powf(x, exponent);
+        derivative(x) = select(exponent == 0.0, 0.0, exponent * powf(x, exponent - 1.0));
+    /// `x^exponent` for an integer exponent.
+    Powi { exponent: i32 } => value(x) = powi(x, exponent);
+        derivative(x) = select(exponent == 0, 0.0, times_int(powi(x, exponent - 1), exponent));
+    /// `1 / x`.
+    Recip {} => value(x) = 1.0 / x; derivative_from_output(y) = -(y * y);
+    /// Sine.
+    Sin {} => value(x) = sin(x); derivative(x) = cos(x);
+    /// Cosine.
+    Cos {} => value(x) = cos(x); derivative(x) = -sin(x);
+    /// Hyperbolic tangent.
+    Tanh {} => value(x) = tanh(x); derivative_from_output(y) = 1.0 - y * y;
+    /// `1 / (1 + e^-x)`.
+    Sigmoid {} => value(x) = sigmoid(x); derivative_from_output(y) = y * (1.0 - y);
+    /// `max(x, 0)`, keeping NaN; the derivative at 0 is 0.
+    Relu {} => value(x) = select(x < 0.0, 0.0, x); derivative_from_output(y) = select(y > 0.0, 1.0, 0.0);
+    /// `x` for x > 0, else `negative_slope · x`.
+    LeakyRelu<E> { negative_slope: E } => value(x) = select(x > 0.0, x, x * negative_slope);
+        derivative(x) = select(x > 0.0, 1.0, negative_slope);
+    /// GELU, exact form: `x · Φ(x) = 0.5 · x · (1 + erf(x / √2))`.
+    Gelu {} => value(x) = 0.5 * x * (1.0 + erf(x * 0.7071067811865476));
+        derivative(x) = 0.5 * (1.0 + erf(x * 0.7071067811865476))
+            + x * 0.3989422804014327 * exp(-0.5 * x * x);
+    /// GELU, tanh approximation: `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))`.
+    GeluTanh {} => value(x) = 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+        derivative(x) = 0.5 * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+            + 0.5 * x * (1.0 - tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))
+                * tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+                * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
+    /// SiLU (swish): `x · sigmoid(x)`.
+    Silu {} => value(x) = x * sigmoid(x); derivative(x) = sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x)));
+    /// `ln(1 + e^(beta·x)) / beta`, and `x` where `beta·x > threshold` (PyTorch's
+    /// defaults: beta 1, threshold 20).
+    Softplus<E> { beta: E, threshold: E } =>
+        value(x) = select(x * beta > threshold, x, ln_1p(exp(x * beta)) / beta);
+        derivative(x) = select(x * beta > threshold, 1.0, sigmoid(x * beta));
+    /// `x` limited to `[min, max]`; the derivative is 1 on the closed interval.
+    Clamp<E> { min: E, max: E } => value(x) = select(x < min, min, select(x > max, max, x));
+        derivative(x) = select(x >= min && x <= max, 1.0, 0.0);
+    /// NaN replaced by `value`; the derivative is 0 there.
+    NansTo<E> { value: E } => value(x) = select(is_nan(x), value, x);
+        derivative(x) = select(is_nan(x), 0.0, 1.0);
+    /// `x + scalar`.
+    ScalarAdd<E> { scalar: E } => value(x) = x + scalar; derivative(x) = 1.0;
+    /// `x - scalar`.
+    ScalarSub<E> { scalar: E } => value(x) = x - scalar; derivative(x) = 1.0;
+    /// `x · scalar`.
+    ScalarMul<E> { scalar: E } => value(x) = x * scalar; derivative(x) = scalar;
+    /// `x / scalar`.
+    ScalarDiv<E> { scalar: E } => value(x) = x / scalar; derivative(x) = 1.0 / scalar;
+}
+
+binary_ops! {
+    /// `x + y`.
+    Add => value(x, y) = x + y; dx = 1.0; dy = 1.0;
+    /// `x - y`.
+    Sub => value(x, y) = x - y; dx = 1.0; dy = -1.0;
+    /// `x · y`.
+    Mul => value(x, y) = x * y; dx = y; dy = x;
+    /// `x / y`.
+    Div => value(x, y) = x / y; dx = 1.0 / y; dy = -x / (y * y);
+    /// The larger of `x` and `y`, NaN if either is; ties split the gradient equally.
+    Maximum => value(x, y) = select(is_nan(x) || x > y, x, y);
+        dx = select(x > y, 1.0, select(x == y, 0.5, 0.0));
+        dy = select(y > x, 1.0, select(x == y, 0.5, 0.0));
+    /// The smaller of `x` and `y`, NaN if either is; ties split the gradient equally.
+    Minimum => value(x, y) = select(is_nan(x) || x < y, x, y);
+        dx = select(x < y, 1.0, select(x == y, 0.5, 0.0));
+        dy = select(y < x, 1.0, select(x == y, 0.5, 0.0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declarations_give_values_derivatives_and_source() {
+        assert_eq!(UnaryFn::<f64>::value(&Square {}, 3.0), 9.0);
+        assert_eq!(UnaryFn::<f64>::derivative(&Square {}, 3.0), 6.0);
+        assert_eq!(UnaryFn::<f32>::value(&Powf { exponent: 2.0f32 }, 3.0), 9.0);
+        assert_eq!(UnaryFn::<f32>::derivative(&Powi { exponent: 3 }, 2.0), 12.0);
+        assert_eq!(<Exp as UnaryOp>::VALUE_SOURCE, "exp(x)");
+        assert!(<Exp as UnaryOp>::DERIVATIVE_FROM_OUTPUT);
+        assert!(!<Ln as UnaryOp>::DERIVATIVE_FROM_OUTPUT);
+        assert_eq!(BinaryFn::<f64>::dy(&Div, 1.0, 2.0), -0.25);
+        assert_eq!(BinaryFn::<f64>::dx(&Maximum, 1.0, 1.0), 0.5);
+    }
+}

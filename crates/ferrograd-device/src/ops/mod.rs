@@ -1,0 +1,10 @@
+//! Op declarations and their kernel traits, one module per op family.
+//!
+//! A device implements the kernel trait of each op it supports. Callers bound on the
+//! single trait an op needs (`D: UnaryKernel<Exp, E>`), never on a catch-all device
+//! trait, so an error names the one missing kernel.
+
+pub mod compare;
+pub mod convert;
+pub mod elementwise;
+pub mod reduce;
