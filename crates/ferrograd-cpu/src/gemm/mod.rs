@@ -1,0 +1,408 @@
+//! Matrix products: the one GEMM every CPU op that needs one goes through.
+//!
+//! [`gemm`] computes `c = alpha · a·b + beta · c` for operands of any layout given as a
+//! slice plus two strides. Which library does the work is chosen when `ferrograd-cpu`
+//! is compiled, and callers never see it:
+//!
+//! | feature          | backend                                                  |
+//! |------------------|----------------------------------------------------------|
+//! | (none)           | [matrixmultiply] (pure Rust, AVX-512, threads)           |
+//! | `mkl`            | Intel MKL through CBLAS, static, LP64, sequential        |
+//! | `mkl-threaded`   | Intel MKL through CBLAS, static, LP64, OpenMP threads    |
+//! | `openblas`       | the system OpenBLAS through CBLAS                        |
+//!
+//! The BLAS features are mutually exclusive. [`backend_name`] says which one is in use.
+//!
+//! [matrixmultiply]: https://docs.rs/matrixmultiply
+
+#[cfg(all(feature = "openblas", any(feature = "mkl", feature = "mkl-threaded")))]
+compile_error!(
+    "ferrograd-cpu: the features `openblas` and `mkl`/`mkl-threaded` are mutually exclusive; \
+     enable only one BLAS backend"
+);
+#[cfg(all(feature = "mkl", feature = "mkl-threaded"))]
+compile_error!(
+    "ferrograd-cpu: the features `mkl` (sequential) and `mkl-threaded` are mutually exclusive; \
+     enable only one of them"
+);
+
+#[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
+mod cblas;
+mod matrixmultiply;
+#[cfg(test)]
+mod tests;
+
+use std::fmt::Debug;
+use std::ops::Mul;
+
+/// Element types the GEMM handles: `f32` and `f64`.
+///
+/// The trait is sealed: the backends have a kernel for exactly these types.
+pub trait GemmElement:
+    sealed::Kernels + Copy + Send + Sync + 'static + Debug + PartialEq + Mul<Output = Self>
+{
+    /// The additive identity, `0.0`.
+    const ZERO: Self;
+    /// The multiplicative identity, `1.0`.
+    const ONE: Self;
+}
+
+impl GemmElement for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
+impl GemmElement for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
+/// The per-type entry points of each backend. Private to the crate: nothing outside can
+/// name this trait, so nothing outside can implement [`GemmElement`] or call these.
+mod sealed {
+    pub trait Kernels: Sized {
+        /// `matrixmultiply::{s,d}gemm`.
+        ///
+        /// # Safety
+        /// As for `matrixmultiply::sgemm`: every element the dimensions and strides
+        /// address is inside the allocation behind `a`, `b` and `c`; the elements of `c`
+        /// do not alias each other nor `a` or `b`.
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn matrixmultiply(
+            m: usize,
+            k: usize,
+            n: usize,
+            alpha: Self,
+            a: *const Self,
+            rsa: isize,
+            csa: isize,
+            b: *const Self,
+            rsb: isize,
+            csb: isize,
+            beta: Self,
+            c: *mut Self,
+            rsc: isize,
+            csc: isize,
+        );
+
+        /// `cblas_{s,d}gemm` with `CblasRowMajor`.
+        ///
+        /// # Safety
+        /// As for CBLAS: `op(a)` is `m×k`, `op(b)` is `k×n`, `c` is `m×n`, all row-major
+        /// with the given leading dimensions (each at least the row length, and at
+        /// least 1), every element addressed lies inside its allocation, and `c` does
+        /// not overlap `a` or `b`.
+        #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn cblas(
+            transa: cblas_sys::CBLAS_TRANSPOSE,
+            transb: cblas_sys::CBLAS_TRANSPOSE,
+            m: i32,
+            n: i32,
+            k: i32,
+            alpha: Self,
+            a: *const Self,
+            lda: i32,
+            b: *const Self,
+            ldb: i32,
+            beta: Self,
+            c: *mut Self,
+            ldc: i32,
+        );
+    }
+
+    macro_rules! kernels {
+        ($t:ty, $mm:ident, $cblas:ident) => {
+            impl Kernels for $t {
+                unsafe fn matrixmultiply(
+                    m: usize,
+                    k: usize,
+                    n: usize,
+                    alpha: Self,
+                    a: *const Self,
+                    rsa: isize,
+                    csa: isize,
+                    b: *const Self,
+                    rsb: isize,
+                    csb: isize,
+                    beta: Self,
+                    c: *mut Self,
+                    rsc: isize,
+                    csc: isize,
+                ) {
+                    // SAFETY: the caller upholds `matrixmultiply`'s contract, which is
+                    // this function's contract.
+                    unsafe {
+                        ::matrixmultiply::$mm(
+                            m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
+                        )
+                    }
+                }
+
+                #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
+                unsafe fn cblas(
+                    transa: cblas_sys::CBLAS_TRANSPOSE,
+                    transb: cblas_sys::CBLAS_TRANSPOSE,
+                    m: i32,
+                    n: i32,
+                    k: i32,
+                    alpha: Self,
+                    a: *const Self,
+                    lda: i32,
+                    b: *const Self,
+                    ldb: i32,
+                    beta: Self,
+                    c: *mut Self,
+                    ldc: i32,
+                ) {
+                    // SAFETY: the caller upholds CBLAS's contract, which is this
+                    // function's contract.
+                    unsafe {
+                        cblas_sys::$cblas(
+                            cblas_sys::CblasRowMajor,
+                            transa,
+                            transb,
+                            m,
+                            n,
+                            k,
+                            alpha,
+                            a,
+                            lda,
+                            b,
+                            ldb,
+                            beta,
+                            c,
+                            ldc,
+                        )
+                    }
+                }
+            }
+        };
+    }
+
+    kernels!(f32, sgemm, cblas_sgemm);
+    kernels!(f64, dgemm, cblas_dgemm);
+}
+
+/// One input operand of a GEMM: its buffer and its strides in elements.
+///
+/// Element `(i, j)` is `data[i * row_stride + j * column_stride]`. Any layout works:
+/// row-major (`column_stride == 1`), column-major or transposed views
+/// (`row_stride == 1`), padded rows, arbitrary strides, and stride-0 broadcasts.
+#[derive(Clone, Copy, Debug)]
+pub struct MatrixRef<'a, E> {
+    /// The buffer; it must hold every element the dimensions and strides address.
+    pub data: &'a [E],
+    /// Distance in elements between `(i, j)` and `(i + 1, j)`.
+    pub row_stride: usize,
+    /// Distance in elements between `(i, j)` and `(i, j + 1)`.
+    pub column_stride: usize,
+}
+
+impl<'a, E> MatrixRef<'a, E> {
+    /// An operand with the given strides.
+    pub fn new(data: &'a [E], row_stride: usize, column_stride: usize) -> Self {
+        Self {
+            data,
+            row_stride,
+            column_stride,
+        }
+    }
+
+    /// The transposed view of the same buffer: the two strides swapped.
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            row_stride: self.column_stride,
+            column_stride: self.row_stride,
+        }
+    }
+}
+
+/// The output operand of a GEMM: its buffer and its strides in elements.
+///
+/// Element `(i, j)` is `data[i * row_stride + j * column_stride]`. Any layout works;
+/// one with a unit stride is written in place, any other through a temporary. A layout
+/// in which two elements share a place in memory is accepted (it is not unsound) but
+/// what it then holds is unspecified.
+#[derive(Debug)]
+pub struct MatrixMut<'a, E> {
+    /// The buffer; it must hold every element the dimensions and strides address.
+    pub data: &'a mut [E],
+    /// Distance in elements between `(i, j)` and `(i + 1, j)`.
+    pub row_stride: usize,
+    /// Distance in elements between `(i, j)` and `(i, j + 1)`.
+    pub column_stride: usize,
+}
+
+impl<'a, E> MatrixMut<'a, E> {
+    /// An output with the given strides.
+    pub fn new(data: &'a mut [E], row_stride: usize, column_stride: usize) -> Self {
+        Self {
+            data,
+            row_stride,
+            column_stride,
+        }
+    }
+
+    /// The transposed view of the same buffer: the two strides swapped.
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            row_stride: self.column_stride,
+            column_stride: self.row_stride,
+        }
+    }
+}
+
+/// The backend [`gemm`] uses in this build: `"matrixmultiply"`, `"mkl"`,
+/// `"mkl-threaded"` or `"openblas"`.
+pub fn backend_name() -> &'static str {
+    if cfg!(feature = "openblas") {
+        "openblas"
+    } else if cfg!(feature = "mkl-threaded") {
+        "mkl-threaded"
+    } else if cfg!(feature = "mkl") {
+        "mkl"
+    } else {
+        "matrixmultiply"
+    }
+}
+
+/// `c = alpha · a·b + beta · c`, with `a`: `m×k`, `b`: `k×n`, `c`: `m×n`.
+///
+/// As in BLAS, when `beta` is zero `c` is overwritten without being read (a NaN in it
+/// does not survive), and when `k` or `alpha` is zero `a` and `b` are not read and the
+/// result is `beta · c`.
+///
+/// # Panics
+/// If a slice is shorter than the largest offset its dimensions and strides address
+/// (plus one). Callers guarantee this; the check makes the function sound for any
+/// input.
+///
+/// # Example
+/// ```
+/// use ferrograd_cpu::gemm::{gemm, MatrixMut, MatrixRef};
+///
+/// let a = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2×3, row-major
+/// let b = [1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0]; // 3×2, row-major
+/// let mut c = [0.0f32; 4];
+/// gemm(
+///     2, 3, 2,
+///     1.0, MatrixRef::new(&a, 3, 1), MatrixRef::new(&b, 2, 1),
+///     0.0, MatrixMut::new(&mut c, 2, 1),
+/// );
+/// assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<E: GemmElement>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: E,
+    a: MatrixRef<'_, E>,
+    b: MatrixRef<'_, E>,
+    beta: E,
+    c: MatrixMut<'_, E>,
+) {
+    check_len("a", m, k, a.data.len(), a.row_stride, a.column_stride);
+    check_len("b", k, n, b.data.len(), b.row_stride, b.column_stride);
+    check_len("c", m, n, c.data.len(), c.row_stride, c.column_stride);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || alpha == E::ZERO {
+        scale(m, n, beta, c);
+        return;
+    }
+
+    #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
+    cblas::gemm(m, k, n, alpha, a, b, beta, c);
+    #[cfg(not(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas")))]
+    matrixmultiply::gemm(m, k, n, alpha, a, b, beta, c);
+}
+
+/// Panics unless a slice of `len` elements holds every element of a `rows×cols` matrix
+/// with strides `rs`, `cs`.
+#[track_caller]
+fn check_len(name: &str, rows: usize, cols: usize, len: usize, rs: usize, cs: usize) {
+    let needed = required_len(rows, cols, rs, cs);
+    assert!(
+        needed.is_some_and(|needed| needed <= len),
+        "gemm: operand `{name}` ({rows}×{cols}, strides ({rs}, {cs})) needs {} elements, \
+         its slice holds {len}",
+        needed.map_or_else(|| "more than usize::MAX".to_string(), |n| n.to_string()),
+    );
+}
+
+/// One past the largest offset a `rows×cols` matrix with strides `rs`, `cs` addresses
+/// (0 when it is empty), or `None` if that overflows `usize`.
+fn required_len(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
+    if rows == 0 || cols == 0 {
+        return Some(0);
+    }
+    (rows - 1)
+        .checked_mul(rs)?
+        .checked_add((cols - 1).checked_mul(cs)?)?
+        .checked_add(1)
+}
+
+/// `c = beta · c`, writing zeros when `beta` is zero (as BLAS does, so NaN is dropped).
+fn scale<E: GemmElement>(m: usize, n: usize, beta: E, c: MatrixMut<'_, E>) {
+    if beta == E::ONE {
+        return;
+    }
+    for i in 0..m {
+        for j in 0..n {
+            let x = &mut c.data[i * c.row_stride + j * c.column_stride];
+            *x = if beta == E::ZERO { E::ZERO } else { beta * *x };
+        }
+    }
+}
+
+/// Whether distinct elements of a `rows×cols` matrix with strides `rs`, `cs` lie at
+/// distinct offsets. Conservative: `true` guarantees it; a few exotic interleaved
+/// layouts that are in fact injective answer `false`.
+fn is_non_overlapping(rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
+    let ((s1, d1), (s2, _)) = if rows <= 1 {
+        ((cs, cols), (usize::MAX, 1))
+    } else if cols <= 1 {
+        ((rs, rows), (usize::MAX, 1))
+    } else if rs <= cs {
+        ((rs, rows), (cs, cols))
+    } else {
+        ((cs, cols), (rs, rows))
+    };
+    (d1 <= 1 || s1 >= 1) && s1.checked_mul(d1).is_some_and(|extent| s2 >= extent)
+}
+
+/// Copies a `rows×cols` operand into a new contiguous row-major buffer.
+fn pack<E: GemmElement>(rows: usize, cols: usize, x: &MatrixRef<'_, E>) -> Vec<E> {
+    let mut out = Vec::with_capacity(rows * cols);
+    for i in 0..rows {
+        out.extend((0..cols).map(|j| x.data[i * x.row_stride + j * x.column_stride]));
+    }
+    out
+}
+
+/// Runs `f` on a contiguous row-major temporary standing in for `c` (holding `c`'s
+/// values unless `beta` is zero), then copies the temporary back into `c`.
+fn via_temporary<E: GemmElement>(
+    m: usize,
+    n: usize,
+    beta: E,
+    c: MatrixMut<'_, E>,
+    f: impl FnOnce(MatrixMut<'_, E>),
+) {
+    let mut tmp = if beta == E::ZERO {
+        vec![E::ZERO; m * n]
+    } else {
+        pack(m, n, &MatrixRef::new(c.data, c.row_stride, c.column_stride))
+    };
+    f(MatrixMut::new(&mut tmp, n, 1));
+    for i in 0..m {
+        for j in 0..n {
+            c.data[i * c.row_stride + j * c.column_stride] = tmp[i * n + j];
+        }
+    }
+}
