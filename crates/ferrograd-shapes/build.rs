@@ -67,6 +67,24 @@ fn main() {
             .unwrap();
         }
     }
+    // Unsqueeze: a size-1 axis inserted at I; concat: axis I made a run-time dim.
+    for rank in 0..=6usize {
+        let dims: Vec<String> = (0..rank).map(|i| format!("D{i}")).collect();
+        let generics = dims.iter().map(|d| format!("{d}: Dim")).collect::<Vec<_>>().join(", ");
+        let src = tuple(&dims);
+        if rank < 6 {
+            for i in 0..=rank {
+                let mut inserted = dims.clone();
+                inserted.insert(i, "Const<1>".to_string());
+                writeln!(out, "impl<{generics}> InsertAxis<{i}> for {src} {{ type Inserted = {}; }}", tuple(&inserted)).unwrap();
+            }
+        }
+        for i in 0..rank {
+            let mut dynamic = dims.clone();
+            dynamic[i] = "usize".to_string();
+            writeln!(out, "impl<{generics}> DynamicAxis<{i}> for {src} {{ type Dynamic = {}; }}", tuple(&dynamic)).unwrap();
+        }
+    }
     let path = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("reduce_impls.rs");
     std::fs::write(path, out).unwrap();
     println!("cargo:rerun-if-changed=build.rs");

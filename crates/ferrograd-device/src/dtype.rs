@@ -16,6 +16,10 @@ impl Unit for f64 {
 impl Unit for bool {
     const NAME: &'static str = "bool";
 }
+/// Indices (`argmax`, `gather`, …). Stored as `int64` by PyTorch; converted on I/O.
+impl Unit for usize {
+    const NAME: &'static str = "usize";
+}
 
 /// Floating-point arithmetic and the functions ops are declared with.
 pub trait Float:

@@ -10,6 +10,7 @@ pub struct Layout {
     rank: usize,
     dims: [usize; MAX_RANK],
     strides: [usize; MAX_RANK],
+    offset: usize,
 }
 
 impl Layout {
@@ -25,10 +26,21 @@ impl Layout {
     /// this is a bug in the caller, not bad user data.
     pub fn from_parts(dims: &[usize], strides: &[usize]) -> Self {
         assert!(dims.len() == strides.len() && dims.len() <= MAX_RANK);
-        let mut layout = Self { rank: dims.len(), dims: [1; MAX_RANK], strides: [0; MAX_RANK] };
+        let mut layout = Self { rank: dims.len(), dims: [1; MAX_RANK], strides: [0; MAX_RANK], offset: 0 };
         layout.dims[..dims.len()].copy_from_slice(dims);
         layout.strides[..dims.len()].copy_from_slice(strides);
         layout
+    }
+
+    /// The same layout starting `offset` elements into the buffer (a slice's view).
+    pub fn with_offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Where element 0 lives in the buffer.
+    pub fn offset(&self) -> usize {
+        self.offset
     }
 
     /// The rank.
@@ -51,8 +63,12 @@ impl Layout {
         self.dims().iter().product()
     }
 
-    /// Whether the strides are exactly row-major, so element `i` lives at offset `i`.
+    /// Whether the strides are exactly row-major and the offset 0, so element `i` lives
+    /// at offset `i`.
     pub fn is_contiguous(&self) -> bool {
+        if self.offset != 0 {
+            return false;
+        }
         let mut step = 1;
         for i in (0..self.rank).rev() {
             if self.dims[i] != 1 && self.strides[i] != step {
@@ -68,12 +84,12 @@ impl Layout {
         if self.num_elements() == 0 {
             return 0;
         }
-        1 + self.dims().iter().zip(self.strides()).map(|(d, s)| (d - 1) * s).sum::<usize>()
+        self.offset + 1 + self.dims().iter().zip(self.strides()).map(|(d, s)| (d - 1) * s).sum::<usize>()
     }
 
     /// The buffer offset of every element, in row-major order of the logical index.
     pub fn offsets(&self) -> Offsets<'_> {
-        Offsets { layout: self, index: [0; MAX_RANK], offset: 0, remaining: self.num_elements() }
+        Offsets { layout: self, index: [0; MAX_RANK], offset: self.offset, remaining: self.num_elements() }
     }
 }
 
@@ -134,5 +150,10 @@ mod tests {
         let scalar = Layout::from_parts(&[], &[]);
         assert_eq!(scalar.offsets().collect::<Vec<_>>(), vec![0]);
         assert!(Layout::from_parts(&[2, 1, 3], &[3, 7, 1]).is_contiguous());
+        // Rows 1..3 of a (3, 2) matrix: a view starting at element 2.
+        let rows = Layout::from_parts(&[2, 2], &[2, 1]).with_offset(2);
+        assert_eq!(rows.offsets().collect::<Vec<_>>(), vec![2, 3, 4, 5]);
+        assert!(!rows.is_contiguous());
+        assert_eq!(rows.min_buffer_len(), 6);
     }
 }

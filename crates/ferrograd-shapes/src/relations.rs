@@ -2,7 +2,7 @@
 //! reorder them. The impls for every rank come from `build.rs`.
 
 use crate::axes::{Axes, Axes2, Axes3, Axes4, Axes5, Axes6, Axis};
-use crate::dim::Dim;
+use crate::dim::{Const, Dim};
 use crate::shape::Shape;
 
 /// `Self` reduced along the axes `Ax` is `Dst`.
@@ -44,6 +44,19 @@ pub trait PermuteShape<Ax: Axes>: Shape {
     }
 }
 
+/// `Self` with a size-1 axis inserted at position `I` (an unsqueeze).
+pub trait InsertAxis<const I: usize>: Shape {
+    /// The shape with the new axis.
+    type Inserted: Shape;
+}
+
+/// `Self` with axis `I` made a run-time (`usize`) dim: the shape of a concatenation
+/// along `I`, whose size the compiler cannot add up on stable Rust.
+pub trait DynamicAxis<const I: usize>: Shape {
+    /// The shape with axis `I` as `usize`.
+    type Dynamic: Shape;
+}
+
 include!(concat!(env!("OUT_DIR"), "/reduce_impls.rs"));
 
 #[cfg(test)]
@@ -81,6 +94,14 @@ mod tests {
         assert_eq!(p.concrete(), [4, 2, 3]);
         assert!(<Rank3<2, 3, 4> as PermuteShape<Axes3<2, 0, 1>>>::check_is_permutation());
         assert!(!<Rank3<2, 3, 4> as PermuteShape<Axes3<0, 0, 1>>>::check_is_permutation());
+    }
+
+    #[test]
+    fn inserted_and_dynamic_axes() {
+        let s: <Rank2<2, 3> as InsertAxis<1>>::Inserted = Default::default();
+        assert_eq!(s.concrete(), [2, 1, 3]);
+        let d: <Rank2<2, 3> as DynamicAxis<0>>::Dynamic = (5, Const);
+        assert_eq!(d.concrete(), [5, 3]);
     }
 
     #[test]

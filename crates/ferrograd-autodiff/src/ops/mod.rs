@@ -5,6 +5,7 @@ mod compare;
 mod dropout;
 mod sum;
 mod unary;
+mod views;
 
 use crate::tape::{MergeTapes, Tape};
 use crate::tensor::Tensor;

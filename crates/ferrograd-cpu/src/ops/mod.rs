@@ -2,5 +2,6 @@
 
 mod compare;
 mod convert;
+mod copy;
 mod elementwise;
 mod reduce;

@@ -6,5 +6,6 @@
 
 pub mod compare;
 pub mod convert;
+pub mod copy;
 pub mod elementwise;
 pub mod reduce;
