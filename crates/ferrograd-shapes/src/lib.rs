@@ -35,6 +35,7 @@
 mod axes;
 mod dim;
 mod layout;
+mod matmul;
 mod relations;
 mod shape;
 mod slice;
@@ -42,6 +43,7 @@ mod slice;
 pub use axes::{Axes, Axes2, Axes3, Axes4, Axes5, Axes6, Axis};
 pub use dim::{Const, ConstDim, Dim};
 pub use layout::{Layout, MAX_RANK};
+pub use matmul::MatMulShape;
 pub use relations::{BroadcastShapeTo, DynamicAxis, HasAxis, InsertAxis, PermuteShape, ReduceShape, ReduceShapeTo};
 pub use slice::{AxisRange, PrependAxis, SliceRanges};
 pub use shape::{ConstShape, Rank0, Rank1, Rank2, Rank3, Rank4, Rank5, Rank6, Shape};

@@ -4,4 +4,5 @@ mod compare;
 mod convert;
 mod copy;
 mod elementwise;
+mod matmul;
 mod reduce;

@@ -8,4 +8,5 @@ pub mod compare;
 pub mod convert;
 pub mod copy;
 pub mod elementwise;
+pub mod matmul;
 pub mod reduce;

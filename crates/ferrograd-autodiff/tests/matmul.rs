@@ -1,0 +1,169 @@
+//! matmul in every form: forward against a naive triple loop, gradients against
+//! central finite differences, with transposed, permuted, sliced and broadcast operands.
+
+use ferrograd_autodiff::prelude::*;
+use ferrograd_cpu::Cpu;
+
+/// A naive batched product of row-major data: `lhs` (batch, m, k), `rhs` (batch or 1, k, n).
+fn naive(lhs: &[f64], rhs: &[f64], batch: usize, rhs_batched: bool, m: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut out = vec![0.0; batch * m * n];
+    for b in 0..batch {
+        let rb = if rhs_batched { b } else { 0 };
+        for i in 0..m {
+            for j in 0..n {
+                out[(b * m + i) * n + j] = (0..k).map(|p| lhs[(b * m + i) * k + p] * rhs[(rb * k + p) * n + j]).sum();
+            }
+        }
+    }
+    out
+}
+
+fn assert_close(actual: &[f64], expected: &[f64], tolerance: f64, what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert!((a - e).abs() <= tolerance * (1.0 + e.abs()), "{what}: element {i}: {a} vs expected {e} (tolerance {tolerance})");
+    }
+}
+
+/// Central differences of `loss(values)` with respect to each value.
+fn finite_differences(values: &[f64], loss: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+    let mut shifted = values.to_vec();
+    (0..values.len())
+        .map(|i| {
+            let h = 1e-6 * values[i].abs().max(1.0);
+            shifted[i] = values[i] + h;
+            let up = loss(&shifted);
+            shifted[i] = values[i] - h;
+            let down = loss(&shifted);
+            shifted[i] = values[i];
+            (up - down) / (2.0 * h)
+        })
+        .collect()
+}
+
+#[test]
+fn every_form_matches_a_naive_product() {
+    let dev = Cpu::seed_from_u64(1);
+    let v: Tensor<Rank1<3>, f64, _> = dev.sample_normal();
+    let m: Tensor<Rank2<3, 4>, f64, _> = dev.sample_normal();
+    let m2: Tensor<Rank2<2, 3>, f64, _> = dev.sample_normal();
+    let b3: Tensor<Rank3<5, 2, 3>, f64, _> = dev.sample_normal();
+    let b3r: Tensor<Rank3<5, 3, 4>, f64, _> = dev.sample_normal();
+    let b4: Tensor<Rank4<2, 3, 2, 3>, f64, _> = dev.sample_normal();
+    let b4r: Tensor<Rank4<2, 3, 3, 4>, f64, _> = dev.sample_normal();
+
+    let vm: Tensor<Rank1<4>, f64, _> = v.clone().matmul(m.clone());
+    assert_close(&vm.as_vec(), &naive(&v.as_vec(), &m.as_vec(), 1, false, 1, 3, 4), 1e-12, "vector·matrix");
+    let mv: Tensor<Rank1<2>, f64, _> = m2.clone().matmul(v.clone());
+    assert_close(&mv.as_vec(), &naive(&m2.as_vec(), &v.as_vec(), 1, false, 2, 3, 1), 1e-12, "matrix·vector");
+    let mm: Tensor<Rank2<2, 4>, f64, _> = m2.clone().matmul(m.clone());
+    assert_close(&mm.as_vec(), &naive(&m2.as_vec(), &m.as_vec(), 1, false, 2, 3, 4), 1e-12, "matrix·matrix");
+    let bm: Tensor<Rank3<5, 2, 4>, f64, _> = b3.clone().matmul(m.clone());
+    assert_close(&bm.as_vec(), &naive(&b3.as_vec(), &m.as_vec(), 5, false, 2, 3, 4), 1e-12, "batch·matrix");
+    let bb: Tensor<Rank3<5, 2, 4>, f64, _> = b3.clone().matmul(b3r.clone());
+    assert_close(&bb.as_vec(), &naive(&b3.as_vec(), &b3r.as_vec(), 5, true, 2, 3, 4), 1e-12, "batch·batch");
+    let b4b4: Tensor<Rank4<2, 3, 2, 4>, f64, _> = b4.clone().matmul(b4r.clone());
+    assert_close(&b4b4.as_vec(), &naive(&b4.as_vec(), &b4r.as_vec(), 6, true, 2, 3, 4), 1e-12, "4-d batch");
+}
+
+#[test]
+fn views_reach_the_gemm_correctly() {
+    let dev = Cpu::seed_from_u64(2);
+    let a: Tensor<Rank2<3, 2>, f64, _> = dev.sample_normal();
+    let b: Tensor<Rank2<4, 3>, f64, _> = dev.sample_normal();
+    // aᵀ · bᵀ through views equals the product of materialised transposes.
+    let views = a.clone().t().matmul(b.clone().t());
+    let copies = a.clone().t().contiguous().matmul(b.clone().t().contiguous());
+    assert_close(&views.as_vec(), &copies.as_vec(), 1e-12, "transposed operands");
+    // A broadcast row (stride 0 on rows) and a sliced operand (offset + row stride).
+    let row = dev.tensor([1.0f64, -2.0, 0.5]);
+    let wide: Tensor<Rank2<3, 5>, f64, _> = dev.sample_normal();
+    let sliced = wide.slice((.., 1..5)).realize::<Rank2<3, 4>>();
+    let got = row.clone().broadcast::<Rank2<2, 3>, _>().matmul(sliced.clone());
+    let expected = naive(&[row.as_vec(), row.as_vec()].concat(), &sliced.as_vec(), 1, false, 2, 3, 4);
+    assert_close(&got.as_vec(), &expected, 1e-12, "broadcast · sliced");
+    // A permuted batch: (3, 5, 2) permuted to (5, 2, 3).
+    let p: Tensor<Rank3<3, 5, 2>, f64, _> = dev.sample_normal();
+    let pv = p.clone().permute::<Axes3<1, 2, 0>>();
+    let got = pv.clone().matmul(b.clone().t());
+    let expected = naive(&pv.as_vec(), &b.t().as_vec(), 5, false, 2, 3, 4);
+    assert_close(&got.as_vec(), &expected, 1e-12, "permuted batch");
+}
+
+/// Checks d(sum(w ⊙ (a·b)))/da and /db against finite differences for one form.
+macro_rules! check_form {
+    ($a:ty, $b:ty, $out:ty, $seed:expr) => {{
+        let dev = Cpu::seed_from_u64($seed);
+        let a_values = values(<$a as ConstShape>::NUMEL, $seed + 100);
+        let b_values = values(<$b as ConstShape>::NUMEL, $seed + 200);
+        let weights: Tensor<$out, f64, Cpu> = dev.sample_normal();
+        let loss_of = |a: &[f64], b: &[f64]| {
+            let ta = dev.tensor_from_vec(a.to_vec(), <$a>::default());
+            let tb = dev.tensor_from_vec(b.to_vec(), <$b>::default());
+            let out: Tensor<$out, f64, Cpu, _> = ta.leaky_trace().matmul(tb.leaky_trace());
+            let loss = (out * weights.clone()).sum::<Rank0, _>();
+            let value = loss.as_vec()[0];
+            let grads = loss.backward();
+            (value, grads.get(&ta).as_vec(), grads.get(&tb).as_vec())
+        };
+        let (_, grad_a, grad_b) = loss_of(&a_values, &b_values);
+        let what = concat!(stringify!($a), " times ", stringify!($b));
+        assert_close(&grad_a, &finite_differences(&a_values, |a| loss_of(a, &b_values).0), 1e-6, what);
+        assert_close(&grad_b, &finite_differences(&b_values, |b| loss_of(&a_values, b).0), 1e-6, what);
+    }};
+}
+
+fn values(n: usize, seed: u64) -> Vec<f64> {
+    let t: Tensor<(usize,), f64, Cpu> = Cpu::seed_from_u64(seed).sample_normal_like(&(n,));
+    t.as_vec()
+}
+
+#[test]
+fn gradients_of_every_form_match_finite_differences() {
+    check_form!(Rank1<3>, Rank2<3, 4>, Rank1<4>, 1);
+    check_form!(Rank2<2, 3>, Rank1<3>, Rank1<2>, 2);
+    check_form!(Rank2<2, 3>, Rank2<3, 4>, Rank2<2, 4>, 3);
+    check_form!(Rank3<3, 2, 3>, Rank2<3, 4>, Rank3<3, 2, 4>, 4);
+    check_form!(Rank3<3, 2, 3>, Rank3<3, 3, 4>, Rank3<3, 2, 4>, 5);
+    check_form!(Rank4<2, 2, 2, 3>, Rank4<2, 2, 3, 2>, Rank4<2, 2, 2, 2>, 6);
+}
+
+#[test]
+fn gradients_through_transposed_and_broadcast_operands() {
+    let dev = Cpu::seed_from_u64(3);
+    // loss = sum(w ⊙ (aᵀ · B)) with B a broadcast row: both gradients through views.
+    let a_values = values(6, 20);
+    let row_values = values(4, 21);
+    let weights: Tensor<Rank2<2, 4>, f64, Cpu> = dev.sample_normal();
+    let loss_of = |a: &[f64], row: &[f64]| {
+        let a = dev.tensor_from_vec(a.to_vec(), <Rank2<3, 2>>::default());
+        let row = dev.tensor_from_vec(row.to_vec(), <Rank1<4>>::default());
+        let out = a.leaky_trace().t().matmul(row.leaky_trace().broadcast::<Rank2<3, 4>, _>());
+        let loss = (out * weights.clone()).sum::<Rank0, _>();
+        let value = loss.as_vec()[0];
+        let grads = loss.backward();
+        (value, grads.get(&a).as_vec(), grads.get(&row).as_vec())
+    };
+    let (_, grad_a, grad_row) = loss_of(&a_values, &row_values);
+    assert_close(&grad_a, &finite_differences(&a_values, |a| loss_of(a, &row_values).0), 1e-6, "transposed lhs");
+    assert_close(&grad_row, &finite_differences(&row_values, |r| loss_of(&a_values, r).0), 1e-6, "broadcast rhs");
+}
+
+#[test]
+fn run_time_inner_dims_that_disagree_are_an_error() {
+    let dev = Cpu::default();
+    let a = dev.zeros_like(&(2usize, 3usize));
+    let b = dev.zeros_like(&(4usize, 5usize));
+    let err = a.try_matmul::<_, NoneTape>(b).map(|t: Tensor<(usize, usize), f32, Cpu>| t.dims()).unwrap_err();
+    assert_eq!(err.to_string(), "matmul: lhs [2, 3] and rhs [4, 5] disagree on the inner or batch dims");
+}
+
+#[test]
+fn f32_products_match_f64() {
+    let dev = Cpu::seed_from_u64(4);
+    let a: Tensor<Rank3<4, 17, 33>, f64, _> = dev.sample_normal();
+    let b: Tensor<Rank2<33, 9>, f64, _> = dev.sample_normal();
+    let exact = a.clone().matmul(b.clone()).as_vec();
+    let single = a.to_dtype::<f32>().matmul(b.to_dtype::<f32>()).to_dtype::<f64>().as_vec();
+    assert_close(&single, &exact, 1e-5, "f32 vs f64");
+}
