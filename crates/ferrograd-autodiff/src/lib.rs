@@ -49,10 +49,11 @@
 mod backward;
 mod create;
 mod gradients;
-mod ops;
+pub(crate) mod ops;
 mod tape;
 mod tensor;
 
+pub use ops::concat::{Stack, stack};
 pub use create::{SampleTensor, TensorCreation, TensorData};
 pub use gradients::Gradients;
 pub use tape::{MergeTapes, NoneTape, OwnedTape, Tape};
@@ -60,7 +61,7 @@ pub use tensor::{Tensor, UniqueId};
 
 /// Everything a user of tensors needs in scope.
 pub mod prelude {
-    pub use crate::{Gradients, NoneTape, OwnedTape, SampleTensor, Tape, Tensor, TensorCreation};
+    pub use crate::{Gradients, NoneTape, OwnedTape, SampleTensor, Stack, Tape, Tensor, TensorCreation, stack};
     pub use ferrograd_device::{Dtype, Error};
     pub use ferrograd_shapes::{
         Axes2, Axes3, Axes4, Axes5, Axes6, Axis, Const, ConstShape, Dim, Rank0, Rank1, Rank2, Rank3, Rank4, Rank5,

@@ -2,7 +2,9 @@
 
 mod binary;
 mod compare;
+pub(crate) mod concat;
 mod dropout;
+mod matmul;
 mod sum;
 mod unary;
 mod views;
