@@ -30,3 +30,9 @@ pub mod prelude {
     pub use ferrograd_autodiff::prelude::*;
     pub use ferrograd_cpu::Cpu;
 }
+
+// Compiles and runs the README's code blocks under `cargo test --doc`, so the front
+// page cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
