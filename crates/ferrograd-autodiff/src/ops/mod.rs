@@ -5,6 +5,7 @@ mod compare;
 pub(crate) mod concat;
 mod dropout;
 mod matmul;
+mod softmax;
 mod sum;
 mod unary;
 mod views;

@@ -1,10 +1,27 @@
-//! Sums and means over axes.
+//! Reductions over a set of axes: sum, mean, max, min, var, std, logsumexp, and the
+//! non-differentiable argmax and argmin.
+//!
+//! Every reduction names its axes the same way. Either the result's shape is given and
+//! the axes follow (`x.max::<Rank1<3>, _>()`, or a typed binding), or the axes are
+//! given and the shape follows (`x.max::<_, Axis<0>>()`); reducing to a shape that is
+//! not the input without some of its axes does not compile:
+//!
+//! ```compile_fail
+//! use ferrograd_autodiff::prelude::*;
+//! let x: Tensor<Rank2<2, 3>, f32, _> = ferrograd_cpu::Cpu::default().zeros();
+//! let _ = x.max::<Rank1<4>, _>();
+//! ```
+//!
+//! Inputs may be views (broadcast, permuted, sliced): kernels read them through their
+//! strides and send gradients back into the viewed buffer.
 
-use crate::tape::Tape;
+use crate::tape::{NoneTape, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::elementwise::{ScalarMul, UnaryKernel};
-use ferrograd_device::ops::reduce::SumKernel;
-use ferrograd_device::{Dtype, Error};
+use ferrograd_device::ops::reduce::{
+    ArgExtremumKernel, Extremum, ExtremumKernel, LogSumExpKernel, Spread, SumKernel, VarianceKernel,
+};
+use ferrograd_device::{Dtype, Error, Layout, Storage};
 use ferrograd_shapes::{Axes, ReduceShapeTo, Shape};
 use std::sync::Arc;
 
@@ -21,6 +38,99 @@ pub(crate) fn reduced_shape<Src: Shape, Dst: Shape>(src: &Src, axes: &[usize]) -
     }
     // `ReduceShapeTo` ties Dst to Src without `axes`, so every Const dim agrees.
     Dst::from_concrete(&kept).expect("ReduceShapeTo guarantees the reduced shape")
+}
+
+/// Which buffers a reduction's backward step needs.
+#[derive(Clone, Copy)]
+struct Keep {
+    input: bool,
+    output: bool,
+}
+
+impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
+    /// The number of elements each output element reduces.
+    fn reduced_count(&self, axes: &[usize]) -> usize {
+        let dims = self.shape.concrete();
+        axes.iter().map(|&a| dims[a]).product()
+    }
+
+    /// `Error::InvalidArgument` when the reduced axes hold no elements: there is no
+    /// maximum of nothing (PyTorch refuses too).
+    fn check_not_empty(&self, op: &'static str, axes: &[usize]) -> Result<(), Error> {
+        if self.reduced_count(axes) == 0 {
+            return Err(Error::InvalidArgument {
+                op,
+                message: format!(
+                    "cannot reduce axes {axes:?} of shape {:?}: they hold no elements",
+                    self.layout.dims()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs a reduction's forward kernel, and records `backward` with the buffers
+    /// `keep` names (and only those) when traced. `backward` receives the device, the
+    /// input's layout, the axes, the kept input and output buffers, the input's
+    /// gradient and the output's gradient.
+    #[allow(clippy::type_complexity)]
+    fn try_reduce<Dst: Shape, Ax: Axes>(
+        self,
+        keep: Keep,
+        forward: impl FnOnce(&D, &D::Vec, &Layout, &[usize]) -> Result<D::Vec, Error>,
+        backward: impl FnOnce(
+            &D,
+            &Layout,
+            &[usize],
+            Option<&D::Vec>,
+            Option<&D::Vec>,
+            &mut D::Vec,
+            &D::Vec,
+        ) -> Result<(), Error>
+        + Send
+        + 'static,
+    ) -> Result<Tensor<Dst, E, D, T>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        let axes = Ax::AXES;
+        let out = Arc::new(forward(&self.device, &self.data, &self.layout, axes)?);
+        let shape: Dst = reduced_shape(&self.shape, axes);
+        let Tensor {
+            id,
+            data,
+            layout,
+            device,
+            tape,
+            ..
+        } = self;
+        let input_len = D::len(&data);
+        let result = Tensor::from_arc(out.clone(), shape, device.clone(), tape);
+        if T::TRACING {
+            let input = keep.input.then_some(data);
+            let output = keep.output.then_some(out);
+            result.tape.record(result.id, move |grads, grad_output| {
+                if let Some(grad) = grads.grad_mut(id, input_len, &device)? {
+                    backward(
+                        &device,
+                        &layout,
+                        axes,
+                        input.as_deref(),
+                        output.as_deref(),
+                        grad,
+                        grad_output,
+                    )?;
+                }
+                Ok(())
+            });
+        }
+        Ok(result)
+    }
+}
+
+/// The buffer a backward step asked to keep.
+fn kept<V>(buffer: Option<&V>) -> &V {
+    buffer.expect("the reduction asked to keep this buffer")
 }
 
 impl<S: Shape, E: Dtype, D: SumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
@@ -48,22 +158,16 @@ impl<S: Shape, E: Dtype, D: SumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
-        let axes = Ax::AXES;
-        let out = self.device.forward(&self.data, &self.layout, axes)?;
-        let shape: Dst = reduced_shape(&self.shape, axes);
-        let Tensor { id, data, layout, device, tape, .. } = self;
-        let input_len = D::len(&data);
-        drop(data);
-        let result = Tensor::from_arc(Arc::new(out), shape, device.clone(), tape);
-        if T::TRACING {
-            result.tape.record(result.id, move |grads, grad_output| {
-                if let Some(grad) = grads.grad_mut(id, input_len, &device)? {
-                    device.backward(&layout, axes, grad, grad_output)?;
-                }
-                Ok(())
-            });
-        }
-        Ok(result)
+        self.try_reduce(
+            Keep {
+                input: false,
+                output: false,
+            },
+            |device, input, layout, axes| SumKernel::forward(device, input, layout, axes),
+            |device, layout, axes, _, _, grad, grad_output| {
+                SumKernel::backward(device, layout, axes, grad, grad_output)
+            },
+        )
     }
 
     /// The mean over the axes `Ax`, chosen as for [`Tensor::sum`].
@@ -87,8 +191,384 @@ impl<S: Shape, E: Dtype, D: SumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         S: ReduceShapeTo<Dst, Ax>,
         D: UnaryKernel<ScalarMul<E>, E>,
     {
+        let count = self.reduced_count(Ax::AXES);
+        self.try_sum()?
+            .try_mul_scalar(E::ONE / E::from_f64(count as f64))
+    }
+}
+
+impl<S: Shape, E: Dtype, D: ExtremumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
+    /// The maximum over the axes `Ax` (PyTorch's `amax`), chosen as for
+    /// [`Tensor::sum`]. NaN propagates. The gradient is split equally among the
+    /// elements equal to the maximum.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// let dev = ferrograd_cpu::Cpu::default();
+    /// let x = dev.tensor([[1.0f64, 5.0, 5.0], [4.0, 2.0, 0.0]]);
+    /// let rows: Tensor<Rank1<2>, f64, _> = x.clone().max();
+    /// assert_eq!(rows.array(), [5.0, 4.0]);
+    /// assert_eq!(x.clone().max::<_, Axis<0>>().array(), [4.0, 5.0, 5.0]);
+    ///
+    /// // The two tied maxima of row 0 share its gradient.
+    /// let loss = x.leaky_trace().max::<Rank1<2>, _>().sum::<Rank0, _>();
+    /// assert_eq!(loss.backward().get(&x).array(), [[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]]);
+    /// ```
+    ///
+    /// # Panics
+    /// When the reduced axes hold no elements; see [`Tensor::try_max`].
+    pub fn max<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_max().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::max`], returning `Error::InvalidArgument` when the reduced axes hold no
+    /// elements.
+    pub fn try_max<Dst: Shape, Ax: Axes>(self) -> Result<Tensor<Dst, E, D, T>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_extremum(Extremum::Max)
+    }
+
+    /// The minimum over the axes `Ax` (PyTorch's `amin`), chosen as for
+    /// [`Tensor::sum`]. NaN propagates. The gradient is split equally among the
+    /// elements equal to the minimum.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// let x = ferrograd_cpu::Cpu::default().tensor([[1.0f32, 5.0], [-4.0, 2.0]]);
+    /// assert_eq!(x.clone().min::<Rank1<2>, Axis<1>>().array(), [1.0, -4.0]);
+    /// assert_eq!(x.min::<Rank0, _>().array(), -4.0);
+    /// ```
+    ///
+    /// # Panics
+    /// When the reduced axes hold no elements; see [`Tensor::try_min`].
+    pub fn min<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_min().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::min`], returning `Error::InvalidArgument` when the reduced axes hold no
+    /// elements.
+    pub fn try_min<Dst: Shape, Ax: Axes>(self) -> Result<Tensor<Dst, E, D, T>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_extremum(Extremum::Min)
+    }
+
+    fn try_extremum<Dst: Shape, Ax: Axes>(
+        self,
+        kind: Extremum,
+    ) -> Result<Tensor<Dst, E, D, T>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.check_not_empty(kind.name(), Ax::AXES)?;
+        self.try_reduce(
+            Keep {
+                input: true,
+                output: true,
+            },
+            |device, input, layout, axes| {
+                ExtremumKernel::forward(device, kind, input, layout, axes)
+            },
+            |device, layout, axes, input, output, grad, grad_output| {
+                ExtremumKernel::backward(
+                    device,
+                    kept(input),
+                    layout,
+                    axes,
+                    kept(output),
+                    grad,
+                    grad_output,
+                )
+            },
+        )
+    }
+}
+
+impl<S: Shape, E: Dtype, D: VarianceKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
+    /// The variance over the axes `Ax`, chosen as for [`Tensor::sum`], unbiased:
+    /// `Σ (x − mean)² / (N − 1)`, PyTorch's default. One element gives NaN (0 / 0),
+    /// as in PyTorch; see [`Tensor::var_with_correction`] for other divisors.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// let x = ferrograd_cpu::Cpu::default().tensor([[1.0f64, 2.0, 3.0], [2.0, 2.0, 8.0]]);
+    /// assert_eq!(x.clone().var::<_, Axis<1>>().array(), [1.0, 12.0]);
+    /// assert_eq!(x.var_with_correction::<Rank1<2>, _>(0.0).array(), [2.0 / 3.0, 8.0]);
+    /// ```
+    pub fn var<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_var().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::var`], returning an error instead of panicking.
+    pub fn try_var<Dst: Shape, Ax: Axes>(self) -> Result<Tensor<Dst, E, D, T>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_var_with_correction(E::ONE)
+    }
+
+    /// The variance with the divisor `N − correction` (0 for the population variance,
+    /// 1 for the unbiased estimate); a divisor below 0 counts as 0, as in PyTorch.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// let x = ferrograd_cpu::Cpu::default().tensor([1.0f32, 3.0]);
+    /// assert_eq!(x.var_with_correction::<Rank0, _>(0.0).array(), 1.0);
+    /// ```
+    pub fn var_with_correction<Dst: Shape, Ax: Axes>(self, correction: E) -> Tensor<Dst, E, D, T>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_var_with_correction(correction)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::var_with_correction`], returning an error instead of panicking.
+    pub fn try_var_with_correction<Dst: Shape, Ax: Axes>(
+        self,
+        correction: E,
+    ) -> Result<Tensor<Dst, E, D, T>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_spread(Spread::Variance, correction)
+    }
+
+    /// The standard deviation over the axes `Ax`, chosen as for [`Tensor::sum`]: the
+    /// square root of [`Tensor::var`] (unbiased, PyTorch's default). Where it is 0 its
+    /// gradient is 0, as in PyTorch, rather than the 0 / 0 of the chain rule.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// let x = ferrograd_cpu::Cpu::default().tensor([[1.0f64, 3.0], [2.0, 2.0]]);
+    /// let s = x.clone().std::<_, Axis<1>>();
+    /// assert_eq!(s.array(), [2.0f64.sqrt(), 0.0]);
+    /// let g = x.leaky_trace().std::<_, Axis<1>>().sum::<Rank0, _>().backward().get(&x);
+    /// assert_eq!(g.array()[1], [0.0, 0.0]);
+    /// ```
+    pub fn std<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_std().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::std`], returning an error instead of panicking.
+    pub fn try_std<Dst: Shape, Ax: Axes>(self) -> Result<Tensor<Dst, E, D, T>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_std_with_correction(E::ONE)
+    }
+
+    /// The standard deviation with the divisor `N − correction`, as
+    /// [`Tensor::var_with_correction`].
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// let x = ferrograd_cpu::Cpu::default().tensor([1.0f32, 3.0]);
+    /// assert_eq!(x.std_with_correction::<Rank0, _>(0.0).array(), 1.0);
+    /// ```
+    pub fn std_with_correction<Dst: Shape, Ax: Axes>(self, correction: E) -> Tensor<Dst, E, D, T>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_std_with_correction(correction)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::std_with_correction`], returning an error instead of panicking.
+    pub fn try_std_with_correction<Dst: Shape, Ax: Axes>(
+        self,
+        correction: E,
+    ) -> Result<Tensor<Dst, E, D, T>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_spread(Spread::StdDev, correction)
+    }
+
+    fn try_spread<Dst: Shape, Ax: Axes>(
+        self,
+        spread: Spread,
+        correction: E,
+    ) -> Result<Tensor<Dst, E, D, T>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        // The variance's backward needs only the input; the deviation's also its output.
+        let keep_output = spread == Spread::StdDev;
+        self.try_reduce(
+            Keep {
+                input: true,
+                output: keep_output,
+            },
+            |device, input, layout, axes| {
+                VarianceKernel::forward(device, spread, correction, input, layout, axes)
+            },
+            move |device, layout, axes, input, output, grad, grad_output| {
+                VarianceKernel::backward(
+                    device,
+                    correction,
+                    kept(input),
+                    layout,
+                    axes,
+                    output,
+                    grad,
+                    grad_output,
+                )
+            },
+        )
+    }
+}
+
+impl<S: Shape, E: Dtype, D: LogSumExpKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
+    /// `ln Σ exp(x)` over the axes `Ax`, chosen as for [`Tensor::sum`], computed stably
+    /// (shifted by the maximum), so that large logits do not overflow. Its gradient is
+    /// the softmax over the same axes.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// let x = ferrograd_cpu::Cpu::default().tensor([[1e4f32, 1e4], [0.0, 0.0]]);
+    /// let l = x.logsumexp::<_, Axis<1>>().array();
+    /// assert_eq!(l[0], 1e4 + 2.0f32.ln());
+    /// assert_eq!(l[1], 2.0f32.ln());
+    /// ```
+    pub fn logsumexp<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_logsumexp().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::logsumexp`], returning an error instead of panicking.
+    pub fn try_logsumexp<Dst: Shape, Ax: Axes>(self) -> Result<Tensor<Dst, E, D, T>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_reduce(
+            Keep {
+                input: true,
+                output: true,
+            },
+            |device, input, layout, axes| LogSumExpKernel::forward(device, input, layout, axes),
+            |device, layout, axes, input, output, grad, grad_output| {
+                LogSumExpKernel::backward(
+                    device,
+                    kept(input),
+                    layout,
+                    axes,
+                    kept(output),
+                    grad,
+                    grad_output,
+                )
+            },
+        )
+    }
+}
+
+impl<S: Shape, E: Dtype, D: ArgExtremumKernel<E>, T> Tensor<S, E, D, T> {
+    /// The index of the maximum over the axes `Ax`, chosen as for [`Tensor::sum`]: the
+    /// first one among ties, and the first NaN when there is one (NaN counts as the
+    /// largest), as in PyTorch. Over several axes, the index is row-major within the
+    /// reduced axes, as PyTorch's over a flattened tensor. Not differentiable: the
+    /// result is an untraced `usize` tensor.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// let x = ferrograd_cpu::Cpu::default().tensor([[1.0f32, 7.0, 7.0], [f32::NAN, 2.0, 9.0]]);
+    /// let i: Tensor<Rank1<2>, usize, _> = x.argmax();
+    /// assert_eq!(i.array(), [1, 0]);
+    /// assert_eq!(x.argmax::<_, Axis<0>>().array(), [1, 0, 1]);
+    /// ```
+    ///
+    /// # Panics
+    /// When the reduced axes hold no elements; see [`Tensor::try_argmax`].
+    pub fn argmax<Dst: Shape, Ax: Axes>(&self) -> Tensor<Dst, usize, D>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_argmax().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::argmax`], returning `Error::InvalidArgument` when the reduced axes
+    /// hold no elements.
+    pub fn try_argmax<Dst: Shape, Ax: Axes>(&self) -> Result<Tensor<Dst, usize, D>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_arg_extremum(Extremum::Max)
+    }
+
+    /// The index of the minimum over the axes `Ax`: the first one among ties, and the
+    /// first NaN when there is one, as in PyTorch; otherwise as [`Tensor::argmax`].
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// let x = ferrograd_cpu::Cpu::default().tensor([[3.0f64, 1.0], [1.0, 1.0]]);
+    /// assert_eq!(x.argmin::<Rank1<2>, Axis<1>>().array(), [1, 0]);
+    /// assert_eq!(x.argmin::<Rank0, _>().array(), 1);
+    /// ```
+    ///
+    /// # Panics
+    /// When the reduced axes hold no elements; see [`Tensor::try_argmin`].
+    pub fn argmin<Dst: Shape, Ax: Axes>(&self) -> Tensor<Dst, usize, D>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_argmin().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::argmin`], returning `Error::InvalidArgument` when the reduced axes
+    /// hold no elements.
+    pub fn try_argmin<Dst: Shape, Ax: Axes>(&self) -> Result<Tensor<Dst, usize, D>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_arg_extremum(Extremum::Min)
+    }
+
+    fn try_arg_extremum<Dst: Shape, Ax: Axes>(
+        &self,
+        kind: Extremum,
+    ) -> Result<Tensor<Dst, usize, D>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        let axes = Ax::AXES;
         let dims = self.shape.concrete();
-        let count: usize = Ax::AXES.iter().map(|&a| dims[a]).product();
-        self.try_sum()?.try_mul_scalar(E::ONE / E::from_f64(count as f64))
+        if axes.iter().any(|&a| dims[a] == 0) {
+            let op = match kind {
+                Extremum::Max => "argmax",
+                Extremum::Min => "argmin",
+            };
+            return Err(Error::InvalidArgument {
+                op,
+                message: format!(
+                    "cannot reduce axes {axes:?} of shape {:?}: they hold no elements",
+                    self.layout.dims()
+                ),
+            });
+        }
+        let out = ArgExtremumKernel::forward(&self.device, kind, &self.data, &self.layout, axes)?;
+        let shape: Dst = reduced_shape(&self.shape, axes);
+        Ok(Tensor::from_arc(
+            Arc::new(out),
+            shape,
+            self.device.clone(),
+            NoneTape,
+        ))
     }
 }

@@ -6,3 +6,4 @@ mod copy;
 mod elementwise;
 mod matmul;
 mod reduce;
+mod softmax;

@@ -1,14 +1,81 @@
-use crate::device::{Cpu, CpuBuffer};
-use crate::ops::elementwise::is_dense;
-use ferrograd_device::ops::reduce::SumKernel;
-use ferrograd_device::{Dtype, Error, Layout, Storage};
+//! Reductions over axes, and the machinery they share with softmax: splitting an input
+//! into groups (one per output element), a fast path when every group is a contiguous
+//! run, a general strided walk otherwise, and vectorisable row helpers.
+//!
+//! The fast path covers reductions over the last axes of contiguous tensors (and of
+//! views whose rows stay contiguous, such as slices along an outer axis); each group
+//! is then a slice, summed with independent accumulators that the compiler turns into
+//! SIMD. Every other layout (permuted, broadcast, a reduction over an outer axis) is
+//! walked in the input's logical row-major order, merging axes where the strides allow
+//! so that the innermost loop is as long as possible, with one accumulator per output.
 
-/// The layout, over the input's dims, that addresses the reduced output: reduced axes
-/// get stride 0, kept axes the output's row-major strides. Walking it beside the input
-/// pairs every input element with the output element it reduces into.
-pub(crate) fn reduced_view(input: &Layout, axes: &[usize]) -> Layout {
-    let dims = input.dims();
-    let mut strides = vec![0; dims.len()];
+use crate::device::{Cpu, CpuBuffer, try_vec};
+use ferrograd_device::ops::reduce::{
+    ArgExtremumKernel, Extremum, ExtremumKernel, LogSumExpKernel, Spread, SumKernel, VarianceKernel,
+};
+use ferrograd_device::{Dtype, Error, Layout};
+use ferrograd_shapes::MAX_RANK;
+use std::any::TypeId;
+
+// ---------------------------------------------------------------------------------
+// Groups and walks
+// ---------------------------------------------------------------------------------
+
+/// How the elements of an input split into reduction groups.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Groups {
+    /// The number of groups: the output's element count.
+    pub count: usize,
+    /// The number of elements in each group.
+    pub len: usize,
+    /// When each group is one contiguous run of `len` elements: a layout over the kept
+    /// axes whose offsets (in output order) are the runs' first elements.
+    pub runs: Option<Layout>,
+}
+
+impl Groups {
+    /// Splits `layout`'s elements into the groups of a reduction over `axes`.
+    pub(crate) fn new(layout: &Layout, axes: &[usize]) -> Self {
+        let (dims, strides) = (layout.dims(), layout.strides());
+        let len: usize = axes.iter().map(|&a| dims[a]).product();
+        let count: usize = (0..dims.len())
+            .filter(|a| !axes.contains(a))
+            .map(|a| dims[a])
+            .product();
+        // Runs: going from the last axis backwards, the reduced axes of size > 1 come
+        // first, row-major with stride 1 at the end, before any kept axis of size > 1.
+        let mut expected = 1;
+        let mut in_reduced_block = true;
+        let mut contiguous = len > 0;
+        for axis in (0..dims.len()).rev() {
+            if dims[axis] == 1 {
+                continue;
+            }
+            if axes.contains(&axis) {
+                if !in_reduced_block || strides[axis] != expected {
+                    contiguous = false;
+                    break;
+                }
+                expected *= dims[axis];
+            } else {
+                in_reduced_block = false;
+            }
+        }
+        let runs = contiguous.then(|| {
+            let kept: Vec<usize> = (0..dims.len()).filter(|a| !axes.contains(a)).collect();
+            let kept_dims: Vec<usize> = kept.iter().map(|&a| dims[a]).collect();
+            let kept_strides: Vec<usize> = kept.iter().map(|&a| strides[a]).collect();
+            Layout::from_parts(&kept_dims, &kept_strides).with_offset(layout.offset())
+        });
+        Self { count, len, runs }
+    }
+}
+
+/// Strides over the input's dims that address the reduced output: 0 on reduced axes,
+/// the output's row-major strides on kept axes. Walked beside the input, they pair
+/// every input element with the output element it reduces into.
+pub(crate) fn output_strides(dims: &[usize], axes: &[usize]) -> [usize; MAX_RANK] {
+    let mut strides = [0; MAX_RANK];
     let mut step = 1;
     for axis in (0..dims.len()).rev() {
         if !axes.contains(&axis) {
@@ -16,49 +83,357 @@ pub(crate) fn reduced_view(input: &Layout, axes: &[usize]) -> Layout {
             step *= dims[axis];
         }
     }
-    Layout::from_parts(dims, &strides)
+    strides
 }
 
-/// Sums a slice with eight independent accumulators: faster than one running sum, and
-/// its error grows more slowly with length.
-fn sum_slice<E: Dtype>(values: &[E]) -> E {
-    let mut lanes = [E::ZERO; 8];
-    let mut chunks = values.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += v;
-        }
+/// Strides over the input's dims giving each element's index within its group:
+/// row-major over the reduced axes, 0 on kept axes.
+fn group_strides(dims: &[usize], axes: &[usize]) -> [usize; MAX_RANK] {
+    let mut strides = [0; MAX_RANK];
+    let mut step = 1;
+    for &axis in axes.iter().rev() {
+        strides[axis] = step;
+        step *= dims[axis];
     }
-    let mut total = E::ZERO;
-    for &v in chunks.remainder() {
-        total += v;
-    }
-    let [a, b, c, d, e, f, g, h] = lanes;
-    total + (((a + b) + (c + d)) + ((e + f) + (g + h)))
+    strides
 }
 
-impl<E: Dtype> SumKernel<E> for Cpu {
-    fn forward(&self, input: &CpuBuffer<E>, layout: &Layout, axes: &[usize]) -> Result<CpuBuffer<E>, Error> {
-        let dims = layout.dims();
-        let out_len: usize = (0..dims.len()).filter(|a| !axes.contains(a)).map(|a| dims[a]).product();
-        let mut out = self.try_alloc_zeros(out_len)?;
-        let numel = layout.num_elements();
-        let trailing = axes.iter().rev().zip((0..dims.len()).rev()).take_while(|pair| *pair.0 == pair.1).count();
-        if is_dense(layout, input) && trailing == axes.len() {
-            // Reducing the last axes of a contiguous tensor: each output is one run.
-            let run: usize = dims[dims.len() - trailing..].iter().product();
-            if run > 0 {
-                for (o, chunk) in out.iter_mut().zip(input[..numel].chunks_exact(run)) {
-                    *o = sum_slice(chunk);
+/// Row-major strides of `dims`.
+pub(crate) fn contiguous_strides(dims: &[usize]) -> [usize; MAX_RANK] {
+    let mut strides = [0; MAX_RANK];
+    let mut step = 1;
+    for axis in (0..dims.len()).rev() {
+        strides[axis] = step;
+        step *= dims[axis];
+    }
+    strides
+}
+
+/// `N` buffers walked together over one index space in row-major logical order: each
+/// step hands the closure one offset per buffer. Size-1 axes are dropped and adjacent
+/// axes merged where every buffer's strides allow, so the innermost loop is long.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Walk<const N: usize> {
+    rank: usize,
+    numel: usize,
+    dims: [usize; MAX_RANK],
+    strides: [[usize; MAX_RANK]; N],
+    starts: [usize; N],
+}
+
+impl<const N: usize> Walk<N> {
+    /// A walk over `dims`, buffer `k` read at `starts[k] + Σ index · strides[k]`.
+    #[allow(clippy::needless_range_loop)] // k walks N parallel arrays
+    pub(crate) fn new(dims: &[usize], strides: [&[usize]; N], starts: [usize; N]) -> Self {
+        let mut walk = Self {
+            rank: 0,
+            numel: dims.iter().product(),
+            dims: [1; MAX_RANK],
+            strides: [[0; MAX_RANK]; N],
+            starts,
+        };
+        for (axis, &size) in dims.iter().enumerate() {
+            if size == 1 {
+                continue;
+            }
+            if walk.rank > 0 {
+                let last = walk.rank - 1;
+                if (0..N).all(|k| walk.strides[k][last] == strides[k][axis] * size) {
+                    walk.dims[last] *= size;
+                    for k in 0..N {
+                        walk.strides[k][last] = strides[k][axis];
+                    }
+                    continue;
                 }
             }
-        } else {
-            let view = reduced_view(layout, axes);
-            for (i, o) in layout.offsets().zip(view.offsets()) {
-                out[o] += input[i];
+            walk.dims[walk.rank] = size;
+            for k in 0..N {
+                walk.strides[k][walk.rank] = strides[k][axis];
+            }
+            walk.rank += 1;
+        }
+        walk
+    }
+
+    /// Calls `f` with the offsets of every element, in row-major logical order.
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // k walks N parallel arrays
+    pub(crate) fn for_each(&self, mut f: impl FnMut([usize; N])) {
+        if self.numel == 0 {
+            return;
+        }
+        if self.rank == 0 {
+            f(self.starts);
+            return;
+        }
+        let last = self.rank - 1;
+        let inner = self.dims[last];
+        let step: [usize; N] = std::array::from_fn(|k| self.strides[k][last]);
+        let mut index = [0usize; MAX_RANK];
+        let mut base = self.starts;
+        loop {
+            let mut at = base;
+            for _ in 0..inner {
+                f(at);
+                for k in 0..N {
+                    at[k] += step[k];
+                }
+            }
+            // Odometer step over the outer axes.
+            let mut axis = last;
+            loop {
+                if axis == 0 {
+                    return;
+                }
+                axis -= 1;
+                index[axis] += 1;
+                for k in 0..N {
+                    base[k] += self.strides[k][axis];
+                }
+                if index[axis] < self.dims[axis] {
+                    break;
+                }
+                for k in 0..N {
+                    base[k] -= self.strides[k][axis] * self.dims[axis];
+                }
+                index[axis] = 0;
             }
         }
-        Ok(out)
+    }
+}
+
+/// The walk pairing each input element (offset 0) with its group's output element
+/// (offset 1).
+pub(crate) fn reduce_walk(layout: &Layout, axes: &[usize]) -> Walk<2> {
+    let dims = layout.dims();
+    let out = output_strides(dims, axes);
+    Walk::new(
+        dims,
+        [layout.strides(), &out[..dims.len()]],
+        [layout.offset(), 0],
+    )
+}
+
+// ---------------------------------------------------------------------------------
+// Row helpers
+// ---------------------------------------------------------------------------------
+
+/// Independent accumulators per slice: enough to hide the latency of the adds and to
+/// fill the vector registers.
+const LANES: usize = 16;
+/// Slices longer than this are summed pairwise, halving, so that the rounding error
+/// grows with the logarithm of the length rather than the length.
+const BLOCK: usize = 4096;
+
+/// `Σ f(v)` over a slice, with [`LANES`] accumulators and pairwise blocks.
+#[inline(always)]
+pub(crate) fn sum_map<E: Dtype>(values: &[E], f: impl Fn(E) -> E + Copy) -> E {
+    if values.len() > BLOCK {
+        let mid = (values.len() / 2).next_multiple_of(LANES);
+        return sum_map(&values[..mid], f) + sum_map(&values[mid..], f);
+    }
+    let mut lanes = [E::ZERO; LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += f(v);
+        }
+    }
+    let mut tail = E::ZERO;
+    for &v in chunks.remainder() {
+        tail += f(v);
+    }
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            lanes[i] += lanes[i + width];
+        }
+    }
+    lanes[0] + tail
+}
+
+/// `Σ f(a, b)` over two slices of equal length.
+#[inline(always)]
+pub(crate) fn sum_map2<E: Dtype>(a: &[E], b: &[E], f: impl Fn(E, E) -> E + Copy) -> E {
+    debug_assert_eq!(a.len(), b.len());
+    if a.len() > BLOCK {
+        let mid = (a.len() / 2).next_multiple_of(LANES);
+        return sum_map2(&a[..mid], &b[..mid], f) + sum_map2(&a[mid..], &b[mid..], f);
+    }
+    let mut lanes = [E::ZERO; LANES];
+    let mut chunks_a = a.chunks_exact(LANES);
+    let mut chunks_b = b.chunks_exact(LANES);
+    for (ca, cb) in (&mut chunks_a).zip(&mut chunks_b) {
+        for ((lane, &x), &y) in lanes.iter_mut().zip(ca).zip(cb) {
+            *lane += f(x, y);
+        }
+    }
+    let mut tail = E::ZERO;
+    for (&x, &y) in chunks_a.remainder().iter().zip(chunks_b.remainder()) {
+        tail += f(x, y);
+    }
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            lanes[i] += lanes[i + width];
+        }
+    }
+    lanes[0] + tail
+}
+
+/// The sum of a slice.
+#[inline(always)]
+pub(crate) fn sum_slice<E: Dtype>(values: &[E]) -> E {
+    sum_map(values, |v| v)
+}
+
+/// The largest element ignoring NaN (`-inf` for an empty or all-NaN slice), with
+/// vectorisable comparisons. Softmax and logsumexp need no more: a NaN element makes
+/// its exponential, and so the whole row, NaN anyway.
+#[inline(always)]
+pub(crate) fn max_ignoring_nan<E: Dtype>(values: &[E]) -> E {
+    let neg_inf = neg_inf::<E>();
+    let mut lanes = [neg_inf; LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane = if v > *lane { v } else { *lane };
+        }
+    }
+    let mut best = neg_inf;
+    for &v in chunks.remainder().iter().chain(&lanes) {
+        best = if v > best { v } else { best };
+    }
+    best
+}
+
+/// The maximum or minimum of a slice, NaN if it holds one (`∓inf` when empty).
+#[inline(always)]
+fn extremum_slice<E: Dtype>(kind: Extremum, values: &[E]) -> E {
+    let (init, flip) = match kind {
+        Extremum::Max => (neg_inf::<E>(), E::ONE),
+        Extremum::Min => (E::from_f64(f64::INFINITY), E::ZERO - E::ONE),
+    };
+    // min(x) = −max(−x): one vectorisable loop serves both.
+    let mut lanes = [init * flip; LANES];
+    let mut nan = [false; LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for ((lane, seen), &v) in lanes.iter_mut().zip(&mut nan).zip(chunk) {
+            let v = v * flip;
+            *lane = if v > *lane { v } else { *lane };
+            *seen |= v.is_nan();
+        }
+    }
+    let mut best = init * flip;
+    let mut any_nan = nan.iter().any(|&n| n);
+    for &v in chunks.remainder() {
+        let v = v * flip;
+        best = if v > best { v } else { best };
+        any_nan |= v.is_nan();
+    }
+    for &v in &lanes {
+        best = if v > best { v } else { best };
+    }
+    if any_nan {
+        E::from_f64(f64::NAN)
+    } else {
+        best * flip
+    }
+}
+
+/// `e^x` for `f32`, in a form the compiler vectorises (no calls, no branches):
+/// `x = k·ln 2 + r` with `|r| ≤ ln 2 / 2`, `e^r` by Cephes' minimax polynomial (about
+/// 1 ulp), and `2^k` assembled from exponent bits in two factors so that results
+/// underflow to subnormals and 0, and overflow to `+inf`, as `expf` does.
+#[inline(always)]
+#[allow(clippy::excessive_precision)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_375;
+    const LN2_LO: f32 = -2.121_944_400_546_905_827_68e-4;
+    // Adding 1.5·2^23 rounds to an integer, which then sits in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    const ROUND_BITS: i32 = 0x4B40_0000;
+    // Beyond these the result is 0 or +inf anyway; inside them 2^k splits into two
+    // normal factors. NaN passes through both comparisons.
+    let x = x.clamp(-104.0, 89.0);
+    let t = x * LOG2E + ROUND;
+    let kf = t - ROUND;
+    let k = (t.to_bits() as i32).wrapping_sub(ROUND_BITS);
+    let r = (x - kf * LN2_HI) - kf * LN2_LO;
+    let mut p = 1.987_569_150_0e-4_f32;
+    p = p * r + 1.398_199_950_7e-3;
+    p = p * r + 8.333_451_907_3e-3;
+    p = p * r + 4.166_579_589_4e-2;
+    p = p * r + 1.666_666_545_9e-1;
+    p = p * r + 5.000_000_120_1e-1;
+    let e = p * (r * r) + r + 1.0;
+    let k1 = k >> 1;
+    let k2 = k - k1;
+    let s1 = f32::from_bits(((k1 + 127) as u32) << 23);
+    let s2 = f32::from_bits(((k2 + 127) as u32) << 23);
+    e * s1 * s2
+}
+
+/// `e^x`: [`exp_f32`] for `f32` (vectorisable), the standard library's otherwise.
+#[inline(always)]
+pub(crate) fn exp<E: Dtype>(x: E) -> E {
+    if TypeId::of::<E>() == TypeId::of::<f32>() {
+        // Both conversions are exact for an f32 held in E = f32; the compiler drops them.
+        E::from_f64(exp_f32(x.to_f64() as f32) as f64)
+    } else {
+        x.exp()
+    }
+}
+
+/// `-inf`.
+#[inline(always)]
+pub(crate) fn neg_inf<E: Dtype>() -> E {
+    E::from_f64(f64::NEG_INFINITY)
+}
+
+/// `-inf` or `+inf` to start a search for a maximum or minimum.
+fn extremum_start<E: Dtype>(kind: Extremum) -> E {
+    match kind {
+        Extremum::Max => neg_inf::<E>(),
+        Extremum::Min => E::from_f64(f64::INFINITY),
+    }
+}
+
+/// 1 or 0.
+#[inline(always)]
+fn indicator<E: Dtype>(condition: bool) -> E {
+    if condition { E::ONE } else { E::ZERO }
+}
+
+// ---------------------------------------------------------------------------------
+// Kernels
+// ---------------------------------------------------------------------------------
+
+impl<E: Dtype> SumKernel<E> for Cpu {
+    fn forward(
+        &self,
+        input: &CpuBuffer<E>,
+        layout: &Layout,
+        axes: &[usize],
+    ) -> Result<CpuBuffer<E>, Error> {
+        let groups = Groups::new(layout, axes);
+        let mut out = try_vec(groups.count)?;
+        match groups.runs {
+            Some(starts) => out.extend(
+                starts
+                    .offsets()
+                    .map(|s| sum_slice(&input[s..s + groups.len])),
+            ),
+            None => {
+                out.resize(groups.count, E::ZERO);
+                reduce_walk(layout, axes).for_each(|[i, o]| out[o] += input[i]);
+            }
+        }
+        Ok(CpuBuffer(out))
     }
 
     fn backward(
@@ -68,10 +443,416 @@ impl<E: Dtype> SumKernel<E> for Cpu {
         grad_input: &mut CpuBuffer<E>,
         grad_output: &CpuBuffer<E>,
     ) -> Result<(), Error> {
-        let view = reduced_view(layout, axes);
-        for (i, o) in layout.offsets().zip(view.offsets()) {
-            grad_input[i] += grad_output[o];
+        let groups = Groups::new(layout, axes);
+        match groups.runs {
+            Some(starts) => {
+                for (s, &g) in starts.offsets().zip(grad_output.iter()) {
+                    for v in &mut grad_input[s..s + groups.len] {
+                        *v += g;
+                    }
+                }
+            }
+            None => reduce_walk(layout, axes).for_each(|[i, o]| grad_input[i] += grad_output[o]),
         }
         Ok(())
+    }
+}
+
+impl<E: Dtype> ExtremumKernel<E> for Cpu {
+    fn forward(
+        &self,
+        kind: Extremum,
+        input: &CpuBuffer<E>,
+        layout: &Layout,
+        axes: &[usize],
+    ) -> Result<CpuBuffer<E>, Error> {
+        let groups = Groups::new(layout, axes);
+        let mut out = try_vec(groups.count)?;
+        match groups.runs {
+            Some(starts) => out.extend(
+                starts
+                    .offsets()
+                    .map(|s| extremum_slice(kind, &input[s..s + groups.len])),
+            ),
+            None => {
+                out.resize(groups.count, extremum_start(kind));
+                reduce_walk(layout, axes).for_each(|[i, o]| {
+                    if kind.replaces(input[i], out[o]) {
+                        out[o] = input[i];
+                    }
+                });
+            }
+        }
+        Ok(CpuBuffer(out))
+    }
+
+    fn backward(
+        &self,
+        input: &CpuBuffer<E>,
+        layout: &Layout,
+        axes: &[usize],
+        output: &CpuBuffer<E>,
+        grad_input: &mut CpuBuffer<E>,
+        grad_output: &CpuBuffer<E>,
+    ) -> Result<(), Error> {
+        let groups = Groups::new(layout, axes);
+        match groups.runs {
+            Some(starts) => {
+                for ((s, &m), &g) in starts.offsets().zip(output.iter()).zip(grad_output.iter()) {
+                    let row = &input[s..s + groups.len];
+                    let count = sum_map(row, |x| indicator(x == m));
+                    let share = g / count;
+                    for (v, &x) in grad_input[s..s + groups.len].iter_mut().zip(row) {
+                        *v += share * indicator::<E>(x == m);
+                    }
+                }
+            }
+            None => {
+                let walk = reduce_walk(layout, axes);
+                let mut share = vec![E::ZERO; groups.count];
+                walk.for_each(|[i, o]| share[o] += indicator(input[i] == output[o]));
+                for (s, &g) in share.iter_mut().zip(grad_output.iter()) {
+                    *s = g / *s;
+                }
+                walk.for_each(|[i, o]| {
+                    grad_input[i] += share[o] * indicator::<E>(input[i] == output[o])
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<E: Dtype> ArgExtremumKernel<E> for Cpu {
+    fn forward(
+        &self,
+        kind: Extremum,
+        input: &CpuBuffer<E>,
+        layout: &Layout,
+        axes: &[usize],
+    ) -> Result<CpuBuffer<usize>, Error> {
+        let groups = Groups::new(layout, axes);
+        let mut out = try_vec(groups.count)?;
+        match groups.runs {
+            Some(starts) => out.extend(starts.offsets().map(|s| {
+                let row = &input[s..s + groups.len];
+                let mut best = (0, extremum_start(kind));
+                for (j, &x) in row.iter().enumerate() {
+                    if kind.replaces(x, best.1) {
+                        best = (j, x);
+                    }
+                }
+                best.0
+            })),
+            None => {
+                let dims = layout.dims();
+                let (to_out, to_group) = (output_strides(dims, axes), group_strides(dims, axes));
+                let rank = dims.len();
+                let walk = Walk::new(
+                    dims,
+                    [layout.strides(), &to_out[..rank], &to_group[..rank]],
+                    [layout.offset(), 0, 0],
+                );
+                let mut best = vec![extremum_start::<E>(kind); groups.count];
+                out.resize(groups.count, 0);
+                // Row-major order visits each group's elements in index order, so a
+                // strict comparison keeps the first of ties.
+                walk.for_each(|[i, o, j]| {
+                    if kind.replaces(input[i], best[o]) {
+                        best[o] = input[i];
+                        out[o] = j;
+                    }
+                });
+            }
+        }
+        Ok(CpuBuffer(out))
+    }
+}
+
+/// `N − correction`, at least 0.
+fn divisor<E: Dtype>(len: usize, correction: E) -> E {
+    let d = E::from_f64(len as f64) - correction;
+    if d > E::ZERO { d } else { E::ZERO }
+}
+
+/// The mean of every group, in output order.
+fn group_means<E: Dtype>(input: &[E], layout: &Layout, axes: &[usize], groups: &Groups) -> Vec<E> {
+    let n = E::from_f64(groups.len as f64);
+    match groups.runs {
+        Some(starts) => starts
+            .offsets()
+            .map(|s| sum_slice(&input[s..s + groups.len]) / n)
+            .collect(),
+        None => {
+            let mut sums = vec![E::ZERO; groups.count];
+            reduce_walk(layout, axes).for_each(|[i, o]| sums[o] += input[i]);
+            sums.into_iter().map(|s| s / n).collect()
+        }
+    }
+}
+
+impl<E: Dtype> VarianceKernel<E> for Cpu {
+    fn forward(
+        &self,
+        spread: Spread,
+        correction: E,
+        input: &CpuBuffer<E>,
+        layout: &Layout,
+        axes: &[usize],
+    ) -> Result<CpuBuffer<E>, Error> {
+        let groups = Groups::new(layout, axes);
+        let means = group_means(input, layout, axes, &groups);
+        let mut out = try_vec(groups.count)?;
+        match groups.runs {
+            Some(starts) => {
+                out.extend(starts.offsets().zip(&means).map(|(s, &mean)| {
+                    sum_map(&input[s..s + groups.len], |x| (x - mean) * (x - mean))
+                }))
+            }
+            None => {
+                out.resize(groups.count, E::ZERO);
+                reduce_walk(layout, axes).for_each(|[i, o]| {
+                    let d = input[i] - means[o];
+                    out[o] += d * d;
+                });
+            }
+        }
+        let div = divisor(groups.len, correction);
+        for v in &mut out {
+            *v = *v / div;
+            if spread == Spread::StdDev {
+                *v = v.sqrt();
+            }
+        }
+        Ok(CpuBuffer(out))
+    }
+
+    fn backward(
+        &self,
+        correction: E,
+        input: &CpuBuffer<E>,
+        layout: &Layout,
+        axes: &[usize],
+        std: Option<&CpuBuffer<E>>,
+        grad_input: &mut CpuBuffer<E>,
+        grad_output: &CpuBuffer<E>,
+    ) -> Result<(), Error> {
+        let groups = Groups::new(layout, axes);
+        let means = group_means(input, layout, axes, &groups);
+        let two = E::ONE + E::ONE;
+        let scale = two / divisor(groups.len, correction);
+        // d var / d x_i = 2 (x_i − mean) / (N − c); d std = d var / (2 std), 0 where std is 0.
+        let factors: Vec<E> = match std {
+            None => grad_output.iter().map(|&g| g * scale).collect(),
+            Some(std) => grad_output
+                .iter()
+                .zip(std.iter())
+                .map(|(&g, &s)| {
+                    if s == E::ZERO {
+                        E::ZERO
+                    } else {
+                        g * scale / (two * s)
+                    }
+                })
+                .collect(),
+        };
+        match groups.runs {
+            Some(starts) => {
+                for ((s, &mean), &f) in starts.offsets().zip(&means).zip(&factors) {
+                    let row = &input[s..s + groups.len];
+                    for (v, &x) in grad_input[s..s + groups.len].iter_mut().zip(row) {
+                        *v += f * (x - mean);
+                    }
+                }
+            }
+            None => reduce_walk(layout, axes)
+                .for_each(|[i, o]| grad_input[i] += factors[o] * (input[i] - means[o])),
+        }
+        Ok(())
+    }
+}
+
+/// The shift logsumexp subtracts: the maximum, or 0 when that is infinite.
+#[inline(always)]
+fn lse_shift<E: Dtype>(max: E) -> E {
+    if max.to_f64().is_finite() {
+        max
+    } else {
+        E::ZERO
+    }
+}
+
+impl<E: Dtype> LogSumExpKernel<E> for Cpu {
+    fn forward(
+        &self,
+        input: &CpuBuffer<E>,
+        layout: &Layout,
+        axes: &[usize],
+    ) -> Result<CpuBuffer<E>, Error> {
+        let groups = Groups::new(layout, axes);
+        let mut out = try_vec(groups.count)?;
+        match groups.runs {
+            Some(starts) => out.extend(starts.offsets().map(|s| {
+                let row = &input[s..s + groups.len];
+                let m = lse_shift(max_ignoring_nan(row));
+                m + sum_map(row, |x| exp(x - m)).ln()
+            })),
+            None => {
+                let walk = reduce_walk(layout, axes);
+                let mut shift = vec![neg_inf::<E>(); groups.count];
+                walk.for_each(|[i, o]| {
+                    if input[i] > shift[o] {
+                        shift[o] = input[i];
+                    }
+                });
+                for m in &mut shift {
+                    *m = lse_shift(*m);
+                }
+                out.resize(groups.count, E::ZERO);
+                walk.for_each(|[i, o]| out[o] += exp(input[i] - shift[o]));
+                for (v, &m) in out.iter_mut().zip(&shift) {
+                    *v = m + v.ln();
+                }
+            }
+        }
+        Ok(CpuBuffer(out))
+    }
+
+    fn backward(
+        &self,
+        input: &CpuBuffer<E>,
+        layout: &Layout,
+        axes: &[usize],
+        output: &CpuBuffer<E>,
+        grad_input: &mut CpuBuffer<E>,
+        grad_output: &CpuBuffer<E>,
+    ) -> Result<(), Error> {
+        let groups = Groups::new(layout, axes);
+        match groups.runs {
+            Some(starts) => {
+                for ((s, &l), &g) in starts.offsets().zip(output.iter()).zip(grad_output.iter()) {
+                    let row = &input[s..s + groups.len];
+                    for (v, &x) in grad_input[s..s + groups.len].iter_mut().zip(row) {
+                        *v += g * exp(x - l);
+                    }
+                }
+            }
+            None => reduce_walk(layout, axes)
+                .for_each(|[i, o]| grad_input[i] += grad_output[o] * exp(input[i] - output[o])),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_found_only_for_contiguous_trailing_groups() {
+        let x = Layout::from_parts(&[2, 3, 4], &[12, 4, 1]);
+        let g = Groups::new(&x, &[2]);
+        assert_eq!((g.count, g.len), (6, 4));
+        assert_eq!(
+            g.runs.unwrap().offsets().collect::<Vec<_>>(),
+            vec![0, 4, 8, 12, 16, 20]
+        );
+        assert_eq!(
+            Groups::new(&x, &[1, 2])
+                .runs
+                .unwrap()
+                .offsets()
+                .collect::<Vec<_>>(),
+            vec![0, 12]
+        );
+        assert!(Groups::new(&x, &[0, 1, 2]).runs.is_some());
+        assert!(Groups::new(&x, &[1]).runs.is_none());
+        assert!(Groups::new(&x, &[0, 2]).runs.is_none());
+        // Transposed: the last axis has stride 3.
+        assert!(
+            Groups::new(&Layout::from_parts(&[3, 2], &[1, 3]), &[1])
+                .runs
+                .is_none()
+        );
+        // Broadcast rows of a contiguous vector: runs that overlap.
+        let b = Layout::from_parts(&[3, 4], &[0, 1]);
+        assert_eq!(
+            Groups::new(&b, &[1])
+                .runs
+                .unwrap()
+                .offsets()
+                .collect::<Vec<_>>(),
+            vec![0, 0, 0]
+        );
+        // Size-1 axes do not matter; an offset carries over.
+        let s = Layout::from_parts(&[2, 1, 4], &[8, 5, 1]).with_offset(3);
+        assert_eq!(
+            Groups::new(&s, &[1, 2])
+                .runs
+                .unwrap()
+                .offsets()
+                .collect::<Vec<_>>(),
+            vec![3, 11]
+        );
+    }
+
+    #[test]
+    fn walks_merge_axes_and_visit_in_row_major_order() {
+        let dims = [2, 3, 4];
+        let walk = Walk::new(&dims, [&[12, 4, 1]], [0]);
+        assert_eq!(walk.rank, 1);
+        let mut seen = Vec::new();
+        walk.for_each(|[i]| seen.push(i));
+        assert_eq!(seen, (0..24).collect::<Vec<_>>());
+        // Transposed input beside a contiguous output.
+        let walk = Walk::new(&[2, 3], [&[1, 2], &[3, 1]], [5, 0]);
+        let mut pairs = Vec::new();
+        walk.for_each(|[i, o]| pairs.push((i, o)));
+        assert_eq!(pairs, vec![(5, 0), (7, 1), (9, 2), (6, 3), (8, 4), (10, 5)]);
+        let mut n = 0;
+        Walk::new(&[], [&[]], [0]).for_each(|_| n += 1);
+        Walk::new(&[3, 0], [&[1, 1]], [0]).for_each(|_| n += 10);
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn fast_exp_matches_the_standard_library() {
+        let mut worst: f64 = 0.0;
+        let mut x = -103.0f32;
+        while x < 88.5 {
+            let (fast, reference) = (exp_f32(x) as f64, (x as f64).exp());
+            if reference > 1.2e-38 {
+                worst = worst.max(((fast - reference) / reference).abs());
+            }
+            x += 0.0137;
+        }
+        assert!(
+            worst < 3.0 * f32::EPSILON as f64,
+            "worst relative error {worst}"
+        );
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(-200.0), 0.0);
+        assert_eq!(exp_f32(89.0), f32::INFINITY);
+        assert_eq!(exp_f32(f32::INFINITY), f32::INFINITY);
+        assert!(exp_f32(f32::NAN).is_nan());
+        assert!(exp_f32(-90.0) > 0.0 && exp_f32(-90.0) < 1.2e-38);
+        assert_eq!(exp(1.0f64), 1.0f64.exp());
+    }
+
+    #[test]
+    fn row_helpers() {
+        let v: Vec<f64> = (0..10_000).map(|i| (i % 7) as f64 - 3.0).collect();
+        assert_eq!(sum_slice(&v), v.iter().sum::<f64>());
+        assert_eq!(
+            sum_map2(&v, &v, |a, b| a * b),
+            v.iter().map(|a| a * a).sum::<f64>()
+        );
+        assert_eq!(max_ignoring_nan(&[1.0f32, f32::NAN, 3.0]), 3.0);
+        assert_eq!(max_ignoring_nan::<f32>(&[]), f32::NEG_INFINITY);
+        assert_eq!(extremum_slice(Extremum::Min, &v), -3.0);
+        assert_eq!(extremum_slice(Extremum::Max, &v), 3.0);
+        assert!(extremum_slice(Extremum::Min, &[1.0f32, f32::NAN]).is_nan());
+        assert_eq!(extremum_slice::<f64>(Extremum::Min, &[]), f64::INFINITY);
     }
 }

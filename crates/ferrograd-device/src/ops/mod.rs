@@ -10,3 +10,4 @@ pub mod copy;
 pub mod elementwise;
 pub mod matmul;
 pub mod reduce;
+pub mod softmax;

@@ -1,4 +1,14 @@
-//! Reductions over a set of axes.
+//! Reductions over a set of axes: sum, max/min, argmax/argmin, variance and standard
+//! deviation, logsumexp.
+//!
+//! Every kernel takes the input buffer with its [`Layout`] (any strides: broadcast,
+//! permuted and sliced views included) and `axes`, the reduced axes, sorted and
+//! distinct. The result is contiguous, row-major over the kept axes. Backward kernels
+//! accumulate (`+=`) into a gradient buffer addressed through the input's layout, so a
+//! view's gradient lands in the buffer it views.
+//!
+//! A reduction group is the set of input elements that reduce into one output element;
+//! its elements are ordered row-major over the reduced axes (what `argmax` indexes).
 
 use crate::dtype::Dtype;
 use crate::error::Error;
@@ -9,7 +19,12 @@ use ferrograd_shapes::Layout;
 pub trait SumKernel<E: Dtype>: Storage<E> {
     /// The sum of `input` (read through `layout`) over `axes` (sorted, distinct); the
     /// result is contiguous over the remaining axes.
-    fn forward(&self, input: &Self::Vec, layout: &Layout, axes: &[usize]) -> Result<Self::Vec, Error>;
+    fn forward(
+        &self,
+        input: &Self::Vec,
+        layout: &Layout,
+        axes: &[usize],
+    ) -> Result<Self::Vec, Error>;
 
     /// `grad_input[i] += grad_output[i without axes]`, `grad_input` addressed through
     /// `layout`.
@@ -20,4 +35,159 @@ pub trait SumKernel<E: Dtype>: Storage<E> {
         grad_input: &mut Self::Vec,
         grad_output: &Self::Vec,
     ) -> Result<(), Error>;
+}
+
+/// Which extreme value a reduction keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extremum {
+    /// The largest element (PyTorch's `amax`, `argmax`).
+    Max,
+    /// The smallest element (PyTorch's `amin`, `argmin`).
+    Min,
+}
+
+impl Extremum {
+    /// The op's name, for errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Extremum::Max => "max",
+            Extremum::Min => "min",
+        }
+    }
+
+    /// Whether `candidate` replaces `best` when scanning a group in order: strictly
+    /// better, or NaN where `best` is not. NaN therefore wins and propagates, and among
+    /// equal values the first one stays, as in PyTorch.
+    #[inline(always)]
+    pub fn replaces<E: Dtype>(self, candidate: E, best: E) -> bool {
+        let better = match self {
+            Extremum::Max => candidate > best,
+            Extremum::Min => candidate < best,
+        };
+        better || (candidate.is_nan() && !best.is_nan())
+    }
+}
+
+/// Maxima and minima over axes (PyTorch's `amax` / `amin`).
+pub trait ExtremumKernel<E: Dtype>: Storage<E> {
+    /// The largest (or smallest) element of each group; NaN when the group holds one.
+    /// An empty group gives `-inf` (`+inf` for `Min`); callers reject empty reductions.
+    fn forward(
+        &self,
+        kind: Extremum,
+        input: &Self::Vec,
+        layout: &Layout,
+        axes: &[usize],
+    ) -> Result<Self::Vec, Error>;
+
+    /// Splits each output gradient equally among the elements of its group equal to the
+    /// output: `grad_input[i] += (grad_output[o] / count[o]) · [input[i] == output[o]]`,
+    /// `count[o]` the number of such elements. This is PyTorch's formula, also where it
+    /// gives NaN: a group whose extremum is NaN has `count = 0`, so each of its
+    /// elements gets `(g / 0) · 0`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        input: &Self::Vec,
+        layout: &Layout,
+        axes: &[usize],
+        output: &Self::Vec,
+        grad_input: &mut Self::Vec,
+        grad_output: &Self::Vec,
+    ) -> Result<(), Error>;
+}
+
+/// The position of the maximum or minimum of each group (PyTorch's `argmax` /
+/// `argmin`): the first one among ties, and the first NaN when there is one.
+pub trait ArgExtremumKernel<E: Dtype>: Storage<E> + Storage<usize> {
+    /// The index, within its group (row-major over the reduced axes), of each group's
+    /// extremum. An empty group gives 0; callers reject empty reductions.
+    fn forward(
+        &self,
+        kind: Extremum,
+        input: &<Self as Storage<E>>::Vec,
+        layout: &Layout,
+        axes: &[usize],
+    ) -> Result<<Self as Storage<usize>>::Vec, Error>;
+}
+
+/// Which spread statistic a [`VarianceKernel`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spread {
+    /// `Σ (x − mean)² / max(N − correction, 0)`.
+    Variance,
+    /// The square root of the variance.
+    StdDev,
+}
+
+/// Variance and standard deviation over axes, with a correction to the divisor
+/// (`N − correction`; 1 is Bessel's correction and PyTorch's default).
+pub trait VarianceKernel<E: Dtype>: Storage<E> {
+    /// The variance (or standard deviation) of each group, computed in two passes (the
+    /// mean, then the squared deviations from it).
+    fn forward(
+        &self,
+        spread: Spread,
+        correction: E,
+        input: &Self::Vec,
+        layout: &Layout,
+        axes: &[usize],
+    ) -> Result<Self::Vec, Error>;
+
+    /// `grad_input[i] += grad_output[o] · 2 (x_i − mean_o) / (N − correction)`, and for
+    /// the standard deviation (`std` is `Some(output)`) divided by `2 · std_o`, with 0
+    /// where `std_o` is 0, as in PyTorch. The mean is recomputed from `input`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        correction: E,
+        input: &Self::Vec,
+        layout: &Layout,
+        axes: &[usize],
+        std: Option<&Self::Vec>,
+        grad_input: &mut Self::Vec,
+        grad_output: &Self::Vec,
+    ) -> Result<(), Error>;
+}
+
+/// `ln Σ exp(x)` over axes, shifted by each group's maximum so that no exponential
+/// overflows.
+pub trait LogSumExpKernel<E: Dtype>: Storage<E> {
+    /// `m + ln Σ exp(x − m)` per group, `m` the group's maximum (0 when that is
+    /// infinite, so that all `-inf` gives `-inf` and any `+inf` gives `+inf`).
+    fn forward(
+        &self,
+        input: &Self::Vec,
+        layout: &Layout,
+        axes: &[usize],
+    ) -> Result<Self::Vec, Error>;
+
+    /// `grad_input[i] += grad_output[o] · exp(x_i − output[o])` (the softmax of the
+    /// group).
+    fn backward(
+        &self,
+        input: &Self::Vec,
+        layout: &Layout,
+        axes: &[usize],
+        output: &Self::Vec,
+        grad_input: &mut Self::Vec,
+        grad_output: &Self::Vec,
+    ) -> Result<(), Error>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extremum_keeps_the_first_of_ties_and_propagates_nan() {
+        assert!(Extremum::Max.replaces(2.0f32, 1.0));
+        assert!(!Extremum::Max.replaces(1.0f32, 1.0));
+        assert!(Extremum::Min.replaces(0.0f64, 1.0));
+        assert!(Extremum::Max.replaces(f64::NAN, 1.0));
+        assert!(Extremum::Min.replaces(f64::NAN, 1.0));
+        assert!(!Extremum::Max.replaces(f64::INFINITY, f64::NAN));
+        assert!(!Extremum::Max.replaces(f64::NAN, f64::NAN));
+        assert_eq!(Extremum::Min.name(), "min");
+    }
 }
