@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod parity;
 mod setup_blas;
 
 /// What a failed command reports; printed by `main` as `error: …`.
@@ -21,11 +22,18 @@ struct Command {
 }
 
 /// Every subcommand, in the order `help` lists them.
-const COMMANDS: &[Command] = &[Command {
-    name: "setup-blas",
-    about: "install a BLAS backend: `setup-blas mkl [--prefix DIR]` or `setup-blas openblas`",
-    run: setup_blas::run,
-}];
+const COMMANDS: &[Command] = &[
+    Command {
+        name: "parity",
+        about: "regenerate the PyTorch parity fixtures in fixtures/parity/ (`--check`: fail if stale)",
+        run: parity::run,
+    },
+    Command {
+        name: "setup-blas",
+        about: "install a BLAS backend: `setup-blas mkl [--prefix DIR]` or `setup-blas openblas`",
+        run: setup_blas::run,
+    },
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,0 +1,245 @@
+//! `cargo xtask parity [--check]`: the PyTorch parity fixtures.
+//!
+//! Creates a Python venv under `target/parity-venv` once (reused while
+//! `xtask/parity/requirements.txt` is unchanged), installs the pinned `torch` and
+//! `numpy` into it, and runs `xtask/parity/generate.py`, which writes one npz per case
+//! into a scratch folder. Without `--check` the committed folder `fixtures/parity/` is
+//! then made equal to it (changed files rewritten, vanished cases removed); with
+//! `--check` nothing is written and the command fails, naming every stale, missing or
+//! extra fixture, unless the committed files are byte-identical to the regenerated
+//! ones.
+//!
+//! The Rust tests (`crates/ferrograd-autodiff/tests/parity.rs`) read the fixtures; they
+//! need no Python.
+
+use crate::{Error, run_cmd, workspace_root};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Where the fixtures are committed, relative to the workspace root.
+const FIXTURES: &str = "fixtures/parity";
+/// The generator scripts and the pinned requirements.
+const SCRIPTS: &str = "xtask/parity";
+/// The venv, relative to the workspace root (under `target/`, so never committed).
+const VENV: &str = "target/parity-venv";
+/// Written into the venv after a successful install: a copy of the requirements it
+/// was installed from.
+const STAMP: &str = "ferrograd-requirements.txt";
+
+pub fn run(args: &[String]) -> Result<(), Error> {
+    let mut check = false;
+    for arg in args {
+        match arg.as_str() {
+            "--check" => check = true,
+            "-h" | "--help" => {
+                eprintln!(
+                    "usage: cargo xtask parity [--check]\n\n\
+                     Regenerates {FIXTURES}/ with PyTorch (venv in {VENV}, created on first use).\n\
+                     --check  regenerate into a scratch folder and fail if {FIXTURES}/ differs\n\
+                     \n\
+                     Environment: PARITY_PYTHON  the interpreter the venv is created from (default python3)"
+                );
+                return Ok(());
+            }
+            other => {
+                return Err(
+                    format!("parity: unknown argument `{other}` (expected `--check`)").into(),
+                );
+            }
+        }
+    }
+
+    let root = workspace_root();
+    let python = ensure_venv(&root)?;
+
+    let scratch = root
+        .join("target")
+        .join(format!("parity-out-{}", std::process::id()));
+    if scratch.exists() {
+        fs::remove_dir_all(&scratch)?;
+    }
+    fs::create_dir_all(&scratch)?;
+    let result = generate_and_apply(&root, &python, &scratch, check);
+    let _ = fs::remove_dir_all(&scratch);
+    result
+}
+
+fn generate_and_apply(
+    root: &Path,
+    python: &Path,
+    scratch: &Path,
+    check: bool,
+) -> Result<(), Error> {
+    let script = root.join(SCRIPTS).join("generate.py");
+    // `-B`: no __pycache__ beside the scripts.
+    run_cmd(
+        path_str(python)?,
+        &["-B", path_str(&script)?, path_str(scratch)?],
+    )?;
+
+    let fresh = list_files(scratch)?;
+    if fresh.is_empty() {
+        return Err("parity: the generator wrote no fixtures".into());
+    }
+    let committed_dir = root.join(FIXTURES);
+    let committed = if committed_dir.exists() {
+        list_files(&committed_dir)?
+    } else {
+        BTreeMap::new()
+    };
+
+    let mut stale = Vec::new();
+    let mut missing = Vec::new();
+    for (rel, path) in &fresh {
+        match committed.get(rel) {
+            None => missing.push(rel.clone()),
+            Some(old) => {
+                if fs::read(old)? != fs::read(path)? {
+                    stale.push(rel.clone());
+                }
+            }
+        }
+    }
+    let extra: Vec<String> = committed
+        .keys()
+        .filter(|rel| !fresh.contains_key(*rel))
+        .cloned()
+        .collect();
+
+    if check {
+        if stale.is_empty() && missing.is_empty() && extra.is_empty() {
+            eprintln!(
+                "parity: all {} fixtures in {FIXTURES}/ are up to date",
+                fresh.len()
+            );
+            return Ok(());
+        }
+        let mut report = String::from("parity: the committed fixtures are out of date:\n");
+        for (label, list) in [
+            ("stale (differs)", &stale),
+            ("missing (not committed)", &missing),
+            ("extra (no case writes it)", &extra),
+        ] {
+            for rel in list {
+                report.push_str(&format!("  {label}: {FIXTURES}/{rel}\n"));
+            }
+        }
+        report.push_str(&format!(
+            "{} stale, {} missing, {} extra; run `cargo xtask parity` and commit {FIXTURES}/",
+            stale.len(),
+            missing.len(),
+            extra.len()
+        ));
+        return Err(report.into());
+    }
+
+    for rel in stale.iter().chain(&missing) {
+        let target = committed_dir.join(rel);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::copy(&fresh[rel], &target)?;
+    }
+    for rel in &extra {
+        fs::remove_file(committed_dir.join(rel))?;
+    }
+    remove_empty_dirs(&committed_dir)?;
+    let bytes: u64 = fresh
+        .values()
+        .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    eprintln!(
+        "parity: {} fixtures ({:.2} MB) in {FIXTURES}/: {} rewritten, {} new, {} removed, {} unchanged",
+        fresh.len(),
+        bytes as f64 / 1e6,
+        stale.len(),
+        missing.len(),
+        extra.len(),
+        fresh.len() - stale.len() - missing.len()
+    );
+    Ok(())
+}
+
+/// The venv's interpreter, after creating the venv and installing the requirements
+/// when it does not exist yet or was installed from other requirements.
+fn ensure_venv(root: &Path) -> Result<PathBuf, Error> {
+    let venv = root.join(VENV);
+    let python = venv.join("bin").join("python");
+    let requirements_path = root.join(SCRIPTS).join("requirements.txt");
+    let requirements = fs::read_to_string(&requirements_path)
+        .map_err(|e| format!("parity: cannot read {}: {e}", requirements_path.display()))?;
+    let stamp = venv.join(STAMP);
+
+    if python.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str())
+    {
+        return Ok(python);
+    }
+    if !python.exists() {
+        let base = std::env::var("PARITY_PYTHON").unwrap_or_else(|_| "python3".to_string());
+        eprintln!("parity: creating the venv {VENV} (once)");
+        run_cmd(&base, &["-m", "venv", path_str(&venv)?])?;
+    }
+    eprintln!(
+        "parity: installing {} into {VENV} (torch is a ~3 GB download)",
+        requirements_path.display()
+    );
+    let _ = fs::remove_file(&stamp);
+    let pip = venv.join("bin").join("pip");
+    run_cmd(
+        path_str(&pip)?,
+        &[
+            "install",
+            "--disable-pip-version-check",
+            "-r",
+            path_str(&requirements_path)?,
+        ],
+    )?;
+    fs::write(&stamp, requirements)?;
+    Ok(python)
+}
+
+/// Every file below `dir`, by its path relative to `dir` (with `/` separators).
+fn list_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, Error> {
+    fn walk(dir: &Path, prefix: &str, out: &mut BTreeMap<String, PathBuf>) -> Result<(), Error> {
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|n| format!("non-UTF-8 file name {n:?}"))?;
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if entry.file_type()?.is_dir() {
+                walk(&entry.path(), &rel, out)?;
+            } else {
+                out.insert(rel, entry.path());
+            }
+        }
+        Ok(())
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, "", &mut out)?;
+    Ok(out)
+}
+
+fn remove_empty_dirs(dir: &Path) -> Result<(), Error> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_empty_dirs(&entry.path())?;
+            if fs::read_dir(entry.path())?.next().is_none() {
+                fs::remove_dir(entry.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn path_str(path: &Path) -> Result<&str, Error> {
+    path.to_str()
+        .ok_or_else(|| format!("non-UTF-8 path {}", path.display()).into())
+}
