@@ -1,0 +1,272 @@
+//! The registry: an op's name in the fixtures' metadata → the ferrograd call.
+//!
+//! Adding a case is Python only (`xtask/parity/cases_*.py`). Adding an op is one entry
+//! here, next to its op in the Python `OPS` table:
+//!
+//! ```text
+//! "name" => |p, a| unary!(a, |x| x.method(p.scalar::<E>("param")?)),
+//! ```
+//!
+//! `p` holds the fixture's params, `a` the inputs in order (traced float tensors,
+//! `bool` masks untraced), and `E` is the dtype the fixture is in (`f32` or `f64`):
+//! every entry is compiled once per dtype. `"name" loosen 10 => ...` multiplies the
+//! dtype's tolerances for that op by 10; say why in a comment (no entry needs it now).
+
+use crate::dyn_tensor::{Dyn, Traced};
+use crate::json::Json;
+use ferrograd_autodiff::prelude::*;
+use ferrograd_device::Unit;
+
+/// One input of an op.
+pub enum Arg<E: Unit> {
+    Float(Dyn<E, Traced<E>>),
+    Bool(Dyn<bool>),
+}
+
+/// What an op gives back: a traced float tensor (checked, then differentiated) or a
+/// mask (checked exactly).
+pub enum Out<E: Unit> {
+    Float(Dyn<E, Traced<E>>),
+    Bool(Dyn<bool>),
+}
+
+pub type OpFn<E> = fn(&Params, Vec<Arg<E>>) -> Result<Out<E>, String>;
+
+/// A traced float input or result.
+pub type Float<E> = Dyn<E, Traced<E>>;
+
+pub struct Entry {
+    pub name: &'static str,
+    /// Factor on the dtype's tolerances (1 for nearly every op).
+    pub loosen: f64,
+    pub f32: OpFn<f32>,
+    pub f64: OpFn<f64>,
+}
+
+/// The fixture's `params` object.
+pub struct Params(pub Json);
+
+impl Params {
+    /// A float param, in the fixture's dtype.
+    pub fn scalar<E: Dtype>(&self, key: &str) -> Result<E, String> {
+        Ok(E::from_f64(self.0.get(key)?.as_f64()?))
+    }
+
+    /// An integer param.
+    pub fn int(&self, key: &str) -> Result<i32, String> {
+        let x = self.0.get(key)?.as_f64()?;
+        if x.fract() == 0.0 && x.abs() <= i32::MAX as f64 {
+            Ok(x as i32)
+        } else {
+            Err(format!("param `{key}` = {x} is not an i32"))
+        }
+    }
+
+    /// A list of axes (or any list of non-negative integers).
+    pub fn usizes(&self, key: &str) -> Result<Vec<usize>, String> {
+        self.0.get(key)?.as_usizes()
+    }
+}
+
+/// The `N` inputs of an op of float tensors.
+pub fn floats<E: Unit, const N: usize>(
+    args: Vec<Arg<E>>,
+) -> Result<[Dyn<E, Traced<E>>; N], String> {
+    let count = args.len();
+    let floats: Vec<_> = args
+        .into_iter()
+        .map(|a| match a {
+            Arg::Float(t) => Ok(t),
+            Arg::Bool(_) => Err("a bool input where a float one was expected".to_string()),
+        })
+        .collect::<Result<_, _>>()?;
+    floats
+        .try_into()
+        .map_err(|_| format!("expected {N} inputs, the fixture has {count}"))
+}
+
+/// The inputs of `choose`: a mask and two float tensors.
+pub fn mask_and_two<E: Unit>(args: Vec<Arg<E>>) -> Result<(Dyn<bool>, [Float<E>; 2]), String> {
+    let mut args = args.into_iter();
+    match (args.next(), args.next(), args.next(), args.next()) {
+        (Some(Arg::Bool(m)), Some(Arg::Float(a)), Some(Arg::Float(b)), None) => Ok((m, [a, b])),
+        _ => Err("expected inputs (bool mask, float, float)".to_string()),
+    }
+}
+
+/// An op of one float tensor giving a float tensor of the same rank.
+macro_rules! unary {
+    ($a:expr, |$x:ident| $body:expr) => {{
+        let [x] = floats::<_, 1>($a)?;
+        Ok(Out::Float(same_rank!(x, |$x| $body)))
+    }};
+}
+
+/// An op of two float tensors of one rank giving a float tensor.
+macro_rules! binary {
+    ($a:expr, |$x:ident, $y:ident| $body:expr) => {{
+        let [x, y] = floats::<_, 2>($a)?;
+        Ok(Out::Float(same_rank!(x, y, |$x, $y| $body)))
+    }};
+}
+
+/// A comparison of two float tensors, or of one and a scalar: a mask.
+macro_rules! compare {
+    ($a:expr, |$x:ident, $y:ident| $body:expr) => {{
+        let [x, y] = floats::<_, 2>($a)?;
+        Ok(Out::Bool(same_rank!(x, y, |$x, $y| $body)))
+    }};
+    ($a:expr, |$x:ident| $body:expr) => {{
+        let [x] = floats::<_, 1>($a)?;
+        Ok(Out::Bool(same_rank!(x, |$x| $body)))
+    }};
+}
+
+/// A reduction over the axes in the param `axes`.
+macro_rules! reduce {
+    ($p:expr, $a:expr, $method:ident) => {{
+        let [x] = floats::<_, 1>($a)?;
+        let axes = $p.usizes("axes")?;
+        Ok(Out::Float(reduce_axes!(x, axes.as_slice(), $method)))
+    }};
+}
+
+/// An op over the axes in the param `axes` that keeps the shape (softmax).
+macro_rules! normalise {
+    ($p:expr, $a:expr, $method:ident) => {{
+        let [x] = floats::<_, 1>($a)?;
+        let axes = $p.usizes("axes")?;
+        Ok(Out::Float(normalise_axes!(x, axes.as_slice(), $method)))
+    }};
+}
+
+fn err(e: Error) -> String {
+    e.to_string()
+}
+
+macro_rules! registry {
+    ($( $name:literal $(loosen $factor:literal)? => |$p:ident, $a:ident| $body:expr, )*) => {
+        /// Every op the parity fixtures may name.
+        pub fn registry() -> Vec<Entry> {
+            vec![$(
+                Entry {
+                    name: $name,
+                    loosen: 1.0 $(* $factor as f64)?,
+                    f32: {
+                        #[allow(unused_variables)]
+                        fn op($p: &Params, $a: Vec<Arg<f32>>) -> Result<Out<f32>, String> {
+                            #[allow(dead_code)]
+                            type E = f32;
+                            $body
+                        }
+                        op
+                    },
+                    f64: {
+                        #[allow(unused_variables)]
+                        fn op($p: &Params, $a: Vec<Arg<f64>>) -> Result<Out<f64>, String> {
+                            #[allow(dead_code)]
+                            type E = f64;
+                            $body
+                        }
+                        op
+                    },
+                },
+            )*]
+        }
+    };
+}
+
+registry! {
+    // Element-wise, one tensor (cases_unary.py).
+    "negate" => |p, a| unary!(a, |x| -x),
+    "abs" => |p, a| unary!(a, |x| x.abs()),
+    "exp" => |p, a| unary!(a, |x| x.exp()),
+    "ln" => |p, a| unary!(a, |x| x.ln()),
+    "sqrt" => |p, a| unary!(a, |x| x.sqrt()),
+    "square" => |p, a| unary!(a, |x| x.square()),
+    "powf" => |p, a| unary!(a, |x| x.powf(p.scalar::<E>("exponent")?)),
+    "powi" => |p, a| unary!(a, |x| x.powi(p.int("exponent")?)),
+    "recip" => |p, a| unary!(a, |x| x.recip()),
+    "sin" => |p, a| unary!(a, |x| x.sin()),
+    "cos" => |p, a| unary!(a, |x| x.cos()),
+    "tanh" => |p, a| unary!(a, |x| x.tanh()),
+    "sigmoid" => |p, a| unary!(a, |x| x.sigmoid()),
+    "relu" => |p, a| unary!(a, |x| x.relu()),
+    "leaky_relu" => |p, a| unary!(a, |x| x.leaky_relu(p.scalar::<E>("negative_slope")?)),
+    "gelu" => |p, a| unary!(a, |x| x.gelu()),
+    "gelu_tanh" => |p, a| unary!(a, |x| x.gelu_tanh()),
+    "silu" => |p, a| unary!(a, |x| x.silu()),
+    "softplus" => |p, a| unary!(a, |x| x.softplus()),
+    "softplus_with" => |p, a| unary!(a, |x| x.softplus_with(p.scalar::<E>("beta")?, p.scalar::<E>("threshold")?)),
+    "clamp" => |p, a| unary!(a, |x| x.clamp(p.scalar::<E>("min")?, p.scalar::<E>("max")?)),
+    "nans_to" => |p, a| unary!(a, |x| x.nans_to(p.scalar::<E>("value")?)),
+
+    // Tensor and scalar (cases_scalar.py).
+    "add_scalar" => |p, a| unary!(a, |x| x + p.scalar::<E>("scalar")?),
+    "sub_scalar" => |p, a| unary!(a, |x| x - p.scalar::<E>("scalar")?),
+    "mul_scalar" => |p, a| unary!(a, |x| x * p.scalar::<E>("scalar")?),
+    "div_scalar" => |p, a| unary!(a, |x| x / p.scalar::<E>("scalar")?),
+
+    // Two tensors (cases_binary.py).
+    "add" => |p, a| binary!(a, |x, y| x + y),
+    "sub" => |p, a| binary!(a, |x, y| x - y),
+    "mul" => |p, a| binary!(a, |x, y| x * y),
+    "div" => |p, a| binary!(a, |x, y| x / y),
+    "maximum" => |p, a| binary!(a, |x, y| x.maximum(y)),
+    "minimum" => |p, a| binary!(a, |x, y| x.minimum(y)),
+
+    // Comparisons and choose (cases_compare.py).
+    "eq" => |p, a| compare!(a, |x, y| x.eq(&y)),
+    "ne" => |p, a| compare!(a, |x, y| x.ne(&y)),
+    "lt" => |p, a| compare!(a, |x, y| x.lt(&y)),
+    "le" => |p, a| compare!(a, |x, y| x.le(&y)),
+    "gt" => |p, a| compare!(a, |x, y| x.gt(&y)),
+    "ge" => |p, a| compare!(a, |x, y| x.ge(&y)),
+    "eq_scalar" => |p, a| compare!(a, |x| x.eq_scalar(p.scalar::<E>("scalar")?)),
+    "ne_scalar" => |p, a| compare!(a, |x| x.ne_scalar(p.scalar::<E>("scalar")?)),
+    "lt_scalar" => |p, a| compare!(a, |x| x.lt_scalar(p.scalar::<E>("scalar")?)),
+    "le_scalar" => |p, a| compare!(a, |x| x.le_scalar(p.scalar::<E>("scalar")?)),
+    "gt_scalar" => |p, a| compare!(a, |x| x.gt_scalar(p.scalar::<E>("scalar")?)),
+    "ge_scalar" => |p, a| compare!(a, |x| x.ge_scalar(p.scalar::<E>("scalar")?)),
+    "choose" => |p, a| {
+        let (mask, [on_true, on_false]) = mask_and_two(a)?;
+        Ok(Out::Float(same_rank!(mask, on_true, on_false, |m, x, y| m.choose(x, y))))
+    },
+
+    // Reductions (cases_reduce.py).
+    "sum" => |p, a| reduce!(p, a, sum),
+    "mean" => |p, a| reduce!(p, a, mean),
+
+    // Views and shape ops (cases_views.py).
+    "permute" => |p, a| {
+        let [x] = floats::<_, 1>(a)?;
+        Ok(Out::Float(permute_axes!(x, p.usizes("axes")?.as_slice())))
+    },
+    "broadcast" => |p, a| {
+        let [x] = floats::<_, 1>(a)?;
+        let (axes, shape) = (p.usizes("axes")?, p.usizes("shape")?);
+        Ok(Out::Float(broadcast_axes!(x, axes.as_slice(), &shape)))
+    },
+    "reshape" => |p, a| {
+        let [x] = floats::<_, 1>(a)?;
+        Ok(Out::Float(reshape_to!(x, &p.usizes("shape")?)))
+    },
+
+    // Matrix products (cases_matmul.py).
+    "matmul" => |p, a| {
+        let [x, y] = floats::<_, 2>(a)?;
+        Ok(Out::Float(match (x, y) {
+            (Dyn::R1(x), Dyn::R2(y)) => Dyn::R1(x.try_matmul(y).map_err(err)?),
+            (Dyn::R2(x), Dyn::R1(y)) => Dyn::R1(x.try_matmul(y).map_err(err)?),
+            (Dyn::R2(x), Dyn::R2(y)) => Dyn::R2(x.try_matmul(y).map_err(err)?),
+            (Dyn::R3(x), Dyn::R2(y)) => Dyn::R3(x.try_matmul(y).map_err(err)?),
+            (Dyn::R3(x), Dyn::R3(y)) => Dyn::R3(x.try_matmul(y).map_err(err)?),
+            (Dyn::R4(x), Dyn::R4(y)) => Dyn::R4(x.try_matmul(y).map_err(err)?),
+            (x, y) => return Err(format!("matmul of ranks {} and {}: not a supported form", x.rank(), y.rank())),
+        }))
+    },
+
+    // Softmax (cases_softmax.py).
+    "softmax" => |p, a| normalise!(p, a, softmax),
+    "log_softmax" => |p, a| normalise!(p, a, log_softmax),
+}
