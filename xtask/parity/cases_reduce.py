@@ -1,12 +1,22 @@
-"""Sums and means over axes: every axis combination up to rank 3, a few of rank 4."""
+"""Reductions over axes: sum and mean over every axis combination up to rank 3 and a
+few of rank 4; max, min, var, std and logsumexp over a selection."""
 
 from itertools import combinations
 
-from spec import Case, normal
+import torch
+
+from spec import Case, ints, normal, values
 
 OPS = {
     "sum": lambda x, axes: x.sum(dim=tuple(axes)),
     "mean": lambda x, axes: x.mean(dim=tuple(axes)),
+    # Ties split the gradient equally among the extreme elements (amax / amin).
+    "max": lambda x, axes: torch.amax(x, dim=tuple(axes)),
+    "min": lambda x, axes: torch.amin(x, dim=tuple(axes)),
+    "var": lambda x, axes: torch.var(x, dim=tuple(axes)),  # unbiased (correction 1)
+    "var_with_correction": lambda x, axes, correction: torch.var(x, dim=tuple(axes), correction=correction),
+    "std": lambda x, axes: torch.std(x, dim=tuple(axes)),
+    "logsumexp": lambda x, axes: torch.logsumexp(x, dim=tuple(axes)),
 }
 
 SHAPES = {1: (5,), 2: (3, 4), 3: (2, 3, 4), 4: (2, 3, 2, 3)}
@@ -21,7 +31,7 @@ def _axes_sets(rank):
 
 CASES = [
     Case(op, [normal(*SHAPES[rank])], tag=f"r{rank}_ax{''.join(map(str, axes))}", axes=list(axes))
-    for op in OPS
+    for op in ["sum", "mean"]
     for rank in SHAPES
     for axes in _axes_sets(rank)
 ]
@@ -31,4 +41,30 @@ CASES += [
     Case("sum", [normal(2, 3, 4).permuted(2, 0, 1)], tag="of_view_ax1", axes=[1]),
     Case("sum", [normal(3, 4).permuted(1, 0)], tag="of_view_ax0", axes=[0]),
     Case("mean", [normal(2, 3, 4).permuted(1, 2, 0)], tag="of_view_ax02", axes=[0, 2]),
+]
+
+# The other reductions over a selection of ranks and axes.
+SOME_AXES = [(1, (0,)), (2, (1,)), (2, (0, 1)), (3, (0, 2)), (4, (1, 3))]
+
+
+def _tag(rank, axes):
+    return f"r{rank}_ax{''.join(map(str, axes))}"
+
+
+for _op in ["max", "min"]:
+    CASES += [Case(_op, [normal(*SHAPES[rank])], tag=_tag(rank, axes), axes=list(axes)) for rank, axes in SOME_AXES]
+    CASES += [
+        Case(_op, [ints(-1, 1, 3, 4)], tag="ties_ax1", axes=[1]),  # several extremes per row
+        Case(_op, [ints(-1, 1, 2, 3, 4)], tag="ties_ax02", axes=[0, 2]),
+        Case(_op, [normal(2, 3, 4).permuted(2, 0, 1)], tag="of_view", axes=[1]),
+    ]
+for _op in ["var", "std", "logsumexp"]:
+    CASES += [Case(_op, [normal(*SHAPES[rank])], tag=_tag(rank, axes), axes=list(axes)) for rank, axes in SOME_AXES]
+    CASES += [Case(_op, [normal(3, 4).permuted(1, 0)], tag="of_view", axes=[1])]
+CASES += [
+    Case("var_with_correction", [normal(3, 4)], tag="pop", axes=[1], correction=0.0),
+    Case("var_with_correction", [normal(2, 3, 4)], tag="c2", axes=[0, 2], correction=2.0),
+    # Far-apart values: the naive formula overflows; the result stays finite.
+    Case("logsumexp", [values([1e4, -1e4, 0.0, 50.0, 1000.0, 999.0, -1000.0, 3.0], shape=(2, 4))], tag="large",
+         axes=[1]),
 ]

@@ -47,54 +47,47 @@ macro_rules! same_rank {
             (Dyn::R2($a), Dyn::R2($b), Dyn::R2($c)) => Dyn::R2($body),
             (Dyn::R3($a), Dyn::R3($b), Dyn::R3($c)) => Dyn::R3($body),
             (Dyn::R4($a), Dyn::R4($b), Dyn::R4($c)) => Dyn::R4($body),
-            (x, y, z) => {
-                return Err(format!(
-                    "operands of ranks {}, {} and {}",
-                    x.rank(),
-                    y.rank(),
-                    z.rank()
-                ))
-            }
+            (x, y, z) => return Err(format!("operands of ranks {}, {} and {}", x.rank(), y.rank(), z.rank())),
         }
     };
 }
 
-/// `$x.$method::<_, Axes>()` for the axes listed at run time in `$axes` (a
+/// `$x.$method::<_, Axes>($args…)` for the axes listed at run time in `$axes` (a
 /// `&[usize]`), dispatched by (rank, axes) to type-level axes: every axis set of
 /// ranks 1 to 4. The result's rank is the input's minus the number of axes.
 macro_rules! reduce_axes {
-    ($x:expr, $axes:expr, $method:ident) => {{
+    ($x:expr, $axes:expr, $method:ident $(, $arg:expr)*) => {{
         use ferrograd_autodiff::prelude::{Axes2, Axes3, Axes4, Axis};
         match ($x, $axes) {
-            (Dyn::R1(t), [0]) => Dyn::R0(t.$method::<_, Axis<0>>()),
+            (Dyn::R1(t), [0]) => Dyn::R0(t.$method::<_, Axis<0>>($($arg),*)),
 
-            (Dyn::R2(t), [0]) => Dyn::R1(t.$method::<_, Axis<0>>()),
-            (Dyn::R2(t), [1]) => Dyn::R1(t.$method::<_, Axis<1>>()),
-            (Dyn::R2(t), [0, 1]) => Dyn::R0(t.$method::<_, Axes2<0, 1>>()),
+            (Dyn::R2(t), [0]) => Dyn::R1(t.$method::<_, Axis<0>>($($arg),*)),
+            (Dyn::R2(t), [1]) => Dyn::R1(t.$method::<_, Axis<1>>($($arg),*)),
+            (Dyn::R2(t), [0, 1]) => Dyn::R0(t.$method::<_, Axes2<0, 1>>($($arg),*)),
 
-            (Dyn::R3(t), [0]) => Dyn::R2(t.$method::<_, Axis<0>>()),
-            (Dyn::R3(t), [1]) => Dyn::R2(t.$method::<_, Axis<1>>()),
-            (Dyn::R3(t), [2]) => Dyn::R2(t.$method::<_, Axis<2>>()),
-            (Dyn::R3(t), [0, 1]) => Dyn::R1(t.$method::<_, Axes2<0, 1>>()),
-            (Dyn::R3(t), [0, 2]) => Dyn::R1(t.$method::<_, Axes2<0, 2>>()),
-            (Dyn::R3(t), [1, 2]) => Dyn::R1(t.$method::<_, Axes2<1, 2>>()),
-            (Dyn::R3(t), [0, 1, 2]) => Dyn::R0(t.$method::<_, Axes3<0, 1, 2>>()),
+            (Dyn::R3(t), [0]) => Dyn::R2(t.$method::<_, Axis<0>>($($arg),*)),
+            (Dyn::R3(t), [1]) => Dyn::R2(t.$method::<_, Axis<1>>($($arg),*)),
+            (Dyn::R3(t), [2]) => Dyn::R2(t.$method::<_, Axis<2>>($($arg),*)),
+            (Dyn::R3(t), [0, 1]) => Dyn::R1(t.$method::<_, Axes2<0, 1>>($($arg),*)),
+            (Dyn::R3(t), [0, 2]) => Dyn::R1(t.$method::<_, Axes2<0, 2>>($($arg),*)),
+            (Dyn::R3(t), [1, 2]) => Dyn::R1(t.$method::<_, Axes2<1, 2>>($($arg),*)),
+            (Dyn::R3(t), [0, 1, 2]) => Dyn::R0(t.$method::<_, Axes3<0, 1, 2>>($($arg),*)),
 
-            (Dyn::R4(t), [0]) => Dyn::R3(t.$method::<_, Axis<0>>()),
-            (Dyn::R4(t), [1]) => Dyn::R3(t.$method::<_, Axis<1>>()),
-            (Dyn::R4(t), [2]) => Dyn::R3(t.$method::<_, Axis<2>>()),
-            (Dyn::R4(t), [3]) => Dyn::R3(t.$method::<_, Axis<3>>()),
-            (Dyn::R4(t), [0, 1]) => Dyn::R2(t.$method::<_, Axes2<0, 1>>()),
-            (Dyn::R4(t), [0, 2]) => Dyn::R2(t.$method::<_, Axes2<0, 2>>()),
-            (Dyn::R4(t), [0, 3]) => Dyn::R2(t.$method::<_, Axes2<0, 3>>()),
-            (Dyn::R4(t), [1, 2]) => Dyn::R2(t.$method::<_, Axes2<1, 2>>()),
-            (Dyn::R4(t), [1, 3]) => Dyn::R2(t.$method::<_, Axes2<1, 3>>()),
-            (Dyn::R4(t), [2, 3]) => Dyn::R2(t.$method::<_, Axes2<2, 3>>()),
-            (Dyn::R4(t), [0, 1, 2]) => Dyn::R1(t.$method::<_, Axes3<0, 1, 2>>()),
-            (Dyn::R4(t), [0, 1, 3]) => Dyn::R1(t.$method::<_, Axes3<0, 1, 3>>()),
-            (Dyn::R4(t), [0, 2, 3]) => Dyn::R1(t.$method::<_, Axes3<0, 2, 3>>()),
-            (Dyn::R4(t), [1, 2, 3]) => Dyn::R1(t.$method::<_, Axes3<1, 2, 3>>()),
-            (Dyn::R4(t), [0, 1, 2, 3]) => Dyn::R0(t.$method::<_, Axes4<0, 1, 2, 3>>()),
+            (Dyn::R4(t), [0]) => Dyn::R3(t.$method::<_, Axis<0>>($($arg),*)),
+            (Dyn::R4(t), [1]) => Dyn::R3(t.$method::<_, Axis<1>>($($arg),*)),
+            (Dyn::R4(t), [2]) => Dyn::R3(t.$method::<_, Axis<2>>($($arg),*)),
+            (Dyn::R4(t), [3]) => Dyn::R3(t.$method::<_, Axis<3>>($($arg),*)),
+            (Dyn::R4(t), [0, 1]) => Dyn::R2(t.$method::<_, Axes2<0, 1>>($($arg),*)),
+            (Dyn::R4(t), [0, 2]) => Dyn::R2(t.$method::<_, Axes2<0, 2>>($($arg),*)),
+            (Dyn::R4(t), [0, 3]) => Dyn::R2(t.$method::<_, Axes2<0, 3>>($($arg),*)),
+            (Dyn::R4(t), [1, 2]) => Dyn::R2(t.$method::<_, Axes2<1, 2>>($($arg),*)),
+            (Dyn::R4(t), [1, 3]) => Dyn::R2(t.$method::<_, Axes2<1, 3>>($($arg),*)),
+            (Dyn::R4(t), [2, 3]) => Dyn::R2(t.$method::<_, Axes2<2, 3>>($($arg),*)),
+            (Dyn::R4(t), [0, 1, 2]) => Dyn::R1(t.$method::<_, Axes3<0, 1, 2>>($($arg),*)),
+            (Dyn::R4(t), [0, 1, 3]) => Dyn::R1(t.$method::<_, Axes3<0, 1, 3>>($($arg),*)),
+            (Dyn::R4(t), [0, 2, 3]) => Dyn::R1(t.$method::<_, Axes3<0, 2, 3>>($($arg),*)),
+            (Dyn::R4(t), [1, 2, 3]) => Dyn::R1(t.$method::<_, Axes3<1, 2, 3>>($($arg),*)),
+            (Dyn::R4(t), [0, 1, 2, 3]) => Dyn::R0(t.$method::<_, Axes4<0, 1, 2, 3>>($($arg),*)),
 
             (x, axes) => {
                 return Err(format!(
@@ -162,11 +155,7 @@ macro_rules! permute_axes {
     ($x:expr, $axes:expr) => {{
         use ferrograd_autodiff::prelude::{Axes2, Axes3, Axes4};
         match ($x, $axes) {
-            (x @ (Dyn::R0(_) | Dyn::R1(_)), axes)
-                if axes.iter().enumerate().all(|(i, &a)| i == a) =>
-            {
-                x
-            }
+            (x @ (Dyn::R0(_) | Dyn::R1(_)), axes) if axes.iter().enumerate().all(|(i, &a)| i == a) => x,
             (Dyn::R2(t), [0, 1]) => Dyn::R2(t.permute::<Axes2<0, 1>>()),
             (Dyn::R2(t), [1, 0]) => Dyn::R2(t.permute::<Axes2<1, 0>>()),
 
@@ -227,35 +216,15 @@ macro_rules! broadcast_axes {
         }
         let err = |e: Error| e.to_string();
         match ($x, $axes) {
-            (Dyn::R0(t), [0]) => {
-                Dyn::R1(t.try_broadcast_like::<_, Axis<0>>(&(d[0],)).map_err(err)?)
-            }
+            (Dyn::R0(t), [0]) => Dyn::R1(t.try_broadcast_like::<_, Axis<0>>(&(d[0],)).map_err(err)?),
 
-            (Dyn::R1(t), [0]) => Dyn::R2(
-                t.try_broadcast_like::<_, Axis<0>>(&(d[0], d[1]))
-                    .map_err(err)?,
-            ),
-            (Dyn::R1(t), [1]) => Dyn::R2(
-                t.try_broadcast_like::<_, Axis<1>>(&(d[0], d[1]))
-                    .map_err(err)?,
-            ),
-            (Dyn::R0(t), [0, 1]) => Dyn::R2(
-                t.try_broadcast_like::<_, Axes2<0, 1>>(&(d[0], d[1]))
-                    .map_err(err)?,
-            ),
+            (Dyn::R1(t), [0]) => Dyn::R2(t.try_broadcast_like::<_, Axis<0>>(&(d[0], d[1])).map_err(err)?),
+            (Dyn::R1(t), [1]) => Dyn::R2(t.try_broadcast_like::<_, Axis<1>>(&(d[0], d[1])).map_err(err)?),
+            (Dyn::R0(t), [0, 1]) => Dyn::R2(t.try_broadcast_like::<_, Axes2<0, 1>>(&(d[0], d[1])).map_err(err)?),
 
-            (Dyn::R2(t), [0]) => Dyn::R3(
-                t.try_broadcast_like::<_, Axis<0>>(&(d[0], d[1], d[2]))
-                    .map_err(err)?,
-            ),
-            (Dyn::R2(t), [1]) => Dyn::R3(
-                t.try_broadcast_like::<_, Axis<1>>(&(d[0], d[1], d[2]))
-                    .map_err(err)?,
-            ),
-            (Dyn::R2(t), [2]) => Dyn::R3(
-                t.try_broadcast_like::<_, Axis<2>>(&(d[0], d[1], d[2]))
-                    .map_err(err)?,
-            ),
+            (Dyn::R2(t), [0]) => Dyn::R3(t.try_broadcast_like::<_, Axis<0>>(&(d[0], d[1], d[2])).map_err(err)?),
+            (Dyn::R2(t), [1]) => Dyn::R3(t.try_broadcast_like::<_, Axis<1>>(&(d[0], d[1], d[2])).map_err(err)?),
+            (Dyn::R2(t), [2]) => Dyn::R3(t.try_broadcast_like::<_, Axis<2>>(&(d[0], d[1], d[2])).map_err(err)?),
             (Dyn::R1(t), [0, 1]) => Dyn::R3(
                 t.try_broadcast_like::<_, Axes2<0, 1>>(&(d[0], d[1], d[2]))
                     .map_err(err)?,

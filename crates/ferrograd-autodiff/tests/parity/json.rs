@@ -30,9 +30,7 @@ impl Json {
     /// The member `key` of an object.
     pub fn get(&self, key: &str) -> Result<&Json, String> {
         match self {
-            Json::Object(map) => map
-                .get(key)
-                .ok_or_else(|| format!("no key `{key}` in {self}")),
+            Json::Object(map) => map.get(key).ok_or_else(|| format!("no key `{key}` in {self}")),
             _ => Err(format!("`{key}` looked up in a non-object {self}")),
         }
     }
@@ -190,10 +188,7 @@ impl Parser<'_> {
     fn number(&mut self) -> Result<Json, String> {
         let start = self.pos;
         while self.pos < self.bytes.len()
-            && matches!(
-                self.bytes[self.pos],
-                b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'
-            )
+            && matches!(self.bytes[self.pos], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
         {
             self.pos += 1;
         }
@@ -226,15 +221,9 @@ impl Parser<'_> {
                         b'b' => out.push('\u{8}'),
                         b'f' => out.push('\u{c}'),
                         b'u' => {
-                            let hex = self
-                                .bytes
-                                .get(self.pos..self.pos + 4)
-                                .ok_or("short \\u escape")?;
-                            let code = u32::from_str_radix(
-                                std::str::from_utf8(hex).map_err(|e| e.to_string())?,
-                                16,
-                            )
-                            .map_err(|e| e.to_string())?;
+                            let hex = self.bytes.get(self.pos..self.pos + 4).ok_or("short \\u escape")?;
+                            let code = u32::from_str_radix(std::str::from_utf8(hex).map_err(|e| e.to_string())?, 16)
+                                .map_err(|e| e.to_string())?;
                             self.pos += 4;
                             out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
                         }
@@ -248,9 +237,7 @@ impl Parser<'_> {
                     while end < self.bytes.len() && (self.bytes[end] & 0xC0) == 0x80 {
                         end += 1;
                     }
-                    out.push_str(
-                        std::str::from_utf8(&self.bytes[start..end]).map_err(|e| e.to_string())?,
-                    );
+                    out.push_str(std::str::from_utf8(&self.bytes[start..end]).map_err(|e| e.to_string())?);
                     self.pos = end;
                 }
             }
@@ -261,10 +248,7 @@ impl Parser<'_> {
 #[test]
 fn parses_what_python_writes() {
     let v = Json::parse(r#"{"a":[1,2.5,-3e-2],"b":{"c":null,"d":true},"s":"x\"y\u00e9"}"#).unwrap();
-    assert_eq!(
-        v.get("a").unwrap().as_array().unwrap()[2].as_f64().unwrap(),
-        -0.03
-    );
+    assert_eq!(v.get("a").unwrap().as_array().unwrap()[2].as_f64().unwrap(), -0.03);
     assert_eq!(v.get("s").unwrap().as_str().unwrap(), "x\"yé");
     assert_eq!(v.get("b").unwrap().get("c").unwrap(), &Json::Null);
 }

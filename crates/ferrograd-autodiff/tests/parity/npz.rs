@@ -36,24 +36,17 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Array>, String> {
     let mut archive = zip::ZipArchive::new(file).map_err(|e| format!("not a zip: {e}"))?;
     let mut arrays = BTreeMap::new();
     for index in 0..archive.len() {
-        let mut entry = archive
-            .by_index(index)
-            .map_err(|e| format!("zip entry {index}: {e}"))?;
+        let mut entry = archive.by_index(index).map_err(|e| format!("zip entry {index}: {e}"))?;
         let name = entry
             .name()
             .map_err(|e| format!("zip entry {index}: {e}"))?
             .into_owned();
         let mut bytes = Vec::new();
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("{name}: {e}"))?;
+        entry.read_to_end(&mut bytes).map_err(|e| format!("{name}: {e}"))?;
         let key = name
             .strip_suffix(".npy")
             .ok_or_else(|| format!("entry `{name}` is not an .npy"))?;
-        arrays.insert(
-            key.to_string(),
-            read_npy(&bytes).map_err(|e| format!("{name}: {e}"))?,
-        );
+        arrays.insert(key.to_string(), read_npy(&bytes).map_err(|e| format!("{name}: {e}"))?);
     }
     Ok(arrays)
 }

@@ -69,9 +69,7 @@ impl Params {
 }
 
 /// The `N` inputs of an op of float tensors.
-pub fn floats<E: Unit, const N: usize>(
-    args: Vec<Arg<E>>,
-) -> Result<[Dyn<E, Traced<E>>; N], String> {
+pub fn floats<E: Unit, const N: usize>(args: Vec<Arg<E>>) -> Result<[Dyn<E, Traced<E>>; N], String> {
     let count = args.len();
     let floats: Vec<_> = args
         .into_iter()
@@ -122,12 +120,12 @@ macro_rules! compare {
     }};
 }
 
-/// A reduction over the axes in the param `axes`.
+/// A reduction over the axes in the param `axes` (with further arguments, if any).
 macro_rules! reduce {
-    ($p:expr, $a:expr, $method:ident) => {{
+    ($p:expr, $a:expr, $method:ident $(, $arg:expr)*) => {{
         let [x] = floats::<_, 1>($a)?;
         let axes = $p.usizes("axes")?;
-        Ok(Out::Float(reduce_axes!(x, axes.as_slice(), $method)))
+        Ok(Out::Float(reduce_axes!(x, axes.as_slice(), $method $(, $arg)*)))
     }};
 }
 
@@ -236,6 +234,12 @@ registry! {
     // Reductions (cases_reduce.py).
     "sum" => |p, a| reduce!(p, a, sum),
     "mean" => |p, a| reduce!(p, a, mean),
+    "max" => |p, a| reduce!(p, a, max),
+    "min" => |p, a| reduce!(p, a, min),
+    "var" => |p, a| reduce!(p, a, var),
+    "var_with_correction" => |p, a| reduce!(p, a, var_with_correction, p.scalar::<E>("correction")?),
+    "std" => |p, a| reduce!(p, a, std),
+    "logsumexp" => |p, a| reduce!(p, a, logsumexp),
 
     // Views and shape ops (cases_views.py).
     "permute" => |p, a| {
