@@ -43,9 +43,7 @@ pub fn run(args: &[String]) -> Result<(), Error> {
                 return Ok(());
             }
             other => {
-                return Err(
-                    format!("parity: unknown argument `{other}` (expected `--check`)").into(),
-                );
+                return Err(format!("parity: unknown argument `{other}` (expected `--check`)").into());
             }
         }
     }
@@ -53,9 +51,7 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     let root = workspace_root();
     let python = ensure_venv(&root)?;
 
-    let scratch = root
-        .join("target")
-        .join(format!("parity-out-{}", std::process::id()));
+    let scratch = root.join("target").join(format!("parity-out-{}", std::process::id()));
     if scratch.exists() {
         fs::remove_dir_all(&scratch)?;
     }
@@ -65,18 +61,10 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     result
 }
 
-fn generate_and_apply(
-    root: &Path,
-    python: &Path,
-    scratch: &Path,
-    check: bool,
-) -> Result<(), Error> {
+fn generate_and_apply(root: &Path, python: &Path, scratch: &Path, check: bool) -> Result<(), Error> {
     let script = root.join(SCRIPTS).join("generate.py");
     // `-B`: no __pycache__ beside the scripts.
-    run_cmd(
-        path_str(python)?,
-        &["-B", path_str(&script)?, path_str(scratch)?],
-    )?;
+    run_cmd(path_str(python)?, &["-B", path_str(&script)?, path_str(scratch)?])?;
 
     let fresh = list_files(scratch)?;
     if fresh.is_empty() {
@@ -109,10 +97,7 @@ fn generate_and_apply(
 
     if check {
         if stale.is_empty() && missing.is_empty() && extra.is_empty() {
-            eprintln!(
-                "parity: all {} fixtures in {FIXTURES}/ are up to date",
-                fresh.len()
-            );
+            eprintln!("parity: all {} fixtures in {FIXTURES}/ are up to date", fresh.len());
             return Ok(());
         }
         let mut report = String::from("parity: the committed fixtures are out of date:\n");
@@ -171,8 +156,7 @@ fn ensure_venv(root: &Path) -> Result<PathBuf, Error> {
         .map_err(|e| format!("parity: cannot read {}: {e}", requirements_path.display()))?;
     let stamp = venv.join(STAMP);
 
-    if python.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str())
-    {
+    if python.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str()) {
         return Ok(python);
     }
     if !python.exists() {

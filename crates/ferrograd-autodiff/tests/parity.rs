@@ -51,10 +51,7 @@ impl Tol {
 
 /// f32: about 80 ulp relative, which covers a different but correct evaluation order
 /// or libm (PyTorch's vectorised Sleef functions against Rust's `f32` methods).
-const F32_TOL: Tol = Tol {
-    rtol: 1e-5,
-    atol: 1e-6,
-};
+const F32_TOL: Tol = Tol { rtol: 1e-5, atol: 1e-6 };
 /// f64: about 5·10⁵ ulp relative; f64 results agree far better than f32 ones, so this
 /// still catches any wrong formula.
 const F64_TOL: Tol = Tol {
@@ -68,10 +65,7 @@ trait ParityFloat: Dtype + std::fmt::Debug {
     fn op(entry: &Entry) -> OpFn<Self>;
     fn values(array: &Array) -> Option<&[Self]>;
     /// The gradients of `sum(out · upstream)`.
-    fn backward(
-        out: Dyn<Self, Traced<Self>>,
-        upstream: Dyn<Self>,
-    ) -> Result<Gradients<Self, Cpu>, String>;
+    fn backward(out: Dyn<Self, Traced<Self>>, upstream: Dyn<Self>) -> Result<Gradients<Self, Cpu>, String>;
 }
 
 macro_rules! parity_float {
@@ -87,10 +81,7 @@ macro_rules! parity_float {
                     _ => None,
                 }
             }
-            fn backward(
-                out: Dyn<Self, Traced<Self>>,
-                upstream: Dyn<Self>,
-            ) -> Result<Gradients<Self, Cpu>, String> {
+            fn backward(out: Dyn<Self, Traced<Self>>, upstream: Dyn<Self>) -> Result<Gradients<Self, Cpu>, String> {
                 let loss = match (out, upstream) {
                     (Dyn::R0(o), Dyn::R0(g)) => o * g, // already a scalar
                     (Dyn::R1(o), Dyn::R1(g)) => (o * g).sum::<Rank0, _>(),
@@ -132,9 +123,7 @@ impl Fixture {
     fn read(root: &Path, path: &Path) -> Result<Fixture, String> {
         let arrays = npz::read_npz(path)?;
         let meta = match arrays.get("meta").map(|a| &a.data) {
-            Some(Data::U8(bytes)) => {
-                String::from_utf8(bytes.clone()).map_err(|e| format!("meta: {e}"))?
-            }
+            Some(Data::U8(bytes)) => String::from_utf8(bytes.clone()).map_err(|e| format!("meta: {e}"))?,
             _ => return Err("no uint8 `meta` entry".into()),
         };
         let meta = Json::parse(&meta).map_err(|e| format!("meta: {e}"))?;
@@ -146,11 +135,7 @@ impl Fixture {
             });
         }
         Ok(Fixture {
-            name: path
-                .strip_prefix(root)
-                .unwrap_or(path)
-                .display()
-                .to_string(),
+            name: path.strip_prefix(root).unwrap_or(path).display().to_string(),
             case: meta.get("case")?.as_str()?.to_string(),
             op: meta.get("op")?.as_str()?.to_string(),
             dtype: meta.get("dtype")?.as_str()?.to_string(),
@@ -165,9 +150,7 @@ impl Fixture {
     }
 
     fn array(&self, key: &str) -> Result<&Array, String> {
-        self.arrays
-            .get(key)
-            .ok_or_else(|| format!("no entry `{key}`"))
+        self.arrays.get(key).ok_or_else(|| format!("no entry `{key}`"))
     }
 
     fn floats<E: ParityFloat>(&self, key: &str) -> Result<(&[E], &[usize]), String> {
@@ -253,10 +236,7 @@ fn run_fixture<E: ParityFloat>(fixture: &Fixture, entry: &Entry) -> Result<(), S
 }
 
 /// The input seen through `permute(axes)`, as the fixture asks: a non-contiguous view.
-fn permute_input<E: ParityFloat>(
-    x: Dyn<E, Traced<E>>,
-    axes: &[usize],
-) -> Result<Dyn<E, Traced<E>>, String> {
+fn permute_input<E: ParityFloat>(x: Dyn<E, Traced<E>>, axes: &[usize]) -> Result<Dyn<E, Traced<E>>, String> {
     Ok(permute_axes!(x, axes))
 }
 
@@ -264,9 +244,7 @@ fn check_shape(what: &str, got: &[usize], expected: &[usize]) -> Result<(), Stri
     if got == expected {
         Ok(())
     } else {
-        Err(format!(
-            "{what}: ferrograd's shape {got:?}, PyTorch's {expected:?}"
-        ))
+        Err(format!("{what}: ferrograd's shape {got:?}, PyTorch's {expected:?}"))
     }
 }
 
@@ -282,13 +260,7 @@ fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
     index
 }
 
-fn compare<E: ParityFloat>(
-    what: &str,
-    got: &[E],
-    expected: &[E],
-    shape: &[usize],
-    tol: Tol,
-) -> Result<(), String> {
+fn compare<E: ParityFloat>(what: &str, got: &[E], expected: &[E], shape: &[usize], tol: Tol) -> Result<(), String> {
     if got.len() != expected.len() {
         return Err(format!(
             "{what}: {} elements, PyTorch has {}",
@@ -336,12 +308,7 @@ fn compare<E: ParityFloat>(
     ))
 }
 
-fn compare_exact(
-    what: &str,
-    got: &[bool],
-    expected: &[bool],
-    shape: &[usize],
-) -> Result<(), String> {
+fn compare_exact(what: &str, got: &[bool], expected: &[bool], shape: &[usize]) -> Result<(), String> {
     if got.len() != expected.len() {
         return Err(format!(
             "{what}: {} elements, PyTorch has {}",
@@ -371,8 +338,7 @@ fn fixture_root() -> PathBuf {
 /// Every `.npz` below `dir`, sorted.
 fn fixture_files(dir: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let entries =
-            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
         for entry in entries {
             let path = entry.expect("directory entry").path();
             if path.is_dir() {
@@ -423,12 +389,10 @@ fn pytorch_parity() {
             continue;
         };
         *ran.entry(fixture.op.clone()).or_default() += 1;
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            match fixture.dtype.as_str() {
-                "f32" => run_fixture::<f32>(&fixture, entry),
-                "f64" => run_fixture::<f64>(&fixture, entry),
-                other => Err(format!("unsupported dtype `{other}`")),
-            }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match fixture.dtype.as_str() {
+            "f32" => run_fixture::<f32>(&fixture, entry),
+            "f64" => run_fixture::<f64>(&fixture, entry),
+            other => Err(format!("unsupported dtype `{other}`")),
         }));
         let result = result.unwrap_or_else(|panic| {
             let message = panic
