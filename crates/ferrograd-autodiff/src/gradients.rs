@@ -1,6 +1,7 @@
 use crate::tensor::{Tensor, UniqueId};
 use ferrograd_device::{Dtype, Error, Storage, Unit};
 use ferrograd_shapes::Shape;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -47,9 +48,8 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
 
     /// Allocates a zero gradient for `tensor` and keeps its gradient after backward.
     pub fn try_alloc_for<S: Shape, T>(&mut self, tensor: &Tensor<S, E, D, T>) -> Result<(), Error> {
-        if !self.buffers.contains_key(&tensor.id) {
-            let buffer = tensor.device.try_alloc_zeros(tensor.buffer_len())?;
-            self.buffers.insert(tensor.id, buffer);
+        if let Entry::Vacant(entry) = self.buffers.entry(tensor.id) {
+            entry.insert(tensor.device.try_alloc_zeros(tensor.buffer_len())?);
         }
         self.device.get_or_insert_with(|| tensor.device.clone());
         self.retained.insert(tensor.id);
@@ -145,10 +145,13 @@ impl<E: Dtype, D: Storage<E>> Gradients<E, D> {
         if !self.wants(id) {
             return Ok(None);
         }
-        if !self.buffers.contains_key(&id) {
-            self.buffers.insert(id, device.try_alloc_zeros(len)?);
-            self.device.get_or_insert_with(|| device.clone());
-        }
-        Ok(self.buffers.get_mut(&id))
+        let buffer = match self.buffers.entry(id) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                self.device.get_or_insert_with(|| device.clone());
+                entry.insert(device.try_alloc_zeros(len)?)
+            }
+        };
+        Ok(Some(buffer))
     }
 }

@@ -56,11 +56,12 @@ mod tensor;
 pub use ops::concat::{Stack, stack};
 pub use create::{SampleTensor, TensorCreation, TensorData};
 pub use gradients::Gradients;
-pub use tape::{MergeTapes, NoneTape, OwnedTape, Tape};
+pub use tape::{MergeTapes, MergedTape, NoneTape, OwnedTape, Tape};
 pub use tensor::{Tensor, UniqueId};
 
 /// Everything a user of tensors needs in scope.
 pub mod prelude {
+    pub use crate::ops::index::ArangeTensor;
     pub use crate::{Gradients, NoneTape, OwnedTape, SampleTensor, Stack, Tape, Tensor, TensorCreation, stack};
     pub use ferrograd_device::{Dtype, Error};
     pub use ferrograd_shapes::{

@@ -106,7 +106,7 @@ impl<E: Unit, D: Storage<E>> OwnedTape<E, D> {
     }
 
     /// Takes the recording out for `backward`, leaving the tape consumed.
-    pub(crate) fn take(&self) -> Result<(Vec<RecordedOp<E, D>>, Gradients<E, D>), Error> {
+    pub(crate) fn take(&self) -> Result<Recording<E, D>, Error> {
         let root = self.root();
         match std::mem::replace(&mut *lock(&root), TapeState::Consumed) {
             TapeState::Recording { ops, grads } => Ok((ops, grads)),
@@ -128,6 +128,12 @@ impl<E: Unit, D: Storage<E>> Tape<E, D> for OwnedTape<E, D> {
         }
     }
 }
+
+/// The tape of a result computed from operands with tapes `L` and `R`.
+pub type MergedTape<L, R> = <L as MergeTapes<R>>::Output;
+
+/// The recording `backward` takes out of a tape.
+type Recording<E, D> = (Vec<RecordedOp<E, D>>, Gradients<E, D>);
 
 /// Combines the tapes of two operands: the result records if either did.
 pub trait MergeTapes<Rhs> {

@@ -58,11 +58,11 @@ fn broadcast_permute_and_slice_read_the_right_elements() {
     assert_eq!(c.array()[1], [[4.0, 5.0, 6.0]; 4]);
     let p = b.clone().permute::<Axes3<2, 0, 1>>();
     // p[k][i][j] = b[i][j][k] = x[j][k]
-    let pa = p.array();
-    for k in 0..3 {
-        for i in 0..2 {
-            for j in 0..2 {
-                assert_eq!(pa[k][i][j], x.array()[j][k]);
+    let (pa, xa) = (p.array(), x.array());
+    for (k, block) in pa.iter().enumerate() {
+        for row in block {
+            for (j, &value) in row.iter().enumerate() {
+                assert_eq!(value, xa[j][k]);
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Element-wise ops of two tensors of one shape. Either operand may be traced; if both
 //! are, on different tapes, the tapes merge.
 
-use crate::tape::{MergeTapes, Tape};
+use crate::tape::{MergeTapes, MergedTape, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::elementwise::{Add, BinaryKernel, Div, Maximum, Minimum, Mul, Sub};
 use ferrograd_device::{Dtype, Error, Storage};
@@ -12,26 +12,29 @@ macro_rules! binary_methods {
         $(#[$doc:meta])*
         $name:ident / $try_name:ident -> $op:ident;
     )*) => {
+        // `add`, `sub`, `mul` and `div` are also the std operator traits (below), which
+        // call these; the inherent methods carry the docs and the `try_` twins.
+        #[allow(clippy::should_implement_trait)]
         impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {$(
             $(#[$doc])*
             ///
             /// # Panics
             /// When run-time dims differ; see the `try_` twin.
-            pub fn $name<R: Tape<E, D>>(self, rhs: Tensor<S, E, D, R>) -> Tensor<S, E, D, <T as MergeTapes<R>>::Output>
+            pub fn $name<R: Tape<E, D>>(self, rhs: Tensor<S, E, D, R>) -> Tensor<S, E, D, MergedTape<T, R>>
             where
                 D: BinaryKernel<$op, E>,
                 T: MergeTapes<R>,
-                <T as MergeTapes<R>>::Output: Tape<E, D>,
+                MergedTape<T, R>: Tape<E, D>,
             {
                 self.$try_name(rhs).unwrap_or_else(|e| panic!("{e}"))
             }
 
             #[doc = concat!("[`Tensor::", stringify!($name), "`], returning `Error::ShapeMismatch` when run-time dims differ.")]
-            pub fn $try_name<R: Tape<E, D>>(self, rhs: Tensor<S, E, D, R>) -> Result<Tensor<S, E, D, <T as MergeTapes<R>>::Output>, Error>
+            pub fn $try_name<R: Tape<E, D>>(self, rhs: Tensor<S, E, D, R>) -> Result<Tensor<S, E, D, MergedTape<T, R>>, Error>
             where
                 D: BinaryKernel<$op, E>,
                 T: MergeTapes<R>,
-                <T as MergeTapes<R>>::Output: Tape<E, D>,
+                MergedTape<T, R>: Tape<E, D>,
             {
                 self.try_binary(stringify!($name), $op, rhs)
             }
@@ -69,9 +72,9 @@ macro_rules! tensor_operator {
             std::ops::$trait<Tensor<S, E, D, R>> for Tensor<S, E, D, L>
         where
             L: MergeTapes<R>,
-            <L as MergeTapes<R>>::Output: Tape<E, D>,
+            MergedTape<L, R>: Tape<E, D>,
         {
-            type Output = Tensor<S, E, D, <L as MergeTapes<R>>::Output>;
+            type Output = Tensor<S, E, D, MergedTape<L, R>>;
             /// Panics when run-time dims differ; see the `try_` method.
             fn $method(self, rhs: Tensor<S, E, D, R>) -> Self::Output {
                 Tensor::$method(self, rhs)

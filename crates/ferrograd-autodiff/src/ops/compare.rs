@@ -1,7 +1,7 @@
 //! Comparisons, which give `bool` masks (no gradient), and `choose`, which picks
 //! elements of two tensors by a mask (PyTorch's `where`).
 
-use crate::tape::{MergeTapes, Tape};
+use crate::tape::{MergeTapes, MergedTape, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::compare::{ChooseKernel, CompareKernel, Comparison};
 use ferrograd_device::ops::elementwise::Operand;
@@ -87,29 +87,29 @@ impl<S: Shape, D: Storage<bool>, T> Tensor<S, bool, D, T> {
     ///
     /// # Panics
     /// When run-time dims differ; see [`Tensor::try_choose`].
-    pub fn choose<E: Dtype, L: Tape<E, D>, R: Tape<E, D>>(
+    pub fn choose<E: Dtype, L, R: Tape<E, D>>(
         &self,
         on_true: Tensor<S, E, D, L>,
         on_false: Tensor<S, E, D, R>,
-    ) -> Tensor<S, E, D, <L as MergeTapes<R>>::Output>
+    ) -> Tensor<S, E, D, MergedTape<L, R>>
     where
         D: ChooseKernel<E>,
-        L: MergeTapes<R>,
-        <L as MergeTapes<R>>::Output: Tape<E, D>,
+        L: Tape<E, D> + MergeTapes<R>,
+        MergedTape<L, R>: Tape<E, D>,
     {
         self.try_choose(on_true, on_false).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// [`Tensor::choose`], returning `Error::ShapeMismatch` when run-time dims differ.
-    pub fn try_choose<E: Dtype, L: Tape<E, D>, R: Tape<E, D>>(
+    pub fn try_choose<E: Dtype, L, R: Tape<E, D>>(
         &self,
         on_true: Tensor<S, E, D, L>,
         on_false: Tensor<S, E, D, R>,
-    ) -> Result<Tensor<S, E, D, <L as MergeTapes<R>>::Output>, Error>
+    ) -> Result<Tensor<S, E, D, MergedTape<L, R>>, Error>
     where
         D: ChooseKernel<E>,
-        L: MergeTapes<R>,
-        <L as MergeTapes<R>>::Output: Tape<E, D>,
+        L: Tape<E, D> + MergeTapes<R>,
+        MergedTape<L, R>: Tape<E, D>,
     {
         for other in [on_true.layout.dims(), on_false.layout.dims()] {
             if other != self.layout.dims() {
@@ -127,7 +127,7 @@ impl<S: Shape, D: Storage<bool>, T> Tensor<S, bool, D, T> {
         )?;
         let tape = on_true.tape.merge_tapes(on_false.tape);
         let result = Tensor::from_arc(Arc::new(data), self.shape, device.clone(), tape);
-        if <<L as MergeTapes<R>>::Output as Tape<E, D>>::TRACING {
+        if <MergedTape<L, R> as Tape<E, D>>::TRACING {
             let (condition, condition_layout) = (self.data.clone(), self.layout);
             let branches = [
                 (Operand::Lhs, on_true.id, on_true.layout, <D as Storage<E>>::len(&on_true.data)),

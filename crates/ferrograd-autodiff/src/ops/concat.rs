@@ -1,6 +1,6 @@
 //! Joining tensors: `concat_along` an existing axis, `stack` along a new one.
 
-use crate::tape::{MergeTapes, Tape};
+use crate::tape::{MergeTapes, MergedTape, Tape};
 use crate::tensor::{Tensor, UniqueId};
 use ferrograd_device::ops::copy::CopyKernel;
 use ferrograd_device::{Dtype, Error, Layout};
@@ -82,28 +82,29 @@ impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         self,
         axis: Axis<I>,
         other: Tensor<S2, E, D, R>,
-    ) -> Tensor<S::Dynamic, E, D, <T as MergeTapes<R>>::Output>
+    ) -> Tensor<S::Dynamic, E, D, MergedTape<T, R>>
     where
         S: DynamicAxis<I>,
         S2: DynamicAxis<I, Dynamic = S::Dynamic>,
         T: MergeTapes<R>,
-        <T as MergeTapes<R>>::Output: Tape<E, D>,
+        MergedTape<T, R>: Tape<E, D>,
     {
         self.try_concat_along(axis, other).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// [`Tensor::concat_along`], returning `Error::ShapeMismatch` when an axis other
     /// than `I` differs.
+    #[allow(clippy::type_complexity)] // the result type is the op's own: shape, dtype, device, tape
     pub fn try_concat_along<const I: usize, S2, R: Tape<E, D>>(
         self,
         _axis: Axis<I>,
         other: Tensor<S2, E, D, R>,
-    ) -> Result<Tensor<S::Dynamic, E, D, <T as MergeTapes<R>>::Output>, Error>
+    ) -> Result<Tensor<S::Dynamic, E, D, MergedTape<T, R>>, Error>
     where
         S: DynamicAxis<I>,
         S2: DynamicAxis<I, Dynamic = S::Dynamic>,
         T: MergeTapes<R>,
-        <T as MergeTapes<R>>::Output: Tape<E, D>,
+        MergedTape<T, R>: Tape<E, D>,
     {
         let (a, b) = (self.layout.dims().to_vec(), other.layout.dims().to_vec());
         let others_agree = (0..a.len()).all(|axis| axis == I || a[axis] == b[axis]);

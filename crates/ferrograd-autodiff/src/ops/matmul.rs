@@ -3,7 +3,7 @@
 //! Each operand is described to the kernel by strides alone, so transposed, permuted or
 //! broadcast operands reach the GEMM without copies.
 
-use crate::tape::{MergeTapes, Tape};
+use crate::tape::{MergeTapes, MergedTape, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::matmul::{MatmulKernel, MatrixLayout};
 use ferrograd_device::{Dtype, Error, Layout};
@@ -51,25 +51,26 @@ impl<S: Shape, E: Dtype, D: MatmulKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     pub fn matmul<Rhs: Shape, R: Tape<E, D>>(
         self,
         rhs: Tensor<Rhs, E, D, R>,
-    ) -> Tensor<S::Output, E, D, <T as MergeTapes<R>>::Output>
+    ) -> Tensor<S::Output, E, D, MergedTape<T, R>>
     where
         S: MatMulShape<Rhs>,
         T: MergeTapes<R>,
-        <T as MergeTapes<R>>::Output: Tape<E, D>,
+        MergedTape<T, R>: Tape<E, D>,
     {
         self.try_matmul(rhs).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// [`Tensor::matmul`], returning `Error::ShapeMismatch` when run-time inner or batch
     /// dims disagree.
+    #[allow(clippy::type_complexity)] // the result type is the op's own: shape, dtype, device, tape
     pub fn try_matmul<Rhs: Shape, R: Tape<E, D>>(
         self,
         rhs: Tensor<Rhs, E, D, R>,
-    ) -> Result<Tensor<S::Output, E, D, <T as MergeTapes<R>>::Output>, Error>
+    ) -> Result<Tensor<S::Output, E, D, MergedTape<T, R>>, Error>
     where
         S: MatMulShape<Rhs>,
         T: MergeTapes<R>,
-        <T as MergeTapes<R>>::Output: Tape<E, D>,
+        MergedTape<T, R>: Tape<E, D>,
     {
         let (ld, rd) = (self.layout.dims().to_vec(), rhs.layout.dims().to_vec());
         let k = ld[ld.len() - 1];
@@ -104,7 +105,7 @@ impl<S: Shape, E: Dtype, D: MatmulKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
 
         let tape = self.tape.merge_tapes(rhs.tape);
         let result = Tensor::from_arc(Arc::new(out), shape, device.clone(), tape);
-        if <<T as MergeTapes<R>>::Output as Tape<E, D>>::TRACING {
+        if <MergedTape<T, R> as Tape<E, D>>::TRACING {
             let (lhs_id, lhs_data) = (self.id, self.data);
             let (rhs_id, rhs_data) = (rhs.id, rhs.data);
             result.tape.record(result.id, move |grads, grad_output| {

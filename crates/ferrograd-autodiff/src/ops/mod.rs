@@ -4,13 +4,14 @@ mod binary;
 mod compare;
 pub(crate) mod concat;
 mod dropout;
+pub(crate) mod index;
 mod matmul;
 mod softmax;
 mod sum;
 mod unary;
 mod views;
 
-use crate::tape::{MergeTapes, Tape};
+use crate::tape::{MergeTapes, MergedTape, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::elementwise::{BinaryKernel, BinaryOp, Operand, UnaryKernel, UnaryOp};
 use ferrograd_device::{Dtype, Error, Input, Storage};
@@ -62,18 +63,18 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         name: &'static str,
         op: Op,
         rhs: Tensor<S, E, D, R>,
-    ) -> Result<Tensor<S, E, D, <T as MergeTapes<R>>::Output>, Error>
+    ) -> Result<Tensor<S, E, D, MergedTape<T, R>>, Error>
     where
         D: BinaryKernel<Op, E>,
         T: MergeTapes<R>,
-        <T as MergeTapes<R>>::Output: Tape<E, D>,
+        MergedTape<T, R>: Tape<E, D>,
     {
         if self.shape != rhs.shape {
             return Err(Error::shape_mismatch(name, self.layout.dims(), rhs.layout.dims()));
         }
         let Tensor { id, data, shape, layout, device, tape } = self;
         let tape = tape.merge_tapes(rhs.tape);
-        if !<<T as MergeTapes<R>>::Output as Tape<E, D>>::TRACING {
+        if !<MergedTape<T, R> as Tape<E, D>>::TRACING {
             let out = with_input(data, |lhs| device.forward(&op, lhs, &layout, &rhs.data, &rhs.layout))?;
             return Ok(Tensor::from_arc(Arc::new(out), shape, device, tape));
         }

@@ -141,6 +141,9 @@ macro_rules! __ferrograd_from_output {
 }
 
 /// Declares element-wise ops of one input. See the [module docs](self).
+///
+/// Constants are written as literals (`0.7071067811865476`, not `FRAC_1_SQRT_2`)
+/// because the declaration's text must also be valid C.
 macro_rules! unary_ops {
     ($(
         $(#[$meta:meta])*
@@ -164,14 +167,14 @@ macro_rules! unary_ops {
     (@impl $t:ty, $name:ident $(<$E:ident>)? { $($field:ident),* } $x:ident $value:expr; $d:ident $derivative:expr) => {
         impl UnaryFn<$t> for $name $(<$crate::__ferrograd_pick_type!($E, $t)>)? {
             #[inline(always)]
-            #[allow(unused_variables, unused_imports, clippy::excessive_precision)]
+            #[allow(unused_variables, unused_imports, clippy::excessive_precision, clippy::approx_constant)]
             fn value(&self, $x: $t) -> $t {
                 use $crate::math::*;
                 let $name { $($field),* } = *self;
                 $value
             }
             #[inline(always)]
-            #[allow(unused_variables, unused_imports, clippy::excessive_precision)]
+            #[allow(unused_variables, unused_imports, clippy::excessive_precision, clippy::approx_constant)]
             fn derivative(&self, $d: $t) -> $t {
                 use $crate::math::*;
                 let $name { $($field),* } = *self;
@@ -322,8 +325,8 @@ mod tests {
         assert_eq!(UnaryFn::<f32>::value(&Powf { exponent: 2.0f32 }, 3.0), 9.0);
         assert_eq!(UnaryFn::<f32>::derivative(&Powi { exponent: 3 }, 2.0), 12.0);
         assert_eq!(<Exp as UnaryOp>::VALUE_SOURCE, "exp(x)");
-        assert!(<Exp as UnaryOp>::DERIVATIVE_FROM_OUTPUT);
-        assert!(!<Ln as UnaryOp>::DERIVATIVE_FROM_OUTPUT);
+        const { assert!(<Exp as UnaryOp>::DERIVATIVE_FROM_OUTPUT) };
+        const { assert!(!<Ln as UnaryOp>::DERIVATIVE_FROM_OUTPUT) };
         assert_eq!(BinaryFn::<f64>::dy(&Div, 1.0, 2.0), -0.25);
         assert_eq!(BinaryFn::<f64>::dx(&Maximum, 1.0, 1.0), 0.5);
     }
