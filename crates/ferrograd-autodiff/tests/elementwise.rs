@@ -795,19 +795,21 @@ fn derivative(inputs: &[f64], f: impl Fn(Traced<(usize,)>) -> Traced<(usize,)>) 
 
 #[test]
 fn abs_derivative_at_zero_is_zero() {
-    // abs'(x) = sign(x), and 0 at 0 (also at -0).
+    // abs'(x) = sign(x), and 0 at 0 (also at -0) and at NaN: torch 2.15 gives
+    // x.abs().backward() -> [-1, 0, 0, 1, 0] for [-2, 0, -0, 3, nan].
     assert_eq!(
-        derivative(&[-2.0, 0.0, -0.0, 3.0], |t| t.abs()),
-        [-1.0, 0.0, 0.0, 1.0]
+        derivative(&[-2.0, 0.0, -0.0, 3.0, f64::NAN], |t| t.abs()),
+        [-1.0, 0.0, 0.0, 1.0, 0.0]
     );
 }
 
 #[test]
 fn relu_derivative_at_zero_is_zero() {
-    // relu'(x) = 1 for x > 0, 0 for x ≤ 0.
+    // relu'(x) = 1 for x > 0, 0 for x ≤ 0; at NaN 1, because torch's threshold_backward
+    // zeroes only where the output is <= 0, which NaN is not.
     assert_eq!(
-        derivative(&[-1.0, 0.0, -0.0, 1e-300, 2.0], |t| t.relu()),
-        [0.0, 0.0, 0.0, 1.0, 1.0]
+        derivative(&[-1.0, 0.0, -0.0, 1e-300, 2.0, f64::NAN], |t| t.relu()),
+        [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
     );
 }
 
@@ -821,14 +823,15 @@ fn leaky_relu_derivative_at_zero_is_the_slope() {
 }
 
 #[test]
-fn clamp_derivative_is_one_on_the_closed_interval() {
-    // clamp(x, -1, 2)' = 1 for -1 ≤ x ≤ 2 (both ends included), 0 outside.
-    let g = derivative(&[-1.5, -1.0, 0.0, 2.0, 2.5], |t| t.clamp(-1.0, 2.0));
-    assert_eq!(g, [0.0, 1.0, 1.0, 1.0, 0.0]);
-    // A degenerate interval [0, 0]: 1 exactly at 0.
+fn clamp_derivative_is_one_strictly_inside_the_interval() {
+    // clamp(x, -1, 2)' = 1 for -1 < x < 2, 0 at both bounds, outside, and at NaN: what
+    // torch 2.15 gives (x.clamp(0., 1.) on [-1, 0, 0.5, 1, 2] backprops [0, 0, 1, 0, 0]).
+    let g = derivative(&[-1.5, -1.0, 0.0, 2.0, 2.5, f64::NAN], |t| t.clamp(-1.0, 2.0));
+    assert_eq!(g, [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+    // A degenerate interval [0, 0]: no interior, so 0 everywhere.
     assert_eq!(
         derivative(&[-0.1, 0.0, 0.1], |t| t.clamp(0.0, 0.0)),
-        [0.0, 1.0, 0.0]
+        [0.0, 0.0, 0.0]
     );
 }
 
@@ -847,6 +850,22 @@ fn maximum_and_minimum_split_ties_equally() {
     let g = loss.backward();
     assert_eq!(g.get(&x).as_vec(), [1.0, 0.5, 0.0, 0.5]);
     assert_eq!(g.get(&y).as_vec(), [0.0, 0.5, 1.0, 0.5]);
+}
+
+#[test]
+fn maximum_and_minimum_send_the_whole_gradient_to_both_at_nan() {
+    // torch 2.15: maximum(a, b).sum().backward() with a = [1, nan], b = [nan, 1] gives
+    // a.grad = b.grad = [1, 1]; neither a < b nor a == b holds, so nothing is masked.
+    let dev = Cpu::default();
+    let x: V64 = dev.tensor(vec![1.0, f64::NAN]);
+    let y: V64 = dev.tensor(vec![f64::NAN, 1.0]);
+    for use_maximum in [true, false] {
+        let (a, b) = (x.leaky_trace(), y.leaky_trace());
+        let out = if use_maximum { a.maximum(b) } else { a.minimum(b) };
+        let g = out.sum::<Rank0, _>().backward();
+        assert_eq!(g.get(&x).as_vec(), [1.0, 1.0]);
+        assert_eq!(g.get(&y).as_vec(), [1.0, 1.0]);
+    }
 }
 
 #[test]

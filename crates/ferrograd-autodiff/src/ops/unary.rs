@@ -35,7 +35,7 @@ macro_rules! unary_methods {
 unary_methods! {
     /// `-x`, element-wise.
     negate / try_negate() -> Negate = Negate {};
-    /// `|x|`; the gradient at 0 is 0, as in PyTorch.
+    /// `|x|`; the gradient at 0 and at NaN is 0, as in PyTorch.
     ///
     /// ```
     /// use ferrograd_autodiff::prelude::*;
@@ -77,7 +77,7 @@ unary_methods! {
     tanh / try_tanh() -> Tanh = Tanh {};
     /// `1 / (1 + e^-x)`, without overflow at large |x|.
     sigmoid / try_sigmoid() -> Sigmoid = Sigmoid {};
-    /// `max(x, 0)`; the gradient at 0 is 0, as in PyTorch.
+    /// `max(x, 0)`, keeping NaN; the gradient is 0 at 0 and 1 at NaN, as in PyTorch.
     ///
     /// ```
     /// use ferrograd_autodiff::prelude::*;
@@ -98,7 +98,8 @@ unary_methods! {
     softplus / try_softplus() -> Softplus<E> = Softplus { beta: E::ONE, threshold: E::from_f64(20.0) };
     /// `ln(1 + e^(beta·x)) / beta`, and `x` where `beta·x > threshold`.
     softplus_with / try_softplus_with(beta: E, threshold: E) -> Softplus<E> = Softplus { beta, threshold };
-    /// `x` limited to `[min, max]`; the gradient is 1 on the closed interval, as in PyTorch.
+    /// `x` limited to `[min, max]`; the gradient is 1 strictly inside and 0 at the
+    /// bounds, as in PyTorch.
     ///
     /// ```
     /// use ferrograd_autodiff::prelude::*;

@@ -12,10 +12,11 @@
 //! `derivative_from_output(y)` in terms of the output, which lets the forward pass
 //! overwrite the input because backward never needs it.
 //!
-//! Derivatives at kinks follow PyTorch: `abs'(0) = 0`, `relu'(0) = 0`,
-//! `leaky_relu'(0) = negative_slope`, `clamp'` is 1 on the closed interval
-//! `[min, max]`, `pow'` is 0 for exponent 0, and `maximum`/`minimum` split the gradient
-//! equally between tied operands.
+//! Derivatives at kinks and NaN follow PyTorch 2.15 (checked by the parity fixtures):
+//! `abs'(0) = abs'(NaN) = 0`, `relu'(0) = 0` but `relu'(NaN) = 1`,
+//! `leaky_relu'(0) = negative_slope`, `clamp'` is 1 strictly inside `(min, max)` and 0
+//! at the bounds, `pow'` is 0 for exponent 0, and `maximum`/`minimum` split the gradient
+//! equally between tied operands and give it whole to both when either is NaN.
 
 use crate::dtype::Dtype;
 use crate::error::Error;
@@ -257,8 +258,8 @@ unary_ops! {
     Tanh {} => value(x) = tanh(x); derivative_from_output(y) = 1.0 - y * y;
     /// `1 / (1 + e^-x)`.
     Sigmoid {} => value(x) = sigmoid(x); derivative_from_output(y) = y * (1.0 - y);
-    /// `max(x, 0)`, keeping NaN; the derivative at 0 is 0.
-    Relu {} => value(x) = select(x < 0.0, 0.0, x); derivative_from_output(y) = select(y > 0.0, 1.0, 0.0);
+    /// `max(x, 0)`, keeping NaN; the derivative is 0 at 0 and 1 at NaN.
+    Relu {} => value(x) = select(x < 0.0, 0.0, x); derivative_from_output(y) = select(y <= 0.0, 0.0, 1.0);
     /// `x` for x > 0, else `negative_slope · x`.
     LeakyRelu<E> { negative_slope: E } => value(x) = select(x > 0.0, x, x * negative_slope);
         derivative(x) = select(x > 0.0, 1.0, negative_slope);
@@ -279,9 +280,9 @@ unary_ops! {
     Softplus<E> { beta: E, threshold: E } =>
         value(x) = select(x * beta > threshold, x, ln_1p(exp(x * beta)) / beta);
         derivative(x) = select(x * beta > threshold, 1.0, sigmoid(x * beta));
-    /// `x` limited to `[min, max]`; the derivative is 1 on the closed interval.
+    /// `x` limited to `[min, max]`; the derivative is 1 strictly inside, 0 at the bounds.
     Clamp<E> { min: E, max: E } => value(x) = select(x < min, min, select(x > max, max, x));
-        derivative(x) = select(x >= min && x <= max, 1.0, 0.0);
+        derivative(x) = select(x > min && x < max, 1.0, 0.0);
     /// NaN replaced by `value`; the derivative is 0 there.
     NansTo<E> { value: E } => value(x) = select(is_nan(x), value, x);
         derivative(x) = select(is_nan(x), 0.0, 1.0);
@@ -304,14 +305,16 @@ binary_ops! {
     Mul => value(x, y) = x * y; dx = y; dy = x;
     /// `x / y`.
     Div => value(x, y) = x / y; dx = 1.0 / y; dy = -x / (y * y);
-    /// The larger of `x` and `y`, NaN if either is; ties split the gradient equally.
+    /// The larger of `x` and `y`, NaN if either is; ties split the gradient equally, and
+    /// a NaN sends it whole to both.
     Maximum => value(x, y) = select(is_nan(x) || x > y, x, y);
-        dx = select(x > y, 1.0, select(x == y, 0.5, 0.0));
-        dy = select(y > x, 1.0, select(x == y, 0.5, 0.0));
-    /// The smaller of `x` and `y`, NaN if either is; ties split the gradient equally.
+        dx = select(x < y, 0.0, select(x == y, 0.5, 1.0));
+        dy = select(y < x, 0.0, select(x == y, 0.5, 1.0));
+    /// The smaller of `x` and `y`, NaN if either is; ties split the gradient equally, and
+    /// a NaN sends it whole to both.
     Minimum => value(x, y) = select(is_nan(x) || x < y, x, y);
-        dx = select(x < y, 1.0, select(x == y, 0.5, 0.0));
-        dy = select(y < x, 1.0, select(x == y, 0.5, 0.0));
+        dx = select(x > y, 0.0, select(x == y, 0.5, 1.0));
+        dy = select(y > x, 0.0, select(x == y, 0.5, 1.0));
 }
 
 #[cfg(test)]
