@@ -34,6 +34,7 @@
 
 mod axes;
 mod dim;
+mod index;
 mod layout;
 mod matmul;
 mod relations;
@@ -42,6 +43,7 @@ mod slice;
 
 pub use axes::{Axes, Axes2, Axes3, Axes4, Axes5, Axes6, Axis};
 pub use dim::{Const, ConstDim, Dim};
+pub use index::{AppendAxis, ReplaceAxis, ReplaceAxisTo, SelectIndexShape};
 pub use layout::{Layout, MAX_RANK};
 pub use matmul::MatMulShape;
 pub use relations::{BroadcastShapeTo, DynamicAxis, HasAxis, InsertAxis, PermuteShape, ReduceShape, ReduceShapeTo};

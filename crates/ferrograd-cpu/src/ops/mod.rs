@@ -4,6 +4,7 @@ mod compare;
 mod convert;
 mod copy;
 mod elementwise;
+mod index;
 mod matmul;
 mod reduce;
 mod softmax;

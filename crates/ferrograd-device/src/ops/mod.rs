@@ -8,6 +8,7 @@ pub mod compare;
 pub mod convert;
 pub mod copy;
 pub mod elementwise;
+pub mod index;
 pub mod matmul;
 pub mod reduce;
 pub mod softmax;
