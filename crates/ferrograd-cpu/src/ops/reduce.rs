@@ -16,6 +16,7 @@ use ferrograd_device::ops::reduce::{
 use ferrograd_device::{Dtype, Error, Layout};
 use ferrograd_shapes::MAX_RANK;
 use std::any::TypeId;
+use std::sync::OnceLock;
 
 // ---------------------------------------------------------------------------------
 // Groups and walks
@@ -38,10 +39,7 @@ impl Groups {
     pub(crate) fn new(layout: &Layout, axes: &[usize]) -> Self {
         let (dims, strides) = (layout.dims(), layout.strides());
         let len: usize = axes.iter().map(|&a| dims[a]).product();
-        let count: usize = (0..dims.len())
-            .filter(|a| !axes.contains(a))
-            .map(|a| dims[a])
-            .product();
+        let count: usize = (0..dims.len()).filter(|a| !axes.contains(a)).map(|a| dims[a]).product();
         // Runs: going from the last axis backwards, the reduced axes of size > 1 come
         // first, row-major with stride 1 at the end, before any kept axis of size > 1.
         let mut expected = 1;
@@ -207,11 +205,93 @@ impl<const N: usize> Walk<N> {
 pub(crate) fn reduce_walk(layout: &Layout, axes: &[usize]) -> Walk<2> {
     let dims = layout.dims();
     let out = output_strides(dims, axes);
-    Walk::new(
-        dims,
-        [layout.strides(), &out[..dims.len()]],
-        [layout.offset(), 0],
-    )
+    Walk::new(dims, [layout.strides(), &out[..dims.len()]], [layout.offset(), 0])
+}
+
+// ---------------------------------------------------------------------------------
+// Compiling hot loops for the CPU at hand
+// ---------------------------------------------------------------------------------
+
+/// Defines a function whose body is compiled twice, for the baseline target and for
+/// AVX2, and which runs the AVX2 copy when the CPU has it (checked once per call, a
+/// cached flag). The body's helpers are `#[inline(always)]`, so they are inlined into,
+/// and vectorised for, each copy: 8 `f32` lanes instead of SSE2's 4, which is what the
+/// exponentials of softmax and logsumexp need to keep up with memory.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* fn $name:ident<$E:ident>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        fn $name<$E: Dtype>($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn baseline<$E: Dtype>($($arg: $ty),*) $(-> $ret)? $body
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            fn avx2<$E: Dtype>($($arg: $ty),*) $(-> $ret)? {
+                baseline($($arg),*)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            fn avx512<$E: Dtype>($($arg: $ty),*) $(-> $ret)? {
+                baseline($($arg),*)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: `avx512` requires only that the CPU supports AVX-512F, checked above.
+                return unsafe { avx512($($arg),*) };
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: `avx2` requires only that the CPU supports AVX2, checked above.
+                return unsafe { avx2($($arg),*) };
+            }
+            baseline($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
+/// The most threads a kernel splits its rows across.
+const MAX_THREADS: usize = 8;
+/// Elements below which a kernel stays on the calling thread: starting a thread costs
+/// tens of microseconds, what a quarter of a million elements take to normalise.
+const PARALLEL_MIN: usize = 1 << 18;
+
+/// The number of threads large kernels use: the cores available (read once), at most
+/// [`MAX_THREADS`].
+fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS)
+    })
+}
+
+/// Splits `data`, a sequence of rows of `len` elements, into one share of whole rows
+/// per thread when it is large enough to pay for the threads, and calls `f(first_row,
+/// share)` on each share: the first on the calling thread, the others on scoped
+/// threads. Small inputs run as one share on the calling thread.
+pub(crate) fn for_row_shares<E: Send>(data: &mut [E], len: usize, f: impl Fn(usize, &mut [E]) + Sync) {
+    let rows = data.len().checked_div(len).unwrap_or(0);
+    let threads = threads().min(rows);
+    if threads < 2 || data.len() < PARALLEL_MIN {
+        f(0, data);
+        return;
+    }
+    let per_share = rows.div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let mut shares = data.chunks_mut(per_share * len).enumerate();
+        let first = shares.next();
+        for (k, share) in shares {
+            scope.spawn(move || f(k * per_share, share));
+        }
+        if let Some((_, share)) = first {
+            f(0, share);
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------
@@ -221,72 +301,104 @@ pub(crate) fn reduce_walk(layout: &Layout, axes: &[usize]) -> Walk<2> {
 /// Independent accumulators per slice: enough to hide the latency of the adds and to
 /// fill the vector registers.
 const LANES: usize = 16;
-/// Slices longer than this are summed pairwise, halving, so that the rounding error
-/// grows with the logarithm of the length rather than the length.
+/// Elements mapped at a time into a stack buffer by [`sum_map`]: the map is then a plain
+/// loop that the compiler vectorises whatever the function, and the sum a fixed tree.
+const TILE: usize = 64;
+/// Slices are summed in blocks of this many elements whose totals are added in eight
+/// separate partial sums, so that the rounding error of a long sum grows with
+/// `len / (8 · BLOCK)` rather than `len`.
 const BLOCK: usize = 4096;
 
-/// `Σ f(v)` over a slice, with [`LANES`] accumulators and pairwise blocks.
+/// Adds `values` (a multiple of [`LANES`] long) into `lanes`.
 #[inline(always)]
-pub(crate) fn sum_map<E: Dtype>(values: &[E], f: impl Fn(E) -> E + Copy) -> E {
-    if values.len() > BLOCK {
-        let mid = (values.len() / 2).next_multiple_of(LANES);
-        return sum_map(&values[..mid], f) + sum_map(&values[mid..], f);
-    }
-    let mut lanes = [E::ZERO; LANES];
-    let mut chunks = values.chunks_exact(LANES);
-    for chunk in &mut chunks {
+fn add_lanes<E: Dtype>(lanes: &mut [E; LANES], values: &[E]) {
+    for chunk in values.chunks_exact(LANES) {
         for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += f(v);
+            *lane += v;
         }
     }
-    let mut tail = E::ZERO;
-    for &v in chunks.remainder() {
-        tail += f(v);
-    }
-    let mut width = LANES;
+}
+
+/// The sum of the lanes, as a balanced tree.
+#[inline(always)]
+fn fold_lanes<E: Dtype, const N: usize>(mut lanes: [E; N]) -> E {
+    let mut width = N;
     while width > 1 {
         width /= 2;
         for i in 0..width {
             lanes[i] += lanes[i + width];
         }
     }
-    lanes[0] + tail
+    lanes[0]
+}
+
+/// The sum of a slice.
+#[inline(always)]
+pub(crate) fn sum_slice<E: Dtype>(values: &[E]) -> E {
+    // Closures are not guaranteed to be inlined, and a body left out of line would not
+    // be compiled for the vector unit `multiversion!` picked: the loops are spelled out.
+    let mut partial = [E::ZERO; 8];
+    for (b, block) in values.chunks(BLOCK).enumerate() {
+        let mut lanes = [E::ZERO; LANES];
+        let whole = block.len() - block.len() % LANES;
+        add_lanes(&mut lanes, &block[..whole]);
+        let mut tail = E::ZERO;
+        for &v in &block[whole..] {
+            tail += v;
+        }
+        partial[b % 8] += fold_lanes(lanes) + tail;
+    }
+    fold_lanes(partial)
+}
+
+/// `Σ f(v)` over a slice.
+#[inline(always)]
+pub(crate) fn sum_map<E: Dtype>(values: &[E], f: impl Fn(E) -> E + Copy) -> E {
+    let mut partial = [E::ZERO; 8];
+    for (b, block) in values.chunks(BLOCK).enumerate() {
+        let mut lanes = [E::ZERO; LANES];
+        let mut tile = [E::ZERO; TILE];
+        let mut chunks = block.chunks_exact(TILE);
+        for chunk in &mut chunks {
+            for (t, &v) in tile.iter_mut().zip(chunk) {
+                *t = f(v);
+            }
+            add_lanes(&mut lanes, &tile);
+        }
+        tile = [E::ZERO; TILE];
+        for (t, &v) in tile.iter_mut().zip(chunks.remainder()) {
+            *t = f(v);
+        }
+        add_lanes(&mut lanes, &tile);
+        partial[b % 8] += fold_lanes(lanes);
+    }
+    fold_lanes(partial)
 }
 
 /// `Σ f(a, b)` over two slices of equal length.
 #[inline(always)]
 pub(crate) fn sum_map2<E: Dtype>(a: &[E], b: &[E], f: impl Fn(E, E) -> E + Copy) -> E {
     debug_assert_eq!(a.len(), b.len());
-    if a.len() > BLOCK {
-        let mid = (a.len() / 2).next_multiple_of(LANES);
-        return sum_map2(&a[..mid], &b[..mid], f) + sum_map2(&a[mid..], &b[mid..], f);
-    }
-    let mut lanes = [E::ZERO; LANES];
-    let mut chunks_a = a.chunks_exact(LANES);
-    let mut chunks_b = b.chunks_exact(LANES);
-    for (ca, cb) in (&mut chunks_a).zip(&mut chunks_b) {
-        for ((lane, &x), &y) in lanes.iter_mut().zip(ca).zip(cb) {
-            *lane += f(x, y);
+    let mut partial = [E::ZERO; 8];
+    for (k, (a, b)) in a.chunks(BLOCK).zip(b.chunks(BLOCK)).enumerate() {
+        let mut lanes = [E::ZERO; LANES];
+        let mut tile = [E::ZERO; TILE];
+        let mut chunks_a = a.chunks_exact(TILE);
+        let mut chunks_b = b.chunks_exact(TILE);
+        for (ca, cb) in (&mut chunks_a).zip(&mut chunks_b) {
+            for ((t, &x), &y) in tile.iter_mut().zip(ca).zip(cb) {
+                *t = f(x, y);
+            }
+            add_lanes(&mut lanes, &tile);
         }
-    }
-    let mut tail = E::ZERO;
-    for (&x, &y) in chunks_a.remainder().iter().zip(chunks_b.remainder()) {
-        tail += f(x, y);
-    }
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            lanes[i] += lanes[i + width];
+        tile = [E::ZERO; TILE];
+        for ((t, &x), &y) in tile.iter_mut().zip(chunks_a.remainder()).zip(chunks_b.remainder()) {
+            *t = f(x, y);
         }
+        add_lanes(&mut lanes, &tile);
+        partial[k % 8] += fold_lanes(lanes);
     }
-    lanes[0] + tail
-}
-
-/// The sum of a slice.
-#[inline(always)]
-pub(crate) fn sum_slice<E: Dtype>(values: &[E]) -> E {
-    sum_map(values, |v| v)
+    fold_lanes(partial)
 }
 
 /// The largest element ignoring NaN (`-inf` for an empty or all-NaN slice), with
@@ -337,11 +449,7 @@ fn extremum_slice<E: Dtype>(kind: Extremum, values: &[E]) -> E {
     for &v in &lanes {
         best = if v > best { v } else { best };
     }
-    if any_nan {
-        E::from_f64(f64::NAN)
-    } else {
-        best * flip
-    }
+    if any_nan { E::from_f64(f64::NAN) } else { best * flip }
 }
 
 /// `e^x` for `f32`, in a form the compiler vectorises (no calls, no branches):
@@ -413,21 +521,64 @@ fn indicator<E: Dtype>(condition: bool) -> E {
 // Kernels
 // ---------------------------------------------------------------------------------
 
+multiversion! {
+    /// Appends the sum of each run of `len` elements of `input` starting at the offsets
+    /// of `starts`.
+    fn sum_runs<E>(input: &[E], starts: &Layout, len: usize, out: &mut Vec<E>) {
+        for s in starts.offsets() {
+            out.push(sum_slice(&input[s..s + len]));
+        }
+    }
+}
+
+multiversion! {
+    /// Adds `values[k]` to every element of the `k`-th run of `len` elements of `grad`
+    /// (runs starting at the offsets of `starts`).
+    fn add_to_runs<E>(grad: &mut [E], starts: &Layout, len: usize, values: &[E]) {
+        for (s, &g) in starts.offsets().zip(values) {
+            for v in &mut grad[s..s + len] {
+                *v += g;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Appends the logsumexp of each run.
+    fn logsumexp_runs<E>(input: &[E], starts: &Layout, len: usize, out: &mut Vec<E>) {
+        for s in starts.offsets() {
+            let row = &input[s..s + len];
+            let m = lse_shift(max_ignoring_nan(row));
+            out.push(m + sum_map(row, |x| exp(x - m)).ln());
+        }
+    }
+}
+
+multiversion! {
+    /// Accumulates `grad_output[k] · exp(x − output[k])` into the `k`-th run.
+    fn logsumexp_backward_runs<E>(
+        input: &[E],
+        starts: &Layout,
+        len: usize,
+        output: &[E],
+        grad_output: &[E],
+        grad_input: &mut [E],
+    ) {
+        for ((s, &l), &g) in starts.offsets().zip(output).zip(grad_output) {
+            let row = &input[s..s + len];
+            for (v, &x) in grad_input[s..s + len].iter_mut().zip(row) {
+                *v += g * exp(x - l);
+            }
+        }
+    }
+}
+
 impl<E: Dtype> SumKernel<E> for Cpu {
-    fn forward(
-        &self,
-        input: &CpuBuffer<E>,
-        layout: &Layout,
-        axes: &[usize],
-    ) -> Result<CpuBuffer<E>, Error> {
+    fn forward(&self, input: &CpuBuffer<E>, layout: &Layout, axes: &[usize]) -> Result<CpuBuffer<E>, Error> {
         let groups = Groups::new(layout, axes);
         let mut out = try_vec(groups.count)?;
         match groups.runs {
-            Some(starts) => out.extend(
-                starts
-                    .offsets()
-                    .map(|s| sum_slice(&input[s..s + groups.len])),
-            ),
+            Some(starts) => sum_runs(input, &starts, groups.len, &mut out),
             None => {
                 out.resize(groups.count, E::ZERO);
                 reduce_walk(layout, axes).for_each(|[i, o]| out[o] += input[i]);
@@ -445,13 +596,7 @@ impl<E: Dtype> SumKernel<E> for Cpu {
     ) -> Result<(), Error> {
         let groups = Groups::new(layout, axes);
         match groups.runs {
-            Some(starts) => {
-                for (s, &g) in starts.offsets().zip(grad_output.iter()) {
-                    for v in &mut grad_input[s..s + groups.len] {
-                        *v += g;
-                    }
-                }
-            }
+            Some(starts) => add_to_runs(grad_input, &starts, groups.len, grad_output),
             None => reduce_walk(layout, axes).for_each(|[i, o]| grad_input[i] += grad_output[o]),
         }
         Ok(())
@@ -514,9 +659,7 @@ impl<E: Dtype> ExtremumKernel<E> for Cpu {
                 for (s, &g) in share.iter_mut().zip(grad_output.iter()) {
                     *s = g / *s;
                 }
-                walk.for_each(|[i, o]| {
-                    grad_input[i] += share[o] * indicator::<E>(input[i] == output[o])
-                });
+                walk.for_each(|[i, o]| grad_input[i] += share[o] * indicator::<E>(input[i] == output[o]));
             }
         }
         Ok(())
@@ -575,18 +718,30 @@ fn divisor<E: Dtype>(len: usize, correction: E) -> E {
     if d > E::ZERO { d } else { E::ZERO }
 }
 
-/// The mean of every group, in output order.
+/// The mean of every group, in output order, as `x₀ + Σ (x − x₀) / N` with `x₀` the
+/// group's first element: as accurate as `Σ x / N`, and exact for a constant group (a
+/// broadcast one, say), whose variance is then exactly 0, as PyTorch's is.
 fn group_means<E: Dtype>(input: &[E], layout: &Layout, axes: &[usize], groups: &Groups) -> Vec<E> {
     let n = E::from_f64(groups.len as f64);
     match groups.runs {
         Some(starts) => starts
             .offsets()
-            .map(|s| sum_slice(&input[s..s + groups.len]) / n)
+            .map(|s| {
+                let row = &input[s..s + groups.len];
+                let first = row[0];
+                first + sum_map(row, |x| x - first) / n
+            })
             .collect(),
         None => {
+            let walk = reduce_walk(layout, axes);
+            let mut first = vec![None; groups.count];
+            walk.for_each(|[i, o]| {
+                first[o].get_or_insert(input[i]);
+            });
+            let first: Vec<E> = first.into_iter().map(|f| f.unwrap_or(E::ZERO)).collect();
             let mut sums = vec![E::ZERO; groups.count];
-            reduce_walk(layout, axes).for_each(|[i, o]| sums[o] += input[i]);
-            sums.into_iter().map(|s| s / n).collect()
+            walk.for_each(|[i, o]| sums[o] += input[i] - first[o]);
+            first.iter().zip(sums).map(|(&f, s)| f + s / n).collect()
         }
     }
 }
@@ -604,11 +759,12 @@ impl<E: Dtype> VarianceKernel<E> for Cpu {
         let means = group_means(input, layout, axes, &groups);
         let mut out = try_vec(groups.count)?;
         match groups.runs {
-            Some(starts) => {
-                out.extend(starts.offsets().zip(&means).map(|(s, &mean)| {
-                    sum_map(&input[s..s + groups.len], |x| (x - mean) * (x - mean))
-                }))
-            }
+            Some(starts) => out.extend(
+                starts
+                    .offsets()
+                    .zip(&means)
+                    .map(|(s, &mean)| sum_map(&input[s..s + groups.len], |x| (x - mean) * (x - mean))),
+            ),
             None => {
                 out.resize(groups.count, E::ZERO);
                 reduce_walk(layout, axes).for_each(|[i, o]| {
@@ -647,13 +803,7 @@ impl<E: Dtype> VarianceKernel<E> for Cpu {
             Some(std) => grad_output
                 .iter()
                 .zip(std.iter())
-                .map(|(&g, &s)| {
-                    if s == E::ZERO {
-                        E::ZERO
-                    } else {
-                        g * scale / (two * s)
-                    }
-                })
+                .map(|(&g, &s)| if s == E::ZERO { E::ZERO } else { g * scale / (two * s) })
                 .collect(),
         };
         match groups.runs {
@@ -665,8 +815,7 @@ impl<E: Dtype> VarianceKernel<E> for Cpu {
                     }
                 }
             }
-            None => reduce_walk(layout, axes)
-                .for_each(|[i, o]| grad_input[i] += factors[o] * (input[i] - means[o])),
+            None => reduce_walk(layout, axes).for_each(|[i, o]| grad_input[i] += factors[o] * (input[i] - means[o])),
         }
         Ok(())
     }
@@ -675,28 +824,15 @@ impl<E: Dtype> VarianceKernel<E> for Cpu {
 /// The shift logsumexp subtracts: the maximum, or 0 when that is infinite.
 #[inline(always)]
 fn lse_shift<E: Dtype>(max: E) -> E {
-    if max.to_f64().is_finite() {
-        max
-    } else {
-        E::ZERO
-    }
+    if max.to_f64().is_finite() { max } else { E::ZERO }
 }
 
 impl<E: Dtype> LogSumExpKernel<E> for Cpu {
-    fn forward(
-        &self,
-        input: &CpuBuffer<E>,
-        layout: &Layout,
-        axes: &[usize],
-    ) -> Result<CpuBuffer<E>, Error> {
+    fn forward(&self, input: &CpuBuffer<E>, layout: &Layout, axes: &[usize]) -> Result<CpuBuffer<E>, Error> {
         let groups = Groups::new(layout, axes);
         let mut out = try_vec(groups.count)?;
         match groups.runs {
-            Some(starts) => out.extend(starts.offsets().map(|s| {
-                let row = &input[s..s + groups.len];
-                let m = lse_shift(max_ignoring_nan(row));
-                m + sum_map(row, |x| exp(x - m)).ln()
-            })),
+            Some(starts) => logsumexp_runs(input, &starts, groups.len, &mut out),
             None => {
                 let walk = reduce_walk(layout, axes);
                 let mut shift = vec![neg_inf::<E>(); groups.count];
@@ -729,16 +865,10 @@ impl<E: Dtype> LogSumExpKernel<E> for Cpu {
     ) -> Result<(), Error> {
         let groups = Groups::new(layout, axes);
         match groups.runs {
-            Some(starts) => {
-                for ((s, &l), &g) in starts.offsets().zip(output.iter()).zip(grad_output.iter()) {
-                    let row = &input[s..s + groups.len];
-                    for (v, &x) in grad_input[s..s + groups.len].iter_mut().zip(row) {
-                        *v += g * exp(x - l);
-                    }
-                }
+            Some(starts) => logsumexp_backward_runs(input, &starts, groups.len, output, grad_output, grad_input),
+            None => {
+                reduce_walk(layout, axes).for_each(|[i, o]| grad_input[i] += grad_output[o] * exp(input[i] - output[o]))
             }
-            None => reduce_walk(layout, axes)
-                .for_each(|[i, o]| grad_input[i] += grad_output[o] * exp(input[i] - output[o])),
         }
         Ok(())
     }
@@ -753,45 +883,26 @@ mod tests {
         let x = Layout::from_parts(&[2, 3, 4], &[12, 4, 1]);
         let g = Groups::new(&x, &[2]);
         assert_eq!((g.count, g.len), (6, 4));
+        assert_eq!(g.runs.unwrap().offsets().collect::<Vec<_>>(), vec![0, 4, 8, 12, 16, 20]);
         assert_eq!(
-            g.runs.unwrap().offsets().collect::<Vec<_>>(),
-            vec![0, 4, 8, 12, 16, 20]
-        );
-        assert_eq!(
-            Groups::new(&x, &[1, 2])
-                .runs
-                .unwrap()
-                .offsets()
-                .collect::<Vec<_>>(),
+            Groups::new(&x, &[1, 2]).runs.unwrap().offsets().collect::<Vec<_>>(),
             vec![0, 12]
         );
         assert!(Groups::new(&x, &[0, 1, 2]).runs.is_some());
         assert!(Groups::new(&x, &[1]).runs.is_none());
         assert!(Groups::new(&x, &[0, 2]).runs.is_none());
         // Transposed: the last axis has stride 3.
-        assert!(
-            Groups::new(&Layout::from_parts(&[3, 2], &[1, 3]), &[1])
-                .runs
-                .is_none()
-        );
+        assert!(Groups::new(&Layout::from_parts(&[3, 2], &[1, 3]), &[1]).runs.is_none());
         // Broadcast rows of a contiguous vector: runs that overlap.
         let b = Layout::from_parts(&[3, 4], &[0, 1]);
         assert_eq!(
-            Groups::new(&b, &[1])
-                .runs
-                .unwrap()
-                .offsets()
-                .collect::<Vec<_>>(),
+            Groups::new(&b, &[1]).runs.unwrap().offsets().collect::<Vec<_>>(),
             vec![0, 0, 0]
         );
         // Size-1 axes do not matter; an offset carries over.
         let s = Layout::from_parts(&[2, 1, 4], &[8, 5, 1]).with_offset(3);
         assert_eq!(
-            Groups::new(&s, &[1, 2])
-                .runs
-                .unwrap()
-                .offsets()
-                .collect::<Vec<_>>(),
+            Groups::new(&s, &[1, 2]).runs.unwrap().offsets().collect::<Vec<_>>(),
             vec![3, 11]
         );
     }
@@ -826,10 +937,7 @@ mod tests {
             }
             x += 0.0137;
         }
-        assert!(
-            worst < 3.0 * f32::EPSILON as f64,
-            "worst relative error {worst}"
-        );
+        assert!(worst < 3.0 * f32::EPSILON as f64, "worst relative error {worst}");
         assert_eq!(exp_f32(0.0), 1.0);
         assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
         assert_eq!(exp_f32(-200.0), 0.0);
@@ -844,10 +952,7 @@ mod tests {
     fn row_helpers() {
         let v: Vec<f64> = (0..10_000).map(|i| (i % 7) as f64 - 3.0).collect();
         assert_eq!(sum_slice(&v), v.iter().sum::<f64>());
-        assert_eq!(
-            sum_map2(&v, &v, |a, b| a * b),
-            v.iter().map(|a| a * a).sum::<f64>()
-        );
+        assert_eq!(sum_map2(&v, &v, |a, b| a * b), v.iter().map(|a| a * a).sum::<f64>());
         assert_eq!(max_ignoring_nan(&[1.0f32, f32::NAN, 3.0]), 3.0);
         assert_eq!(max_ignoring_nan::<f32>(&[]), f32::NEG_INFINITY);
         assert_eq!(extremum_slice(Extremum::Min, &v), -3.0);

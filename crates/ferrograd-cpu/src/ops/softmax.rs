@@ -10,8 +10,8 @@
 use crate::device::{Cpu, CpuBuffer, try_vec};
 use crate::ops::elementwise::is_dense;
 use crate::ops::reduce::{
-    Groups, Walk, contiguous_strides, exp, max_ignoring_nan, neg_inf, output_strides, sum_map,
-    sum_map2,
+    Groups, Walk, contiguous_strides, exp, for_row_shares, max_ignoring_nan, multiversion, neg_inf, output_strides,
+    sum_map, sum_map2,
 };
 use ferrograd_device::ops::softmax::{SoftmaxKernel, SoftmaxKind};
 use ferrograd_device::{Dtype, Error, Input, Layout};
@@ -58,6 +58,55 @@ fn backward_row<E: Dtype>(kind: SoftmaxKind, y: &[E], dy: &[E], dx: &mut [E]) {
     }
 }
 
+multiversion! {
+    /// Normalises the consecutive `len`-element rows of `buffer` in place.
+    fn forward_rows_in_place<E>(kind: SoftmaxKind, buffer: &mut [E], len: usize) {
+        if len > 0 {
+            for row in buffer.chunks_exact_mut(len) {
+                normalise_row(kind, row);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Appends to `out` the normalised runs of `len` elements of `x` that start at the
+    /// offsets of `starts`: each row is copied (read from memory once), then
+    /// normalised while it sits in the L1 cache.
+    fn forward_runs<E>(kind: SoftmaxKind, x: &[E], starts: &Layout, len: usize, out: &mut Vec<E>) {
+        for s in starts.offsets() {
+            let start = out.len();
+            out.extend_from_slice(&x[s..s + len]);
+            normalise_row(kind, &mut out[start..]);
+        }
+    }
+}
+
+multiversion! {
+    /// Accumulates the gradient of consecutive rows of `len` elements.
+    fn backward_rows<E>(kind: SoftmaxKind, len: usize, y: &[E], dy: &[E], dx: &mut [E]) {
+        if len > 0 {
+            let rows = y.chunks_exact(len).zip(dy.chunks_exact(len));
+            for (dx, (y, dy)) in dx.chunks_exact_mut(len).zip(rows) {
+                backward_row(kind, y, dy, dx);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Accumulates the gradient of every row: the contiguous rows of `y` and `dy`, into
+    /// the runs of `dx` that start at the offsets of `starts`.
+    fn backward_runs<E>(kind: SoftmaxKind, starts: &Layout, len: usize, y: &[E], dy: &[E], dx: &mut [E]) {
+        if len > 0 {
+            let rows = y.chunks_exact(len).zip(dy.chunks_exact(len));
+            for (s, (y, dy)) in starts.offsets().zip(rows) {
+                backward_row(kind, y, dy, &mut dx[s..s + len]);
+            }
+        }
+    }
+}
+
 /// The value of an element from its input `x` and its row's statistics: the maximum
 /// and `1 / Σ exp(x − max)` (softmax) or `ln Σ exp(x − max)` (log-softmax).
 #[inline(always)]
@@ -69,12 +118,7 @@ fn normalise<E: Dtype>(kind: SoftmaxKind, x: E, max: E, stat: E) -> E {
 }
 
 /// The per-row statistics of [`normalise`] over any layout: two walks.
-fn row_stats<E: Dtype>(
-    kind: SoftmaxKind,
-    x: &[E],
-    walk: &Walk<3>,
-    rows: usize,
-) -> (Vec<E>, Vec<E>) {
+fn row_stats<E: Dtype>(kind: SoftmaxKind, x: &[E], walk: &Walk<3>, rows: usize) -> (Vec<E>, Vec<E>) {
     let mut max = vec![neg_inf::<E>(); rows];
     walk.for_each(|[i, r, _]| {
         if x[i] > max[r] {
@@ -121,18 +165,12 @@ impl<E: Dtype> SoftmaxKernel<E> for Cpu {
             Input::Unique(mut buffer) if is_dense(layout, &buffer) => {
                 buffer.0.truncate(numel);
                 if groups.runs.is_some() {
-                    if len > 0 {
-                        for row in buffer.chunks_exact_mut(len) {
-                            normalise_row(kind, row);
-                        }
-                    }
+                    for_row_shares(&mut buffer, len, |_, rows| forward_rows_in_place(kind, rows, len));
                 } else {
                     let walk = softmax_walk(layout, axes);
                     let (max, stat) = row_stats(kind, &buffer, &walk, groups.count);
                     // Dense: every element's input and output offsets coincide.
-                    walk.for_each(|[i, r, _]| {
-                        buffer[i] = normalise(kind, buffer[i], max[r], stat[r])
-                    });
+                    walk.for_each(|[i, r, _]| buffer[i] = normalise(kind, buffer[i], max[r], stat[r]));
                 }
                 return Ok(buffer);
             }
@@ -141,11 +179,7 @@ impl<E: Dtype> SoftmaxKernel<E> for Cpu {
         let x = input.get();
         let mut out = try_vec(numel)?;
         if let Some(starts) = groups.runs {
-            for s in starts.offsets() {
-                let start = out.len();
-                out.extend_from_slice(&x[s..s + len]);
-                normalise_row(kind, &mut out[start..]);
-            }
+            forward_runs(kind, x, &starts, len, &mut out);
         } else {
             out.resize(numel, E::ZERO);
             let walk = softmax_walk(layout, axes);
@@ -167,11 +201,16 @@ impl<E: Dtype> SoftmaxKernel<E> for Cpu {
         let groups = Groups::new(layout, axes);
         let len = groups.len;
         if let Some(starts) = groups.runs {
-            if len > 0 {
-                let rows = output.chunks_exact(len).zip(grad_output.chunks_exact(len));
-                for (s, (y, dy)) in starts.offsets().zip(rows) {
-                    backward_row(kind, y, dy, &mut grad_input[s..s + len]);
-                }
+            let numel = layout.num_elements();
+            if is_dense(layout, grad_input) {
+                // Rows at `row · len` in every buffer: split them across threads.
+                let (y, dy) = (&output[..numel], &grad_output[..numel]);
+                for_row_shares(&mut grad_input[..numel], len, |first, dx| {
+                    let rows = first * len..first * len + dx.len();
+                    backward_rows(kind, len, &y[rows.clone()], &dy[rows], dx);
+                });
+            } else {
+                backward_runs(kind, &starts, len, output, grad_output, grad_input);
             }
             return Ok(());
         }
@@ -184,9 +223,7 @@ impl<E: Dtype> SoftmaxKernel<E> for Cpu {
             }
             SoftmaxKind::LogSoftmax => {
                 walk.for_each(|[_, r, o]| total[r] += grad_output[o]);
-                walk.for_each(|[i, r, o]| {
-                    grad_input[i] += grad_output[o] - exp(output[o]) * total[r]
-                });
+                walk.for_each(|[i, r, o]| grad_input[i] += grad_output[o] - exp(output[o]) * total[r]);
             }
         }
         Ok(())
