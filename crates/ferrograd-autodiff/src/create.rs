@@ -200,7 +200,7 @@ macro_rules! scalar_data {
         }
     )*};
 }
-scalar_data!(f32, f64, bool);
+scalar_data!(f32, f64, bool, usize);
 
 macro_rules! array_data {
     ($arr:ty, $shape:ty, [$($n:ident),*]) => {
