@@ -10,20 +10,20 @@
 use crate::device::{Cpu, CpuBuffer, try_vec};
 use crate::ops::elementwise::is_dense;
 use crate::ops::reduce::{
-    Groups, Walk, contiguous_strides, exp, for_row_shares, max_ignoring_nan, multiversion, neg_inf, output_strides,
-    sum_map, sum_map2,
+    Groups, MulAdd, Separate, Walk, contiguous_strides, exp, for_row_shares, max_ignoring_nan, multiversion, neg_inf,
+    output_strides, sum_map, sum_map2,
 };
 use ferrograd_device::ops::softmax::{SoftmaxKernel, SoftmaxKind};
 use ferrograd_device::{Dtype, Error, Input, Layout};
 
 /// Normalises one row in place.
 #[inline(always)]
-fn normalise_row<E: Dtype>(kind: SoftmaxKind, row: &mut [E]) {
+fn normalise_row<E: Dtype, M: MulAdd>(kind: SoftmaxKind, row: &mut [E]) {
     let m = max_ignoring_nan(row);
     match kind {
         SoftmaxKind::Softmax => {
             for v in row.iter_mut() {
-                *v = exp(*v - m);
+                *v = exp::<E, M>(*v - m);
             }
             let inv = E::ONE / sum_map(row, |e| e);
             for v in row.iter_mut() {
@@ -31,7 +31,7 @@ fn normalise_row<E: Dtype>(kind: SoftmaxKind, row: &mut [E]) {
             }
         }
         SoftmaxKind::LogSoftmax => {
-            let log_sum = sum_map(row, |x| exp(x - m)).ln();
+            let log_sum = sum_map(row, |x| exp::<E, M>(x - m)).ln();
             for v in row.iter_mut() {
                 *v = (*v - m) - log_sum;
             }
@@ -41,7 +41,7 @@ fn normalise_row<E: Dtype>(kind: SoftmaxKind, row: &mut [E]) {
 
 /// Accumulates one row's input gradient from its output and output gradient.
 #[inline(always)]
-fn backward_row<E: Dtype>(kind: SoftmaxKind, y: &[E], dy: &[E], dx: &mut [E]) {
+fn backward_row<E: Dtype, M: MulAdd>(kind: SoftmaxKind, y: &[E], dy: &[E], dx: &mut [E]) {
     match kind {
         SoftmaxKind::Softmax => {
             let dot = sum_map2(dy, y, |g, y| g * y);
@@ -52,7 +52,7 @@ fn backward_row<E: Dtype>(kind: SoftmaxKind, y: &[E], dy: &[E], dx: &mut [E]) {
         SoftmaxKind::LogSoftmax => {
             let total = sum_map(dy, |g| g);
             for ((d, &y), &g) in dx.iter_mut().zip(y).zip(dy) {
-                *d += g - exp(y) * total;
+                *d += g - exp::<E, M>(y) * total;
             }
         }
     }
@@ -60,10 +60,10 @@ fn backward_row<E: Dtype>(kind: SoftmaxKind, y: &[E], dy: &[E], dx: &mut [E]) {
 
 multiversion! {
     /// Normalises the consecutive `len`-element rows of `buffer` in place.
-    fn forward_rows_in_place<E>(kind: SoftmaxKind, buffer: &mut [E], len: usize) {
+    fn forward_rows_in_place<E, M>(kind: SoftmaxKind, buffer: &mut [E], len: usize) {
         if len > 0 {
             for row in buffer.chunks_exact_mut(len) {
-                normalise_row(kind, row);
+                normalise_row::<E, M>(kind, row);
             }
         }
     }
@@ -73,22 +73,22 @@ multiversion! {
     /// Appends to `out` the normalised runs of `len` elements of `x` that start at the
     /// offsets of `starts`: each row is copied (read from memory once), then
     /// normalised while it sits in the L1 cache.
-    fn forward_runs<E>(kind: SoftmaxKind, x: &[E], starts: &Layout, len: usize, out: &mut Vec<E>) {
+    fn forward_runs<E, M>(kind: SoftmaxKind, x: &[E], starts: &Layout, len: usize, out: &mut Vec<E>) {
         for s in starts.offsets() {
             let start = out.len();
             out.extend_from_slice(&x[s..s + len]);
-            normalise_row(kind, &mut out[start..]);
+            normalise_row::<E, M>(kind, &mut out[start..]);
         }
     }
 }
 
 multiversion! {
     /// Accumulates the gradient of consecutive rows of `len` elements.
-    fn backward_rows<E>(kind: SoftmaxKind, len: usize, y: &[E], dy: &[E], dx: &mut [E]) {
+    fn backward_rows<E, M>(kind: SoftmaxKind, len: usize, y: &[E], dy: &[E], dx: &mut [E]) {
         if len > 0 {
             let rows = y.chunks_exact(len).zip(dy.chunks_exact(len));
             for (dx, (y, dy)) in dx.chunks_exact_mut(len).zip(rows) {
-                backward_row(kind, y, dy, dx);
+                backward_row::<E, M>(kind, y, dy, dx);
             }
         }
     }
@@ -97,11 +97,11 @@ multiversion! {
 multiversion! {
     /// Accumulates the gradient of every row: the contiguous rows of `y` and `dy`, into
     /// the runs of `dx` that start at the offsets of `starts`.
-    fn backward_runs<E>(kind: SoftmaxKind, starts: &Layout, len: usize, y: &[E], dy: &[E], dx: &mut [E]) {
+    fn backward_runs<E, M>(kind: SoftmaxKind, starts: &Layout, len: usize, y: &[E], dy: &[E], dx: &mut [E]) {
         if len > 0 {
             let rows = y.chunks_exact(len).zip(dy.chunks_exact(len));
             for (s, (y, dy)) in starts.offsets().zip(rows) {
-                backward_row(kind, y, dy, &mut dx[s..s + len]);
+                backward_row::<E, M>(kind, y, dy, &mut dx[s..s + len]);
             }
         }
     }
@@ -112,7 +112,7 @@ multiversion! {
 #[inline(always)]
 fn normalise<E: Dtype>(kind: SoftmaxKind, x: E, max: E, stat: E) -> E {
     match kind {
-        SoftmaxKind::Softmax => exp(x - max) * stat,
+        SoftmaxKind::Softmax => exp::<E, Separate>(x - max) * stat,
         SoftmaxKind::LogSoftmax => (x - max) - stat,
     }
 }
@@ -126,7 +126,7 @@ fn row_stats<E: Dtype>(kind: SoftmaxKind, x: &[E], walk: &Walk<3>, rows: usize) 
         }
     });
     let mut stat = vec![E::ZERO; rows];
-    walk.for_each(|[i, r, _]| stat[r] += exp(x[i] - max[r]));
+    walk.for_each(|[i, r, _]| stat[r] += exp::<E, Separate>(x[i] - max[r]));
     for s in &mut stat {
         *s = match kind {
             SoftmaxKind::Softmax => E::ONE / *s,
@@ -223,9 +223,70 @@ impl<E: Dtype> SoftmaxKernel<E> for Cpu {
             }
             SoftmaxKind::LogSoftmax => {
                 walk.for_each(|[_, r, o]| total[r] += grad_output[o]);
-                walk.for_each(|[i, r, o]| grad_input[i] += grad_output[o] - exp(output[o]) * total[r]);
+                walk.for_each(|[i, r, o]| grad_input[i] += grad_output[o] - exp::<E, Separate>(output[o]) * total[r]);
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrograd_device::Storage;
+
+    /// Large enough to be split across threads, with rows that are not a multiple of
+    /// the vector width.
+    const ROWS: usize = 700;
+    const LEN: usize = 403;
+
+    fn values(n: usize, seed: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed) % 1009) as f64 - 504.0) / 37.0)
+            .collect()
+    }
+
+    #[test]
+    fn threaded_rows_match_the_single_threaded_paths() {
+        let cpu = Cpu::default();
+        let n = ROWS * LEN;
+        assert!(n >= crate::ops::reduce::PARALLEL_MIN);
+        let dense = Layout::from_parts(&[ROWS, LEN], &[LEN, 1]);
+        // The same rows one element into a longer buffer: not dense, so one thread.
+        let shifted = dense.with_offset(1);
+        for kind in [SoftmaxKind::Softmax, SoftmaxKind::LogSoftmax] {
+            let x = cpu.try_from_host(values(n, 1)).unwrap();
+            let mut padded = vec![0.0];
+            padded.extend(values(n, 1));
+            let x_shifted = cpu.try_from_host(padded).unwrap();
+            let threaded = SoftmaxKernel::forward(&cpu, kind, Input::Unique(x), &dense, &[1]).unwrap();
+            let single = SoftmaxKernel::forward(&cpu, kind, Input::Shared(&x_shifted), &shifted, &[1]).unwrap();
+            assert_eq!(threaded, single, "{kind:?} forward");
+
+            let dy = cpu.try_from_host(values(n, 5)).unwrap();
+            let mut dx = cpu.try_alloc_filled(n, 0.25).unwrap();
+            let mut dx_shifted = cpu.try_alloc_filled(n + 1, 0.25).unwrap();
+            SoftmaxKernel::backward(&cpu, kind, &dense, &[1], &threaded, &mut dx, &dy).unwrap();
+            SoftmaxKernel::backward(&cpu, kind, &shifted, &[1], &threaded, &mut dx_shifted, &dy).unwrap();
+            assert_eq!(&dx[..], &dx_shifted[1..], "{kind:?} backward");
+            assert_eq!(dx_shifted[0], 0.25);
+        }
+    }
+
+    #[test]
+    fn one_row_per_group_of_axes_in_any_layout() {
+        let cpu = Cpu::default();
+        // (2, 3, 4) normalised over axes 0 and 2 of its transpose-like view.
+        let x = cpu.try_from_host(values(24, 3)).unwrap();
+        let layout = Layout::from_parts(&[4, 3, 2], &[1, 4, 12]);
+        let y = SoftmaxKernel::forward(&cpu, SoftmaxKind::Softmax, Input::Shared(&x), &layout, &[0, 2]).unwrap();
+        // Every row (fixed middle index) sums to one.
+        for j in 0..3 {
+            let total: f64 = (0..4)
+                .flat_map(|i| (0..2).map(move |k| (i, k)))
+                .map(|(i, k)| y[i * 6 + j * 2 + k])
+                .sum();
+            assert!((total - 1.0).abs() < 1e-15, "row {j}: {total}");
+        }
     }
 }
