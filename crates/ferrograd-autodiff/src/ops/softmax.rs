@@ -1,4 +1,12 @@
 //! Softmax and log-softmax along axes, each one fused kernel forward and one backward.
+//!
+//! The axis is named by type, and an axis the tensor does not have does not compile:
+//!
+//! ```compile_fail
+//! use ferrograd_autodiff::prelude::*;
+//! let x: Tensor<Rank2<2, 3>, f32, _> = ferrograd_cpu::Cpu::default().zeros();
+//! let _ = x.softmax::<Axis<2>>();
+//! ```
 
 use super::with_input;
 use crate::tape::Tape;
@@ -54,8 +62,7 @@ impl<S: Shape, E: Dtype, D: SoftmaxKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> 
     where
         S: ReduceShape<Ax>,
     {
-        self.try_log_softmax::<Ax>()
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.try_log_softmax::<Ax>().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// [`Tensor::log_softmax`], returning an error instead of panicking.
@@ -81,9 +88,7 @@ impl<S: Shape, E: Dtype, D: SoftmaxKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> 
         }
         let input_len = D::len(&data);
         // Backward needs only the output, so the input's buffer may become the output.
-        let out = Arc::new(with_input(data, |input| {
-            device.forward(kind, input, &layout, axes)
-        })?);
+        let out = Arc::new(with_input(data, |input| device.forward(kind, input, &layout, axes))?);
         let result = Tensor::from_arc(out.clone(), shape, device.clone(), tape);
         result.tape.record(result.id, move |grads, grad_output| {
             if let Some(grad) = grads.grad_mut(id, input_len, &device)? {
