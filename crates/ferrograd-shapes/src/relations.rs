@@ -10,6 +10,11 @@ use crate::shape::Shape;
 /// Written with the destination in the impl header, so that a target type alone
 /// (`x.sum::<Rank1<3>, _>()`) lets the compiler infer the axes whenever only one set of
 /// axes fits.
+#[diagnostic::on_unimplemented(
+    message = "cannot reduce shape `{Self}` to shape `{Dst}` along axes `{Ax}`",
+    label = "the target must be the source shape with the reduced axes removed",
+    note = "name the axes (`.sum::<_, Axis<1>>()`) or the target (`.sum::<Rank1<3>, _>()`); when several sets of axes give the target, name the axes"
+)]
 pub trait ReduceShapeTo<Dst: Shape, Ax: Axes>: Shape {}
 
 /// `Self` reduced along the axes `Ax`; the result is [`ReduceShape::Reduced`].
