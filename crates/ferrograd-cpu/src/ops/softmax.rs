@@ -178,7 +178,18 @@ impl<E: Dtype> SoftmaxKernel<E> for Cpu {
         };
         let x = input.get();
         let mut out = try_vec(numel)?;
-        if let Some(starts) = groups.runs {
+        if groups.runs.is_some() && is_dense(layout, x) {
+            // Rows split across threads; each row is copied and then normalised while it
+            // sits in L1, so the output is written once after its zero fill.
+            out.resize(numel, E::ZERO);
+            for_row_shares(&mut out, len, |first, rows| {
+                for (r, row) in rows.chunks_exact_mut(len).enumerate() {
+                    let start = (first + r) * len;
+                    row.copy_from_slice(&x[start..start + len]);
+                    forward_rows_in_place(kind, row, len);
+                }
+            });
+        } else if let Some(starts) = groups.runs {
             forward_runs(kind, x, &starts, len, &mut out);
         } else {
             out.resize(numel, E::ZERO);
