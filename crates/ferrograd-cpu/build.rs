@@ -17,8 +17,7 @@ fn main() {
         println!("cargo:rerun-if-env-changed={var}");
     }
     let feature = |name: &str| env::var_os(format!("CARGO_FEATURE_{name}")).is_some();
-    let (mkl, mkl_threaded, openblas) =
-        (feature("MKL"), feature("MKL_THREADED"), feature("OPENBLAS"));
+    let (mkl, mkl_threaded, openblas) = (feature("MKL"), feature("MKL_THREADED"), feature("OPENBLAS"));
 
     // `mkl` with `mkl-threaded` never gets here: `intel-mkl-src`'s build script, which
     // this one waits for (it `links`), fails to compile with both ("`MKL_CONFIG` is
@@ -125,15 +124,10 @@ fn check_openblas() {
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
         return; // openblas-src has its own ways (brew, vcpkg) there.
     }
-    let mut dirs: Vec<PathBuf> = [
-        "/usr/lib",
-        "/usr/lib64",
-        "/usr/local/lib",
-        "/usr/local/lib64",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .collect();
+    let mut dirs: Vec<PathBuf> = ["/usr/lib", "/usr/lib64", "/usr/local/lib", "/usr/local/lib64"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
     if let Ok(entries) = std::fs::read_dir("/usr/lib") {
         dirs.extend(
             entries

@@ -51,29 +51,21 @@ pub fn run(args: &[String]) -> Result<(), Error> {
 /// Creates a Python venv at `prefix` and installs Intel's wheels into it, which lay out
 /// `lib/` and `include/` as an MKL install; `MKLROOT` then points at `prefix`.
 fn setup_mkl(prefix: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(prefix)
-        .map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
+    std::fs::create_dir_all(prefix).map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
     let prefix = prefix.canonicalize()?;
     let marker = prefix.join(format!(".ferrograd-mkl-{MKL_VERSION}"));
     let complete = || MKL_FILES.iter().all(|f| prefix.join(f).is_file());
 
     if marker.is_file() && complete() {
-        eprintln!(
-            "MKL {MKL_VERSION} is already installed in {}",
-            prefix.display()
-        );
+        eprintln!("MKL {MKL_VERSION} is already installed in {}", prefix.display());
     } else {
         let pip = prefix.join("bin").join("pip");
         if !pip.is_file() {
             let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-            run_cmd(&python, &["-m", "venv", path_str(&prefix)?]).map_err(|e| {
-                format!("{e}\n(on Debian/Ubuntu: `apt-get install -y python3-venv`)")
-            })?;
+            run_cmd(&python, &["-m", "venv", path_str(&prefix)?])
+                .map_err(|e| format!("{e}\n(on Debian/Ubuntu: `apt-get install -y python3-venv`)"))?;
         }
-        let pins: Vec<String> = MKL_WHEELS
-            .iter()
-            .map(|w| format!("{w}=={MKL_VERSION}"))
-            .collect();
+        let pins: Vec<String> = MKL_WHEELS.iter().map(|w| format!("{w}=={MKL_VERSION}")).collect();
         let mut args = vec!["install", "--no-deps", "--disable-pip-version-check"];
         args.extend(pins.iter().map(String::as_str));
         // About 1 GB to download and unpack.
@@ -107,16 +99,10 @@ fn setup_openblas() -> Result<(), Error> {
         Command::new("dpkg-query")
             .args(["-W", "-f=${Status}", pkg])
             .output()
-            .map(|o| {
-                o.status.success() && String::from_utf8_lossy(&o.stdout) == "install ok installed"
-            })
+            .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout) == "install ok installed")
             .unwrap_or(false)
     };
-    let missing: Vec<&str> = OPENBLAS_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| !installed(p))
-        .collect();
+    let missing: Vec<&str> = OPENBLAS_PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         eprintln!("{} already installed", OPENBLAS_PACKAGES.join(", "));
     } else {
@@ -151,9 +137,7 @@ fn setup_openblas() -> Result<(), Error> {
         install.extend(&missing);
         apt(&install)?;
     }
-    let probe = Command::new("pkg-config")
-        .args(["--libs", "openblas"])
-        .output()?;
+    let probe = Command::new("pkg-config").args(["--libs", "openblas"]).output()?;
     if !probe.status.success() {
         return Err("the packages are installed but `pkg-config --libs openblas` fails".into());
     }
@@ -172,9 +156,7 @@ fn path_str(p: &Path) -> Result<&str, Error> {
 
 /// Quotes `s` for a POSIX shell when it holds anything beyond safe characters.
 fn shell_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,".contains(c))
-    {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,".contains(c)) {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))

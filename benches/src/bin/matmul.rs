@@ -53,12 +53,8 @@ impl Elem for f64 {
 
 /// GFLOP/s of an `n×n×n` product: the median over [`SAMPLES`] samples.
 fn measure<E: Elem>(n: usize) -> f64 {
-    let a: Vec<E> = (0..n * n)
-        .map(|i| E::from_f64((i % 7) as f64 - 3.0))
-        .collect();
-    let b: Vec<E> = (0..n * n)
-        .map(|i| E::from_f64((i % 5) as f64 - 2.0))
-        .collect();
+    let a: Vec<E> = (0..n * n).map(|i| E::from_f64((i % 7) as f64 - 3.0)).collect();
+    let b: Vec<E> = (0..n * n).map(|i| E::from_f64((i % 5) as f64 - 2.0)).collect();
     let mut c = vec![E::ZERO; n * n];
     let run = |c: &mut [E]| {
         gemm(
@@ -82,9 +78,7 @@ fn measure<E: Elem>(n: usize) -> f64 {
         calls += 1;
     }
     let per_call = start.elapsed() / calls;
-    let reps = (SAMPLE_TIME.as_secs_f64() / per_call.as_secs_f64())
-        .ceil()
-        .max(1.0) as u32;
+    let reps = (SAMPLE_TIME.as_secs_f64() / per_call.as_secs_f64()).ceil().max(1.0) as u32;
 
     let mut gflops: Vec<f64> = (0..SAMPLES)
         .map(|_| {
@@ -99,9 +93,7 @@ fn measure<E: Elem>(n: usize) -> f64 {
 
     // The result must be right, or the figure means nothing.
     let (i, j) = (n / 3, n / 2 + 1);
-    let expected: f64 = (0..n)
-        .map(|p| a[i * n + p].to_f64() * b[p * n + j].to_f64())
-        .sum();
+    let expected: f64 = (0..n).map(|p| a[i * n + p].to_f64() * b[p * n + j].to_f64()).sum();
     let got = c[i * n + j].to_f64();
     assert!(
         (got - expected).abs() <= 1e-4 * (1.0 + expected.abs()),

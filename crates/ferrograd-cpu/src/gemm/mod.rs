@@ -38,9 +38,7 @@ use std::ops::Mul;
 /// Element types the GEMM handles: `f32` and `f64`.
 ///
 /// The trait is sealed: the backends have a kernel for exactly these types.
-pub trait GemmElement:
-    sealed::Kernels + Copy + Send + Sync + 'static + Debug + PartialEq + Mul<Output = Self>
-{
+pub trait GemmElement: sealed::Kernels + Copy + Send + Sync + 'static + Debug + PartialEq + Mul<Output = Self> {
     /// The additive identity, `0.0`.
     const ZERO: Self;
     /// The multiplicative identity, `1.0`.
@@ -132,11 +130,7 @@ mod sealed {
                 ) {
                     // SAFETY: the caller upholds `matrixmultiply`'s contract, which is
                     // this function's contract.
-                    unsafe {
-                        ::matrixmultiply::$mm(
-                            m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
-                        )
-                    }
+                    unsafe { ::matrixmultiply::$mm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
                 }
 
                 #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
@@ -387,13 +381,7 @@ fn pack<E: GemmElement>(rows: usize, cols: usize, x: &MatrixRef<'_, E>) -> Vec<E
 
 /// Runs `f` on a contiguous row-major temporary standing in for `c` (holding `c`'s
 /// values unless `beta` is zero), then copies the temporary back into `c`.
-fn via_temporary<E: GemmElement>(
-    m: usize,
-    n: usize,
-    beta: E,
-    c: MatrixMut<'_, E>,
-    f: impl FnOnce(MatrixMut<'_, E>),
-) {
+fn via_temporary<E: GemmElement>(m: usize, n: usize, beta: E, c: MatrixMut<'_, E>, f: impl FnOnce(MatrixMut<'_, E>)) {
     let mut tmp = if beta == E::ZERO {
         vec![E::ZERO; m * n]
     } else {

@@ -127,12 +127,7 @@ impl<E: Elem> Operand<E> {
                 logical[i * cols + j] = data[at].to_f64();
             }
         }
-        Self {
-            data,
-            rs,
-            cs,
-            logical,
-        }
+        Self { data, rs, cs, logical }
     }
 
     fn as_ref(&self) -> MatrixRef<'_, E> {
@@ -270,10 +265,7 @@ fn larger_cases<E: Elem>() {
         (Layout::Strided, Layout::BroadcastRows, Layout::Strided),
         (Layout::BroadcastCols, Layout::Strided, Layout::PaddedCols),
     ];
-    for (case, &shape) in [(130, 70, 257), (257, 129, 65), (64, 300, 64)]
-        .iter()
-        .enumerate()
-    {
+    for (case, &shape) in [(130, 70, 257), (257, 129, 65), (64, 300, 64)].iter().enumerate() {
         for (i, &lay) in layouts.iter().enumerate() {
             let (alpha, beta, nan) = COEFFICIENTS[(case + i) % COEFFICIENTS.len()];
             check::<E>(shape, lay, alpha, beta, nan, (case * 10 + i) as u64);
@@ -295,22 +287,8 @@ fn larger_shapes_f64() {
 fn k_zero_scales_c_and_beta_zero_clears_nan() {
     for beta in [0.0, 1.0, -2.0] {
         for lc in OUTPUT_LAYOUTS {
-            check::<f32>(
-                (4, 0, 3),
-                (Layout::RowMajor, Layout::RowMajor, lc),
-                1.0,
-                beta,
-                false,
-                1,
-            );
-            check::<f64>(
-                (4, 0, 3),
-                (Layout::RowMajor, Layout::RowMajor, lc),
-                1.0,
-                beta,
-                false,
-                2,
-            );
+            check::<f32>((4, 0, 3), (Layout::RowMajor, Layout::RowMajor, lc), 1.0, beta, false, 1);
+            check::<f64>((4, 0, 3), (Layout::RowMajor, Layout::RowMajor, lc), 1.0, beta, false, 2);
         }
     }
     let mut c = [f64::NAN; 6];
