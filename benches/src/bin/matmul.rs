@@ -123,7 +123,7 @@ fn main() {
     if header {
         println!("GEMM throughput, GFLOP/s (median of {SAMPLES} samples)\n");
         println!("| backend        | {} |", columns.join(" | "));
-        println!("|----------------|{}", "----------:|".repeat(columns.len()));
+        println!("|----------------|{}", "-----------:|".repeat(columns.len()));
     }
     let cells: Vec<String> = figures.iter().map(|g| format!("{g:>10.1}")).collect();
     println!("| {:<14} | {} |", backend_name(), cells.join(" | "));
