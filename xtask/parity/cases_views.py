@@ -1,7 +1,8 @@
-"""Views and shape ops: permute, broadcast (PyTorch's unsqueeze + expand), reshape.
+"""Views and shape ops: permute, broadcast (PyTorch's unsqueeze + expand), reshape,
+slice (basic indexing `x[a:b, :, c:]`).
 
 The gradient of a view lands in the viewed tensor: summed over broadcast axes,
-permuted back for permute.
+permuted back for permute, in the sliced region (zero elsewhere) for slice.
 """
 
 from spec import Case, normal
@@ -13,10 +14,16 @@ def _broadcast(x, axes, shape):
     return x.expand(*shape)
 
 
+def _slice(x, ranges):
+    return x[tuple(slice(start, end) for start, end in ranges)]
+
+
 OPS = {
     "permute": lambda x, axes: x.permute(*axes),
     "broadcast": _broadcast,
     "reshape": lambda x, shape: x.reshape(shape),
+    # `ranges`: one [start, end) per axis; ferrograd's `x.slice((start..end, ...))`.
+    "slice": _slice,
 }
 
 CASES = [
@@ -41,4 +48,17 @@ CASES = [
     Case("reshape", [normal(1, 1)], tag="to_r0", shape=[]),
     # Non-contiguous input: reshape copies it in logical order first.
     Case("reshape", [normal(2, 3, 4).permuted(2, 0, 1)], tag="of_view", shape=[4, 6]),
+    # Slices: one range per axis ([0, size] keeps an axis whole, ferrograd's `..`).
+    Case("slice", [normal(6)], tag="r1", ranges=[[1, 4]]),
+    Case("slice", [normal(4, 5)], tag="r2_rows", ranges=[[1, 3], [0, 5]]),
+    Case("slice", [normal(4, 5)], tag="r2_cols", ranges=[[0, 4], [2, 5]]),
+    Case("slice", [normal(4, 5)], tag="r2_one", ranges=[[2, 3], [4, 5]]),
+    Case("slice", [normal(4, 5)], tag="r2_whole", ranges=[[0, 4], [0, 5]]),
+    Case("slice", [normal(4, 5)], tag="r2_empty", ranges=[[1, 1], [0, 5]]),
+    Case("slice", [normal(3, 4, 5)], tag="r3", ranges=[[1, 3], [0, 4], [2, 5]]),
+    Case("slice", [normal(2, 3, 4, 3)], tag="r4", ranges=[[0, 2], [1, 3], [1, 4], [0, 2]]),
+    # Slices of permuted (non-contiguous) views: the offset and strides compose.
+    Case("slice", [normal(5, 4).permuted(1, 0)], tag="of_view_r2", ranges=[[1, 4], [2, 4]]),
+    Case("slice", [normal(4, 5, 3).permuted(2, 0, 1)], tag="of_view_r3", ranges=[[1, 3], [1, 4], [0, 5]]),
+    Case("slice", [normal(2, 3, 4, 3).permuted(3, 1, 0, 2)], tag="of_view_r4", ranges=[[1, 3], [0, 2], [1, 2], [1, 4]]),
 ]

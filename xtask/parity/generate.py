@@ -12,10 +12,15 @@ and each case becomes `OUT_DIR/<family>/<case name>_<dtype>.npz`, holding
     meta            uint8 1-d array: JSON {case, family, op, dtype, params, inputs:
                     [{shape, dtype, permute}], output: {shape, dtype}, torch, numpy}
     (meta's `diverges` is null, or why ferrograd knowingly differs from PyTorch there)
-    input<i>        the i-th input (contiguous; the op sees `permute`d views of it)
+    input<i>        the i-th input (contiguous; the op sees `permute`d views of it):
+                    in the case's dtype, bool, or int64 (indices)
     output          the op's result, contiguous
-    grad_output     a seeded random upstream gradient (float outputs only)
+    grad_output     a seeded random upstream gradient (differentiable float outputs
+                    only: not for a float result that depends on no float input)
     grad_input<i>   d(sum(output * grad_output)) / d input<i> (float inputs only)
+
+While a case runs, torch's default dtype is the case's, so ops that make float
+tensors of their own (`arange`, a one-hot cast to float) make them in that dtype.
 
 The values come from a generator seeded by the case's name (so adding a case leaves
 the others' files unchanged), and the zip is written with fixed timestamps and
@@ -40,10 +45,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from spec import Case  # noqa: E402
 
 # One module `cases_<family>.py` per family; the fixtures go to `<family>/`.
-FAMILIES = ["unary", "scalar", "binary", "compare", "reduce", "views", "matmul", "softmax"]
+FAMILIES = ["unary", "scalar", "binary", "compare", "reduce", "views", "matmul", "softmax", "join", "index"]
 
 DTYPES = {"f32": (np.float32, torch.float32), "f64": (np.float64, torch.float64)}
-NP_DTYPE_NAMES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(bool): "bool"}
+NP_DTYPE_NAMES = {
+    np.dtype(np.float32): "f32",
+    np.dtype(np.float64): "f64",
+    np.dtype(bool): "bool",
+    np.dtype(np.int64): "i64",
+}
 
 
 def seed_of(name: str) -> int:
@@ -82,11 +92,16 @@ def run_case(family: str, case: Case, fn, dtype: str) -> dict:
         if spec.kind == "bool":
             base = raw.astype(bool)
             leaf = torch.from_numpy(base.copy())
+        elif spec.kind == "index":
+            assert np.all(raw == np.round(raw)), (case.name, "indices must be integers")
+            base = raw.astype(np.int64)
+            leaf = torch.from_numpy(base.copy())
         else:
+            assert spec.kind == "float", (case.name, spec.kind)
             base = raw.astype(np_dtype)
             leaf = torch.from_numpy(base.copy()).requires_grad_(True)
         arrays[f"input{i}"] = base
-        leaves.append(leaf if spec.kind != "bool" else None)
+        leaves.append(leaf if spec.kind == "float" else None)
         args.append(leaf.permute(*spec.permute) if spec.permute is not None else leaf)
         inputs_meta.append(
             {
@@ -96,12 +111,18 @@ def run_case(family: str, case: Case, fn, dtype: str) -> dict:
             }
         )
 
-    out = fn(*args, **case.params)
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch_dtype)
+    try:
+        out = fn(*args, **case.params)
+    finally:
+        torch.set_default_dtype(default_dtype)
     out_np = out.detach().numpy()
     arrays["output"] = out_np
     grads = {}
     if out.dtype.is_floating_point:
         assert out.dtype == torch_dtype, (case.name, out.dtype)
+    if out.dtype.is_floating_point and out.requires_grad:
         grad_output = rng.standard_normal(out_np.shape).astype(np_dtype)
         arrays["grad_output"] = grad_output
         float_leaves = [leaf for leaf in leaves if leaf is not None]

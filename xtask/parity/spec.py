@@ -24,15 +24,16 @@ INF = math.inf
 class Input:
     """One input of a case.
 
-    `make(rng, shape)` returns float64 (cast to the case's dtype later) or bool
-    values of `shape`. With `permute`, the op receives the view
+    `make(rng, shape)` returns float64 (cast to the case's dtype later), bool or
+    integer (`kind="index"`, stored as int64 whatever the case's dtype; ferrograd reads
+    them as `usize` tensors, which get no gradient) values of `shape`. With `permute`, the op receives the view
     `base.permute(permute)` of the contiguous base tensor, in PyTorch and in Rust,
     and the fixture stores the base and the gradient with respect to the base.
     """
 
     shape: tuple
     make: Callable[[np.random.Generator, tuple], np.ndarray]
-    kind: str = "float"  # "float" (gets a gradient) or "bool"
+    kind: str = "float"  # "float" (gets a gradient), "bool" or "index"
     permute: Optional[tuple] = None
 
     def permuted(self, *axes: int) -> "Input":
@@ -87,6 +88,18 @@ def mask_values(vals: Sequence[bool], shape: Optional[Sequence[int]] = None) -> 
     arr = np.array(vals, dtype=bool)
     shape = tuple(shape) if shape is not None else arr.shape
     return Input(shape, lambda rng, s: arr.reshape(s).copy(), kind="bool")
+
+
+def indices(n: int, *shape: int) -> Input:
+    """Random indices in [0, n) (of an axis of size `n`): repeats are likely."""
+    return Input(tuple(shape), lambda rng, s: rng.integers(0, n, s), kind="index")
+
+
+def index_values(vals: Sequence[int], shape: Optional[Sequence[int]] = None) -> Input:
+    """Exactly these indices (repeats placed on purpose), reshaped to `shape` if given."""
+    arr = np.array(vals, dtype=np.int64)
+    shape = tuple(shape) if shape is not None else arr.shape
+    return Input(shape, lambda rng, s: arr.reshape(s).copy(), kind="index")
 
 
 class Case:

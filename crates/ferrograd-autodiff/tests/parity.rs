@@ -3,11 +3,14 @@
 //!
 //! A fixture holds an op's name and params, its inputs, PyTorch's output, a random
 //! upstream gradient `g`, and PyTorch's gradients of `sum(output · g)` with respect to
-//! each input. Here the inputs become tensors with run-time dims, are traced (and,
-//! where the fixture says so, permuted into non-contiguous views), go through the op
-//! the registry (`parity/registry.rs`) maps the name to, and the output and the
-//! gradients of `(output * g).sum()` are compared within the dtype's tolerance. A
-//! fixture naming an op the registry does not know fails the test.
+//! each float input. Here the inputs become tensors with run-time dims (float ones
+//! traced, bool masks and int64 indices, as `usize` tensors, not), are permuted into
+//! non-contiguous views where the fixture says so, go through the op the registry
+//! (`parity/registry.rs`) maps the name to, and the output and the gradients of
+//! `(output * g).sum()` are compared within the dtype's tolerance; masks and indices
+//! exactly. An op with no gradient (a float result of indices, like `one_hot`) is
+//! compared forward only, and its fixture must have no `g`. A fixture naming an op
+//! the registry does not know fails the test.
 //!
 //! No Python is needed. `cargo test -p ferrograd-autodiff --test parity -- --nocapture`
 //! also shows which fixtures ran; the per-op summary is printed either way.
@@ -181,6 +184,19 @@ fn run_fixture<E: ParityFloat>(fixture: &Fixture, entry: &Entry) -> Result<(), S
             bases.push(None);
             continue;
         }
+        if let Data::I64(values) = &array.data {
+            let indices = values
+                .iter()
+                .map(|&i| usize::try_from(i).map_err(|_| format!("{key}: negative index {i}")))
+                .collect::<Result<Vec<usize>, _>>()?;
+            let indices = Dyn::from_vec(&dev, indices, &array.shape)?;
+            args.push(Arg::Index(match permute {
+                None => indices,
+                Some(axes) => permute_axes!(indices, axes.as_slice()),
+            }));
+            bases.push(None);
+            continue;
+        }
         let (values, shape) = fixture.floats::<E>(&key)?;
         let base = Dyn::from_vec(&dev, values.to_vec(), shape)?;
         let traced = base.trace();
@@ -205,6 +221,31 @@ fn run_fixture<E: ParityFloat>(fixture: &Fixture, entry: &Entry) -> Result<(), S
             };
             check_shape("output", &mask.dims(), &expected.shape)?;
             if let Err(e) = compare_exact("output", &mask.to_vec(), want, &expected.shape) {
+                mismatches.push(e);
+            }
+        }
+        Out::Index(indices) => {
+            let Data::I64(want) = &expected.data else {
+                return Err(format!(
+                    "ferrograd gives indices, PyTorch's output is {}",
+                    expected.dtype_name()
+                ));
+            };
+            check_shape("output", &indices.dims(), &expected.shape)?;
+            let got: Vec<i64> = indices.to_vec().into_iter().map(|i| i as i64).collect();
+            if let Err(e) = compare_exact("output", &got, want, &expected.shape) {
+                mismatches.push(e);
+            }
+        }
+        Out::Const(out) => {
+            if fixture.arrays.contains_key("grad_output") {
+                return Err("ferrograd's result has no gradient, PyTorch's does (the fixture has a \
+                            `grad_output`)"
+                    .into());
+            }
+            let (want, shape) = fixture.floats::<E>("output")?;
+            check_shape("output", &out.dims(), shape)?;
+            if let Err(e) = compare("output", &out.to_vec(), want, shape, tol) {
                 mismatches.push(e);
             }
         }
@@ -308,7 +349,12 @@ fn compare<E: ParityFloat>(what: &str, got: &[E], expected: &[E], shape: &[usize
     ))
 }
 
-fn compare_exact(what: &str, got: &[bool], expected: &[bool], shape: &[usize]) -> Result<(), String> {
+fn compare_exact<T: PartialEq + std::fmt::Display>(
+    what: &str,
+    got: &[T],
+    expected: &[T],
+    shape: &[usize],
+) -> Result<(), String> {
     if got.len() != expected.len() {
         return Err(format!(
             "{what}: {} elements, PyTorch has {}",

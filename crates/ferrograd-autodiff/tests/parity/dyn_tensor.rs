@@ -52,6 +52,62 @@ macro_rules! same_rank {
     };
 }
 
+/// Evaluates `$body` with `$t` bound to the tensor `$x` holds and `$I` a `const usize`
+/// item equal to the run-time axis `$axis`, for every axis of ranks 1 to 4 (so `$body`
+/// can call `$t.op::<$I>(…)`). `$body` gives the result, a `Dyn` of any rank (`.into()`).
+macro_rules! with_axis {
+    ($x:expr, $axis:expr, |$t:ident, $I:ident| $body:expr) => {
+        match ($x, $axis) {
+            (Dyn::R1($t), 0) => {
+                const $I: usize = 0;
+                $body
+            }
+            (Dyn::R2($t), 0) => {
+                const $I: usize = 0;
+                $body
+            }
+            (Dyn::R2($t), 1) => {
+                const $I: usize = 1;
+                $body
+            }
+            (Dyn::R3($t), 0) => {
+                const $I: usize = 0;
+                $body
+            }
+            (Dyn::R3($t), 1) => {
+                const $I: usize = 1;
+                $body
+            }
+            (Dyn::R3($t), 2) => {
+                const $I: usize = 2;
+                $body
+            }
+            (Dyn::R4($t), 0) => {
+                const $I: usize = 0;
+                $body
+            }
+            (Dyn::R4($t), 1) => {
+                const $I: usize = 1;
+                $body
+            }
+            (Dyn::R4($t), 2) => {
+                const $I: usize = 2;
+                $body
+            }
+            (Dyn::R4($t), 3) => {
+                const $I: usize = 3;
+                $body
+            }
+            (x, axis) => {
+                return Err(format!(
+                    "axis {axis} of a rank-{} tensor: no such arm in with_axis!",
+                    x.rank()
+                ))
+            }
+        }
+    };
+}
+
 /// `$x.$method::<_, Axes>($args…)` for the axes listed at run time in `$axes` (a
 /// `&[usize]`), dispatched by (rank, axes) to type-level axes: every axis set of
 /// ranks 1 to 4. The result's rank is the input's minus the number of axes.
@@ -340,6 +396,49 @@ macro_rules! reshape_to {
             Dyn::R4(t) => into!(t),
         }
     }};
+}
+
+/// The shapes of `Dyn`'s tensors (every dim a run-time `usize`): a `Dyn` of the rank
+/// taken back out as a tensor of that shape.
+pub trait DynShape: Shape + Sized {
+    fn from_dyn<E: Unit, T>(x: Dyn<E, T>) -> Result<Tensor<Self, E, Cpu, T>, String>;
+}
+
+macro_rules! dyn_shape {
+    ($variant:ident, $shape:ty) => {
+        impl DynShape for $shape {
+            fn from_dyn<E: Unit, T>(x: Dyn<E, T>) -> Result<Tensor<Self, E, Cpu, T>, String> {
+                match x {
+                    Dyn::$variant(t) => Ok(t),
+                    x => Err(format!(
+                        "a tensor of rank {} where one of rank {} was expected",
+                        x.rank(),
+                        <$shape as Shape>::NUM_DIMS
+                    )),
+                }
+            }
+        }
+
+        impl<E: Unit, T> From<Tensor<$shape, E, Cpu, T>> for Dyn<E, T> {
+            fn from(t: Tensor<$shape, E, Cpu, T>) -> Self {
+                Dyn::$variant(t)
+            }
+        }
+    };
+}
+dyn_shape!(R0, ());
+dyn_shape!(R1, (usize,));
+dyn_shape!(R2, (usize, usize));
+dyn_shape!(R3, (usize, usize, usize));
+dyn_shape!(R4, (usize, usize, usize, usize));
+
+/// `x` as a tensor of `like`'s shape type (it must have `like`'s rank): the second
+/// operand of an op whose operands share a shape.
+pub fn rank_like<S: DynShape, A: Unit, B, E: Unit, T>(
+    _like: &Tensor<S, A, Cpu, B>,
+    x: Dyn<E, T>,
+) -> Result<Tensor<S, E, Cpu, T>, String> {
+    S::from_dyn(x)
 }
 
 impl<E: Unit, T> Dyn<E, T> {

@@ -10,6 +10,8 @@ pub enum Data {
     F32(Vec<f32>),
     F64(Vec<f64>),
     Bool(Vec<bool>),
+    /// Indices (PyTorch's `int64`).
+    I64(Vec<i64>),
     U8(Vec<u8>),
 }
 
@@ -25,6 +27,7 @@ impl Array {
             Data::F32(_) => "f32",
             Data::F64(_) => "f64",
             Data::Bool(_) => "bool",
+            Data::I64(_) => "i64",
             Data::U8(_) => "u8",
         }
     }
@@ -63,6 +66,7 @@ fn read_npy(bytes: &[u8]) -> Result<Array, String> {
         "<f4" => Data::F32(npy.into_vec::<f32>().map_err(err)?),
         "<f8" => Data::F64(npy.into_vec::<f64>().map_err(err)?),
         "|b1" => Data::Bool(npy.into_vec::<bool>().map_err(err)?),
+        "<i8" => Data::I64(npy.into_vec::<i64>().map_err(err)?),
         "|u1" => Data::U8(npy.into_vec::<u8>().map_err(err)?),
         other => return Err(format!("unsupported dtype {other}")),
     };

@@ -8,26 +8,47 @@
 //! ```
 //!
 //! `p` holds the fixture's params, `a` the inputs in order (traced float tensors,
-//! `bool` masks untraced), and `E` is the dtype the fixture is in (`f32` or `f64`):
-//! every entry is compiled once per dtype. `"name" loosen 10 => ...` multiplies the
-//! dtype's tolerances for that op by 10; say why in a comment (no entry needs it now).
+//! untraced `bool` masks and `usize` indices), and `E` is the dtype the fixture is in
+//! (`f32` or `f64`): every entry is compiled once per dtype. An entry returns an
+//! [`Out`]: a traced float result (compared, then differentiated), a float result
+//! without a gradient (`Out::Const`: compared only), a mask or indices (compared
+//! exactly). `"name" loosen 10 => ...` multiplies the dtype's tolerances for that op by
+//! 10; say why in a comment (no entry needs it now).
 
-use crate::dyn_tensor::{Dyn, Traced};
+use crate::dyn_tensor::{Dyn, DynShape, Traced, rank_like};
 use crate::json::Json;
 use ferrograd_autodiff::prelude::*;
+use ferrograd_cpu::Cpu;
 use ferrograd_device::Unit;
+use ferrograd_shapes::PrependAxis;
+use std::ops::Range;
 
 /// One input of an op.
 pub enum Arg<E: Unit> {
     Float(Dyn<E, Traced<E>>),
     Bool(Dyn<bool>),
+    /// Indices (int64 in the fixture).
+    Index(Dyn<usize>),
 }
 
-/// What an op gives back: a traced float tensor (checked, then differentiated) or a
-/// mask (checked exactly).
+impl<E: Unit> Arg<E> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Arg::Float(_) => "float",
+            Arg::Bool(_) => "bool",
+            Arg::Index(_) => "index",
+        }
+    }
+}
+
+/// What an op gives back: a traced float tensor (checked, then differentiated), a
+/// float tensor without a gradient (checked only), a mask or indices (checked
+/// exactly).
 pub enum Out<E: Unit> {
     Float(Dyn<E, Traced<E>>),
+    Const(Dyn<E>),
     Bool(Dyn<bool>),
+    Index(Dyn<usize>),
 }
 
 pub type OpFn<E> = fn(&Params, Vec<Arg<E>>) -> Result<Out<E>, String>;
@@ -62,9 +83,31 @@ impl Params {
         }
     }
 
+    /// A non-negative integer param (an axis, a size).
+    pub fn usize(&self, key: &str) -> Result<usize, String> {
+        self.0.get(key)?.as_usize()
+    }
+
     /// A list of axes (or any list of non-negative integers).
     pub fn usizes(&self, key: &str) -> Result<Vec<usize>, String> {
         self.0.get(key)?.as_usizes()
+    }
+
+    /// A string param.
+    pub fn str(&self, key: &str) -> Result<&str, String> {
+        self.0.get(key)?.as_str()
+    }
+
+    /// A list of `[start, end]` pairs: one range per axis.
+    pub fn ranges(&self, key: &str) -> Result<Vec<Range<usize>>, String> {
+        let mut ranges = Vec::new();
+        for pair in self.0.get(key)?.as_array()? {
+            match pair.as_usizes()?.as_slice() {
+                &[start, end] => ranges.push(start..end),
+                other => return Err(format!("param `{key}`: {other:?} is not a [start, end] pair")),
+            }
+        }
+        Ok(ranges)
     }
 }
 
@@ -75,7 +118,7 @@ pub fn floats<E: Unit, const N: usize>(args: Vec<Arg<E>>) -> Result<[Dyn<E, Trac
         .into_iter()
         .map(|a| match a {
             Arg::Float(t) => Ok(t),
-            Arg::Bool(_) => Err("a bool input where a float one was expected".to_string()),
+            other => Err(format!("a {} input where a float one was expected", other.kind())),
         })
         .collect::<Result<_, _>>()?;
     floats
@@ -90,6 +133,98 @@ pub fn mask_and_two<E: Unit>(args: Vec<Arg<E>>) -> Result<(Dyn<bool>, [Float<E>;
         (Some(Arg::Bool(m)), Some(Arg::Float(a)), Some(Arg::Float(b)), None) => Ok((m, [a, b])),
         _ => Err("expected inputs (bool mask, float, float)".to_string()),
     }
+}
+
+/// The inputs of an op of any number of float tensors (`stack`).
+pub fn all_floats<E: Unit>(args: Vec<Arg<E>>) -> Result<Vec<Float<E>>, String> {
+    args.into_iter()
+        .map(|a| match a {
+            Arg::Float(t) => Ok(t),
+            other => Err(format!("a {} input where a float one was expected", other.kind())),
+        })
+        .collect()
+}
+
+/// The inputs of an indexing op: a float tensor and indices.
+pub fn float_and_index<E: Unit>(args: Vec<Arg<E>>) -> Result<(Float<E>, Dyn<usize>), String> {
+    let mut args = args.into_iter();
+    match (args.next(), args.next(), args.next()) {
+        (Some(Arg::Float(x)), Some(Arg::Index(i)), None) => Ok((x, i)),
+        _ => Err("expected inputs (float, index)".to_string()),
+    }
+}
+
+/// The inputs of `scatter_add`: a float tensor, indices and a float source.
+pub type ScatterArgs<E> = (Float<E>, Dyn<usize>, Float<E>);
+
+/// The inputs of `scatter_add`, taken from `args`.
+pub fn float_index_float<E: Unit>(args: Vec<Arg<E>>) -> Result<ScatterArgs<E>, String> {
+    let mut args = args.into_iter();
+    match (args.next(), args.next(), args.next(), args.next()) {
+        (Some(Arg::Float(x)), Some(Arg::Index(i)), Some(Arg::Float(src)), None) => Ok((x, i, src)),
+        _ => Err("expected inputs (float, index, float)".to_string()),
+    }
+}
+
+/// The input of an op of indices alone (`one_hot`).
+pub fn index_only<E: Unit>(args: Vec<Arg<E>>) -> Result<Dyn<usize>, String> {
+    let mut args = args.into_iter();
+    match (args.next(), args.next()) {
+        (Some(Arg::Index(i)), None) => Ok(i),
+        _ => Err("expected one index input".to_string()),
+    }
+}
+
+/// No inputs (`arange`).
+pub fn no_inputs<E: Unit>(args: Vec<Arg<E>>) -> Result<(), String> {
+    if args.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("expected no inputs, the fixture has {}", args.len()))
+    }
+}
+
+/// `tensors` (all of shape `S`) stacked along a new leading axis, in `form`: `"vec"`
+/// (`Vec::stack`, a run-time new axis) or `"array"` (`stack([..])` of 1 to 3 tensors, a
+/// const new axis, made run-time again by `realize`).
+fn stack_as<S, E>(tensors: Vec<Float<E>>, form: &str) -> Result<Float<E>, String>
+where
+    S: DynShape + PrependAxis<usize> + PrependAxis<Const<1>> + PrependAxis<Const<2>> + PrependAxis<Const<3>>,
+    <S as PrependAxis<usize>>::Prepended: DynShape,
+    Dyn<E, Traced<E>>: From<Tensor<<S as PrependAxis<usize>>::Prepended, E, Cpu, Traced<E>>>,
+    E: Dtype,
+{
+    type Stacked<S> = <S as PrependAxis<usize>>::Prepended;
+    let tensors = tensors.into_iter().map(S::from_dyn).collect::<Result<Vec<_>, _>>()?;
+    let stacked = match (form, tensors.len()) {
+        ("vec", _) => tensors.try_stack().map_err(err)?,
+        ("array", 1) => {
+            let array: [_; 1] = tensors.try_into().map_err(|_| "length".to_string())?;
+            array
+                .try_stack()
+                .map_err(err)?
+                .try_realize::<Stacked<S>>()
+                .map_err(err)?
+        }
+        ("array", 2) => {
+            let array: [_; 2] = tensors.try_into().map_err(|_| "length".to_string())?;
+            array
+                .try_stack()
+                .map_err(err)?
+                .try_realize::<Stacked<S>>()
+                .map_err(err)?
+        }
+        ("array", 3) => {
+            let array: [_; 3] = tensors.try_into().map_err(|_| "length".to_string())?;
+            array
+                .try_stack()
+                .map_err(err)?
+                .try_realize::<Stacked<S>>()
+                .map_err(err)?
+        }
+        (form, n) => return Err(format!("stack of {n} tensors as {form:?}: not a supported form")),
+    };
+    Ok(stacked.into())
 }
 
 /// An op of one float tensor giving a float tensor of the same rank.
@@ -136,6 +271,24 @@ macro_rules! normalise {
         let axes = $p.usizes("axes")?;
         Ok(Out::Float(normalise_axes!(x, axes.as_slice(), $method)))
     }};
+}
+
+/// `$x.try_select::<I>(&idx)` for the (rank, axis, index rank) triples listed: those
+/// `SelectIndexShape` admits (a scalar index, one per leading position, one per
+/// element of the result).
+macro_rules! select_arms {
+    ($x:expr, $idx:expr, $axis:expr; $($xr:ident $ax:literal $ir:ident),* $(,)?) => {
+        match ($x, $axis, $idx) {
+            $((Dyn::$xr(t), $ax, Dyn::$ir(i)) => t.try_select::<$ax>(&i).map_err(err)?.into(),)*
+            (x, axis, i) => {
+                return Err(format!(
+                    "select along axis {axis} of a rank-{} tensor with indices of rank {}: not a form of select",
+                    x.rank(),
+                    i.rank()
+                ));
+            }
+        }
+    };
 }
 
 fn err(e: Error) -> String {
@@ -273,4 +426,99 @@ registry! {
     // Softmax (cases_softmax.py).
     "softmax" => |p, a| normalise!(p, a, softmax),
     "log_softmax" => |p, a| normalise!(p, a, log_softmax),
+
+    // Slices (cases_views.py): one `start..end` per axis.
+    "slice" => |p, a| {
+        let [x] = floats::<_, 1>(a)?;
+        let ranges = p.ranges("ranges")?;
+        Ok(Out::Float(match (x, ranges.as_slice()) {
+            (Dyn::R1(t), [a]) => t.try_slice((a.clone(),)).map_err(err)?.into(),
+            (Dyn::R2(t), [a, b]) => t.try_slice((a.clone(), b.clone())).map_err(err)?.into(),
+            (Dyn::R3(t), [a, b, c]) => t.try_slice((a.clone(), b.clone(), c.clone())).map_err(err)?.into(),
+            (Dyn::R4(t), [a, b, c, d]) => {
+                t.try_slice((a.clone(), b.clone(), c.clone(), d.clone())).map_err(err)?.into()
+            }
+            (x, ranges) => return Err(format!("{} ranges for a rank-{} tensor", ranges.len(), x.rank())),
+        }))
+    },
+
+    // Joining (cases_join.py).
+    "concat_along" => |p, a| {
+        let [x, y] = floats::<_, 2>(a)?;
+        Ok(Out::Float(with_axis!(x, p.usize("axis")?, |t, I| {
+            let y = rank_like(&t, y)?;
+            t.try_concat_along(Axis::<I>, y).map_err(err)?.into()
+        })))
+    },
+    "stack" => |p, a| {
+        let tensors = all_floats(a)?;
+        let form = p.str("form")?;
+        Ok(Out::Float(match tensors.first().map(|t| t.rank()) {
+            Some(0) => stack_as::<(), E>(tensors, form)?,
+            Some(1) => stack_as::<(usize,), E>(tensors, form)?,
+            Some(2) => stack_as::<(usize, usize), E>(tensors, form)?,
+            Some(3) => stack_as::<(usize, usize, usize), E>(tensors, form)?,
+            rank => return Err(format!("stack of tensors of rank {rank:?}: the parity tests go to rank 4")),
+        }))
+    },
+
+    // Indexing (cases_index.py). Indices are `usize` tensors, without a gradient.
+    "select" => |p, a| {
+        let (x, idx) = float_and_index(a)?;
+        Ok(Out::Float(select_arms!(x, idx, p.usize("axis")?;
+            R1 0 R0,
+            R2 0 R0, R2 0 R1, R2 1 R0, R2 1 R1,
+            R3 0 R0, R3 0 R2, R3 1 R0, R3 1 R1, R3 1 R2, R3 2 R0, R3 2 R2,
+            R4 0 R0, R4 0 R3, R4 1 R0, R4 1 R1, R4 1 R3, R4 2 R0, R4 2 R2, R4 2 R3, R4 3 R0, R4 3 R3,
+        )))
+    },
+    "gather" => |p, a| {
+        let (x, idx) = float_and_index(a)?;
+        Ok(Out::Float(with_axis!(x, p.usize("axis")?, |t, I| {
+            let idx = rank_like(&t, idx)?;
+            t.try_gather::<I, _>(&idx).map_err(err)?.into()
+        })))
+    },
+    "index_select" => |p, a| {
+        let (x, idx) = float_and_index(a)?;
+        let idx = <(usize,)>::from_dyn(idx)?;
+        Ok(Out::Float(with_axis!(x, p.usize("axis")?, |t, I| {
+            t.try_index_select::<I, usize>(&idx).map_err(err)?.into()
+        })))
+    },
+    "scatter_add" => |p, a| {
+        let (x, idx, src) = float_index_float(a)?;
+        Ok(Out::Float(with_axis!(x, p.usize("axis")?, |t, I| {
+            let (idx, src) = (rank_like(&t, idx)?, rank_like(&t, src)?);
+            t.try_scatter_add::<I, _, _>(&idx, src).map_err(err)?.into()
+        })))
+    },
+    "one_hot" => |p, a| {
+        let classes = p.usize("classes")?;
+        Ok(Out::Const(match index_only(a)? {
+            Dyn::R0(i) => i.try_one_hot_like::<usize, E>(classes).map_err(err)?.into(),
+            Dyn::R1(i) => i.try_one_hot_like::<usize, E>(classes).map_err(err)?.into(),
+            Dyn::R2(i) => i.try_one_hot_like::<usize, E>(classes).map_err(err)?.into(),
+            Dyn::R3(i) => i.try_one_hot_like::<usize, E>(classes).map_err(err)?.into(),
+            Dyn::R4(_) => return Err("one_hot of rank-4 indices: the parity tests go to rank 4".into()),
+        }))
+    },
+    "argmax" => |p, a| {
+        let [x] = floats::<_, 1>(a)?;
+        Ok(Out::Index(reduce_axes!(x, p.usizes("axes")?.as_slice(), argmax)))
+    },
+    "argmin" => |p, a| {
+        let [x] = floats::<_, 1>(a)?;
+        Ok(Out::Index(reduce_axes!(x, p.usizes("axes")?.as_slice(), argmin)))
+    },
+    "arange" => |p, a| {
+        no_inputs(a)?;
+        let n = p.usize("n")?;
+        Ok(Out::Index(Dyn::R1(<Cpu as ArangeTensor<usize>>::try_arange_like(&Cpu::default(), &(n,)).map_err(err)?)))
+    },
+    "arange_float" => |p, a| {
+        no_inputs(a)?;
+        let n = p.usize("n")?;
+        Ok(Out::Const(Dyn::R1(<Cpu as ArangeTensor<E>>::try_arange_like(&Cpu::default(), &(n,)).map_err(err)?)))
+    },
 }
