@@ -16,6 +16,7 @@ OPS = {
     "var": lambda x, axes: torch.var(x, dim=tuple(axes)),  # unbiased (correction 1)
     "var_with_correction": lambda x, axes, correction: torch.var(x, dim=tuple(axes), correction=correction),
     "std": lambda x, axes: torch.std(x, dim=tuple(axes)),
+    "std_with_correction": lambda x, axes, correction: torch.std(x, dim=tuple(axes), correction=correction),
     "logsumexp": lambda x, axes: torch.logsumexp(x, dim=tuple(axes)),
 }
 
@@ -64,6 +65,8 @@ for _op in ["var", "std", "logsumexp"]:
 CASES += [
     Case("var_with_correction", [normal(3, 4)], tag="pop", axes=[1], correction=0.0),
     Case("var_with_correction", [normal(2, 3, 4)], tag="c2", axes=[0, 2], correction=2.0),
+    Case("std_with_correction", [normal(3, 4)], tag="pop", axes=[1], correction=0.0),
+    Case("std_with_correction", [normal(2, 3, 4).permuted(1, 2, 0)], tag="c2_of_view", axes=[0, 2], correction=2.0),
     # Far-apart values: the naive formula overflows; the result stays finite.
     Case("logsumexp", [values([1e4, -1e4, 0.0, 50.0, 1000.0, 999.0, -1000.0, 3.0], shape=(2, 4))], tag="large",
          axes=[1]),

@@ -22,6 +22,11 @@ OPS = {
     "permute": lambda x, axes: x.permute(*axes),
     "broadcast": _broadcast,
     "reshape": lambda x, shape: x.reshape(shape),
+    "contiguous": lambda x: x.contiguous(),
+    "flatten": lambda x: x.flatten(),
+    "t": lambda x: x.t(),
+    "unsqueeze": lambda x, axis: x.unsqueeze(axis),
+    "squeeze": lambda x, axis: x.squeeze(axis),
     # `ranges`: one [start, end) per axis; ferrograd's `x.slice((start..end, ...))`.
     "slice": _slice,
 }
@@ -43,6 +48,16 @@ CASES = [
     # Broadcasting a non-contiguous view: strides 0 and permuted together.
     Case("broadcast", [normal(3, 2).permuted(1, 0)], tag="of_view", axes=[1], shape=[2, 4, 3]),
     Case("reshape", [normal(2, 3, 4)], tag="r3_to_r2", shape=[6, 4]),
+    Case("contiguous", [normal(2, 3, 4).permuted(2, 0, 1)], tag="of_view"),
+    Case("contiguous", [normal(3, 4)], tag="already"),
+    Case("flatten", [normal(2, 3, 4).permuted(1, 2, 0)], tag="of_view"),
+    Case("flatten", [normal(3)], tag="r1"),
+    Case("t", [normal(3, 4)], tag="r2"),
+    Case("t", [normal(4, 3).permuted(1, 0)], tag="of_view"),
+    Case("unsqueeze", [normal(3, 4)], tag="first", axis=0),
+    Case("unsqueeze", [normal(2, 3, 4).permuted(2, 0, 1)], tag="middle_of_view", axis=1),
+    Case("squeeze", [normal(3, 1, 4)], tag="middle", axis=1),
+    Case("squeeze", [normal(1, 4).permuted(1, 0)], tag="of_view", axis=1),
     Case("reshape", [normal(12)], tag="r1_to_r3", shape=[2, 3, 2]),
     Case("reshape", [normal(2, 3)], tag="to_r1", shape=[6]),
     Case("reshape", [normal(1, 1)], tag="to_r0", shape=[]),

@@ -392,6 +392,7 @@ registry! {
     "var" => |p, a| reduce!(p, a, var),
     "var_with_correction" => |p, a| reduce!(p, a, var_with_correction, p.scalar::<E>("correction")?),
     "std" => |p, a| reduce!(p, a, std),
+    "std_with_correction" => |p, a| reduce!(p, a, std_with_correction, p.scalar::<E>("correction")?),
     "logsumexp" => |p, a| reduce!(p, a, logsumexp),
 
     // Views and shape ops (cases_views.py).
@@ -407,6 +408,35 @@ registry! {
     "reshape" => |p, a| {
         let [x] = floats::<_, 1>(a)?;
         Ok(Out::Float(reshape_to!(x, &p.usizes("shape")?)))
+    },
+    "contiguous" => |p, a| unary!(a, |x| x.contiguous()),
+    "flatten" => |p, a| {
+        let [x] = floats::<_, 1>(a)?;
+        Ok(Out::Float(Dyn::R1(match x {
+            Dyn::R0(t) => t.flatten(),
+            Dyn::R1(t) => t.flatten(),
+            Dyn::R2(t) => t.flatten(),
+            Dyn::R3(t) => t.flatten(),
+            Dyn::R4(t) => t.flatten(),
+        })))
+    },
+    "t" => |p, a| match floats::<_, 1>(a)? {
+        [Dyn::R2(x)] => Ok(Out::Float(Dyn::R2(x.t()))),
+        _ => Err("t: expected a matrix".to_string()),
+    },
+    // The new axis is a Const<1>; realize it as a run-time dim to fit `Dyn`.
+    "unsqueeze" => |p, a| Ok(Out::Float(match (floats::<_, 1>(a)?, p.usize("axis")?) {
+        ([Dyn::R1(x)], 0) => Dyn::R2(x.unsqueeze::<0>().realize()),
+        ([Dyn::R2(x)], 0) => Dyn::R3(x.unsqueeze::<0>().realize()),
+        ([Dyn::R2(x)], 1) => Dyn::R3(x.unsqueeze::<1>().realize()),
+        ([Dyn::R3(x)], 0) => Dyn::R4(x.unsqueeze::<0>().realize()),
+        ([Dyn::R3(x)], 1) => Dyn::R4(x.unsqueeze::<1>().realize()),
+        ([Dyn::R3(x)], 2) => Dyn::R4(x.unsqueeze::<2>().realize()),
+        (_, axis) => return Err(format!("unsqueeze: no dispatch for axis {axis} of this rank")),
+    })),
+    "squeeze" => |p, a| {
+        let [x] = floats::<_, 1>(a)?;
+        Ok(Out::Float(with_axis!(x, p.usize("axis")?, |t, I| t.try_squeeze::<I>().map_err(err)?.into())))
     },
 
     // Matrix products (cases_matmul.py).
