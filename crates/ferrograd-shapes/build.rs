@@ -12,11 +12,7 @@ fn main() {
     let mut out = String::new();
     for rank in 1..=6usize {
         let dims: Vec<String> = (0..rank).map(|i| format!("D{i}")).collect();
-        let generics = dims
-            .iter()
-            .map(|d| format!("{d}: Dim"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let generics = dims.iter().map(|d| format!("{d}: Dim")).collect::<Vec<_>>().join(", ");
         let src = tuple(&dims);
         for mask in 1u32..(1 << rank) {
             let axes: Vec<usize> = (0..rank).filter(|i| mask & (1 << i) != 0).collect();
@@ -27,16 +23,16 @@ fn main() {
             let dst = tuple(&kept);
             let axes_ty = axes_type(&axes);
             writeln!(out, "impl<{generics}> ReduceShapeTo<{dst}, {axes_ty}> for {src} {{}}").unwrap();
-            writeln!(out, "impl<{generics}> ReduceShape<{axes_ty}> for {src} {{ type Reduced = {dst}; }}").unwrap();
+            writeln!(
+                out,
+                "impl<{generics}> ReduceShape<{axes_ty}> for {src} {{ type Reduced = {dst}; }}"
+            )
+            .unwrap();
         }
     }
     for rank in 1..=6usize {
         let dims: Vec<String> = (0..rank).map(|i| format!("D{i}")).collect();
-        let generics = dims
-            .iter()
-            .map(|d| format!("{d}: Dim"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let generics = dims.iter().map(|d| format!("{d}: Dim")).collect::<Vec<_>>().join(", ");
         let src = tuple(&dims);
         for (i, d) in dims.iter().enumerate() {
             writeln!(out, "impl<{generics}> HasAxis<{i}> for {src} {{ type Dim = {d}; }}").unwrap();
@@ -76,13 +72,23 @@ fn main() {
             for i in 0..=rank {
                 let mut inserted = dims.clone();
                 inserted.insert(i, "Const<1>".to_string());
-                writeln!(out, "impl<{generics}> InsertAxis<{i}> for {src} {{ type Inserted = {}; }}", tuple(&inserted)).unwrap();
+                writeln!(
+                    out,
+                    "impl<{generics}> InsertAxis<{i}> for {src} {{ type Inserted = {}; }}",
+                    tuple(&inserted)
+                )
+                .unwrap();
             }
         }
         for i in 0..rank {
             let mut dynamic = dims.clone();
             dynamic[i] = "usize".to_string();
-            writeln!(out, "impl<{generics}> DynamicAxis<{i}> for {src} {{ type Dynamic = {}; }}", tuple(&dynamic)).unwrap();
+            writeln!(
+                out,
+                "impl<{generics}> DynamicAxis<{i}> for {src} {{ type Dynamic = {}; }}",
+                tuple(&dynamic)
+            )
+            .unwrap();
         }
     }
     let path = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("reduce_impls.rs");

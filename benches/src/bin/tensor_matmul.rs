@@ -43,7 +43,10 @@ macro_rules! run {
 }
 
 fn main() {
-    println!("matmul through the tensor API, GEMM backend: {}", ferrograd::cpu::gemm::backend_name());
+    println!(
+        "matmul through the tensor API, GEMM backend: {}",
+        ferrograd::cpu::gemm::backend_name()
+    );
     println!("| dtype | size | GFLOP/s a·b | GFLOP/s a·bᵀ (view) |");
     println!("|---|---|--:|--:|");
     run!(f32);

@@ -36,7 +36,11 @@ pub trait TensorCreation<E: Unit>: Storage<E> {
     }
     /// [`TensorCreation::zeros_like`], returning an error instead of panicking.
     fn try_zeros_like<S: Shape>(&self, shape: &S) -> Result<Tensor<S, E, Self>, Error> {
-        Ok(Tensor::from_buffer(self.try_alloc_zeros(shape.num_elements())?, *shape, self.clone()))
+        Ok(Tensor::from_buffer(
+            self.try_alloc_zeros(shape.num_elements())?,
+            *shape,
+            self.clone(),
+        ))
     }
     /// A tensor of ones of a const shape.
     fn ones<S: ConstShape>(&self) -> Tensor<S, E, Self>
@@ -80,7 +84,11 @@ pub trait TensorCreation<E: Unit>: Storage<E> {
     }
     /// [`TensorCreation::full_like`], returning an error instead of panicking.
     fn try_full_like<S: Shape>(&self, shape: &S, value: E) -> Result<Tensor<S, E, Self>, Error> {
-        Ok(Tensor::from_buffer(self.try_alloc_filled(shape.num_elements(), value)?, *shape, self.clone()))
+        Ok(Tensor::from_buffer(
+            self.try_alloc_filled(shape.num_elements(), value)?,
+            *shape,
+            self.clone(),
+        ))
     }
     /// A tensor from a scalar or nested arrays; the shape follows from the array type.
     fn tensor<A: TensorData<E>>(&self, data: A) -> Tensor<A::Shape, E, Self> {
@@ -139,7 +147,8 @@ pub trait SampleTensor<E: Unit>: SampleKernel<E> {
     }
     /// Samples of `distribution`, in `shape`.
     fn sample_like<S: Shape, Dist: Distribution<E>>(&self, shape: &S, distribution: Dist) -> Tensor<S, E, Self> {
-        self.try_sample_like(shape, distribution).unwrap_or_else(|e| panic!("{e}"))
+        self.try_sample_like(shape, distribution)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
     /// [`SampleTensor::sample_like`], returning an error instead of panicking.
     fn try_sample_like<S: Shape, Dist: Distribution<E>>(
@@ -147,7 +156,11 @@ pub trait SampleTensor<E: Unit>: SampleKernel<E> {
         shape: &S,
         distribution: Dist,
     ) -> Result<Tensor<S, E, Self>, Error> {
-        Ok(Tensor::from_buffer(self.try_sample(shape.num_elements(), distribution)?, *shape, self.clone()))
+        Ok(Tensor::from_buffer(
+            self.try_sample(shape.num_elements(), distribution)?,
+            *shape,
+            self.clone(),
+        ))
     }
     /// Uniform samples in `[0, 1)`, in a const shape (PyTorch's `rand`).
     fn sample_uniform<S: ConstShape>(&self) -> Tensor<S, E, Self>
@@ -242,7 +255,11 @@ impl<E, const M: usize, const N: usize, const O: usize, const P: usize> FlattenA
 array_data!([E; M], (Const<M>,), [M]);
 array_data!([[E; N]; M], (Const<M>, Const<N>), [M, N]);
 array_data!([[[E; O]; N]; M], (Const<M>, Const<N>, Const<O>), [M, N, O]);
-array_data!([[[[E; P]; O]; N]; M], (Const<M>, Const<N>, Const<O>, Const<P>), [M, N, O, P]);
+array_data!(
+    [[[[E; P]; O]; N]; M],
+    (Const<M>, Const<N>, Const<O>, Const<P>),
+    [M, N, O, P]
+);
 
 impl<E: Unit> TensorData<E> for Vec<E> {
     type Shape = (usize,);
@@ -309,12 +326,12 @@ macro_rules! array_readback {
 
 array_readback!((), E, [], |v| v[0]);
 array_readback!((Const<M>,), [E; M], [M], |v| std::array::from_fn(|i| v[i]));
-array_readback!((Const<M>, Const<N>), [[E; N]; M], [M, N], |v| std::array::from_fn(|i| {
-    std::array::from_fn(|j| v[i * N + j])
-}));
-array_readback!((Const<M>, Const<N>, Const<O>), [[[E; O]; N]; M], [M, N, O], |v| std::array::from_fn(|i| {
-    std::array::from_fn(|j| std::array::from_fn(|k| v[(i * N + j) * O + k]))
-}));
+array_readback!((Const<M>, Const<N>), [[E; N]; M], [M, N], |v| std::array::from_fn(
+    |i| { std::array::from_fn(|j| v[i * N + j]) }
+));
+array_readback!((Const<M>, Const<N>, Const<O>), [[[E; O]; N]; M], [M, N, O], |v| {
+    std::array::from_fn(|i| std::array::from_fn(|j| std::array::from_fn(|k| v[(i * N + j) * O + k])))
+});
 array_readback!(
     (Const<M>, Const<N>, Const<O>, Const<P>),
     [[[[E; P]; O]; N]; M],

@@ -36,14 +36,20 @@ impl<E: Unit, D: Storage<E>> Default for Gradients<E, D> {
 
 impl<E: Unit, D: Storage<E>> std::fmt::Debug for Gradients<E, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gradients").field("count", &self.buffers.len()).field("leaky", &self.leaky).finish()
+        f.debug_struct("Gradients")
+            .field("count", &self.buffers.len())
+            .field("leaky", &self.leaky)
+            .finish()
     }
 }
 
 impl<E: Unit, D: Storage<E>> Gradients<E, D> {
     /// An empty set that keeps every gradient backward computes.
     pub fn leaky() -> Self {
-        Self { leaky: true, ..Self::default() }
+        Self {
+            leaky: true,
+            ..Self::default()
+        }
     }
 
     /// Allocates a zero gradient for `tensor` and keeps its gradient after backward.

@@ -53,9 +53,9 @@ pub(crate) mod ops;
 mod tape;
 mod tensor;
 
-pub use ops::concat::{Stack, stack};
 pub use create::{SampleTensor, TensorCreation, TensorData};
 pub use gradients::Gradients;
+pub use ops::concat::{Stack, stack};
 pub use tape::{MergeTapes, MergedTape, NoneTape, OwnedTape, Tape};
 pub use tensor::{Tensor, UniqueId};
 

@@ -45,7 +45,10 @@ pub(crate) struct RecordedOp<E: Unit, D: Storage<E>> {
 }
 
 enum TapeState<E: Unit, D: Storage<E>> {
-    Recording { ops: Vec<RecordedOp<E, D>>, grads: Gradients<E, D> },
+    Recording {
+        ops: Vec<RecordedOp<E, D>>,
+        grads: Gradients<E, D>,
+    },
     /// This tape was merged into another; record there.
     MergedInto(Arc<Mutex<TapeState<E, D>>>),
     /// `backward` already ran on this tape.
@@ -54,7 +57,9 @@ enum TapeState<E: Unit, D: Storage<E>> {
 
 impl<E: Unit, D: Storage<E>> Clone for OwnedTape<E, D> {
     fn clone(&self) -> Self {
-        Self { cell: self.cell.clone() }
+        Self {
+            cell: self.cell.clone(),
+        }
     }
 }
 
@@ -71,7 +76,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<E: Unit, D: Storage<E>> OwnedTape<E, D> {
     pub(crate) fn new(grads: Gradients<E, D>) -> Self {
-        Self { cell: Arc::new(Mutex::new(TapeState::Recording { ops: Vec::new(), grads })) }
+        Self {
+            cell: Arc::new(Mutex::new(TapeState::Recording { ops: Vec::new(), grads })),
+        }
     }
 
     /// The cell recording happens in, following merges.
@@ -96,7 +103,10 @@ impl<E: Unit, D: Storage<E>> OwnedTape<E, D> {
             return self;
         }
         let taken = std::mem::replace(&mut *lock(&b), TapeState::MergedInto(a.clone()));
-        if let TapeState::Recording { ops: other_ops, grads: other_grads } = taken
+        if let TapeState::Recording {
+            ops: other_ops,
+            grads: other_grads,
+        } = taken
             && let TapeState::Recording { ops, grads } = &mut *lock(&a)
         {
             ops.extend(other_ops);
@@ -124,7 +134,10 @@ impl<E: Unit, D: Storage<E>> Tape<E, D> for OwnedTape<E, D> {
     {
         let root = self.root();
         if let TapeState::Recording { ops, .. } = &mut *lock(&root) {
-            ops.push(RecordedOp { output, backward: Box::new(backward) });
+            ops.push(RecordedOp {
+                output,
+                backward: Box::new(backward),
+            });
         }
     }
 }

@@ -56,7 +56,10 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> std::fmt::Debug for Tensor<S, E, D, T>
             .field("shape", &self.shape)
             .field("dtype", &E::NAME)
             .field("device", &self.device)
-            .field("traced", &(std::any::type_name::<T>() != std::any::type_name::<NoneTape>()))
+            .field(
+                "traced",
+                &(std::any::type_name::<T>() != std::any::type_name::<NoneTape>()),
+            )
             .finish()
     }
 }
@@ -70,7 +73,14 @@ impl<S: Shape, E: Unit, D: Storage<E>> Tensor<S, E, D, NoneTape> {
 
 impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
     pub(crate) fn from_arc(data: Arc<D::Vec>, shape: S, device: D, tape: T) -> Self {
-        Self { id: UniqueId::next(), data, layout: Layout::contiguous(&shape), shape, device, tape }
+        Self {
+            id: UniqueId::next(),
+            data,
+            layout: Layout::contiguous(&shape),
+            shape,
+            device,
+            tape,
+        }
     }
 
     /// The shape.
@@ -109,14 +119,45 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
 
     /// Splits the tensor from its tape.
     pub fn split_tape(self) -> (Tensor<S, E, D, NoneTape>, T) {
-        let Self { id, data, shape, layout, device, tape } = self;
-        (Tensor { id, data, shape, layout, device, tape: NoneTape }, tape)
+        let Self {
+            id,
+            data,
+            shape,
+            layout,
+            device,
+            tape,
+        } = self;
+        (
+            Tensor {
+                id,
+                data,
+                shape,
+                layout,
+                device,
+                tape: NoneTape,
+            },
+            tape,
+        )
     }
 
     /// The same tensor with another tape.
     pub fn put_tape<T2>(self, tape: T2) -> Tensor<S, E, D, T2> {
-        let Self { id, data, shape, layout, device, .. } = self;
-        Tensor { id, data, shape, layout, device, tape }
+        let Self {
+            id,
+            data,
+            shape,
+            layout,
+            device,
+            ..
+        } = self;
+        Tensor {
+            id,
+            data,
+            shape,
+            layout,
+            device,
+            tape,
+        }
     }
 
     /// The same data, cut from the graph: a new id and no tape, so nothing computed

@@ -104,21 +104,12 @@ fn check_unary_forward(
     let y = op64(dev.tensor(inputs.to_vec()));
     assert_eq!(y.dims(), [inputs.len()], "{what}: shape");
     let expected: Vec<f64> = inputs.iter().map(|&x| reference(x)).collect();
-    assert_close(
-        &y.as_vec(),
-        &expected,
-        tol.rel64,
-        tol.abs64,
-        &format!("{what} (f64)"),
-    );
+    assert_close(&y.as_vec(), &expected, tol.rel64, tol.abs64, &format!("{what} (f64)"));
 
     let inputs32: Vec<f32> = inputs.iter().map(|&x| x as f32).collect();
     let y = op32(dev.tensor(inputs32.clone()));
     // The reference at the f32 input, rounded to f32 (so overflow to inf matches too).
-    let expected: Vec<f64> = inputs32
-        .iter()
-        .map(|&x| reference(x as f64) as f32 as f64)
-        .collect();
+    let expected: Vec<f64> = inputs32.iter().map(|&x| reference(x as f64) as f32 as f64).collect();
     assert_close(
         &widen(&y.as_vec()),
         &expected,
@@ -131,14 +122,7 @@ fn check_unary_forward(
 /// Runs `$body` (an expression in the tensor `$t`) in f64 and f32 against `$reference`.
 macro_rules! unary_forward {
     ($what:expr, $inputs:expr, $tol:expr, |$t:ident| $body:expr, $reference:expr) => {
-        check_unary_forward(
-            $what,
-            $inputs,
-            $tol,
-            |$t: V64| $body,
-            |$t: V32| $body,
-            $reference,
-        )
+        check_unary_forward($what, $inputs, $tol, |$t: V64| $body, |$t: V32| $body, $reference)
     };
     ($what:expr, $inputs:expr, |$t:ident| $body:expr, $reference:expr) => {
         unary_forward!($what, $inputs, TOL, |$t| $body, $reference)
@@ -157,34 +141,19 @@ fn negate_forward() {
 
 #[test]
 fn abs_forward() {
-    unary_forward!(
-        "abs",
-        &with(&[-0.0, f64::NEG_INFINITY]),
-        |x| x.abs(),
-        f64::abs
-    );
+    unary_forward!("abs", &with(&[-0.0, f64::NEG_INFINITY]), |x| x.abs(), f64::abs);
 }
 
 #[test]
 fn exp_forward() {
     // ±800: e^800 overflows to inf, e^-800 underflows to 0 (and in f32 already at ±100).
-    unary_forward!(
-        "exp",
-        &with(&[-800.0, 800.0, -100.0, 100.0]),
-        |x| x.exp(),
-        f64::exp
-    );
+    unary_forward!("exp", &with(&[-800.0, 800.0, -100.0, 100.0]), |x| x.exp(), f64::exp);
 }
 
 #[test]
 fn ln_forward() {
     // ln(0) = -inf, ln(negative) = NaN, as in PyTorch.
-    unary_forward!(
-        "ln",
-        &with(&[1e-300, 1e300, f64::INFINITY]),
-        |x| x.ln(),
-        f64::ln
-    );
+    unary_forward!("ln", &with(&[1e-300, 1e300, f64::INFINITY]), |x| x.ln(), f64::ln);
 }
 
 #[test]
@@ -201,8 +170,7 @@ fn square_forward() {
 fn powf_forward() {
     let inputs = with(&[4.0, 0.25, -8.0]);
     for p in [2.5, -1.5, 0.5, 1.0, 3.0, -2.0, 0.0] {
-        unary_forward!(&format!("powf({p})"), &inputs, |x| x.powf(p as _), |x| x
-            .powf(p));
+        unary_forward!(&format!("powf({p})"), &inputs, |x| x.powf(p as _), |x| x.powf(p));
     }
     // Hand-checked special cases (IEEE pow, which PyTorch follows): x^0 = 1 even for
     // 0 and NaN; a negative base to a non-integer power is NaN; 0^-1.5 = inf.
@@ -218,10 +186,7 @@ fn powf_forward() {
 fn powi_forward() {
     for n in [0, 1, 2, 3, -1, -2, 5] {
         // powi uses a multiplication chain in a different order: a few ulp.
-        let tol = Tol {
-            rel64: 1e-14,
-            ..TOL
-        };
+        let tol = Tol { rel64: 1e-14, ..TOL };
         unary_forward!(&format!("powi({n})"), INPUTS, tol, |x| x.powi(n), |x| {
             powi_ref(x, n)
         });
@@ -230,12 +195,7 @@ fn powi_forward() {
 
 #[test]
 fn recip_forward() {
-    unary_forward!(
-        "recip",
-        &with(&[-0.0, f64::INFINITY]),
-        |x| x.recip(),
-        |x| 1.0 / x
-    );
+    unary_forward!("recip", &with(&[-0.0, f64::INFINITY]), |x| x.recip(), |x| 1.0 / x);
 }
 
 #[test]
@@ -306,13 +266,7 @@ fn gelu_forward() {
     );
     // Hand values: gelu(1) = Φ(1) = 0.841344746068543; gelu(-1) = -(1 - Φ(1)).
     let y = Cpu::default().tensor([1.0f64, -1.0]).gelu().array();
-    assert_close(
-        &y,
-        &[0.841344746068543, -0.158655253931457],
-        1e-14,
-        0.0,
-        "gelu(±1)",
-    );
+    assert_close(&y, &[0.841344746068543, -0.158655253931457], 1e-14, 0.0, "gelu(±1)");
 }
 
 #[test]
@@ -333,13 +287,7 @@ fn gelu_tanh_forward() {
     // The approximation is within 1e-3 of the exact form.
     let x: V64 = Cpu::default().tensor(INPUTS[..13].to_vec());
     let exact: Vec<f64> = INPUTS[..13].iter().map(|&v| gelu_ref(v)).collect();
-    assert_close(
-        &x.gelu_tanh().as_vec(),
-        &exact,
-        0.0,
-        1e-3,
-        "gelu_tanh vs exact gelu",
-    );
+    assert_close(&x.gelu_tanh().as_vec(), &exact, 0.0, 1e-3, "gelu_tanh vs exact gelu");
 }
 
 #[test]
@@ -350,13 +298,7 @@ fn silu_forward() {
         rel32: 1e-6,
         abs32: 1e-38,
     };
-    unary_forward!(
-        "silu",
-        &with(&[-800.0, 800.0, -100.0]),
-        tol,
-        |x| x.silu(),
-        silu_ref
-    );
+    unary_forward!("silu", &with(&[-800.0, 800.0, -100.0]), tol, |x| x.silu(), silu_ref);
 }
 
 #[test]
@@ -369,13 +311,9 @@ fn softplus_forward() {
         abs32: 1e-38,
     };
     let inputs = with(&[20.0, 20.5, -800.0, 800.0, -100.0]);
-    unary_forward!(
-        "softplus",
-        &inputs,
-        tol,
-        |x| x.softplus(),
-        |x| softplus_ref(x, 1.0, 20.0)
-    );
+    unary_forward!("softplus", &inputs, tol, |x| x.softplus(), |x| softplus_ref(
+        x, 1.0, 20.0
+    ));
     for (beta, threshold) in [(2.0, 10.0), (0.5, 20.0), (1.0, 3.0)] {
         let inputs = with(&[threshold / beta, threshold / beta + 0.25, 4.0]);
         unary_forward!(
@@ -419,12 +357,7 @@ fn nans_to_forward() {
     let inputs = with(&[NAN, f64::INFINITY, -f64::NAN]);
     for v in [0.0, -7.5, 1e30] {
         let reference = |x: f64| if x.is_nan() { v } else { x };
-        unary_forward!(
-            &format!("nans_to({v})"),
-            &inputs,
-            |x| x.nans_to(v as _),
-            reference
-        );
+        unary_forward!(&format!("nans_to({v})"), &inputs, |x| x.nans_to(v as _), reference);
     }
 }
 
@@ -432,63 +365,15 @@ fn nans_to_forward() {
 fn scalar_arithmetic_forward() {
     for s in [2.0, -0.75, 0.0, 1e10] {
         let s32 = s as f32;
-        unary_forward!(
-            &format!("add_scalar({s})"),
-            INPUTS,
-            |x| x.add_scalar(s as _),
-            |x| x + s
-        );
-        check_unary_forward(
-            &format!("x + {s}"),
-            INPUTS,
-            TOL,
-            |x| x + s,
-            |x| x + s32,
-            |x| x + s,
-        );
-        unary_forward!(
-            &format!("sub_scalar({s})"),
-            INPUTS,
-            |x| x.sub_scalar(s as _),
-            |x| x - s
-        );
-        check_unary_forward(
-            &format!("x - {s}"),
-            INPUTS,
-            TOL,
-            |x| x - s,
-            |x| x - s32,
-            |x| x - s,
-        );
-        unary_forward!(
-            &format!("mul_scalar({s})"),
-            INPUTS,
-            |x| x.mul_scalar(s as _),
-            |x| x * s
-        );
-        check_unary_forward(
-            &format!("x * {s}"),
-            INPUTS,
-            TOL,
-            |x| x * s,
-            |x| x * s32,
-            |x| x * s,
-        );
+        unary_forward!(&format!("add_scalar({s})"), INPUTS, |x| x.add_scalar(s as _), |x| x + s);
+        check_unary_forward(&format!("x + {s}"), INPUTS, TOL, |x| x + s, |x| x + s32, |x| x + s);
+        unary_forward!(&format!("sub_scalar({s})"), INPUTS, |x| x.sub_scalar(s as _), |x| x - s);
+        check_unary_forward(&format!("x - {s}"), INPUTS, TOL, |x| x - s, |x| x - s32, |x| x - s);
+        unary_forward!(&format!("mul_scalar({s})"), INPUTS, |x| x.mul_scalar(s as _), |x| x * s);
+        check_unary_forward(&format!("x * {s}"), INPUTS, TOL, |x| x * s, |x| x * s32, |x| x * s);
         // x / s, also for s = 0: ±inf, and NaN for 0 / 0.
-        unary_forward!(
-            &format!("div_scalar({s})"),
-            INPUTS,
-            |x| x.div_scalar(s as _),
-            |x| x / s
-        );
-        check_unary_forward(
-            &format!("x / {s}"),
-            INPUTS,
-            TOL,
-            |x| x / s,
-            |x| x / s32,
-            |x| x / s,
-        );
+        unary_forward!(&format!("div_scalar({s})"), INPUTS, |x| x.div_scalar(s as _), |x| x / s);
+        check_unary_forward(&format!("x / {s}"), INPUTS, TOL, |x| x / s, |x| x / s32, |x| x / s);
     }
 }
 
@@ -510,12 +395,8 @@ fn traced_forward_values_equal_untraced() {
 
 // Binary ops ------------------------------------------------------------------------
 
-const LHS: &[f64] = &[
-    1.0, -2.5, 0.0, 3.0, -4.0, 7.0, NAN, 2.0, 30.0, -0.0, 5.0, 1e300,
-];
-const RHS: &[f64] = &[
-    2.0, -2.5, 0.0, -1.0, 0.5, 7.0, 1.0, NAN, -30.0, 0.0, 0.0, 1e300,
-];
+const LHS: &[f64] = &[1.0, -2.5, 0.0, 3.0, -4.0, 7.0, NAN, 2.0, 30.0, -0.0, 5.0, 1e300];
+const RHS: &[f64] = &[2.0, -2.5, 0.0, -1.0, 0.5, 7.0, 1.0, NAN, -30.0, 0.0, 0.0, 1e300];
 
 fn check_binary_forward(
     what: &str,
@@ -525,11 +406,7 @@ fn check_binary_forward(
 ) {
     let dev = Cpu::default();
     let y = op64(dev.tensor(LHS.to_vec()), dev.tensor(RHS.to_vec()));
-    let expected: Vec<f64> = LHS
-        .iter()
-        .zip(RHS)
-        .map(|(&a, &b)| reference(a, b))
-        .collect();
+    let expected: Vec<f64> = LHS.iter().zip(RHS).map(|(&a, &b)| reference(a, b)).collect();
     assert_close(&y.as_vec(), &expected, 1e-15, 0.0, &format!("{what} (f64)"));
     let (l32, r32): (Vec<f32>, Vec<f32>) = (
         LHS.iter().map(|&v| v as f32).collect(),
@@ -541,23 +418,12 @@ fn check_binary_forward(
         .zip(&r32)
         .map(|(&a, &b)| reference(a as f64, b as f64) as f32 as f64)
         .collect();
-    assert_close(
-        &widen(&y.as_vec()),
-        &expected,
-        1e-7,
-        0.0,
-        &format!("{what} (f32)"),
-    );
+    assert_close(&widen(&y.as_vec()), &expected, 1e-7, 0.0, &format!("{what} (f32)"));
 }
 
 macro_rules! binary_forward {
     ($what:expr, |$a:ident, $b:ident| $body:expr, $reference:expr) => {
-        check_binary_forward(
-            $what,
-            |$a: V64, $b: V64| $body,
-            |$a: V32, $b: V32| $body,
-            $reference,
-        )
+        check_binary_forward($what, |$a: V64, $b: V64| $body, |$a: V32, $b: V32| $body, $reference)
     };
 }
 
@@ -627,26 +493,20 @@ fn sum_and_mean_forward() {
         "mean",
     );
 
-    let s0: [[f64; 4]; 3] =
-        std::array::from_fn(|j| std::array::from_fn(|k| at(0, j, k) + at(1, j, k)));
+    let s0: [[f64; 4]; 3] = std::array::from_fn(|j| std::array::from_fn(|k| at(0, j, k) + at(1, j, k)));
     assert_eq!(x.clone().sum::<_, Axis<0>>().array(), s0);
-    let s1: [[f64; 4]; 2] =
-        std::array::from_fn(|i| std::array::from_fn(|k| (0..3).map(|j| at(i, j, k)).sum()));
+    let s1: [[f64; 4]; 2] = std::array::from_fn(|i| std::array::from_fn(|k| (0..3).map(|j| at(i, j, k)).sum()));
     assert_eq!(x.clone().sum::<_, Axis<1>>().array(), s1);
-    let s2: [[f64; 3]; 2] =
-        std::array::from_fn(|i| std::array::from_fn(|j| (0..4).map(|k| at(i, j, k)).sum()));
+    let s2: [[f64; 3]; 2] = std::array::from_fn(|i| std::array::from_fn(|j| (0..4).map(|k| at(i, j, k)).sum()));
     assert_eq!(x.clone().sum::<_, Axis<2>>().array(), s2);
-    let s02: [f64; 3] =
-        std::array::from_fn(|j| (0..2).flat_map(|i| (0..4).map(move |k| at(i, j, k))).sum());
+    let s02: [f64; 3] = std::array::from_fn(|j| (0..2).flat_map(|i| (0..4).map(move |k| at(i, j, k))).sum());
     assert_eq!(x.clone().sum::<_, Axes2<0, 2>>().array(), s02);
     let m1: Tensor<Rank2<2, 4>, f64, Cpu> = x.clone().mean::<_, Axis<1>>();
     let expected: Vec<f64> = s1.as_flattened().iter().map(|s| s / 3.0).collect();
     assert_close(&m1.as_vec(), &expected, 1e-15, 0.0, "mean over axis 1");
 
     // f32, and a long vector (the kernel sums in lanes).
-    let long: Vec<f32> = (0..1001)
-        .map(|i| ((i * 37 % 101) as f32) * 0.25 - 12.0)
-        .collect();
+    let long: Vec<f32> = (0..1001).map(|i| ((i * 37 % 101) as f32) * 0.25 - 12.0).collect();
     let exact: f64 = long.iter().map(|&v| v as f64).sum();
     let s = Cpu::default().tensor(long).sum::<Rank0, _>().array();
     assert_close(&[s as f64], &[exact], 1e-6, 0.0, "sum of 1001 f32");
@@ -726,9 +586,7 @@ fn gradients_of_scalar_arithmetic() {
 #[test]
 fn gradients_of_chained_unary_ops() {
     // The chain rule through ops that save their input and ops that save their output.
-    check_gradient(&points(), |t| {
-        weighted_sum(t.tanh().exp().sin().sigmoid().square())
-    });
+    check_gradient(&points(), |t| weighted_sum(t.tanh().exp().sin().sigmoid().square()));
     check_gradient(&positive(), |t| weighted_sum(t.sqrt().ln().recip().abs()));
 }
 
@@ -760,13 +618,7 @@ fn gradients_of_binary_ops() {
 
 #[test]
 fn gradients_of_sum_and_mean() {
-    let x = Cpu::default().tensor(
-        [[
-            [0.3f64, -1.2, 2.0, 0.7],
-            [1.1, -0.4, 0.9, -2.2],
-            [0.5, 1.6, -0.8, 0.05],
-        ]; 2],
-    );
+    let x = Cpu::default().tensor([[[0.3f64, -1.2, 2.0, 0.7], [1.1, -0.4, 0.9, -2.2], [0.5, 1.6, -0.8, 0.05]]; 2]);
     let x = x.sin(); // make the two halves differ
     check_gradient(&x, |t| t.square().sum::<Rank0, _>());
     check_gradient(&x, |t| t.square().mean::<Rank0, _>());
@@ -816,10 +668,7 @@ fn relu_derivative_at_zero_is_zero() {
 #[test]
 fn leaky_relu_derivative_at_zero_is_the_slope() {
     // leaky_relu'(x) = 1 for x > 0, slope for x ≤ 0 (including 0).
-    assert_eq!(
-        derivative(&[-1.0, 0.0, 2.0], |t| t.leaky_relu(0.25)),
-        [0.25, 0.25, 1.0]
-    );
+    assert_eq!(derivative(&[-1.0, 0.0, 2.0], |t| t.leaky_relu(0.25)), [0.25, 0.25, 1.0]);
 }
 
 #[test]
@@ -829,10 +678,7 @@ fn clamp_derivative_is_one_strictly_inside_the_interval() {
     let g = derivative(&[-1.5, -1.0, 0.0, 2.0, 2.5, f64::NAN], |t| t.clamp(-1.0, 2.0));
     assert_eq!(g, [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
     // A degenerate interval [0, 0]: no interior, so 0 everywhere.
-    assert_eq!(
-        derivative(&[-0.1, 0.0, 0.1], |t| t.clamp(0.0, 0.0)),
-        [0.0, 0.0, 0.0]
-    );
+    assert_eq!(derivative(&[-0.1, 0.0, 0.1], |t| t.clamp(0.0, 0.0)), [0.0, 0.0, 0.0]);
 }
 
 #[test]
@@ -880,14 +726,8 @@ fn maximum_of_a_tensor_with_itself_passes_the_full_gradient() {
 #[test]
 fn pow_with_exponent_zero_has_zero_derivative() {
     // d x^0 / dx = 0 everywhere, also at x = 0 where 0 · 0^-1 would be NaN.
-    assert_eq!(
-        derivative(&[-2.0, 0.0, 3.0], |t| t.powf(0.0)),
-        [0.0, 0.0, 0.0]
-    );
-    assert_eq!(
-        derivative(&[-2.0, 0.0, 3.0], |t| t.powi(0)),
-        [0.0, 0.0, 0.0]
-    );
+    assert_eq!(derivative(&[-2.0, 0.0, 3.0], |t| t.powf(0.0)), [0.0, 0.0, 0.0]);
+    assert_eq!(derivative(&[-2.0, 0.0, 3.0], |t| t.powi(0)), [0.0, 0.0, 0.0]);
     // Other exponents at 0 (p · 0^(p-1)): 2·0 = 0; 1·0^0 = 1; 0.5·0^-0.5 = inf.
     assert_eq!(derivative(&[0.0], |t| t.powf(2.0)), [0.0]);
     assert_eq!(derivative(&[0.0], |t| t.powf(1.0)), [1.0]);
@@ -932,13 +772,7 @@ fn softplus_derivative_at_and_beyond_the_threshold() {
         "softplus'",
     );
     let g = derivative(&[5.0, 5.5], |t| t.softplus_with(2.0, 10.0));
-    assert_close(
-        &g,
-        &[sigmoid_ref(10.0), 1.0],
-        1e-15,
-        0.0,
-        "softplus_with(2, 10)'",
-    );
+    assert_close(&g, &[sigmoid_ref(10.0), 1.0], 1e-15, 0.0, "softplus_with(2, 10)'");
 }
 
 #[test]
@@ -975,13 +809,7 @@ fn hand_derived_derivatives() {
     assert_eq!(derivative(&[0.0], |t| t.sigmoid()), [0.25]);
     // gelu'(1) = Φ(1) + φ(1) = 0.841344746068543 + 0.241970724519143.
     let g = derivative(&[1.0], |t| t.gelu());
-    assert_close(
-        &g,
-        &[0.841344746068543 + 0.241970724519143],
-        1e-14,
-        0.0,
-        "gelu'(1)",
-    );
+    assert_close(&g, &[0.841344746068543 + 0.241970724519143], 1e-14, 0.0, "gelu'(1)");
     // recip'(2) = -1/4; square'(-3) = -6; div_scalar(4)' = 0.25; mul_scalar(-3)' = -3.
     assert_eq!(derivative(&[2.0], |t| t.recip()), [-0.25]);
     assert_eq!(derivative(&[-3.0], |t| t.square()), [-6.0]);
@@ -1025,10 +853,7 @@ fn dropout_zeroes_about_p_and_scales_the_rest() {
     let y = dev.zeros_like(&(n,)).add(x).dropout(p).as_vec();
     let zeros = y.iter().filter(|&&v| v == 0.0).count();
     // Binomial(10 000, 0.3): mean 3000, σ ≈ 45.8; allow 5σ.
-    assert!(
-        (2771..=3229).contains(&zeros),
-        "{zeros} zeros of {n} for p = {p}"
-    );
+    assert!((2771..=3229).contains(&zeros), "{zeros} zeros of {n} for p = {p}");
     for (i, (&yi, &xi)) in y.iter().zip(&xv).enumerate() {
         if yi != 0.0 {
             assert!(
@@ -1134,17 +959,7 @@ fn dropout_panics_with_the_error_text() {
 // ---------------------------------------------------------------------------------
 
 const CMP_L: &[f64] = &[1.0, 2.0, 3.0, NAN, 1.0, NAN, -0.0, f64::INFINITY, -5.0];
-const CMP_R: &[f64] = &[
-    1.0,
-    3.0,
-    2.0,
-    1.0,
-    NAN,
-    NAN,
-    0.0,
-    f64::INFINITY,
-    f64::NEG_INFINITY,
-];
+const CMP_R: &[f64] = &[1.0, 3.0, 2.0, 1.0, NAN, NAN, 0.0, f64::INFINITY, f64::NEG_INFINITY];
 
 fn bools<T>(t: Tensor<(usize,), bool, Cpu, T>) -> Vec<bool> {
     t.as_vec()
@@ -1154,9 +969,8 @@ fn bools<T>(t: Tensor<(usize,), bool, Cpu, T>) -> Vec<bool> {
 fn comparisons_of_tensors() {
     let dev = Cpu::default();
     let (l, r): (V64, V64) = (dev.tensor(CMP_L.to_vec()), dev.tensor(CMP_R.to_vec()));
-    let reference = |f: fn(&f64, &f64) -> bool| -> Vec<bool> {
-        CMP_L.iter().zip(CMP_R).map(|(a, b)| f(a, b)).collect()
-    };
+    let reference =
+        |f: fn(&f64, &f64) -> bool| -> Vec<bool> { CMP_L.iter().zip(CMP_R).map(|(a, b)| f(a, b)).collect() };
     assert_eq!(bools(l.eq(&r)), reference(|a, b| a == b));
     assert_eq!(bools(l.ne(&r)), reference(|a, b| a != b));
     assert_eq!(bools(l.lt(&r)), reference(|a, b| a < b));
@@ -1178,22 +992,17 @@ fn comparisons_of_tensors() {
     );
 
     // f32, and on traced tensors (comparisons read values, whatever the tape).
-    let narrow =
-        |v: &[f64]| -> V32 { dev.tensor(v.iter().map(|&v| v as f32).collect::<Vec<f32>>()) };
+    let narrow = |v: &[f64]| -> V32 { dev.tensor(v.iter().map(|&v| v as f32).collect::<Vec<f32>>()) };
     let (l32, r32) = (narrow(CMP_L), narrow(CMP_R));
     assert_eq!(bools(l32.gt(&r32)), reference(|a, b| a > b));
-    assert_eq!(
-        bools(l.leaky_trace().lt(&r.leaky_trace())),
-        reference(|a, b| a < b)
-    );
+    assert_eq!(bools(l.leaky_trace().lt(&r.leaky_trace())), reference(|a, b| a < b));
 }
 
 #[test]
 fn comparisons_with_a_scalar() {
     let x: V64 = Cpu::default().tensor(CMP_L.to_vec());
     for s in [2.0, NAN, 0.0, f64::INFINITY] {
-        let reference =
-            |f: fn(&f64, &f64) -> bool| -> Vec<bool> { CMP_L.iter().map(|a| f(a, &s)).collect() };
+        let reference = |f: fn(&f64, &f64) -> bool| -> Vec<bool> { CMP_L.iter().map(|a| f(a, &s)).collect() };
         assert_eq!(bools(x.eq_scalar(s)), reference(|a, b| a == b), "eq {s}");
         assert_eq!(bools(x.ne_scalar(s)), reference(|a, b| a != b), "ne {s}");
         assert_eq!(bools(x.lt_scalar(s)), reference(|a, b| a < b), "lt {s}");
@@ -1225,22 +1034,16 @@ fn choose_forward() {
     );
     // torch.where(x > 0, x, 0) as relu.
     let x: V64 = dev.tensor(vec![-1.0, 0.0, 2.0, NAN]);
-    let y = x
-        .gt_scalar(0.0)
-        .choose(x.clone(), dev.zeros_like(x.shape()));
+    let y = x.gt_scalar(0.0).choose(x.clone(), dev.zeros_like(x.shape()));
     assert_eq!(y.as_vec(), [0.0, 0.0, 2.0, 0.0]);
     // NaN in the branch not picked does not leak.
     let x: V64 = dev.tensor(vec![NAN, 1.0]);
     let m: Tensor<(usize,), bool, Cpu> = dev.tensor(vec![false, true]);
-    assert_eq!(
-        m.choose(x.clone(), dev.full_like(x.shape(), 7.0)).as_vec(),
-        [7.0, 1.0]
-    );
+    assert_eq!(m.choose(x.clone(), dev.full_like(x.shape(), 7.0)).as_vec(), [7.0, 1.0]);
     // f32.
     let m32 = dev.tensor([true, false]);
     assert_eq!(
-        m32.choose(dev.tensor([1.0f32, 2.0]), dev.tensor([3.0f32, 4.0]))
-            .array(),
+        m32.choose(dev.tensor([1.0f32, 2.0]), dev.tensor([3.0f32, 4.0])).array(),
         [1.0, 4.0]
     );
 }
@@ -1257,12 +1060,8 @@ fn choose_gradient_reaches_both_branches() {
     let w = weights(6, DEFAULT_WEIGHT_SEED);
     let m = mask.as_vec();
     let (av, bv) = (a.as_vec(), b.as_vec());
-    let ea: Vec<f64> = (0..6)
-        .map(|i| if m[i] { w[i] * av[i].exp() } else { 0.0 })
-        .collect();
-    let eb: Vec<f64> = (0..6)
-        .map(|i| if m[i] { 0.0 } else { w[i] * bv[i].cos() })
-        .collect();
+    let ea: Vec<f64> = (0..6).map(|i| if m[i] { w[i] * av[i].exp() } else { 0.0 }).collect();
+    let eb: Vec<f64> = (0..6).map(|i| if m[i] { 0.0 } else { w[i] * bv[i].cos() }).collect();
     assert_close(&ga, &ea, 1e-14, 0.0, "choose: d/d on_true");
     assert_close(&gb, &eb, 1e-14, 0.0, "choose: d/d on_false");
 
@@ -1297,10 +1096,7 @@ fn assert_shape_mismatch<T: std::fmt::Debug>(result: Result<T, Error>, name: &st
                 unreachable!()
             };
             assert_eq!(*op, name);
-            assert_eq!(
-                e.to_string(),
-                format!("{name}: lhs (3,) and rhs (4,) disagree")
-            );
+            assert_eq!(e.to_string(), format!("{name}: lhs (3,) and rhs (4,) disagree"));
         }
         other => panic!("{name}: expected ShapeMismatch, got {other:?}"),
     }
@@ -1337,10 +1133,7 @@ fn comparisons_and_choose_with_different_run_time_dims_err() {
     assert_shape_mismatch(mask.try_choose(b.clone(), b.clone()), "choose");
     let mask = b.gt_scalar(1.0);
     match mask.try_choose(b.clone(), a.clone()) {
-        Err(Error::ShapeMismatch {
-            op: "choose",
-            message,
-        }) => {
+        Err(Error::ShapeMismatch { op: "choose", message }) => {
             assert_eq!(message, "lhs (4,) and rhs (3,) disagree")
         }
         other => panic!("expected ShapeMismatch, got {other:?}"),
@@ -1364,14 +1157,8 @@ fn tensor_from_vec_with_the_wrong_length_errs() {
         }
         other => panic!("expected ShapeMismatch, got {other:?}"),
     }
-    assert!(
-        dev.try_tensor_from_vec(vec![1.0f32; 7], (Const::<2>, 3usize))
-            .is_err()
-    );
-    assert!(
-        dev.try_tensor_from_vec(Vec::<f64>::new(), (1usize,))
-            .is_err()
-    );
+    assert!(dev.try_tensor_from_vec(vec![1.0f32; 7], (Const::<2>, 3usize)).is_err());
+    assert!(dev.try_tensor_from_vec(Vec::<f64>::new(), (1usize,)).is_err());
     // The right length is accepted, including zero elements.
     assert_eq!(
         dev.try_tensor_from_vec(vec![1.0f64; 6], (2usize, 3usize))
@@ -1380,9 +1167,7 @@ fn tensor_from_vec_with_the_wrong_length_errs() {
         [2, 3]
     );
     assert_eq!(
-        dev.try_tensor_from_vec(Vec::<f64>::new(), (0usize,))
-            .unwrap()
-            .dims(),
+        dev.try_tensor_from_vec(Vec::<f64>::new(), (0usize,)).unwrap().dims(),
         [0]
     );
 }

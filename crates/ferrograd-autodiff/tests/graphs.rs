@@ -26,12 +26,7 @@ fn a_tensor_used_twice() {
     // d Σ w_i x_i² / dx_i = 2 w_i x_i.
     let g = check_gradient(&x, |t| weighted_sum(t.clone() * t));
     let w = weights(6, DEFAULT_WEIGHT_SEED);
-    let expected: Vec<f64> = x
-        .as_vec()
-        .iter()
-        .zip(&w)
-        .map(|(x, w)| 2.0 * w * x)
-        .collect();
+    let expected: Vec<f64> = x.as_vec().iter().zip(&w).map(|(x, w)| 2.0 * w * x).collect();
     assert_close(&g, &expected, 1e-15, 0.0, "d(x·x)/dx");
     // Three uses: x · x · x, and x in two different ops.
     check_gradient(&x, |t| weighted_sum(t.clone() * t.clone() * t));
@@ -71,9 +66,7 @@ fn the_sum_of_two_losses() {
         .collect();
     assert_close(&g, &expected, 1e-14, 0.0, "d(L1 + L2)/dx");
     // Losses combined by other scalar ops.
-    check_gradient(&x, |t| {
-        weighted_sum(t.clone().sin()) * weighted_sum(t.cos())
-    });
+    check_gradient(&x, |t| weighted_sum(t.clone().sin()) * weighted_sum(t.cos()));
     check_gradient(&x, |t| {
         (weighted_sum(t.clone().sin()) - weighted_sum(t.square()) * 0.5).exp()
     });
@@ -151,20 +144,8 @@ fn separately_traced_inputs_merge_tapes() {
     let (xv, yv) = (x.as_vec(), y.as_vec());
     let gx: Vec<f64> = (0..6).map(|i| w[i] * xv[i].exp() * yv[i].sin()).collect();
     let gy: Vec<f64> = (0..6).map(|i| w[i] * xv[i].exp() * yv[i].cos()).collect();
-    assert_close(
-        &grads.get(&x).as_vec(),
-        &gx,
-        1e-15,
-        0.0,
-        "merged tapes: d/dx",
-    );
-    assert_close(
-        &grads.get(&y).as_vec(),
-        &gy,
-        1e-15,
-        0.0,
-        "merged tapes: d/dy",
-    );
+    assert_close(&grads.get(&x).as_vec(), &gx, 1e-15, 0.0, "merged tapes: d/dx");
+    assert_close(&grads.get(&y).as_vec(), &gy, 1e-15, 0.0, "merged tapes: d/dy");
 
     // Three tapes, merged in two steps, one of them leaky.
     let z: M = Cpu::default().tensor([[0.5, 1.5, -0.5], [2.0, -1.0, 0.25]]);
@@ -261,19 +242,8 @@ fn only_the_requested_gradients_are_kept() {
     let probe = hidden.clone();
     let grads = weighted_sum(hidden.sin()).backward();
     assert!(grads.contains(&probe));
-    let expected: Vec<f64> = x
-        .as_vec()
-        .iter()
-        .zip(&w)
-        .map(|(x, w)| w * x.exp().cos())
-        .collect();
-    assert_close(
-        &grads.get(&probe).as_vec(),
-        &expected,
-        1e-15,
-        0.0,
-        "d/d(e^x)",
-    );
+    let expected: Vec<f64> = x.as_vec().iter().zip(&w).map(|(x, w)| w * x.exp().cos()).collect();
+    assert_close(&grads.get(&probe).as_vec(), &expected, 1e-15, 0.0, "d/d(e^x)");
 }
 
 #[test]
@@ -286,19 +256,8 @@ fn a_second_backward_on_a_consumed_tape_errs() {
     let grads = l1.backward();
     // The first backward only sees l1: d/dx = w e^x.
     let w = weights(6, DEFAULT_WEIGHT_SEED);
-    let expected: Vec<f64> = x
-        .as_vec()
-        .iter()
-        .zip(&w)
-        .map(|(x, w)| w * x.exp())
-        .collect();
-    assert_close(
-        &grads.get(&x).as_vec(),
-        &expected,
-        1e-15,
-        0.0,
-        "first backward",
-    );
+    let expected: Vec<f64> = x.as_vec().iter().zip(&w).map(|(x, w)| w * x.exp()).collect();
+    assert_close(&grads.get(&x).as_vec(), &expected, 1e-15, 0.0, "first backward");
     match l2.try_backward() {
         Err(Error::TapeAlreadyConsumed) => {}
         other => panic!("expected TapeAlreadyConsumed, got {other:?}"),
@@ -308,10 +267,7 @@ fn a_second_backward_on_a_consumed_tape_errs() {
     let loss = weighted_sum(x.leaky_trace().square());
     let again = loss.clone();
     loss.backward();
-    assert!(matches!(
-        again.try_backward(),
-        Err(Error::TapeAlreadyConsumed)
-    ));
+    assert!(matches!(again.try_backward(), Err(Error::TapeAlreadyConsumed)));
 
     // A tape merged into another is consumed with it.
     let (a, b) = (x.leaky_trace(), y0().leaky_trace());
@@ -319,14 +275,8 @@ fn a_second_backward_on_a_consumed_tape_errs() {
     let b_alone = weighted_sum(b.clone().exp());
     let merged = weighted_sum(a * b);
     merged.backward();
-    assert!(matches!(
-        a_alone.try_backward(),
-        Err(Error::TapeAlreadyConsumed)
-    ));
-    assert!(matches!(
-        b_alone.try_backward(),
-        Err(Error::TapeAlreadyConsumed)
-    ));
+    assert!(matches!(a_alone.try_backward(), Err(Error::TapeAlreadyConsumed)));
+    assert!(matches!(b_alone.try_backward(), Err(Error::TapeAlreadyConsumed)));
 }
 
 #[test]
@@ -344,23 +294,12 @@ fn retracing_records_a_new_graph() {
     // After a backward, tracing again works, and a fresh set of gradients starts at 0.
     let x = x0();
     let f = |t: Traced<Rank2<2, 3>>| weighted_sum(t.clone().square() * t);
-    let g1 = f(x.clone().traced(x.alloc_grads()))
-        .backward()
-        .get(&x)
-        .as_vec();
-    let g2 = f(x.clone().traced(x.alloc_grads()))
-        .backward()
-        .get(&x)
-        .as_vec();
+    let g1 = f(x.clone().traced(x.alloc_grads())).backward().get(&x).as_vec();
+    let g2 = f(x.clone().traced(x.alloc_grads())).backward().get(&x).as_vec();
     assert_eq!(g1, g2);
     // d Σ w x³ / dx = 3 w x².
     let w = weights(6, DEFAULT_WEIGHT_SEED);
-    let expected: Vec<f64> = x
-        .as_vec()
-        .iter()
-        .zip(&w)
-        .map(|(x, w)| 3.0 * w * x * x)
-        .collect();
+    let expected: Vec<f64> = x.as_vec().iter().zip(&w).map(|(x, w)| 3.0 * w * x * x).collect();
     assert_close(&g1, &expected, 1e-15, 0.0, "d(x³)/dx");
     check_gradient(&x, f);
 }
@@ -369,38 +308,21 @@ fn retracing_records_a_new_graph() {
 fn gradients_accumulate_until_zeroed() {
     let x = x0();
     let w = weights(6, DEFAULT_WEIGHT_SEED);
-    let once: Vec<f64> = x
-        .as_vec()
-        .iter()
-        .zip(&w)
-        .map(|(x, w)| w * x.cos())
-        .collect();
+    let once: Vec<f64> = x.as_vec().iter().zip(&w).map(|(x, w)| w * x.cos()).collect();
     let twice: Vec<f64> = once.iter().map(|g| 2.0 * g).collect();
 
     // Backward adds into the gradients it was given, as in PyTorch.
     let grads = weighted_sum(x.clone().traced(x.alloc_grads()).sin()).backward();
     assert_close(&grads.get(&x).as_vec(), &once, 1e-15, 0.0, "first pass");
     let mut grads = weighted_sum(x.clone().traced(grads).sin()).backward();
-    assert_close(
-        &grads.get(&x).as_vec(),
-        &twice,
-        1e-15,
-        0.0,
-        "second pass, accumulated",
-    );
+    assert_close(&grads.get(&x).as_vec(), &twice, 1e-15, 0.0, "second pass, accumulated");
 
     // zero_grads zeroes every held gradient, keeping it.
     grads.zero_grads().unwrap();
     assert!(grads.contains(&x));
     assert_eq!(grads.get(&x).as_vec(), [0.0; 6]);
     let grads = weighted_sum(x.clone().traced(grads).sin()).backward();
-    assert_close(
-        &grads.get(&x).as_vec(),
-        &once,
-        1e-15,
-        0.0,
-        "after zero_grads",
-    );
+    assert_close(&grads.get(&x).as_vec(), &once, 1e-15, 0.0, "after zero_grads");
 
     // Also for gradients held for several tensors, and on a leaky set.
     let y = y0();
@@ -431,19 +353,8 @@ fn detached_and_unused_inputs_get_zero_gradients() {
     let loss = weighted_sum(t.exp() + cut.square());
     let grads = loss.backward();
     let w = weights(6, DEFAULT_WEIGHT_SEED);
-    let expected: Vec<f64> = x
-        .as_vec()
-        .iter()
-        .zip(&w)
-        .map(|(x, w)| w * x.exp())
-        .collect();
-    assert_close(
-        &grads.get(&x).as_vec(),
-        &expected,
-        1e-15,
-        0.0,
-        "detached term",
-    );
+    let expected: Vec<f64> = x.as_vec().iter().zip(&w).map(|(x, w)| w * x.exp()).collect();
+    assert_close(&grads.get(&x).as_vec(), &expected, 1e-15, 0.0, "detached term");
     // A tensor the loss does not depend on: zeros.
     assert_eq!(grads.get(&y).as_vec(), [0.0; 6]);
 }

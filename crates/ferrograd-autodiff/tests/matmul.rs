@@ -11,7 +11,9 @@ fn naive(lhs: &[f64], rhs: &[f64], batch: usize, rhs_batched: bool, m: usize, k:
         let rb = if rhs_batched { b } else { 0 };
         for i in 0..m {
             for j in 0..n {
-                out[(b * m + i) * n + j] = (0..k).map(|p| lhs[(b * m + i) * k + p] * rhs[(rb * k + p) * n + j]).sum();
+                out[(b * m + i) * n + j] = (0..k)
+                    .map(|p| lhs[(b * m + i) * k + p] * rhs[(rb * k + p) * n + j])
+                    .sum();
             }
         }
     }
@@ -21,7 +23,10 @@ fn naive(lhs: &[f64], rhs: &[f64], batch: usize, rhs_batched: bool, m: usize, k:
 fn assert_close(actual: &[f64], expected: &[f64], tolerance: f64, what: &str) {
     assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!((a - e).abs() <= tolerance * (1.0 + e.abs()), "{what}: element {i}: {a} vs expected {e} (tolerance {tolerance})");
+        assert!(
+            (a - e).abs() <= tolerance * (1.0 + e.abs()),
+            "{what}: element {i}: {a} vs expected {e} (tolerance {tolerance})"
+        );
     }
 }
 
@@ -53,17 +58,47 @@ fn every_form_matches_a_naive_product() {
     let b4r: Tensor<Rank4<2, 3, 3, 4>, f64, _> = dev.sample_normal();
 
     let vm: Tensor<Rank1<4>, f64, _> = v.clone().matmul(m.clone());
-    assert_close(&vm.as_vec(), &naive(&v.as_vec(), &m.as_vec(), 1, false, 1, 3, 4), 1e-12, "vector·matrix");
+    assert_close(
+        &vm.as_vec(),
+        &naive(&v.as_vec(), &m.as_vec(), 1, false, 1, 3, 4),
+        1e-12,
+        "vector·matrix",
+    );
     let mv: Tensor<Rank1<2>, f64, _> = m2.clone().matmul(v.clone());
-    assert_close(&mv.as_vec(), &naive(&m2.as_vec(), &v.as_vec(), 1, false, 2, 3, 1), 1e-12, "matrix·vector");
+    assert_close(
+        &mv.as_vec(),
+        &naive(&m2.as_vec(), &v.as_vec(), 1, false, 2, 3, 1),
+        1e-12,
+        "matrix·vector",
+    );
     let mm: Tensor<Rank2<2, 4>, f64, _> = m2.clone().matmul(m.clone());
-    assert_close(&mm.as_vec(), &naive(&m2.as_vec(), &m.as_vec(), 1, false, 2, 3, 4), 1e-12, "matrix·matrix");
+    assert_close(
+        &mm.as_vec(),
+        &naive(&m2.as_vec(), &m.as_vec(), 1, false, 2, 3, 4),
+        1e-12,
+        "matrix·matrix",
+    );
     let bm: Tensor<Rank3<5, 2, 4>, f64, _> = b3.clone().matmul(m.clone());
-    assert_close(&bm.as_vec(), &naive(&b3.as_vec(), &m.as_vec(), 5, false, 2, 3, 4), 1e-12, "batch·matrix");
+    assert_close(
+        &bm.as_vec(),
+        &naive(&b3.as_vec(), &m.as_vec(), 5, false, 2, 3, 4),
+        1e-12,
+        "batch·matrix",
+    );
     let bb: Tensor<Rank3<5, 2, 4>, f64, _> = b3.clone().matmul(b3r.clone());
-    assert_close(&bb.as_vec(), &naive(&b3.as_vec(), &b3r.as_vec(), 5, true, 2, 3, 4), 1e-12, "batch·batch");
+    assert_close(
+        &bb.as_vec(),
+        &naive(&b3.as_vec(), &b3r.as_vec(), 5, true, 2, 3, 4),
+        1e-12,
+        "batch·batch",
+    );
     let b4b4: Tensor<Rank4<2, 3, 2, 4>, f64, _> = b4.clone().matmul(b4r.clone());
-    assert_close(&b4b4.as_vec(), &naive(&b4.as_vec(), &b4r.as_vec(), 6, true, 2, 3, 4), 1e-12, "4-d batch");
+    assert_close(
+        &b4b4.as_vec(),
+        &naive(&b4.as_vec(), &b4r.as_vec(), 6, true, 2, 3, 4),
+        1e-12,
+        "4-d batch",
+    );
 }
 
 #[test]
@@ -80,7 +115,15 @@ fn views_reach_the_gemm_correctly() {
     let wide: Tensor<Rank2<3, 5>, f64, _> = dev.sample_normal();
     let sliced = wide.slice((.., 1..5)).realize::<Rank2<3, 4>>();
     let got = row.clone().broadcast::<Rank2<2, 3>, _>().matmul(sliced.clone());
-    let expected = naive(&[row.as_vec(), row.as_vec()].concat(), &sliced.as_vec(), 1, false, 2, 3, 4);
+    let expected = naive(
+        &[row.as_vec(), row.as_vec()].concat(),
+        &sliced.as_vec(),
+        1,
+        false,
+        2,
+        3,
+        4,
+    );
     assert_close(&got.as_vec(), &expected, 1e-12, "broadcast · sliced");
     // A permuted batch: (3, 5, 2) permuted to (5, 2, 3).
     let p: Tensor<Rank3<3, 5, 2>, f64, _> = dev.sample_normal();
@@ -108,8 +151,18 @@ macro_rules! check_form {
         };
         let (_, grad_a, grad_b) = loss_of(&a_values, &b_values);
         let what = concat!(stringify!($a), " times ", stringify!($b));
-        assert_close(&grad_a, &finite_differences(&a_values, |a| loss_of(a, &b_values).0), 1e-6, what);
-        assert_close(&grad_b, &finite_differences(&b_values, |b| loss_of(&a_values, b).0), 1e-6, what);
+        assert_close(
+            &grad_a,
+            &finite_differences(&a_values, |a| loss_of(a, &b_values).0),
+            1e-6,
+            what,
+        );
+        assert_close(
+            &grad_b,
+            &finite_differences(&b_values, |b| loss_of(&a_values, b).0),
+            1e-6,
+            what,
+        );
     }};
 }
 
@@ -138,15 +191,28 @@ fn gradients_through_transposed_and_broadcast_operands() {
     let loss_of = |a: &[f64], row: &[f64]| {
         let a = dev.tensor_from_vec(a.to_vec(), <Rank2<3, 2>>::default());
         let row = dev.tensor_from_vec(row.to_vec(), <Rank1<4>>::default());
-        let out = a.leaky_trace().t().matmul(row.leaky_trace().broadcast::<Rank2<3, 4>, _>());
+        let out = a
+            .leaky_trace()
+            .t()
+            .matmul(row.leaky_trace().broadcast::<Rank2<3, 4>, _>());
         let loss = (out * weights.clone()).sum::<Rank0, _>();
         let value = loss.as_vec()[0];
         let grads = loss.backward();
         (value, grads.get(&a).as_vec(), grads.get(&row).as_vec())
     };
     let (_, grad_a, grad_row) = loss_of(&a_values, &row_values);
-    assert_close(&grad_a, &finite_differences(&a_values, |a| loss_of(a, &row_values).0), 1e-6, "transposed lhs");
-    assert_close(&grad_row, &finite_differences(&row_values, |r| loss_of(&a_values, r).0), 1e-6, "broadcast rhs");
+    assert_close(
+        &grad_a,
+        &finite_differences(&a_values, |a| loss_of(a, &row_values).0),
+        1e-6,
+        "transposed lhs",
+    );
+    assert_close(
+        &grad_row,
+        &finite_differences(&row_values, |r| loss_of(&a_values, r).0),
+        1e-6,
+        "broadcast rhs",
+    );
 }
 
 #[test]
@@ -154,8 +220,14 @@ fn run_time_inner_dims_that_disagree_are_an_error() {
     let dev = Cpu::default();
     let a = dev.zeros_like(&(2usize, 3usize));
     let b = dev.zeros_like(&(4usize, 5usize));
-    let err = a.try_matmul::<_, NoneTape>(b).map(|t: Tensor<(usize, usize), f32, Cpu>| t.dims()).unwrap_err();
-    assert_eq!(err.to_string(), "matmul: lhs [2, 3] and rhs [4, 5] disagree on the inner or batch dims");
+    let err = a
+        .try_matmul::<_, NoneTape>(b)
+        .map(|t: Tensor<(usize, usize), f32, Cpu>| t.dims())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "matmul: lhs [2, 3] and rhs [4, 5] disagree on the inner or batch dims"
+    );
 }
 
 #[test]
@@ -164,6 +236,10 @@ fn f32_products_match_f64() {
     let a: Tensor<Rank3<4, 17, 33>, f64, _> = dev.sample_normal();
     let b: Tensor<Rank2<33, 9>, f64, _> = dev.sample_normal();
     let exact = a.clone().matmul(b.clone()).as_vec();
-    let single = a.to_dtype::<f32>().matmul(b.to_dtype::<f32>()).to_dtype::<f64>().as_vec();
+    let single = a
+        .to_dtype::<f32>()
+        .matmul(b.to_dtype::<f32>())
+        .to_dtype::<f64>()
+        .as_vec();
     assert_close(&single, &exact, 1e-5, "f32 vs f64");
 }

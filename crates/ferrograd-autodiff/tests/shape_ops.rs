@@ -9,7 +9,10 @@ type Traced<S> = Tensor<S, f64, Cpu, OwnedTape<f64, Cpu>>;
 fn assert_close(actual: &[f64], expected: &[f64], tolerance: f64, what: &str) {
     assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!((a - e).abs() <= tolerance * (1.0 + e.abs()), "{what}: element {i}: {a} vs expected {e}");
+        assert!(
+            (a - e).abs() <= tolerance * (1.0 + e.abs()),
+            "{what}: element {i}: {a} vs expected {e}"
+        );
     }
 }
 
@@ -68,7 +71,13 @@ fn broadcast_permute_and_slice_read_the_right_elements() {
     }
     let s = x.clone().slice((1..2, 0..=1));
     assert_eq!(s.as_vec(), vec![4.0, 5.0]);
-    assert!(x.clone().try_slice((0..3, ..)).unwrap_err().to_string().contains("out of bounds for axis 0 of size 2"));
+    assert!(
+        x.clone()
+            .try_slice((0..3, ..))
+            .unwrap_err()
+            .to_string()
+            .contains("out of bounds for axis 0 of size 2")
+    );
     // A slice of a permuted view.
     assert_eq!(x.clone().t().slice((1.., ..1)).as_vec(), vec![2.0, 3.0]);
     let u = x.clone().unsqueeze::<2>();
@@ -84,7 +93,10 @@ fn broadcast_to_a_run_time_shape_checks_kept_dims() {
     let ok = v.clone().broadcast_like::<_, Axis<0>>(&(2usize, 3usize));
     assert_eq!(ok.as_vec(), vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
     let err = v.try_broadcast_like::<_, Axis<0>>(&(2usize, 4usize)).unwrap_err();
-    assert_eq!(err.to_string(), "broadcast: cannot broadcast [3] to [2, 4] along axes [0]");
+    assert_eq!(
+        err.to_string(),
+        "broadcast: cannot broadcast [3] to [2, 4] along axes [0]"
+    );
 }
 
 #[test]
@@ -97,8 +109,15 @@ fn reshape_copies_only_when_it_must() {
     let rt: Tensor<Rank2<3, 2>, f64, _> = x.clone().t().reshape::<Rank1<6>>().reshape();
     assert_eq!(rt.array(), [[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]);
     assert_ne!(rt.id(), x.id(), "a transposed reshape copies");
-    let err = x.clone().realize::<(usize, usize)>().try_reshape_like(&(4usize,)).unwrap_err();
-    assert_eq!(err.to_string(), "reshape: cannot reshape [2, 3] (6 elements) to [4] (4 elements)");
+    let err = x
+        .clone()
+        .realize::<(usize, usize)>()
+        .try_reshape_like(&(4usize,))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "reshape: cannot reshape [2, 3] (6 elements) to [4] (4 elements)"
+    );
     assert_eq!(x.flatten().dims(), [6]);
 }
 
@@ -110,9 +129,18 @@ fn concat_and_stack() {
     let rows = a.clone().concat_along(Axis::<0>, b.clone());
     assert_eq!(rows.as_vec(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     let cols = a.clone().concat_along(Axis::<1>, a.clone().t());
-    assert_eq!(cols.realize::<Rank2<2, 4>>().array(), [[1.0, 2.0, 1.0, 3.0], [3.0, 4.0, 2.0, 4.0]]);
-    let err = a.clone().realize::<(usize, usize)>().try_concat_along(Axis::<1>, b.clone().realize::<(usize, usize)>());
-    assert_eq!(err.unwrap_err().to_string(), "concat: [2, 2] and [1, 2] differ outside axis 1");
+    assert_eq!(
+        cols.realize::<Rank2<2, 4>>().array(),
+        [[1.0, 2.0, 1.0, 3.0], [3.0, 4.0, 2.0, 4.0]]
+    );
+    let err = a
+        .clone()
+        .realize::<(usize, usize)>()
+        .try_concat_along(Axis::<1>, b.clone().realize::<(usize, usize)>());
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "concat: [2, 2] and [1, 2] differ outside axis 1"
+    );
     let s: Tensor<Rank3<3, 2, 2>, f64, _> = stack([a.clone(), a.clone().t(), a.clone()]);
     assert_eq!(s.array()[1], [[1.0, 3.0], [2.0, 4.0]]);
     let v = vec![b.clone(), b.clone()].stack();
@@ -120,7 +148,10 @@ fn concat_and_stack() {
     assert!(Vec::<Tensor<Rank1<2>, f64, Cpu>>::new().try_stack().is_err());
     let mismatched = vec![dev.zeros_like(&(2usize,)), dev.zeros_like(&(3usize,))];
     let err: Result<Tensor<(usize, usize), f64, Cpu>, _> = mismatched.try_stack();
-    assert_eq!(err.unwrap_err().to_string(), "stack: tensor 1 has shape [3], tensor 0 has [2]");
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "stack: tensor 1 has shape [3], tensor 0 has [2]"
+    );
 }
 
 #[test]
@@ -131,7 +162,10 @@ fn gradients_through_views_match_finite_differences() {
     check_gradient::<Rank2<4, 5>, _>("slice of a permute", |x| x.t().slice((1..4, ..3)).tanh());
     check_gradient::<Rank2<2, 3>, _>("reshape of a transpose", |x| x.t().reshape::<Rank1<6>>().square());
     check_gradient::<Rank2<2, 3>, _>("contiguous of a broadcast", |x| {
-        x.broadcast::<Rank3<2, 2, 3>, Axis<0>>().permute::<Axes3<1, 2, 0>>().contiguous().sigmoid()
+        x.broadcast::<Rank3<2, 2, 3>, Axis<0>>()
+            .permute::<Axes3<1, 2, 0>>()
+            .contiguous()
+            .sigmoid()
     });
     check_gradient::<Rank2<2, 3>, _>("unsqueeze + squeeze", |x| x.unsqueeze::<1>().sin().squeeze::<1>());
     check_gradient::<Rank2<3, 2>, _>("concat with itself, transposed", |x| {

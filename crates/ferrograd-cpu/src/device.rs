@@ -22,7 +22,9 @@ pub struct Cpu {
 impl Cpu {
     /// A CPU device whose random generator starts from `seed`.
     pub fn seed_from_u64(seed: u64) -> Self {
-        Self { rng: Arc::new(Mutex::new(StdRng::seed_from_u64(seed))) }
+        Self {
+            rng: Arc::new(Mutex::new(StdRng::seed_from_u64(seed))),
+        }
     }
 }
 
@@ -151,7 +153,10 @@ pub(crate) fn try_vec<E: Unit>(len: usize) -> Result<Vec<E>, Error> {
         return Ok(v);
     }
     let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| Error::OutOfMemory { elements: len, dtype: E::NAME })?;
+    v.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
+        elements: len,
+        dtype: E::NAME,
+    })?;
     Ok(v)
 }
 

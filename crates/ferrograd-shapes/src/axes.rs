@@ -21,14 +21,7 @@ pub struct Axes4<const I: usize, const J: usize, const K: usize, const L: usize>
 pub struct Axes5<const I: usize, const J: usize, const K: usize, const L: usize, const M: usize>;
 /// Six axes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Axes6<
-    const I: usize,
-    const J: usize,
-    const K: usize,
-    const L: usize,
-    const M: usize,
-    const N: usize,
->;
+pub struct Axes6<const I: usize, const J: usize, const K: usize, const L: usize, const M: usize, const N: usize>;
 
 impl<const I: usize> Axes for Axis<I> {
     const AXES: &'static [usize] = &[I];
@@ -42,13 +35,11 @@ impl<const I: usize, const J: usize, const K: usize> Axes for Axes3<I, J, K> {
 impl<const I: usize, const J: usize, const K: usize, const L: usize> Axes for Axes4<I, J, K, L> {
     const AXES: &'static [usize] = &[I, J, K, L];
 }
-impl<const I: usize, const J: usize, const K: usize, const L: usize, const M: usize> Axes
-    for Axes5<I, J, K, L, M>
-{
+impl<const I: usize, const J: usize, const K: usize, const L: usize, const M: usize> Axes for Axes5<I, J, K, L, M> {
     const AXES: &'static [usize] = &[I, J, K, L, M];
 }
-impl<const I: usize, const J: usize, const K: usize, const L: usize, const M: usize, const N: usize>
-    Axes for Axes6<I, J, K, L, M, N>
+impl<const I: usize, const J: usize, const K: usize, const L: usize, const M: usize, const N: usize> Axes
+    for Axes6<I, J, K, L, M, N>
 {
     const AXES: &'static [usize] = &[I, J, K, L, M, N];
 }

@@ -26,7 +26,12 @@ impl Layout {
     /// this is a bug in the caller, not bad user data.
     pub fn from_parts(dims: &[usize], strides: &[usize]) -> Self {
         assert!(dims.len() == strides.len() && dims.len() <= MAX_RANK);
-        let mut layout = Self { rank: dims.len(), dims: [1; MAX_RANK], strides: [0; MAX_RANK], offset: 0 };
+        let mut layout = Self {
+            rank: dims.len(),
+            dims: [1; MAX_RANK],
+            strides: [0; MAX_RANK],
+            offset: 0,
+        };
         layout.dims[..dims.len()].copy_from_slice(dims);
         layout.strides[..dims.len()].copy_from_slice(strides);
         layout
@@ -84,12 +89,24 @@ impl Layout {
         if self.num_elements() == 0 {
             return 0;
         }
-        self.offset + 1 + self.dims().iter().zip(self.strides()).map(|(d, s)| (d - 1) * s).sum::<usize>()
+        self.offset
+            + 1
+            + self
+                .dims()
+                .iter()
+                .zip(self.strides())
+                .map(|(d, s)| (d - 1) * s)
+                .sum::<usize>()
     }
 
     /// The buffer offset of every element, in row-major order of the logical index.
     pub fn offsets(&self) -> Offsets<'_> {
-        Offsets { layout: self, index: [0; MAX_RANK], offset: self.offset, remaining: self.num_elements() }
+        Offsets {
+            layout: self,
+            index: [0; MAX_RANK],
+            offset: self.offset,
+            remaining: self.num_elements(),
+        }
     }
 }
 

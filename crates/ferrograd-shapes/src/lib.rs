@@ -47,5 +47,5 @@ pub use index::{AppendAxis, ReplaceAxis, ReplaceAxisTo, SelectIndexShape};
 pub use layout::{Layout, MAX_RANK};
 pub use matmul::MatMulShape;
 pub use relations::{BroadcastShapeTo, DynamicAxis, HasAxis, InsertAxis, PermuteShape, ReduceShape, ReduceShapeTo};
-pub use slice::{AxisRange, PrependAxis, SliceRanges};
 pub use shape::{ConstShape, Rank0, Rank1, Rank2, Rank3, Rank4, Rank5, Rank6, Shape};
+pub use slice::{AxisRange, PrependAxis, SliceRanges};

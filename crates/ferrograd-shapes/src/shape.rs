@@ -62,14 +62,8 @@ pub type Rank4<const M: usize, const N: usize, const O: usize, const P: usize> =
 pub type Rank5<const M: usize, const N: usize, const O: usize, const P: usize, const Q: usize> =
     (Const<M>, Const<N>, Const<O>, Const<P>, Const<Q>);
 /// A rank-6 shape of const dimensions.
-pub type Rank6<
-    const M: usize,
-    const N: usize,
-    const O: usize,
-    const P: usize,
-    const Q: usize,
-    const R: usize,
-> = (Const<M>, Const<N>, Const<O>, Const<P>, Const<Q>, Const<R>);
+pub type Rank6<const M: usize, const N: usize, const O: usize, const P: usize, const Q: usize, const R: usize> =
+    (Const<M>, Const<N>, Const<O>, Const<P>, Const<Q>, Const<R>);
 
 macro_rules! tuple_shape {
     ($rank:literal; $($D:ident $i:tt),*) => {

@@ -67,7 +67,9 @@ impl<S: Shape, E: Unit + PartialOrd, D: CompareKernel<E>, T> Tensor<S, E, D, T> 
         if self.shape != rhs.shape {
             return Err(Error::shape_mismatch(op.name(), self.layout.dims(), rhs.layout.dims()));
         }
-        let data = self.device.compare(op, &self.data, &self.layout, &rhs.data, &rhs.layout)?;
+        let data = self
+            .device
+            .compare(op, &self.data, &self.layout, &rhs.data, &rhs.layout)?;
         Ok(Tensor::from_buffer(data, self.shape, self.device.clone()))
     }
 }
@@ -130,8 +132,18 @@ impl<S: Shape, D: Storage<bool>, T> Tensor<S, bool, D, T> {
         if <MergedTape<L, R> as Tape<E, D>>::TRACING {
             let (condition, condition_layout) = (self.data.clone(), self.layout);
             let branches = [
-                (Operand::Lhs, on_true.id, on_true.layout, <D as Storage<E>>::len(&on_true.data)),
-                (Operand::Rhs, on_false.id, on_false.layout, <D as Storage<E>>::len(&on_false.data)),
+                (
+                    Operand::Lhs,
+                    on_true.id,
+                    on_true.layout,
+                    <D as Storage<E>>::len(&on_true.data),
+                ),
+                (
+                    Operand::Rhs,
+                    on_false.id,
+                    on_false.layout,
+                    <D as Storage<E>>::len(&on_false.data),
+                ),
             ];
             result.tape.record(result.id, move |grads, grad_output| {
                 for (operand, id, layout, len) in branches {

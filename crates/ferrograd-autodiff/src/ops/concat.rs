@@ -30,8 +30,10 @@ fn join<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>>(
     }
     let result = Tensor::from_arc(Arc::new(out), shape, device.clone(), tape);
     if T::TRACING {
-        let parts: Vec<(UniqueId, usize, Layout, Layout)> =
-            parts.into_iter().map(|p| (p.id, D::len(&p.data), p.layout, p.region)).collect();
+        let parts: Vec<(UniqueId, usize, Layout, Layout)> = parts
+            .into_iter()
+            .map(|p| (p.id, D::len(&p.data), p.layout, p.region))
+            .collect();
         result.tape.record(result.id, move |grads, grad_output| {
             for (id, len, layout, region) in parts {
                 if let Some(grad) = grads.grad_mut(id, len, &device)? {
@@ -120,8 +122,18 @@ impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         concrete.as_mut().copy_from_slice(&dims);
         let shape = <S::Dynamic as Shape>::from_concrete(&concrete).expect("DynamicAxis guarantees the joined shape");
         let parts = vec![
-            Part { id: self.id, data: self.data, layout: self.layout, region: region(&dims, I, 0, a[I]) },
-            Part { id: other.id, data: other.data, layout: other.layout, region: region(&dims, I, a[I], b[I]) },
+            Part {
+                id: self.id,
+                data: self.data,
+                layout: self.layout,
+                region: region(&dims, I, 0, a[I]),
+            },
+            Part {
+                id: other.id,
+                data: other.data,
+                layout: other.layout,
+                region: region(&dims, I, a[I], b[I]),
+            },
         ];
         join(parts, shape, self.device, self.tape.merge_tapes(other.tape))
     }
@@ -156,7 +168,10 @@ where
     T: Tape<E, D> + MergeTapes<T, Output = T>,
 {
     let Some(first) = tensors.first() else {
-        return Err(Error::InvalidArgument { op: "stack", message: "nothing to stack: the list is empty".into() });
+        return Err(Error::InvalidArgument {
+            op: "stack",
+            message: "nothing to stack: the list is empty".into(),
+        });
     };
     let item = first.layout.dims().to_vec();
     let device = first.device.clone();
@@ -181,7 +196,12 @@ where
             None => tensor.tape,
             Some(t) => t.merge_tapes(tensor.tape),
         });
-        parts.push(Part { id: tensor.id, data: tensor.data, layout: tensor.layout, region });
+        parts.push(Part {
+            id: tensor.id,
+            data: tensor.data,
+            layout: tensor.layout,
+            region,
+        });
     }
     join(parts, shape, device, tape.expect("the list is not empty"))
 }

@@ -16,7 +16,11 @@ struct DropoutMask<E> {
 
 impl<E: Dtype> Distribution<E> for DropoutMask<E> {
     fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> E {
-        if rng.random::<f64>() < self.p { E::ZERO } else { self.scale }
+        if rng.random::<f64>() < self.p {
+            E::ZERO
+        } else {
+            self.scale
+        }
     }
 }
 

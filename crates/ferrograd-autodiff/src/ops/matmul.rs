@@ -27,7 +27,11 @@ fn matrix_layout(layout: &Layout, batch_dims: &[usize], vector_is_column: bool) 
     } else {
         vec![0; batch_dims.len()]
     };
-    MatrixLayout { batch: Layout::from_parts(batch_dims, &batch_strides).with_offset(layout.offset()), row_stride, column_stride }
+    MatrixLayout {
+        batch: Layout::from_parts(batch_dims, &batch_strides).with_offset(layout.offset()),
+        row_stride,
+        column_stride,
+    }
 }
 
 impl<S: Shape, E: Dtype, D: MatmulKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
@@ -80,7 +84,11 @@ impl<S: Shape, E: Dtype, D: MatmulKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         };
         let batch_axes = <S as MatMulShape<Rhs>>::BATCH_AXES;
         let batch_dims = &ld[..batch_axes];
-        let rhs_batch = if rd.len() >= 2 + batch_axes { &rd[..batch_axes] } else { batch_dims };
+        let rhs_batch = if rd.len() >= 2 + batch_axes {
+            &rd[..batch_axes]
+        } else {
+            batch_dims
+        };
         if k != rhs_k || batch_dims != rhs_batch {
             return Err(Error::ShapeMismatch {
                 op: "matmul",
@@ -101,7 +109,16 @@ impl<S: Shape, E: Dtype, D: MatmulKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
 
         let device = self.device.clone();
         let mut out = device.try_alloc_zeros(out_dims.as_ref().iter().product())?;
-        device.gemm_batched((m, k, n), &self.data, &lhs_matrix, &rhs.data, &rhs_matrix, E::ZERO, &mut out, &out_matrix)?;
+        device.gemm_batched(
+            (m, k, n),
+            &self.data,
+            &lhs_matrix,
+            &rhs.data,
+            &rhs_matrix,
+            E::ZERO,
+            &mut out,
+            &out_matrix,
+        )?;
 
         let tape = self.tape.merge_tapes(rhs.tape);
         let result = Tensor::from_arc(Arc::new(out), shape, device.clone(), tape);

@@ -33,7 +33,14 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     where
         D: UnaryKernel<Op, E>,
     {
-        let Tensor { id, data, shape, layout, device, tape } = self;
+        let Tensor {
+            id,
+            data,
+            shape,
+            layout,
+            device,
+            tape,
+        } = self;
         if !T::TRACING {
             let out = with_input(data, |input| device.forward(&op, input, &layout))?;
             return Ok(Tensor::from_arc(Arc::new(out), shape, device, tape));
@@ -72,7 +79,14 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         if self.shape != rhs.shape {
             return Err(Error::shape_mismatch(name, self.layout.dims(), rhs.layout.dims()));
         }
-        let Tensor { id, data, shape, layout, device, tape } = self;
+        let Tensor {
+            id,
+            data,
+            shape,
+            layout,
+            device,
+            tape,
+        } = self;
         let tape = tape.merge_tapes(rhs.tape);
         if !<MergedTape<T, R> as Tape<E, D>>::TRACING {
             let out = with_input(data, |lhs| device.forward(&op, lhs, &layout, &rhs.data, &rhs.layout))?;
@@ -83,9 +97,10 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         let (rhs_id, rhs_data, rhs_layout) = (rhs.id, rhs.data, rhs.layout);
         result.tape.record(result.id, move |grads, grad_output| {
             // One operand at a time: `x * x` has one id for both, and one buffer.
-            for (operand, grad_id, len) in
-                [(Operand::Lhs, id, D::len(&data)), (Operand::Rhs, rhs_id, D::len(&rhs_data))]
-            {
+            for (operand, grad_id, len) in [
+                (Operand::Lhs, id, D::len(&data)),
+                (Operand::Rhs, rhs_id, D::len(&rhs_data)),
+            ] {
                 if let Some(grad) = grads.grad_mut(grad_id, len, &device)? {
                     device.backward(&op, operand, &data, &layout, &rhs_data, &rhs_layout, grad, grad_output)?;
                 }

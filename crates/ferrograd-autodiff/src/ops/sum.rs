@@ -192,8 +192,7 @@ impl<S: Shape, E: Dtype, D: SumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         D: UnaryKernel<ScalarMul<E>, E>,
     {
         let count = self.reduced_count(Ax::AXES);
-        self.try_sum()?
-            .try_mul_scalar(E::ONE / E::from_f64(count as f64))
+        self.try_sum()?.try_mul_scalar(E::ONE / E::from_f64(count as f64))
     }
 }
 
@@ -262,10 +261,7 @@ impl<S: Shape, E: Dtype, D: ExtremumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
         self.try_extremum(Extremum::Min)
     }
 
-    fn try_extremum<Dst: Shape, Ax: Axes>(
-        self,
-        kind: Extremum,
-    ) -> Result<Tensor<Dst, E, D, T>, Error>
+    fn try_extremum<Dst: Shape, Ax: Axes>(self, kind: Extremum) -> Result<Tensor<Dst, E, D, T>, Error>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
@@ -275,19 +271,9 @@ impl<S: Shape, E: Dtype, D: ExtremumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
                 input: true,
                 output: true,
             },
-            |device, input, layout, axes| {
-                ExtremumKernel::forward(device, kind, input, layout, axes)
-            },
+            |device, input, layout, axes| ExtremumKernel::forward(device, kind, input, layout, axes),
             |device, layout, axes, input, output, grad, grad_output| {
-                ExtremumKernel::backward(
-                    device,
-                    kept(input),
-                    layout,
-                    axes,
-                    kept(output),
-                    grad,
-                    grad_output,
-                )
+                ExtremumKernel::backward(device, kept(input), layout, axes, kept(output), grad, grad_output)
             },
         )
     }
@@ -336,10 +322,7 @@ impl<S: Shape, E: Dtype, D: VarianceKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
     }
 
     /// [`Tensor::var_with_correction`], returning an error instead of panicking.
-    pub fn try_var_with_correction<Dst: Shape, Ax: Axes>(
-        self,
-        correction: E,
-    ) -> Result<Tensor<Dst, E, D, T>, Error>
+    pub fn try_var_with_correction<Dst: Shape, Ax: Axes>(self, correction: E) -> Result<Tensor<Dst, E, D, T>, Error>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
@@ -390,21 +373,14 @@ impl<S: Shape, E: Dtype, D: VarianceKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
     }
 
     /// [`Tensor::std_with_correction`], returning an error instead of panicking.
-    pub fn try_std_with_correction<Dst: Shape, Ax: Axes>(
-        self,
-        correction: E,
-    ) -> Result<Tensor<Dst, E, D, T>, Error>
+    pub fn try_std_with_correction<Dst: Shape, Ax: Axes>(self, correction: E) -> Result<Tensor<Dst, E, D, T>, Error>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
         self.try_spread(Spread::StdDev, correction)
     }
 
-    fn try_spread<Dst: Shape, Ax: Axes>(
-        self,
-        spread: Spread,
-        correction: E,
-    ) -> Result<Tensor<Dst, E, D, T>, Error>
+    fn try_spread<Dst: Shape, Ax: Axes>(self, spread: Spread, correction: E) -> Result<Tensor<Dst, E, D, T>, Error>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
@@ -415,20 +391,9 @@ impl<S: Shape, E: Dtype, D: VarianceKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
                 input: true,
                 output: keep_output,
             },
-            |device, input, layout, axes| {
-                VarianceKernel::forward(device, spread, correction, input, layout, axes)
-            },
+            |device, input, layout, axes| VarianceKernel::forward(device, spread, correction, input, layout, axes),
             move |device, layout, axes, input, output, grad, grad_output| {
-                VarianceKernel::backward(
-                    device,
-                    correction,
-                    kept(input),
-                    layout,
-                    axes,
-                    output,
-                    grad,
-                    grad_output,
-                )
+                VarianceKernel::backward(device, correction, kept(input), layout, axes, output, grad, grad_output)
             },
         )
     }
@@ -465,15 +430,7 @@ impl<S: Shape, E: Dtype, D: LogSumExpKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T
             },
             |device, input, layout, axes| LogSumExpKernel::forward(device, input, layout, axes),
             |device, layout, axes, input, output, grad, grad_output| {
-                LogSumExpKernel::backward(
-                    device,
-                    kept(input),
-                    layout,
-                    axes,
-                    kept(output),
-                    grad,
-                    grad_output,
-                )
+                LogSumExpKernel::backward(device, kept(input), layout, axes, kept(output), grad, grad_output)
             },
         )
     }
@@ -540,10 +497,7 @@ impl<S: Shape, E: Dtype, D: ArgExtremumKernel<E>, T> Tensor<S, E, D, T> {
         self.try_arg_extremum(Extremum::Min)
     }
 
-    fn try_arg_extremum<Dst: Shape, Ax: Axes>(
-        &self,
-        kind: Extremum,
-    ) -> Result<Tensor<Dst, usize, D>, Error>
+    fn try_arg_extremum<Dst: Shape, Ax: Axes>(&self, kind: Extremum) -> Result<Tensor<Dst, usize, D>, Error>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
@@ -564,11 +518,6 @@ impl<S: Shape, E: Dtype, D: ArgExtremumKernel<E>, T> Tensor<S, E, D, T> {
         }
         let out = ArgExtremumKernel::forward(&self.device, kind, &self.data, &self.layout, axes)?;
         let shape: Dst = reduced_shape(&self.shape, axes);
-        Ok(Tensor::from_arc(
-            Arc::new(out),
-            shape,
-            self.device.clone(),
-            NoneTape,
-        ))
+        Ok(Tensor::from_arc(Arc::new(out), shape, self.device.clone(), NoneTape))
     }
 }

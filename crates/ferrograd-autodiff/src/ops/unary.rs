@@ -128,9 +128,7 @@ impl<S: Shape, E: Dtype, D: UnaryKernel<Negate, E>, T: Tape<E, D>> std::ops::Neg
 
 macro_rules! scalar_operator {
     ($trait:ident, $method:ident, $op:ident, $call:ident) => {
-        impl<S: Shape, E: Dtype, D: UnaryKernel<$op<E>, E>, T: Tape<E, D>> std::ops::$trait<E>
-            for Tensor<S, E, D, T>
-        {
+        impl<S: Shape, E: Dtype, D: UnaryKernel<$op<E>, E>, T: Tape<E, D>> std::ops::$trait<E> for Tensor<S, E, D, T> {
             type Output = Self;
             /// Panics as the `try_` method fails (out of memory).
             fn $method(self, scalar: E) -> Self {

@@ -48,7 +48,14 @@ fn shape_from_dims<Dst: Shape>(dims: &[usize]) -> Option<Dst> {
 impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
     /// The same buffer, id and tape, read through another shape and layout.
     fn view<S2: Shape>(self, shape: S2, layout: Layout) -> Tensor<S2, E, D, T> {
-        Tensor { id: self.id, data: self.data, shape, layout, device: self.device, tape: self.tape }
+        Tensor {
+            id: self.id,
+            data: self.data,
+            shape,
+            layout,
+            device: self.device,
+            tape: self.tape,
+        }
     }
 
     /// Repeats the tensor along new axes `Ax` to the const shape `Dst`, without copying
@@ -124,7 +131,12 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
     where
         S: PermuteShape<Ax>,
     {
-        const { assert!(is_permutation(Ax::AXES, S::NUM_DIMS), "permute: the axes must name every axis exactly once") };
+        const {
+            assert!(
+                is_permutation(Ax::AXES, S::NUM_DIMS),
+                "permute: the axes must name every axis exactly once"
+            )
+        };
         let (dims, strides) = (self.layout.dims(), self.layout.strides());
         let new_dims: Vec<usize> = Ax::AXES.iter().map(|&a| dims[a]).collect();
         let new_strides: Vec<usize> = Ax::AXES.iter().map(|&a| strides[a]).collect();
@@ -176,7 +188,10 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
             if start > end || end > dims[axis] {
                 return Err(Error::InvalidArgument {
                     op: "slice",
-                    message: format!("range {start}..{end} is out of bounds for axis {axis} of size {}", dims[axis]),
+                    message: format!(
+                        "range {start}..{end} is out of bounds for axis {axis} of size {}",
+                        dims[axis]
+                    ),
                 });
             }
             offset += start * strides[axis];
@@ -290,8 +305,16 @@ impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         }
         let out_layout = Layout::contiguous(&self.shape);
         let mut out = self.device.try_alloc_zeros(self.num_elements())?;
-        self.device.copy_strided(&self.data, &self.layout, &mut out, &out_layout)?;
-        let Tensor { id, data, shape, layout, device, tape } = self;
+        self.device
+            .copy_strided(&self.data, &self.layout, &mut out, &out_layout)?;
+        let Tensor {
+            id,
+            data,
+            shape,
+            layout,
+            device,
+            tape,
+        } = self;
         let input_len = D::len(&data);
         drop(data);
         let result = Tensor::from_arc(Arc::new(out), shape, device.clone(), tape);
@@ -319,7 +342,12 @@ impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     where
         S: ConstShape,
     {
-        const { assert!(S::NUMEL == Dst::NUMEL, "reshape: the shapes have different numbers of elements") };
+        const {
+            assert!(
+                S::NUMEL == Dst::NUMEL,
+                "reshape: the shapes have different numbers of elements"
+            )
+        };
         self.reshape_like(&Dst::default())
     }
 

@@ -50,11 +50,7 @@ fn excess(actual: f64, expected: f64, rel: f64, abs: f64) -> f64 {
     if is_close(actual, expected, rel, abs) {
         let tol = abs + rel * expected.abs();
         let diff = (actual - expected).abs();
-        if tol > 0.0 && diff.is_finite() {
-            diff / tol
-        } else {
-            0.0
-        }
+        if tol > 0.0 && diff.is_finite() { diff / tol } else { 0.0 }
     } else if actual.is_finite() && expected.is_finite() {
         let tol = abs + rel * expected.abs();
         let ratio = (actual - expected).abs() / tol;
@@ -153,10 +149,7 @@ pub fn weights_like<S: Shape, E: Dtype>(shape: &S, seed: u64) -> Tensor<S, E, Cp
 
 /// `Σ_i w_i · y_i` with the weights of [`weights_like`]`(y.shape(), seed)`: a scalar loss
 /// whose gradient with respect to `y` is the weight tensor.
-pub fn weighted_sum_seeded<S, E, T, Ax>(
-    y: Tensor<S, E, Cpu, T>,
-    seed: u64,
-) -> Tensor<Rank0, E, Cpu, T>
+pub fn weighted_sum_seeded<S, E, T, Ax>(y: Tensor<S, E, Cpu, T>, seed: u64) -> Tensor<Rank0, E, Cpu, T>
 where
     S: ReduceShapeTo<Rank0, Ax>,
     E: Dtype,
@@ -235,12 +228,7 @@ pub fn numerical_gradient<S: Shape>(
             let xi = base[i];
             // The step actually taken, so that x ± h is exactly what f sees.
             let h = (xi + step * xi.abs().max(1.0)) - xi;
-            let (p1, m1, p2, m2) = (
-                at(i, xi + h),
-                at(i, xi - h),
-                at(i, xi + 2.0 * h),
-                at(i, xi - 2.0 * h),
-            );
+            let (p1, m1, p2, m2) = (at(i, xi + h), at(i, xi - h), at(i, xi + 2.0 * h), at(i, xi - 2.0 * h));
             (-p2 + 8.0 * p1 - 8.0 * m1 + m2) / (12.0 * h)
         })
         .collect()
@@ -252,10 +240,7 @@ pub fn eval1<S: Shape>(x: Tensor<S, f64, Cpu>, f: &impl Fn(Traced<S>) -> Loss) -
 }
 
 /// The analytic gradient of `f` at `x`: trace with `x.alloc_grads()`, backward, read.
-pub fn analytic_gradient<S: Shape>(
-    x: &Tensor<S, f64, Cpu>,
-    f: impl Fn(Traced<S>) -> Loss,
-) -> Vec<f64> {
+pub fn analytic_gradient<S: Shape>(x: &Tensor<S, f64, Cpu>, f: impl Fn(Traced<S>) -> Loss) -> Vec<f64> {
     let loss = f(x.clone().traced(x.alloc_grads()));
     loss.backward().get(x).as_vec()
 }
@@ -272,10 +257,7 @@ fn compare_gradients(analytic: &[f64], numerical: &[f64], opts: GradCheck, what:
 /// Checks the gradient of the scalar function `f` at `x` against finite differences,
 /// with the default [`GradCheck`]; returns the analytic gradient.
 #[track_caller]
-pub fn check_gradient<S: Shape>(
-    x: &Tensor<S, f64, Cpu>,
-    f: impl Fn(Traced<S>) -> Loss,
-) -> Vec<f64> {
+pub fn check_gradient<S: Shape>(x: &Tensor<S, f64, Cpu>, f: impl Fn(Traced<S>) -> Loss) -> Vec<f64> {
     check_gradient_with(GradCheck::default(), x, f)
 }
 
@@ -321,11 +303,7 @@ pub fn check_gradient2_with<S1: Shape, S2: Shape>(
     f: impl Fn(Traced<S1>, Traced<S2>) -> Loss,
 ) -> (Vec<f64>, Vec<f64>) {
     // Separate tapes, merged by the ops that combine x and y.
-    let grads = f(
-        x.clone().traced(x.alloc_grads()),
-        y.clone().traced(y.alloc_grads()),
-    )
-    .backward();
+    let grads = f(x.clone().traced(x.alloc_grads()), y.clone().traced(y.alloc_grads())).backward();
     let (gx_separate, gy_separate) = (grads.get(x).as_vec(), grads.get(y).as_vec());
 
     // One tape holding both.
@@ -354,18 +332,8 @@ pub fn check_gradient2_with<S1: Shape, S2: Shape>(
         opts,
         "d loss / d y (separate tapes vs finite differences)",
     );
-    compare_gradients(
-        &gx_shared,
-        &nx,
-        opts,
-        "d loss / d x (one tape vs finite differences)",
-    );
-    compare_gradients(
-        &gy_shared,
-        &ny,
-        opts,
-        "d loss / d y (one tape vs finite differences)",
-    );
+    compare_gradients(&gx_shared, &nx, opts, "d loss / d x (one tape vs finite differences)");
+    compare_gradients(&gy_shared, &ny, opts, "d loss / d y (one tape vs finite differences)");
     (gx_separate, gy_separate)
 }
 

@@ -13,7 +13,12 @@ impl<E: Unit + PartialOrd> CompareKernel<E> for Cpu {
         rhs_layout: &Layout,
     ) -> Result<CpuBuffer<bool>, Error> {
         let mut out = try_vec(lhs_layout.num_elements())?;
-        out.extend(lhs_layout.offsets().zip(rhs_layout.offsets()).map(|(i, j)| op.apply(lhs[i], rhs[j])));
+        out.extend(
+            lhs_layout
+                .offsets()
+                .zip(rhs_layout.offsets())
+                .map(|(i, j)| op.apply(lhs[i], rhs[j])),
+        );
         Ok(CpuBuffer(out))
     }
 
@@ -41,7 +46,10 @@ impl<E: Dtype> ChooseKernel<E> for Cpu {
         on_false_layout: &Layout,
     ) -> Result<CpuBuffer<E>, Error> {
         let mut out = try_vec(condition_layout.num_elements())?;
-        let offsets = condition_layout.offsets().zip(on_true_layout.offsets()).zip(on_false_layout.offsets());
+        let offsets = condition_layout
+            .offsets()
+            .zip(on_true_layout.offsets())
+            .zip(on_false_layout.offsets());
         out.extend(offsets.map(|((c, t), f)| if condition[c] { on_true[t] } else { on_false[f] }));
         Ok(CpuBuffer(out))
     }

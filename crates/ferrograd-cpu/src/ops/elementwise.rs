@@ -2,9 +2,7 @@
 //! `value` and `derivative`, this file supplies the loops.
 
 use crate::device::{Cpu, CpuBuffer, try_vec};
-use ferrograd_device::ops::elementwise::{
-    BinaryFn, BinaryKernel, BinaryOp, Operand, UnaryFn, UnaryKernel, UnaryOp,
-};
+use ferrograd_device::ops::elementwise::{BinaryFn, BinaryKernel, BinaryOp, Operand, UnaryFn, UnaryKernel, UnaryOp};
 use ferrograd_device::{Dtype, Error, Input, Layout};
 
 /// Whether the layout addresses the first `numel` elements of a buffer in order.
@@ -90,7 +88,10 @@ impl<E: Dtype, Op: BinaryOp + BinaryFn<E>> BinaryKernel<Op, E> for Cpu {
                     out.extend(x[..numel].iter().zip(&rhs[..numel]).map(|(&a, &b)| op.value(a, b)));
                 } else {
                     out.extend(
-                        lhs_layout.offsets().zip(rhs_layout.offsets()).map(|(i, j)| op.value(x[i], rhs[j])),
+                        lhs_layout
+                            .offsets()
+                            .zip(rhs_layout.offsets())
+                            .map(|(i, j)| op.value(x[i], rhs[j])),
                     );
                 }
                 Ok(CpuBuffer(out))
@@ -113,7 +114,10 @@ impl<E: Dtype, Op: BinaryOp + BinaryFn<E>> BinaryKernel<Op, E> for Cpu {
             Operand::Lhs => lhs_layout,
             Operand::Rhs => rhs_layout,
         };
-        let offsets = lhs_layout.offsets().zip(rhs_layout.offsets()).zip(grad_layout.offsets());
+        let offsets = lhs_layout
+            .offsets()
+            .zip(rhs_layout.offsets())
+            .zip(grad_layout.offsets());
         for (k, ((i, j), g)) in offsets.enumerate() {
             let d = match operand {
                 Operand::Lhs => op.dx(lhs[i], rhs[j]),

@@ -62,7 +62,12 @@ impl<E: Dtype + GemmElement> MatmulKernel<E> for Cpu {
                 column_stride: 1,
             };
             let matrix = Layout::from_parts(&[m, n], &[n, 1]);
-            for ((l, r), o) in lhs_layout.batch.offsets().zip(rhs_layout.batch.offsets()).zip(out_layout.batch.offsets()) {
+            for ((l, r), o) in lhs_layout
+                .batch
+                .offsets()
+                .zip(rhs_layout.batch.offsets())
+                .zip(out_layout.batch.offsets())
+            {
                 let mut scratch = self.try_alloc_zeros(m * n)?;
                 let single = |layout: &MatrixLayout, offset: usize| MatrixLayout {
                     batch: Layout::from_parts(&[], &[]).with_offset(offset),
@@ -78,7 +83,8 @@ impl<E: Dtype + GemmElement> MatmulKernel<E> for Cpu {
                     &mut scratch,
                     &scratch_layout,
                 )?;
-                let target = Layout::from_parts(&[m, n], &[out_layout.row_stride, out_layout.column_stride]).with_offset(o);
+                let target =
+                    Layout::from_parts(&[m, n], &[out_layout.row_stride, out_layout.column_stride]).with_offset(o);
                 for (s, t) in matrix.offsets().zip(target.offsets()) {
                     let value = scratch[s];
                     out[t] = beta * out[t] + value;
@@ -86,11 +92,16 @@ impl<E: Dtype + GemmElement> MatmulKernel<E> for Cpu {
             }
             return Ok(());
         }
-        let (rows, lhs_layout, rhs_layout, out_layout) = match fold_batch_into_rows(m, lhs_layout, rhs_layout, out_layout) {
-            Some(folded) => folded,
-            None => (m, *lhs_layout, *rhs_layout, *out_layout),
-        };
-        let batches = lhs_layout.batch.offsets().zip(rhs_layout.batch.offsets()).zip(out_layout.batch.offsets());
+        let (rows, lhs_layout, rhs_layout, out_layout) =
+            match fold_batch_into_rows(m, lhs_layout, rhs_layout, out_layout) {
+                Some(folded) => folded,
+                None => (m, *lhs_layout, *rhs_layout, *out_layout),
+            };
+        let batches = lhs_layout
+            .batch
+            .offsets()
+            .zip(rhs_layout.batch.offsets())
+            .zip(out_layout.batch.offsets());
         for ((l, r), o) in batches {
             gemm(
                 rows,

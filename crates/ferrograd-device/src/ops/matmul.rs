@@ -21,7 +21,11 @@ pub struct MatrixLayout {
 impl MatrixLayout {
     /// The same matrices transposed: rows and columns swap strides.
     pub fn transposed(self) -> Self {
-        Self { row_stride: self.column_stride, column_stride: self.row_stride, ..self }
+        Self {
+            row_stride: self.column_stride,
+            column_stride: self.row_stride,
+            ..self
+        }
     }
 }
 

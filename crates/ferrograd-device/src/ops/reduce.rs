@@ -19,12 +19,7 @@ use ferrograd_shapes::Layout;
 pub trait SumKernel<E: Dtype>: Storage<E> {
     /// The sum of `input` (read through `layout`) over `axes` (sorted, distinct); the
     /// result is contiguous over the remaining axes.
-    fn forward(
-        &self,
-        input: &Self::Vec,
-        layout: &Layout,
-        axes: &[usize],
-    ) -> Result<Self::Vec, Error>;
+    fn forward(&self, input: &Self::Vec, layout: &Layout, axes: &[usize]) -> Result<Self::Vec, Error>;
 
     /// `grad_input[i] += grad_output[i without axes]`, `grad_input` addressed through
     /// `layout`.
@@ -72,13 +67,7 @@ impl Extremum {
 pub trait ExtremumKernel<E: Dtype>: Storage<E> {
     /// The largest (or smallest) element of each group; NaN when the group holds one.
     /// An empty group gives `-inf` (`+inf` for `Min`); callers reject empty reductions.
-    fn forward(
-        &self,
-        kind: Extremum,
-        input: &Self::Vec,
-        layout: &Layout,
-        axes: &[usize],
-    ) -> Result<Self::Vec, Error>;
+    fn forward(&self, kind: Extremum, input: &Self::Vec, layout: &Layout, axes: &[usize]) -> Result<Self::Vec, Error>;
 
     /// Splits each output gradient equally among the elements of its group equal to the
     /// output: `grad_input[i] += (grad_output[o] / count[o]) · [input[i] == output[o]]`,
@@ -155,12 +144,7 @@ pub trait VarianceKernel<E: Dtype>: Storage<E> {
 pub trait LogSumExpKernel<E: Dtype>: Storage<E> {
     /// `m + ln Σ exp(x − m)` per group, `m` the group's maximum (0 when that is
     /// infinite, so that all `-inf` gives `-inf` and any `+inf` gives `+inf`).
-    fn forward(
-        &self,
-        input: &Self::Vec,
-        layout: &Layout,
-        axes: &[usize],
-    ) -> Result<Self::Vec, Error>;
+    fn forward(&self, input: &Self::Vec, layout: &Layout, axes: &[usize]) -> Result<Self::Vec, Error>;
 
     /// `grad_input[i] += grad_output[o] · exp(x_i − output[o])` (the softmax of the
     /// group).
