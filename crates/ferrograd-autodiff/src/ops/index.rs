@@ -270,14 +270,11 @@ impl<S: Shape, E: Dtype, D: GatherKernel<E> + ScatterAddKernel<E>, T: Tape<E, D>
         } = self;
         let input_len = <D as Storage<E>>::len(&data);
         drop(data);
-        let result = Tensor::from_arc(Arc::new(out), shape, device.clone(), tape);
+        let result = Tensor::from_arc(Arc::new(out), shape, device, tape);
         if T::TRACING {
             let out_layout = row_major(index_layout.dims());
-            result.tape.record(result.id, move |grads, grad_output| {
-                if let Some(grad) = grads.grad_mut(id, input_len, &device)? {
-                    device.scatter_add(op, grad, &layout, axis, &index, &index_layout, grad_output, &out_layout)?;
-                }
-                Ok(())
+            result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
+                device.scatter_add(op, grad, &layout, axis, &index, &index_layout, grad_output, &out_layout)
             });
         }
         Ok(result)

@@ -12,7 +12,7 @@ mod unary;
 mod views;
 
 use crate::tape::{MergeTapes, MergedTape, Tape};
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, UniqueId};
 use ferrograd_device::ops::elementwise::{BinaryKernel, BinaryOp, Operand, UnaryKernel, UnaryOp};
 use ferrograd_device::{Dtype, Error, Input, Storage};
 use ferrograd_shapes::Shape;
@@ -28,6 +28,26 @@ fn with_input<V, R>(data: Arc<V>, f: impl FnOnce(Input<'_, V>) -> R) -> R {
 }
 
 impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
+    /// Records how the gradient of this result flows into one input, whose id is
+    /// `input` and whose buffer holds `input_len` elements: `accumulate(device, grad,
+    /// grad_output)` adds to that input's gradient. Backward skips it when nobody wants
+    /// that gradient; nothing is recorded when not tracing.
+    pub(crate) fn record_input_gradient<F>(&self, input: UniqueId, input_len: usize, accumulate: F)
+    where
+        F: FnOnce(&D, &mut D::Vec, &D::Vec) -> Result<(), Error> + Send + 'static,
+    {
+        if !T::TRACING {
+            return;
+        }
+        let device = self.device.clone();
+        self.tape.record(self.id, move |grads, grad_output| {
+            if let Some(grad) = grads.grad_mut(input, input_len, &device)? {
+                accumulate(&device, grad, grad_output)?;
+            }
+            Ok(())
+        });
+    }
+
     /// Applies a declared element-wise op, recording its backward step when traced.
     pub(crate) fn try_unary<Op: UnaryOp>(self, op: Op) -> Result<Self, Error>
     where
@@ -54,12 +74,9 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
             let out = device.forward(&op, Input::Shared(&data), &layout)?;
             (Arc::new(out), data)
         };
-        let result = Tensor::from_arc(out, shape, device.clone(), tape);
-        result.tape.record(result.id, move |grads, grad_output| {
-            if let Some(grad) = grads.grad_mut(id, input_len, &device)? {
-                device.backward(&op, &layout, &saved, grad, grad_output)?;
-            }
-            Ok(())
+        let result = Tensor::from_arc(out, shape, device, tape);
+        result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
+            device.backward(&op, &layout, &saved, grad, grad_output)
         });
         Ok(result)
     }

@@ -89,12 +89,9 @@ impl<S: Shape, E: Dtype, D: SoftmaxKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> 
         let input_len = D::len(&data);
         // Backward needs only the output, so the input's buffer may become the output.
         let out = Arc::new(with_input(data, |input| device.forward(kind, input, &layout, axes))?);
-        let result = Tensor::from_arc(out.clone(), shape, device.clone(), tape);
-        result.tape.record(result.id, move |grads, grad_output| {
-            if let Some(grad) = grads.grad_mut(id, input_len, &device)? {
-                device.backward(kind, &layout, axes, &out, grad, grad_output)?;
-            }
-            Ok(())
+        let result = Tensor::from_arc(out.clone(), shape, device, tape);
+        result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
+            device.backward(kind, &layout, axes, &out, grad, grad_output)
         });
         Ok(result)
     }

@@ -105,23 +105,20 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
             ..
         } = self;
         let input_len = D::len(&data);
-        let result = Tensor::from_arc(out.clone(), shape, device.clone(), tape);
+        let result = Tensor::from_arc(out.clone(), shape, device, tape);
         if T::TRACING {
             let input = keep.input.then_some(data);
             let output = keep.output.then_some(out);
-            result.tape.record(result.id, move |grads, grad_output| {
-                if let Some(grad) = grads.grad_mut(id, input_len, &device)? {
-                    backward(
-                        &device,
-                        &layout,
-                        axes,
-                        input.as_deref(),
-                        output.as_deref(),
-                        grad,
-                        grad_output,
-                    )?;
-                }
-                Ok(())
+            result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
+                backward(
+                    device,
+                    &layout,
+                    axes,
+                    input.as_deref(),
+                    output.as_deref(),
+                    grad,
+                    grad_output,
+                )
             });
         }
         Ok(result)

@@ -317,13 +317,10 @@ impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         } = self;
         let input_len = D::len(&data);
         drop(data);
-        let result = Tensor::from_arc(Arc::new(out), shape, device.clone(), tape);
+        let result = Tensor::from_arc(Arc::new(out), shape, device, tape);
         if T::TRACING {
-            result.tape.record(result.id, move |grads, grad_output| {
-                if let Some(grad) = grads.grad_mut(id, input_len, &device)? {
-                    device.add_strided(grad_output, &out_layout, grad, &layout)?;
-                }
-                Ok(())
+            result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
+                device.add_strided(grad_output, &out_layout, grad, &layout)
             });
         }
         Ok(result)
