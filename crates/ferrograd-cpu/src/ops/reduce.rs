@@ -555,6 +555,72 @@ multiversion! {
 }
 
 multiversion! {
+    /// Appends the sums of the runs `first..first + count` of `starts`.
+    fn sum_runs_range<E, M>(input: &[E], starts: &Layout, len: usize, first: usize, count: usize, out: &mut Vec<E>) {
+        for s in starts.offsets().skip(first).take(count) {
+            out.push(sum_slice(&input[s..s + len]));
+        }
+    }
+}
+
+/// [`sum_runs`] across threads when there is enough to read: many runs are shared out
+/// whole; a few long runs are each cut into one piece per thread.
+fn sum_runs_parallel<E: Dtype>(input: &[E], starts: &Layout, len: usize, out: &mut Vec<E>) {
+    let count = starts.num_elements();
+    let threads = threads();
+    if threads < 2 || count * len < PARALLEL_MIN {
+        return sum_runs(input, starts, len, out);
+    }
+    let join = |handle: std::thread::ScopedJoinHandle<'_, Vec<E>>| {
+        handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    };
+    if count >= threads {
+        let per_thread = count.div_ceil(threads);
+        std::thread::scope(|scope| {
+            let others: Vec<_> = (1..threads)
+                .map(|k| {
+                    scope.spawn(move || {
+                        let mut sums = Vec::with_capacity(per_thread);
+                        sum_runs_range(input, starts, len, k * per_thread, per_thread, &mut sums);
+                        sums
+                    })
+                })
+                .collect();
+            sum_runs_range(input, starts, len, 0, per_thread, out);
+            for handle in others {
+                out.extend(join(handle));
+            }
+        });
+    } else {
+        let piece = len.div_ceil(threads);
+        for start in starts.offsets() {
+            let run = &input[start..start + len];
+            let total = std::thread::scope(|scope| {
+                let others: Vec<_> = run
+                    .chunks(piece)
+                    .skip(1)
+                    .map(|chunk| {
+                        scope.spawn(move || {
+                            let mut sum = Vec::with_capacity(1);
+                            sum_runs(chunk, &Layout::from_parts(&[1], &[0]), chunk.len(), &mut sum);
+                            sum
+                        })
+                    })
+                    .collect();
+                let mut first = Vec::with_capacity(1);
+                let head = &run[..piece.min(len)];
+                sum_runs(head, &Layout::from_parts(&[1], &[0]), head.len(), &mut first);
+                others
+                    .into_iter()
+                    .map(join)
+                    .fold(first[0], |total, part| total + part[0])
+            });
+            out.push(total);
+        }
+    }
+}
+
+multiversion! {
     /// Adds `values[k]` to every element of the `k`-th run of `len` elements of `grad`
     /// (runs starting at the offsets of `starts`).
     fn add_to_runs<E, M>(grad: &mut [E], starts: &Layout, len: usize, values: &[E]) {
@@ -601,7 +667,7 @@ impl<E: Dtype> SumKernel<E> for Cpu {
         let groups = Groups::new(layout, axes);
         let mut out = try_vec(groups.count)?;
         match groups.runs {
-            Some(starts) => sum_runs(input, &starts, groups.len, &mut out),
+            Some(starts) => sum_runs_parallel(input, &starts, groups.len, &mut out),
             None => {
                 out.resize(groups.count, E::ZERO);
                 reduce_walk(layout, axes).for_each(|[i, o]| out[o] += input[i]);
@@ -899,6 +965,53 @@ impl<E: Dtype> LogSumExpKernel<E> for Cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sums large enough to be split across threads, both ways (many runs shared out,
+    /// one long run cut in pieces), against a sequential f64 sum of the same values.
+    #[test]
+    fn threaded_sums_match_sequential_ones() {
+        let cpu = Cpu::default();
+        let (rows, len) = (64, 8191);
+        let values: Vec<f32> = (0..rows * len)
+            .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
+            .collect();
+        assert!(values.len() >= PARALLEL_MIN);
+        let input = CpuBuffer(values.clone());
+        let layout = Layout::from_parts(&[rows, len], &[len, 1]);
+        let exact = |run: &[f32]| run.iter().map(|&v| f64::from(v)).sum::<f64>();
+
+        let per_row = SumKernel::forward(&cpu, &input, &layout, &[1]).unwrap();
+        for (r, &got) in per_row.iter().enumerate() {
+            let expected = exact(&values[r * len..(r + 1) * len]);
+            assert!(
+                (f64::from(got) - expected).abs() < 1e-3 * (1.0 + expected.abs()),
+                "row {r}: {got} vs {expected}"
+            );
+        }
+        let all = SumKernel::forward(&cpu, &input, &layout, &[0, 1]).unwrap();
+        let expected = exact(&values);
+        assert!(
+            (f64::from(all[0]) - expected).abs() < 1e-3 * (1.0 + expected.abs()),
+            "{} vs {expected}",
+            all[0]
+        );
+        // Fewer runs than threads, each long: a (2, N) tensor summed over its last axis.
+        let two_rows = SumKernel::forward(
+            &cpu,
+            &input,
+            &Layout::from_parts(&[2, rows * len / 2], &[rows * len / 2, 1]),
+            &[1],
+        )
+        .unwrap();
+        let half = rows * len / 2;
+        for (r, &got) in two_rows.iter().enumerate() {
+            let expected = exact(&values[r * half..(r + 1) * half]);
+            assert!(
+                (f64::from(got) - expected).abs() < 1e-3 * (1.0 + expected.abs()),
+                "half {r}: {got} vs {expected}"
+            );
+        }
+    }
 
     #[test]
     fn runs_are_found_only_for_contiguous_trailing_groups() {
