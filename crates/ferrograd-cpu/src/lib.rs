@@ -18,3 +18,17 @@ pub mod gemm;
 mod ops;
 
 pub use device::{Cpu, CpuBuffer};
+
+/// The most threads a kernel splits its work across.
+const MAX_THREADS: usize = 8;
+
+/// The number of threads large kernels use: the cores available (read once), at most
+/// [`MAX_THREADS`].
+pub(crate) fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS)
+    })
+}

@@ -10,13 +10,13 @@
 //! so that the innermost loop is as long as possible, with one accumulator per output.
 
 use crate::device::{Cpu, CpuBuffer, try_vec};
+use crate::threads;
 use ferrograd_device::ops::reduce::{
     ArgExtremumKernel, Extremum, ExtremumKernel, LogSumExpKernel, Spread, SumKernel, VarianceKernel,
 };
 use ferrograd_device::{Dtype, Error, Layout};
 use ferrograd_shapes::MAX_RANK;
 use std::any::TypeId;
-use std::sync::OnceLock;
 
 // ---------------------------------------------------------------------------------
 // Groups and walks
@@ -285,22 +285,9 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
-/// The most threads a kernel splits its rows across.
-const MAX_THREADS: usize = 8;
 /// Elements below which a kernel stays on the calling thread: starting a thread costs
 /// tens of microseconds, what a quarter of a million elements take to normalise.
 pub(crate) const PARALLEL_MIN: usize = 1 << 18;
-
-/// The number of threads large kernels use: the cores available (read once), at most
-/// [`MAX_THREADS`].
-fn threads() -> usize {
-    static THREADS: OnceLock<usize> = OnceLock::new();
-    *THREADS.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_THREADS)
-    })
-}
 
 /// Splits `data`, a sequence of rows of `len` elements, into one share of whole rows
 /// per thread when it is large enough to pay for the threads, and calls `f(first_row,
