@@ -1,17 +1,19 @@
 //! Matrix products: the one GEMM every CPU op that needs one goes through.
 //!
 //! [`gemm`] computes `c = alpha · a·b + beta · c` for operands of any layout given as a
-//! slice plus two strides. Which library does the work is chosen when `ferrograd-cpu`
-//! is compiled, and callers never see it:
+//! slice plus two strides. Which implementation does the work is chosen by the
+//! features `ferrograd-cpu` is compiled with and, without them, by the CPU it runs
+//! on; callers never see it:
 //!
-//! | feature          | backend                                                  |
-//! |------------------|----------------------------------------------------------|
-//! | (none)           | [matrixmultiply] (pure Rust, AVX-512, threads)           |
-//! | `mkl`            | Intel MKL through CBLAS, static, LP64, sequential        |
-//! | `mkl-threaded`   | Intel MKL through CBLAS, static, LP64, OpenMP threads    |
-//! | `openblas`       | the system OpenBLAS through CBLAS                        |
+//! | feature          | backend                                                        |
+//! |------------------|----------------------------------------------------------------|
+//! | (none)           | ours on CPUs with AVX-512F, else [matrixmultiply]; both threaded |
+//! | `mkl`            | Intel MKL through CBLAS, static, LP64, sequential              |
+//! | `mkl-threaded`   | Intel MKL through CBLAS, static, LP64, OpenMP threads          |
+//! | `openblas`       | the system OpenBLAS through CBLAS                              |
 //!
-//! The BLAS features are mutually exclusive. [`backend_name`] says which one is in use.
+//! The BLAS features are mutually exclusive. [`backend_name`] says which backend is in
+//! use; [`gemm_with`] runs a given one.
 //!
 //! [matrixmultiply]: https://docs.rs/matrixmultiply
 
@@ -26,6 +28,8 @@ compile_error!(
      enable only one of them"
 );
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
 mod cblas;
 mod matrixmultiply;
@@ -58,7 +62,23 @@ impl GemmElement for f64 {
 /// The per-type entry points of each backend. Private to the crate: nothing outside can
 /// name this trait, so nothing outside can implement [`GemmElement`] or call these.
 mod sealed {
+    use super::{MatrixMut, MatrixRef};
+
     pub trait Kernels: Sized {
+        /// `avx512::gemm`, with the same contract.
+        #[cfg(target_arch = "x86_64")]
+        #[allow(clippy::too_many_arguments)]
+        fn avx512(
+            m: usize,
+            k: usize,
+            n: usize,
+            alpha: Self,
+            a: MatrixRef<'_, Self>,
+            b: MatrixRef<'_, Self>,
+            beta: Self,
+            c: MatrixMut<'_, Self>,
+        );
+
         /// `matrixmultiply::{s,d}gemm`.
         ///
         /// # Safety
@@ -112,6 +132,20 @@ mod sealed {
     macro_rules! kernels {
         ($t:ty, $mm:ident, $cblas:ident) => {
             impl Kernels for $t {
+                #[cfg(target_arch = "x86_64")]
+                fn avx512(
+                    m: usize,
+                    k: usize,
+                    n: usize,
+                    alpha: Self,
+                    a: MatrixRef<'_, Self>,
+                    b: MatrixRef<'_, Self>,
+                    beta: Self,
+                    c: MatrixMut<'_, Self>,
+                ) {
+                    super::avx512::gemm(m, k, n, alpha, a, b, beta, c);
+                }
+
                 unsafe fn matrixmultiply(
                     m: usize,
                     k: usize,
@@ -249,18 +283,84 @@ impl<'a, E> MatrixMut<'a, E> {
     }
 }
 
-/// The backend [`gemm`] uses in this build: `"matrixmultiply"`, `"mkl"`,
-/// `"mkl-threaded"` or `"openblas"`.
-pub fn backend_name() -> &'static str {
-    if cfg!(feature = "openblas") {
-        "openblas"
-    } else if cfg!(feature = "mkl-threaded") {
-        "mkl-threaded"
-    } else if cfg!(feature = "mkl") {
-        "mkl"
-    } else {
-        "matrixmultiply"
+/// The implementations behind [`gemm`]. [`gemm`] runs [`Backend::chosen`];
+/// [`gemm_with`] runs a given one, to compare them.
+///
+/// # Example
+/// ```
+/// use ferrograd_cpu::gemm::Backend;
+///
+/// let chosen = Backend::chosen();
+/// assert!(chosen.is_available());
+/// assert!(Backend::available().contains(&chosen));
+/// assert!(Backend::MatrixMultiply.is_available()); // on every CPU, in every build
+/// println!("matrix products run on {}", chosen.name());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The BLAS library a feature chose (`mkl`, `mkl-threaded` or `openblas`), through
+    /// CBLAS. Available only in builds with one of those features.
+    Blas,
+    /// ferrograd's own kernel, for x86-64 CPUs with AVX-512F. Available on those.
+    Avx512,
+    /// matrixmultiply: pure Rust, with AVX2/FMA kernels where the CPU has them.
+    /// Available everywhere.
+    MatrixMultiply,
+}
+
+impl Backend {
+    /// The backend [`gemm`] uses in this build on this CPU: the BLAS library if a
+    /// feature chose one, else [`Backend::Avx512`] where the CPU runs it, else
+    /// [`Backend::MatrixMultiply`].
+    pub fn chosen() -> Self {
+        if Backend::Blas.is_available() {
+            Backend::Blas
+        } else if Backend::Avx512.is_available() {
+            Backend::Avx512
+        } else {
+            Backend::MatrixMultiply
+        }
     }
+
+    /// Whether this build can run this backend on this CPU.
+    pub fn is_available(self) -> bool {
+        match self {
+            Backend::Blas => cfg!(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas")),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => avx512::available(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Backend::Avx512 => false,
+            Backend::MatrixMultiply => true,
+        }
+    }
+
+    /// Every backend this build can run on this CPU.
+    pub fn available() -> Vec<Self> {
+        [Backend::Blas, Backend::Avx512, Backend::MatrixMultiply]
+            .into_iter()
+            .filter(|backend| backend.is_available())
+            .collect()
+    }
+
+    /// `"openblas"`, `"mkl"` or `"mkl-threaded"` for [`Backend::Blas`] (`"blas"` in a
+    /// build without a BLAS feature), `"avx512"`, `"matrixmultiply"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Blas if cfg!(feature = "openblas") => "openblas",
+            Backend::Blas if cfg!(feature = "mkl-threaded") => "mkl-threaded",
+            Backend::Blas if cfg!(feature = "mkl") => "mkl",
+            Backend::Blas => "blas",
+            Backend::Avx512 => "avx512",
+            Backend::MatrixMultiply => "matrixmultiply",
+        }
+    }
+}
+
+/// The name of the backend [`gemm`] uses in this build on this CPU:
+/// `Backend::chosen().name()`.
+pub fn backend_name() -> &'static str {
+    Backend::chosen().name()
 }
 
 /// `c = alpha · a·b + beta · c`, with `a`: `m×k`, `b`: `k×n`, `c`: `m×n`.
@@ -299,6 +399,44 @@ pub fn gemm<E: GemmElement>(
     beta: E,
     c: MatrixMut<'_, E>,
 ) {
+    gemm_with(Backend::chosen(), m, k, n, alpha, a, b, beta, c);
+}
+
+/// [`gemm`] on the given backend rather than the chosen one.
+///
+/// # Panics
+/// As [`gemm`], and if this build cannot run `backend` on this CPU (see
+/// [`Backend::is_available`]).
+///
+/// # Example
+/// ```
+/// use ferrograd_cpu::gemm::{gemm_with, Backend, MatrixMut, MatrixRef};
+///
+/// let a = [1.0f64, 2.0, 3.0, 4.0]; // 2×2, row-major
+/// for backend in Backend::available() {
+///     let mut c = [0.0; 4];
+///     gemm_with(
+///         backend,
+///         2, 2, 2,
+///         1.0, MatrixRef::new(&a, 2, 1), MatrixRef::new(&a, 2, 1),
+///         0.0, MatrixMut::new(&mut c, 2, 1),
+///     );
+///     assert_eq!(c, [7.0, 10.0, 15.0, 22.0], "{}", backend.name());
+/// }
+/// ```
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn gemm_with<E: GemmElement>(
+    backend: Backend,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: E,
+    a: MatrixRef<'_, E>,
+    b: MatrixRef<'_, E>,
+    beta: E,
+    c: MatrixMut<'_, E>,
+) {
     check_len("a", m, k, a.data.len(), a.row_stride, a.column_stride);
     check_len("b", k, n, b.data.len(), b.row_stride, b.column_stride);
     check_len("c", m, n, c.data.len(), c.row_stride, c.column_stride);
@@ -310,10 +448,21 @@ pub fn gemm<E: GemmElement>(
         return;
     }
 
-    #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
-    cblas::gemm(m, k, n, alpha, a, b, beta, c);
-    #[cfg(not(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas")))]
-    matrixmultiply::gemm(m, k, n, alpha, a, b, beta, c);
+    assert!(
+        backend.is_available(),
+        "gemm_with: the backend `{}` is not available in this build on this CPU (available: {:?})",
+        backend.name(),
+        Backend::available(),
+    );
+    match backend {
+        #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
+        Backend::Blas => cblas::gemm(m, k, n, alpha, a, b, beta, c),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => E::avx512(m, k, n, alpha, a, b, beta, c),
+        Backend::MatrixMultiply => matrixmultiply::gemm(m, k, n, alpha, a, b, beta, c),
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("checked available above"),
+    }
 }
 
 /// Panics unless a slice of `len` elements holds every element of a `rows×cols` matrix

@@ -1,11 +1,11 @@
-//! `gemm` against a naive triple loop in f64, for every backend (the same tests run
-//! under each feature).
+//! `gemm` against a naive triple loop in f64, on every backend this build can run on
+//! this CPU (the BLAS library of the feature, our AVX-512 kernel, matrixmultiply).
 //!
 //! Inputs are small multiples of 1/4, so every product and partial sum is exact in
 //! f32 and f64 whatever order a backend adds in; results are nonetheless compared
 //! with a small tolerance.
 
-use super::{GemmElement, MatrixMut, MatrixRef, backend_name, gemm, is_non_overlapping};
+use super::{Backend, GemmElement, MatrixMut, MatrixRef, backend_name, gemm, gemm_with, is_non_overlapping};
 
 /// The value put in buffer slots no element addresses, to check they stay untouched.
 const UNTOUCHED: f64 = 1234.5;
@@ -139,10 +139,25 @@ impl<E: Elem> Operand<E> {
     }
 }
 
-/// Runs one case and compares with the naive product; also checks that no buffer slot
-/// outside `c`'s elements changed.
-#[allow(clippy::too_many_arguments)]
+/// Runs one case on every backend and compares with the naive product; also checks
+/// that no buffer slot outside `c`'s elements changed.
 fn check<E: Elem>(
+    shape: (usize, usize, usize),
+    layouts: (Layout, Layout, Layout),
+    alpha: f64,
+    beta: f64,
+    nan_in_c: bool,
+    seed: u64,
+) {
+    for backend in Backend::available() {
+        check_on::<E>(backend, shape, layouts, alpha, beta, nan_in_c, seed);
+    }
+}
+
+/// [`check`] on one backend.
+#[allow(clippy::too_many_arguments)]
+fn check_on<E: Elem>(
+    backend: Backend,
     (m, k, n): (usize, usize, usize),
     layouts: (Layout, Layout, Layout),
     alpha: f64,
@@ -163,7 +178,8 @@ fn check<E: Elem>(
     }
     let c_before = c.data.clone();
 
-    gemm(
+    gemm_with(
+        backend,
         m,
         k,
         n,
@@ -192,9 +208,8 @@ fn check<E: Elem>(
             let got = c.data[at].to_f64();
             assert!(
                 (got - expected).abs() <= E::TOL * (1.0 + expected.abs()),
-                "{}: {m}×{k}×{n} {layouts:?} alpha {alpha} beta {beta} nan_in_c {nan_in_c} \
+                "{backend:?}: {m}×{k}×{n} {layouts:?} alpha {alpha} beta {beta} nan_in_c {nan_in_c} \
                  <{}>: c[{i}][{j}] = {got}, expected {expected}",
-                backend_name(),
                 std::any::type_name::<E>(),
             );
         }
@@ -202,8 +217,7 @@ fn check<E: Elem>(
     for (at, _) in addressed.iter().enumerate().filter(|(_, a)| !**a) {
         assert!(
             c.data[at] == c_before[at],
-            "{}: {m}×{k}×{n} {layouts:?}: slot {at} outside c changed",
-            backend_name(),
+            "{backend:?}: {m}×{k}×{n} {layouts:?}: slot {at} outside c changed",
         );
     }
 }
@@ -271,6 +285,37 @@ fn larger_cases<E: Elem>() {
             check::<E>(shape, lay, alpha, beta, nan, (case * 10 + i) as u64);
         }
     }
+}
+
+/// Products large enough to run on several threads, split along `n` (the first) and
+/// along `m` (the second), with several blocks along every dimension.
+fn threaded_cases<E: Elem>() {
+    check::<E>(
+        (70, 300, 1100),
+        (Layout::RowMajor, Layout::RowMajor, Layout::RowMajor),
+        1.0,
+        0.0,
+        true,
+        1,
+    );
+    check::<E>(
+        (610, 520, 40),
+        (Layout::ColMajor, Layout::PaddedRows, Layout::PaddedRows),
+        0.5,
+        -1.5,
+        false,
+        2,
+    );
+}
+
+#[test]
+fn threaded_shapes_f32() {
+    threaded_cases::<f32>();
+}
+
+#[test]
+fn threaded_shapes_f64() {
+    threaded_cases::<f64>();
 }
 
 #[test]
@@ -345,20 +390,24 @@ fn empty_m_or_n_touches_nothing() {
 #[test]
 fn aliased_output_is_sound() {
     // Every row of c is the same memory. What it ends up holding is unspecified; the
-    // call must not misbehave (the temporary path handles it).
-    let a = [1.0f32; 64 * 64];
-    let mut c = [0.0f32; 64];
-    gemm(
-        64,
-        64,
-        64,
-        1.0,
-        MatrixRef::new(&a, 64, 1),
-        MatrixRef::new(&a, 64, 1),
-        0.0,
-        MatrixMut::new(&mut c, 0, 1),
-    );
-    assert!(c.iter().all(|&x| x == 64.0));
+    // call must not misbehave (the temporary path handles it). 512 rows: enough work
+    // for the kernels to split it across threads, which must not race on that memory.
+    let a = vec![1.0f32; 512 * 64];
+    for backend in Backend::available() {
+        let mut c = [0.0f32; 64];
+        gemm_with(
+            backend,
+            512,
+            64,
+            64,
+            1.0,
+            MatrixRef::new(&a, 64, 1),
+            MatrixRef::new(&a, 64, 1),
+            0.0,
+            MatrixMut::new(&mut c, 0, 1),
+        );
+        assert!(c.iter().all(|&x| x == 64.0), "{backend:?}");
+    }
 }
 
 #[test]
@@ -467,12 +516,15 @@ fn overlap_check() {
 
 #[test]
 fn backend_matches_features() {
+    let avx512 = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f");
     let expected = if cfg!(feature = "openblas") {
         "openblas"
     } else if cfg!(feature = "mkl-threaded") {
         "mkl-threaded"
     } else if cfg!(feature = "mkl") {
         "mkl"
+    } else if avx512 {
+        "avx512"
     } else {
         "matrixmultiply"
     };

@@ -1,0 +1,529 @@
+//! ferrograd's own GEMM for x86-64 CPUs with AVX-512, used by default where the CPU has
+//! it (see [`available`]).
+//!
+//! Why not only matrixmultiply: its AVX-512 kernel holds a 16×16 tile of `c` in one
+//! vector per row, so every multiply-add needs a broadcast load of its own, and the
+//! load ports, not the FMA units, set the pace. This kernel holds a 14×32 tile (f32;
+//! 14×16 in f64) in two vectors per row: 16 loads feed 28 multiply-adds. On the
+//! 2-core Xeon this was written on, in one run of
+//! `cargo run --release -p ferrograd-benches --bin matmul` per build, f32 1024³ went
+//! from 277–290 GFLOP/s with matrixmultiply to 315–338, and f64 1024³ from 114–118
+//! to 140–155.
+//!
+//! The structure is the usual one (Goto and van de Geijn; BLIS): `b` is packed in
+//! blocks of [`DEPTH_BLOCK`] rows by [`column_block`] columns into panels two vectors
+//! wide, `a` in blocks of [`ROW_BLOCK`] rows into panels [`MR`] high, and the
+//! micro-kernel multiplies one panel of each into a tile of `c`. Panels are
+//! zero-padded, so ragged edges cost masked loads and stores, not a second kernel.
+//! Large products split `c` into one share per core on rayon's pool, each share
+//! packing its own operands, so the threads never wait on each other.
+
+use std::arch::x86_64::{
+    __m512, __m512d, _MM_HINT_T0, _mm_prefetch, _mm512_fmadd_pd, _mm512_fmadd_ps, _mm512_loadu_pd, _mm512_loadu_ps,
+    _mm512_mask_storeu_pd, _mm512_mask_storeu_ps, _mm512_maskz_loadu_pd, _mm512_maskz_loadu_ps, _mm512_mul_pd,
+    _mm512_mul_ps, _mm512_set1_pd, _mm512_set1_ps, _mm512_setzero_pd, _mm512_setzero_ps,
+};
+use std::cell::RefCell;
+use std::ops::Range;
+use std::thread::LocalKey;
+
+use rayon::prelude::*;
+
+use super::{GemmElement, MatrixMut, MatrixRef};
+
+/// Rows of `c` in one micro-kernel tile. 14 rows × 2 vectors = 28 accumulators, plus
+/// the two vectors of `b` and a broadcast: 31 of the 32 vector registers. (12 rows
+/// measured 3–5% slower.)
+const MR: usize = 14;
+/// Rows of `a` packed at a time (224 × 256 × 4 bytes in f32).
+const ROW_BLOCK: usize = 16 * MR;
+/// Depth (the `k` dimension) packed at a time: one panel of `a` (14 × 256 × 4 bytes in
+/// f32) stays in the 48 KiB L1 cache while the panels of `b` stream past it from L2.
+/// (Keeping a panel of `b` in L1 instead measured 3–8% slower; depths of 128, 192,
+/// 384 and 512 were no faster.)
+const DEPTH_BLOCK: usize = 256;
+/// Bytes of `b` packed at a time ([`DEPTH_BLOCK`] × [`column_block`] elements): 1 MiB,
+/// which stays in the 2 MiB L2 cache together with the packed rows of `a`.
+const PACKED_B_BYTES: usize = 1 << 20;
+/// Floating-point operations (2·m·k·n) below which a product stays on one thread.
+/// Handing shares to rayon's threads and waiting for them costs about 10 µs, so two
+/// threads pay from about 20 µs of work: 3 million operations on one core. Measured
+/// in f32: 96³ (1.8 million) ran at 130 GFLOP/s on one thread, 90 on two; 160³ (8.2
+/// million) at 150 on one, 160–190 on two.
+const PARALLEL_MIN_FLOPS: usize = 1 << 22;
+
+/// Whether this CPU runs this module's kernels (checked once by `std`, then cached).
+pub(super) fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// The vector operations the kernel needs, for one element type. Every method requires
+/// AVX-512F, which [`available`] checked before any kernel runs.
+pub(super) trait Avx512: GemmElement {
+    /// A 512-bit vector of `LANES` elements.
+    type Vector: Copy;
+    /// Elements per vector: 16 for f32, 8 for f64.
+    const LANES: usize;
+
+    /// # Safety
+    /// AVX-512F is available.
+    unsafe fn zero() -> Self::Vector;
+    /// # Safety
+    /// AVX-512F is available.
+    unsafe fn splat(x: Self) -> Self::Vector;
+    /// # Safety
+    /// AVX-512F is available; `p` points to `LANES` readable elements.
+    unsafe fn load(p: *const Self) -> Self::Vector;
+    /// `a · b + c`, rounded once.
+    ///
+    /// # Safety
+    /// AVX-512F is available.
+    unsafe fn mul_add(a: Self::Vector, b: Self::Vector, c: Self::Vector) -> Self::Vector;
+    /// # Safety
+    /// AVX-512F is available.
+    unsafe fn multiply(a: Self::Vector, b: Self::Vector) -> Self::Vector;
+    /// The first `lanes` elements at `p`, zeros in the other lanes.
+    ///
+    /// # Safety
+    /// AVX-512F is available; `p` points to `lanes` readable elements (the lanes beyond
+    /// are masked off and never touched).
+    unsafe fn load_first(p: *const Self, lanes: usize) -> Self::Vector;
+    /// Writes the first `lanes` elements of `v` to `p`.
+    ///
+    /// # Safety
+    /// AVX-512F is available; `p` points to `lanes` writable elements.
+    unsafe fn store_first(p: *mut Self, lanes: usize, v: Self::Vector);
+
+    /// [`pack`] into panels of `2 · LANES` rows (the columns of `b`).
+    fn pack_b(x: &MatrixRef<'_, Self>, rows: Range<usize>, depths: Range<usize>, out: &mut [Self]);
+
+    /// Runs `f` on this thread's packing buffers for this type.
+    fn with_pack_buffers<R>(f: impl FnOnce(&mut PackBuffers<Self>) -> R) -> R;
+}
+
+/// The mask selecting the first `lanes` of at most 16 lanes.
+fn first_lanes(lanes: usize) -> u16 {
+    if lanes >= 16 { u16::MAX } else { (1u16 << lanes) - 1 }
+}
+
+impl Avx512 for f32 {
+    type Vector = __m512;
+    const LANES: usize = 16;
+
+    fn pack_b(x: &MatrixRef<'_, f32>, rows: Range<usize>, depths: Range<usize>, out: &mut [f32]) {
+        pack::<f32, 32>(x, rows, depths, out);
+    }
+
+    fn with_pack_buffers<R>(f: impl FnOnce(&mut PackBuffers<f32>) -> R) -> R {
+        thread_local!(static BUFFERS: RefCell<PackBuffers<f32>> = RefCell::default());
+        with_local_buffers(&BUFFERS, f)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn zero() -> __m512 {
+        _mm512_setzero_ps()
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn splat(x: f32) -> __m512 {
+        _mm512_set1_ps(x)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load(p: *const f32) -> __m512 {
+        // SAFETY: the caller guarantees 16 readable elements at `p`.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn mul_add(a: __m512, b: __m512, c: __m512) -> __m512 {
+        _mm512_fmadd_ps(a, b, c)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn multiply(a: __m512, b: __m512) -> __m512 {
+        _mm512_mul_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load_first(p: *const f32, lanes: usize) -> __m512 {
+        // SAFETY: masked-off lanes are not accessed; the caller guarantees the others.
+        unsafe { _mm512_maskz_loadu_ps(first_lanes(lanes), p) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_first(p: *mut f32, lanes: usize, v: __m512) {
+        // SAFETY: masked-off lanes are not accessed; the caller guarantees the others.
+        unsafe { _mm512_mask_storeu_ps(p, first_lanes(lanes), v) }
+    }
+}
+
+impl Avx512 for f64 {
+    type Vector = __m512d;
+    const LANES: usize = 8;
+
+    fn pack_b(x: &MatrixRef<'_, f64>, rows: Range<usize>, depths: Range<usize>, out: &mut [f64]) {
+        pack::<f64, 16>(x, rows, depths, out);
+    }
+
+    fn with_pack_buffers<R>(f: impl FnOnce(&mut PackBuffers<f64>) -> R) -> R {
+        thread_local!(static BUFFERS: RefCell<PackBuffers<f64>> = RefCell::default());
+        with_local_buffers(&BUFFERS, f)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn zero() -> __m512d {
+        _mm512_setzero_pd()
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn splat(x: f64) -> __m512d {
+        _mm512_set1_pd(x)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load(p: *const f64) -> __m512d {
+        // SAFETY: the caller guarantees 8 readable elements at `p`.
+        unsafe { _mm512_loadu_pd(p) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn mul_add(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+        _mm512_fmadd_pd(a, b, c)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn multiply(a: __m512d, b: __m512d) -> __m512d {
+        _mm512_mul_pd(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load_first(p: *const f64, lanes: usize) -> __m512d {
+        // SAFETY: masked-off lanes are not accessed; the caller guarantees the others.
+        unsafe { _mm512_maskz_loadu_pd(first_lanes(lanes) as u8, p) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_first(p: *mut f64, lanes: usize, v: __m512d) {
+        // SAFETY: masked-off lanes are not accessed; the caller guarantees the others.
+        unsafe { _mm512_mask_storeu_pd(p, first_lanes(lanes) as u8, v) }
+    }
+}
+
+/// Columns of `c` in one micro-kernel tile: two vectors.
+const fn nr<E: Avx512>() -> usize {
+    2 * E::LANES
+}
+
+/// `c = alpha · a·b + beta · c` for non-empty `m`, `k`, `n`, nonzero `alpha`, and
+/// operands whose slices the caller has checked are long enough.
+///
+/// # Panics
+/// Unless [`available`].
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm<E: Avx512>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: E,
+    a: MatrixRef<'_, E>,
+    b: MatrixRef<'_, E>,
+    beta: E,
+    c: MatrixMut<'_, E>,
+) {
+    assert!(available(), "the AVX-512 GEMM runs only on CPUs with AVX-512F");
+    if !super::is_non_overlapping(m, n, c.row_stride, c.column_stride) {
+        // Tiles of `c` on different threads would write the same memory: a data race.
+        super::via_temporary(m, n, beta, c, |c| gemm(m, k, n, alpha, a, b, beta, c));
+        return;
+    }
+    if c.column_stride != 1 {
+        if c.row_stride == 1 {
+            // The kernel writes rows of `c` with unit stride: compute cᵀ = bᵀ·aᵀ.
+            gemm(n, k, m, alpha, b.t(), a.t(), beta, c.t());
+        } else {
+            super::via_temporary(m, n, beta, c, |c| gemm(m, k, n, alpha, a, b, beta, c));
+        }
+        return;
+    }
+
+    let flops = m.saturating_mul(k).saturating_mul(n).saturating_mul(2);
+    let threads = if flops >= PARALLEL_MIN_FLOPS {
+        crate::threads()
+    } else {
+        1
+    };
+    // Split the longer side of `c` into one share per thread, each a whole number of
+    // tiles. (Rows when square: each thread then packs all of `b`, which for row-major
+    // operands is a plain copy, rather than all of `a`, a gather.)
+    let (split_rows, length, tile) = if m >= n { (true, m, MR) } else { (false, n, nr::<E>()) };
+    let share = length.div_ceil(threads).next_multiple_of(tile);
+    let output = Output {
+        data: c.data.as_mut_ptr(),
+        row_stride: c.row_stride,
+    };
+    let run = |start: usize| {
+        let range = start..(start + share).min(length);
+        let (rows, columns) = if split_rows { (range, 0..n) } else { (0..m, range) };
+        E::with_pack_buffers(|buffers| multiply_share(rows, k, columns, alpha, &a, &b, beta, &output, buffers));
+    };
+    if share >= length {
+        run(0);
+    } else {
+        (0..length).into_par_iter().step_by(share).for_each(run);
+    }
+}
+
+/// Where the kernels write `c`: row-major with unit column stride.
+///
+/// A raw pointer because the threads write disjoint tiles of one buffer, and tiles of
+/// a column share are not a contiguous sub-slice.
+struct Output<E> {
+    data: *mut E,
+    row_stride: usize,
+}
+
+// SAFETY: the threads sharing an `Output` write disjoint elements of it (their shares
+// of rows or columns do not intersect), and nothing reads `c` while they run.
+unsafe impl<E: Send> Sync for Output<E> {}
+
+/// One thread's packing buffers. Each thread keeps its own between calls (at most
+/// 1.2 MiB per element type), so neither the allocation nor the page faults of first
+/// touching fresh memory recur.
+#[derive(Default)]
+pub(super) struct PackBuffers<E> {
+    a: AlignedBuffer<E>,
+    b: AlignedBuffer<E>,
+}
+
+/// A growable buffer whose slices start on a 64-byte cache line, so that no vector load
+/// of the kernel straddles two lines.
+#[derive(Default)]
+struct AlignedBuffer<E> {
+    buffer: Vec<E>,
+}
+
+impl<E: GemmElement> AlignedBuffer<E> {
+    /// `len` elements starting on a cache line, growing the buffer if needed.
+    fn slice(&mut self, len: usize) -> &mut [E] {
+        let padded = len + 64 / size_of::<E>();
+        if self.buffer.len() < padded {
+            self.buffer = vec![E::ZERO; padded];
+        }
+        let start = self.buffer.as_ptr().align_offset(64).min(self.buffer.len() - len);
+        &mut self.buffer[start..start + len]
+    }
+}
+
+/// Runs `f` on this thread's packing buffers in `buffers` (on new ones if they are
+/// already in use, which happens only if `f` itself multiplies).
+fn with_local_buffers<E: Default + 'static, R>(
+    buffers: &'static LocalKey<RefCell<PackBuffers<E>>>,
+    f: impl FnOnce(&mut PackBuffers<E>) -> R,
+) -> R {
+    buffers.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffers) => f(&mut buffers),
+        Err(_) => f(&mut PackBuffers::default()),
+    })
+}
+
+/// Columns of `b` packed at a time: [`PACKED_B_BYTES`] at full depth.
+fn column_block<E: Avx512>() -> usize {
+    (PACKED_B_BYTES / (DEPTH_BLOCK * size_of::<E>())).next_multiple_of(nr::<E>())
+}
+
+/// `c[rows, columns] = alpha · a[rows, :]·b[:, columns] + beta · c[rows, columns]` on
+/// the calling thread.
+#[allow(clippy::too_many_arguments)]
+fn multiply_share<E: Avx512>(
+    rows: Range<usize>,
+    k: usize,
+    columns: Range<usize>,
+    alpha: E,
+    a: &MatrixRef<'_, E>,
+    b: &MatrixRef<'_, E>,
+    beta: E,
+    c: &Output<E>,
+    buffers: &mut PackBuffers<E>,
+) {
+    let nr = nr::<E>();
+    let column_block = column_block::<E>();
+    let b_transposed = b.t();
+    let PackBuffers {
+        a: a_buffer,
+        b: b_buffer,
+    } = buffers;
+
+    for column_start in columns.clone().step_by(column_block) {
+        let block_columns = column_start..(column_start + column_block).min(columns.end);
+        for depth_start in (0..k).step_by(DEPTH_BLOCK) {
+            let depths = depth_start..(depth_start + DEPTH_BLOCK).min(k);
+            let kc = depths.len();
+            // Later depth blocks add to what the first one wrote.
+            let beta = if depth_start == 0 { beta } else { E::ONE };
+            let packed_b = b_buffer.slice(kc * block_columns.len().next_multiple_of(nr));
+            E::pack_b(&b_transposed, block_columns.clone(), depths.clone(), packed_b);
+
+            for row_start in rows.clone().step_by(ROW_BLOCK) {
+                let block_rows = row_start..(row_start + ROW_BLOCK).min(rows.end);
+                let packed_a = a_buffer.slice(kc * block_rows.len().next_multiple_of(MR));
+                pack::<E, MR>(a, block_rows.clone(), depths.clone(), packed_a);
+
+                for (a_panel, tile_row) in packed_a.chunks_exact(kc * MR).zip(block_rows.clone().step_by(MR)) {
+                    let tile_rows = MR.min(block_rows.end - tile_row);
+                    for (b_panel, tile_column) in packed_b.chunks_exact(kc * nr).zip(block_columns.clone().step_by(nr))
+                    {
+                        let tile_columns = nr.min(block_columns.end - tile_column);
+                        // SAFETY: AVX-512F was checked by `gemm`. The panels hold `kc`
+                        // steps of MR and nr elements. The tile's `tile_rows` ×
+                        // `tile_columns` elements of `c` lie inside the m×n matrix the
+                        // caller checked against `c`'s slice, with unit column stride,
+                        // and inside this thread's share, which no other thread writes.
+                        unsafe {
+                            kernel::<E>(
+                                kc,
+                                a_panel.as_ptr(),
+                                b_panel.as_ptr(),
+                                c.data.add(tile_row * c.row_stride + tile_column),
+                                c.row_stride,
+                                tile_rows,
+                                tile_columns,
+                                alpha,
+                                beta,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies `x[rows, depths]` into panels of `WIDTH` rows, each stored depth-major
+/// (`panel[p · WIDTH + i] = x[first + i, depth_start + p]`), the last one zero-padded.
+fn pack<E: GemmElement, const WIDTH: usize>(
+    x: &MatrixRef<'_, E>,
+    rows: Range<usize>,
+    depths: Range<usize>,
+    out: &mut [E],
+) {
+    let kc = depths.len();
+    for (panel, first) in out.chunks_exact_mut(WIDTH * kc).zip(rows.clone().step_by(WIDTH)) {
+        let (lines, _) = panel.as_chunks_mut::<WIDTH>();
+        let height = WIDTH.min(rows.end - first);
+        if x.column_stride == 1 && height == WIDTH {
+            // Rows are contiguous along the depth: walk all of them at once, writing
+            // whole lines.
+            let sources: [&[E]; WIDTH] = std::array::from_fn(|i| {
+                let start = (first + i) * x.row_stride + depths.start;
+                &x.data[start..start + kc]
+            });
+            for (p, line) in lines.iter_mut().enumerate() {
+                for (slot, source) in line.iter_mut().zip(&sources) {
+                    *slot = source[p];
+                }
+            }
+        } else if x.column_stride == 1 {
+            for i in 0..height {
+                let start = (first + i) * x.row_stride + depths.start;
+                for (line, &value) in lines.iter_mut().zip(&x.data[start..start + kc]) {
+                    line[i] = value;
+                }
+            }
+        } else if x.row_stride == 1 && height == WIDTH {
+            // The panel's rows are contiguous at each depth: copy whole lines.
+            for (p, line) in lines.iter_mut().enumerate() {
+                let start = first + (depths.start + p) * x.column_stride;
+                line.copy_from_slice(&x.data[start..start + WIDTH]);
+            }
+        } else {
+            for (p, line) in lines.iter_mut().enumerate() {
+                for (i, slot) in line[..height].iter_mut().enumerate() {
+                    *slot = x.data[(first + i) * x.row_stride + (depths.start + p) * x.column_stride];
+                }
+            }
+        }
+        if height < WIDTH {
+            for line in lines.iter_mut() {
+                line[height..].fill(E::ZERO);
+            }
+        }
+    }
+}
+
+/// One tile: `c[0..rows, 0..columns] = alpha · a_panel·b_panel + beta · c[…]`, where the
+/// panels hold `kc` steps of [`MR`] and `2 · LANES` elements.
+///
+/// # Safety
+/// AVX-512F is available; `a` and `b` point to `kc · MR` and `kc · 2 · LANES` readable
+/// elements; `rows ≤ MR`, `columns ≤ 2 · LANES`, and for each `i < rows` the `columns`
+/// elements from `c + i · row_stride` are writable and written by no one else.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel<E: Avx512>(
+    kc: usize,
+    mut a: *const E,
+    mut b: *const E,
+    c: *mut E,
+    row_stride: usize,
+    rows: usize,
+    columns: usize,
+    alpha: E,
+    beta: E,
+) {
+    let lanes = E::LANES;
+    // Ask for the tile of `c` now, so that it is in L1 when the sums are added to it.
+    for i in 0..rows {
+        let row = c.wrapping_add(i * row_stride).cast::<i8>();
+        _mm_prefetch::<_MM_HINT_T0>(row);
+        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(64));
+    }
+    // SAFETY (this and the `splat`s below): AVX-512F is available, as the caller
+    // guarantees.
+    let mut sums = [[unsafe { E::zero() }; 2]; MR];
+    for _ in 0..kc {
+        // SAFETY: each step reads MR elements of `a` and 2 · LANES of `b`, `kc` steps
+        // in all, which the caller guarantees are readable.
+        unsafe {
+            let b0 = E::load(b);
+            let b1 = E::load(b.add(lanes));
+            for (i, sum) in sums.iter_mut().enumerate() {
+                let a_i = E::splat(*a.add(i));
+                sum[0] = E::mul_add(a_i, b0, sum[0]);
+                sum[1] = E::mul_add(a_i, b1, sum[1]);
+            }
+            a = a.add(MR);
+            b = b.add(2 * lanes);
+        }
+    }
+
+    let first_columns = columns.min(lanes);
+    let second_columns = columns - first_columns;
+    let alpha = unsafe { E::splat(alpha) };
+    let beta_is_zero = beta == E::ZERO;
+    let beta = unsafe { E::splat(beta) };
+    // A loop over all MR rows with a test inside, rather than `0..rows`, so that the
+    // sums stay in registers (the bound is a constant).
+    for (i, sum) in sums.iter().enumerate() {
+        if i < rows {
+            // SAFETY: row `i < rows` of the tile has `columns` writable elements, and
+            // the masks keep the loads and stores to them.
+            unsafe {
+                let row = c.add(i * row_stride);
+                let mut first = E::multiply(alpha, sum[0]);
+                let mut second = E::multiply(alpha, sum[1]);
+                // With beta = 0, `c` is not read, so a NaN there does not survive.
+                if !beta_is_zero {
+                    first = E::mul_add(beta, E::load_first(row, first_columns), first);
+                    second = E::mul_add(beta, E::load_first(row.add(lanes), second_columns), second);
+                }
+                E::store_first(row, first_columns, first);
+                if second_columns > 0 {
+                    E::store_first(row.add(lanes), second_columns, second);
+                }
+            }
+        }
+    }
+}
