@@ -1,6 +1,7 @@
-//! GFLOP/s of `ferrograd_cpu::gemm::gemm` on square row-major products, f32 and f64,
-//! for whichever backend this build uses. Prints one Markdown table row per run, so
-//! runs under each feature line up in one table:
+//! GFLOP/s of `ferrograd_cpu::gemm::gemm_with` on square row-major products, f32 and
+//! f64, for every backend this build can run on this CPU (`avx512` and
+//! `matrixmultiply` without features, plus the BLAS library of a feature). Prints one
+//! Markdown table row per backend, so runs under each feature line up in one table:
 //!
 //! ```sh
 //! cargo run --release -p ferrograd-benches --bin matmul
@@ -14,7 +15,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ferrograd_cpu::gemm::{GemmElement, MatrixMut, MatrixRef, backend_name, gemm};
+use ferrograd_cpu::gemm::{Backend, GemmElement, MatrixMut, MatrixRef, gemm_with};
 
 /// The sizes measured: `n×n` times `n×n`.
 const SIZES: [usize; 2] = [256, 1024];
@@ -51,13 +52,14 @@ impl Elem for f64 {
     }
 }
 
-/// GFLOP/s of an `n×n×n` product: the median over [`SAMPLES`] samples.
-fn measure<E: Elem>(n: usize) -> f64 {
+/// GFLOP/s of an `n×n×n` product on `backend`: the median over [`SAMPLES`] samples.
+fn measure<E: Elem>(backend: Backend, n: usize) -> f64 {
     let a: Vec<E> = (0..n * n).map(|i| E::from_f64((i % 7) as f64 - 3.0)).collect();
     let b: Vec<E> = (0..n * n).map(|i| E::from_f64((i % 5) as f64 - 2.0)).collect();
     let mut c = vec![E::ZERO; n * n];
     let run = |c: &mut [E]| {
-        gemm(
+        gemm_with(
+            backend,
             n,
             n,
             n,
@@ -98,7 +100,7 @@ fn measure<E: Elem>(n: usize) -> f64 {
     assert!(
         (got - expected).abs() <= 1e-4 * (1.0 + expected.abs()),
         "{} {}: c[{i}][{j}] = {got}, expected {expected}",
-        backend_name(),
+        backend.name(),
         E::NAME,
     );
 
@@ -108,23 +110,31 @@ fn measure<E: Elem>(n: usize) -> f64 {
 
 fn main() {
     let header = !std::env::args().skip(1).any(|a| a == "--no-header");
-    let mut columns = Vec::new();
-    let mut figures = Vec::new();
-    for name in ["f32", "f64"] {
-        for n in SIZES {
-            columns.push(format!("{:>10}", format!("{name} {n}³")));
-            figures.push(if name == "f32" {
-                measure::<f32>(n)
-            } else {
-                measure::<f64>(n)
-            });
-        }
-    }
+    let columns: Vec<String> = ["f32", "f64"]
+        .iter()
+        .flat_map(|name| SIZES.map(|n| format!("{:>10}", format!("{name} {n}³"))))
+        .collect();
     if header {
         println!("GEMM throughput, GFLOP/s (median of {SAMPLES} samples)\n");
         println!("| backend        | {} |", columns.join(" | "));
         println!("|----------------|{}", "-----------:|".repeat(columns.len()));
     }
-    let cells: Vec<String> = figures.iter().map(|g| format!("{g:>10.1}")).collect();
-    println!("| {:<14} | {} |", backend_name(), cells.join(" | "));
+    // The BLAS row comes only from builds with a BLAS feature; the others print the
+    // native backends, so a table of several runs names each backend once.
+    let backends: Vec<Backend> = if Backend::Blas.is_available() {
+        vec![Backend::Blas]
+    } else {
+        Backend::available()
+    };
+    for backend in backends {
+        let mut figures = Vec::new();
+        for n in SIZES {
+            figures.push(measure::<f32>(backend, n));
+        }
+        for n in SIZES {
+            figures.push(measure::<f64>(backend, n));
+        }
+        let cells: Vec<String> = figures.iter().map(|g| format!("{g:>10.1}")).collect();
+        println!("| {:<14} | {} |", backend.name(), cells.join(" | "));
+    }
 }
