@@ -317,16 +317,19 @@ impl<E: GemmElement> AlignedBuffer<E> {
     }
 }
 
-/// Runs `f` on this thread's packing buffers in `buffers` (on new ones if they are
-/// already in use, which happens only if `f` itself multiplies).
+/// Runs `f` on this thread's packing buffers in `buffers`, or on new ones if those are
+/// in use (only if `f` itself multiplies) or gone (in a thread-local destructor).
 fn with_local_buffers<E: Default + 'static, R>(
     buffers: &'static LocalKey<RefCell<PackBuffers<E>>>,
     f: impl FnOnce(&mut PackBuffers<E>) -> R,
 ) -> R {
-    buffers.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffers) => f(&mut buffers),
-        Err(_) => f(&mut PackBuffers::default()),
-    })
+    // Nothing else runs on this thread between the check and the borrow.
+    let usable = buffers.try_with(|cell| cell.try_borrow_mut().is_ok()).unwrap_or(false);
+    if usable {
+        buffers.with_borrow_mut(f)
+    } else {
+        f(&mut PackBuffers::default())
+    }
 }
 
 /// Columns of `b` packed at a time: [`PACKED_B_BYTES`] at full depth.
