@@ -483,8 +483,7 @@ unsafe fn kernel<E: Avx512>(
         _mm_prefetch::<_MM_HINT_T0>(row);
         _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(64));
     }
-    // SAFETY (this and the `splat`s below): AVX-512F is available, as the caller
-    // guarantees.
+    // SAFETY: AVX-512F is available, as the caller guarantees.
     let mut sums = [[unsafe { E::zero() }; 2]; MR];
     for _ in 0..kc {
         // SAFETY: each step reads MR elements of `a` and 2 · LANES of `b`, `kc` steps
@@ -504,8 +503,10 @@ unsafe fn kernel<E: Avx512>(
 
     let first_columns = columns.min(lanes);
     let second_columns = columns - first_columns;
+    // SAFETY: AVX-512F is available, as the caller guarantees.
     let alpha = unsafe { E::splat(alpha) };
     let beta_is_zero = beta == E::ZERO;
+    // SAFETY: as above.
     let beta = unsafe { E::splat(beta) };
     // A loop over all MR rows with a test inside, rather than `0..rows`, so that the
     // sums stay in registers (the bound is a constant).
