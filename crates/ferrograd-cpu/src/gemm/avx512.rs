@@ -429,6 +429,7 @@ fn pack<E: GemmElement, const WIDTH: usize>(
                 }
             }
         } else if x.column_stride == 1 {
+            // The last, partial panel: one row at a time.
             for i in 0..height {
                 let start = (first + i) * x.row_stride + depths.start;
                 for (line, &value) in lines.iter_mut().zip(&x.data[start..start + kc]) {

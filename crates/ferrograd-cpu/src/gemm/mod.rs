@@ -437,6 +437,12 @@ pub fn gemm_with<E: GemmElement>(
     beta: E,
     c: MatrixMut<'_, E>,
 ) {
+    assert!(
+        backend.is_available(),
+        "gemm_with: the backend `{}` is not available in this build on this CPU (available: {:?})",
+        backend.name(),
+        Backend::available(),
+    );
     check_len("a", m, k, a.data.len(), a.row_stride, a.column_stride);
     check_len("b", k, n, b.data.len(), b.row_stride, b.column_stride);
     check_len("c", m, n, c.data.len(), c.row_stride, c.column_stride);
@@ -448,12 +454,6 @@ pub fn gemm_with<E: GemmElement>(
         return;
     }
 
-    assert!(
-        backend.is_available(),
-        "gemm_with: the backend `{}` is not available in this build on this CPU (available: {:?})",
-        backend.name(),
-        Backend::available(),
-    );
     match backend {
         #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
         Backend::Blas => cblas::gemm(m, k, n, alpha, a, b, beta, c),
