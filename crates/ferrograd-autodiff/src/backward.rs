@@ -1,7 +1,7 @@
 use crate::gradients::Gradients;
-use crate::tape::OwnedTape;
+use crate::tape::{OwnedTape, ResolvedInput, Tape, Target};
 use crate::tensor::Tensor;
-use ferrograd_device::{Dtype, Error, Storage};
+use ferrograd_device::{Dtype, Error, Input, Storage, Unit};
 use ferrograd_shapes::Rank0;
 
 impl<E: Dtype, D: Storage<E>> Tensor<Rank0, E, D, OwnedTape<E, D>> {
@@ -10,6 +10,7 @@ impl<E: Dtype, D: Storage<E>> Tensor<Rank0, E, D, OwnedTape<E, D>> {
     ///
     /// # Panics
     /// As [`Tensor::try_backward`] fails.
+    #[track_caller]
     pub fn backward(self) -> Gradients<E, D> {
         self.try_backward().unwrap_or_else(|e| panic!("{e}"))
     }
@@ -17,23 +18,167 @@ impl<E: Dtype, D: Storage<E>> Tensor<Rank0, E, D, OwnedTape<E, D>> {
     /// [`Tensor::backward`], returning an error instead of panicking: out of memory, or
     /// a tape an earlier backward already consumed.
     pub fn try_backward(self) -> Result<Gradients<E, D>, Error> {
-        let (mut ops, mut grads) = self.tape.take()?;
-        // An op's output id is larger than its inputs' ids, so descending ids visit every
-        // consumer of a tensor before the op that produced it.
-        ops.sort_unstable_by_key(|op| std::cmp::Reverse(op.output));
-        grads.set_pending(ops.iter().map(|op| op.output).collect());
-        let seed = self.device.try_alloc_filled(self.buffer_len(), E::ONE)?;
-        grads.put_buffer(self.id, seed);
-        for op in ops {
-            let Some(grad_output) = grads.take_buffer(op.output) else {
+        let loss = self.tape.op_input(self.id, self.buffer_len());
+        let (recording, loss_target) = self.tape.take(loss)?;
+        let mut grads = recording.grads;
+        grads.set_device(&self.device);
+
+        // The loss may be a view into a larger buffer (a slice of an op's output, say):
+        // seed only the element it reads, at its offset.
+        let seed = if self.layout.offset() == 0 && loss.len() == 1 {
+            self.device.try_alloc_filled(1, E::ONE)?
+        } else {
+            let mut host = vec![E::ZERO; loss.len()];
+            host[self.layout.offset()] = E::ONE;
+            self.device.try_from_host(host)?
+        };
+        let mut nodes: Vec<Option<D::Vec>> = Vec::new();
+        nodes.resize_with(recording.ops.len(), || None);
+        match loss_target {
+            Target::Node(index) => nodes[index as usize] = Some(seed),
+            Target::Leaf(id) => grads.add_leaf(id, seed, &self.device)?,
+        }
+
+        let keep_intermediate = grads.is_leaky();
+        for (index, op) in recording.ops.into_iter().enumerate().rev() {
+            let Some(grad_output) = nodes[index].take() else {
                 continue; // this op's output does not reach the loss
             };
-            (op.backward)(&mut grads, &grad_output)?;
-            if grads.keeps(op.output) {
-                grads.put_buffer(op.output, grad_output);
+            let mut context = BackwardContext {
+                device: &self.device,
+                grad_output: Some(grad_output),
+                keep_output: keep_intermediate,
+                inputs: op.inputs.as_slice(),
+                nodes: &mut nodes[..index],
+                grads: &mut grads,
+            };
+            (op.backward)(&mut context)?;
+            if let Some(grad_output) = context.grad_output.take()
+                && keep_intermediate
+            {
+                grads.put(op.output, grad_output);
             }
         }
-        grads.set_pending(Default::default());
         Ok(grads)
+    }
+}
+
+/// What a backward step sees: the gradient of its op's output, and the gradients of
+/// the op's inputs to write or add to, by input position (the order of the inputs given
+/// to [`Tensor::record_op`]).
+///
+/// An input's gradient is a buffer as long as that input's whole buffer (an
+/// [`OpInput::len`](crate::OpInput::len)), addressed through the input's layout, so a
+/// view's gradient lands in the part of its base buffer it reads.
+pub struct BackwardContext<'a, E: Unit, D: Storage<E>> {
+    pub(crate) device: &'a D,
+    grad_output: Option<D::Vec>,
+    keep_output: bool,
+    inputs: &'a [ResolvedInput],
+    /// Gradients of the ops recorded before this one, by node number.
+    nodes: &'a mut [Option<D::Vec>],
+    grads: &'a mut Gradients<E, D>,
+}
+
+impl<'a, E: Dtype, D: Storage<E>> BackwardContext<'a, E, D> {
+    /// The device.
+    pub fn device(&self) -> &D {
+        self.device
+    }
+
+    /// The number of inputs the op was recorded with.
+    pub fn num_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// The gradient of the op's output: contiguous, one element per output element.
+    ///
+    /// # Panics
+    /// After [`BackwardContext::take_grad_output`] took it.
+    pub fn grad_output(&self) -> &D::Vec {
+        self.grad_output
+            .as_ref()
+            .expect("BackwardContext::grad_output called after take_grad_output")
+    }
+
+    /// The gradient of the op's output, moved out when nothing else needs it (it is not
+    /// kept for the user), so a step can reuse its buffer; `None` when it must stay.
+    /// After this, [`BackwardContext::grad_output`] panics; call it last.
+    pub fn take_grad_output(&mut self) -> Option<D::Vec> {
+        if self.keep_output {
+            None
+        } else {
+            self.grad_output.take()
+        }
+    }
+
+    /// Runs `f` with the output's gradient beside the context, so `f` can read the one
+    /// while writing the inputs' gradients through the other. Inside `f`,
+    /// [`BackwardContext::grad_output`] panics (the gradient is lent to `f`).
+    pub fn with_grad_output<R>(&mut self, f: impl FnOnce(&mut Self, &D::Vec) -> R) -> R {
+        let grad_output = self
+            .grad_output
+            .take()
+            .expect("BackwardContext::with_grad_output called after take_grad_output");
+        let result = f(self, &grad_output);
+        self.grad_output = Some(grad_output);
+        result
+    }
+
+    /// [`BackwardContext::with_grad_output`], handing the gradient to `f` as a kernel
+    /// input: `Unique` (its buffer reusable for an input's gradient) when nothing else
+    /// needs it, `Shared` otherwise. Call it last: the gradient may be gone afterwards.
+    pub fn with_grad_output_input<R>(&mut self, f: impl FnOnce(&mut Self, Input<'_, D::Vec>) -> R) -> R {
+        let grad_output = self
+            .grad_output
+            .take()
+            .expect("BackwardContext::with_grad_output_input called after take_grad_output");
+        if self.keep_output {
+            let result = f(self, Input::Shared(&grad_output));
+            self.grad_output = Some(grad_output);
+            result
+        } else {
+            f(self, Input::Unique(grad_output))
+        }
+    }
+
+    /// The number of elements of input `input`'s gradient buffer.
+    pub fn input_len(&self, input: usize) -> usize {
+        self.inputs[input].len
+    }
+
+    /// Whether anyone reads the gradient of input `input`: an input no op computed is
+    /// skipped unless the gradients keep it (allocated for it, traced, or leaky).
+    pub fn wants(&self, input: usize) -> bool {
+        match self.inputs[input].target {
+            Target::Node(_) => true,
+            Target::Leaf(id) => self.grads.keeps(id),
+        }
+    }
+
+    /// The gradient of input `input`, to write or add to: `None` when nobody wants it
+    /// (skip computing it), `Some(None)` for the first contribution (store a buffer of
+    /// [`BackwardContext::input_len`] elements), `Some(Some(buffer))` to add to.
+    pub fn grad_entry(&mut self, input: usize) -> Option<&mut Option<D::Vec>> {
+        match self.inputs[input].target {
+            Target::Node(index) => Some(&mut self.nodes[index as usize]),
+            Target::Leaf(id) => self.grads.leaf_entry(id),
+        }
+    }
+
+    /// The gradient of input `input` to add to, allocated as zeros on first use; `None`
+    /// when nobody wants it.
+    pub fn grad_mut(&mut self, input: usize) -> Result<Option<&mut D::Vec>, Error> {
+        let len = self.inputs[input].len;
+        let device = self.device;
+        match self.grad_entry(input) {
+            None => Ok(None),
+            Some(entry) => {
+                if entry.is_none() {
+                    *entry = Some(device.try_alloc_zeros(len)?);
+                }
+                Ok(entry.as_mut())
+            }
+        }
     }
 }

@@ -3,7 +3,31 @@ use ferrograd_device::{Dtype, Error, Storage, Unit};
 use ferrograd_shapes::Shape;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+
+/// Ids are distinct counters already; mixing them once is all a table needs, and
+/// SipHash's cost showed up in profiles of small-model backward passes.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        // Fibonacci hashing: spreads consecutive ids over the high bits the table uses.
+        self.0 = value.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = HashMap<UniqueId, V, BuildHasherDefault<IdHasher>>;
+type IdSet = HashSet<UniqueId, BuildHasherDefault<IdHasher>>;
 
 /// The gradients a backward pass computed, by tensor.
 ///
@@ -12,12 +36,14 @@ use std::sync::Arc;
 /// tensors the set was allocated for ([`Gradients::try_alloc_for`],
 /// [`Tensor::alloc_grads`]) and of the traced input itself. Intermediate gradients are
 /// then freed as soon as backward has used them.
+///
+/// A gradient is a buffer laid out like its tensor's buffer: [`Gradients::get`] gives
+/// it as a tensor, [`Gradients::try_grad`] lends it without a copy.
 pub struct Gradients<E: Unit, D: Storage<E>> {
-    buffers: HashMap<UniqueId, D::Vec>,
+    /// `None` marks a gradient that is kept but not computed yet.
+    buffers: IdMap<Option<D::Vec>>,
     leaky: bool,
-    retained: HashSet<UniqueId>,
-    /// During backward: outputs of recorded ops, whose gradients are needed later.
-    pending: HashSet<UniqueId>,
+    retained: IdSet,
     device: Option<D>,
 }
 
@@ -25,10 +51,9 @@ impl<E: Unit, D: Storage<E>> Default for Gradients<E, D> {
     /// An empty set that keeps only the gradients it is told to.
     fn default() -> Self {
         Self {
-            buffers: HashMap::new(),
+            buffers: IdMap::default(),
             leaky: false,
-            retained: HashSet::new(),
-            pending: HashSet::new(),
+            retained: IdSet::default(),
             device: None,
         }
     }
@@ -37,7 +62,7 @@ impl<E: Unit, D: Storage<E>> Default for Gradients<E, D> {
 impl<E: Unit, D: Storage<E>> std::fmt::Debug for Gradients<E, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gradients")
-            .field("count", &self.buffers.len())
+            .field("count", &self.buffers.values().filter(|b| b.is_some()).count())
             .field("leaky", &self.leaky)
             .finish()
     }
@@ -54,8 +79,15 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
 
     /// Allocates a zero gradient for `tensor` and keeps its gradient after backward.
     pub fn try_alloc_for<S: Shape, T>(&mut self, tensor: &Tensor<S, E, D, T>) -> Result<(), Error> {
-        if let Entry::Vacant(entry) = self.buffers.entry(tensor.id) {
-            entry.insert(tensor.device.try_alloc_zeros(tensor.buffer_len())?);
+        match self.buffers.entry(tensor.id) {
+            Entry::Occupied(mut entry) => {
+                if entry.get().is_none() {
+                    entry.insert(Some(tensor.device.try_alloc_zeros(tensor.buffer_len())?));
+                }
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(Some(tensor.device.try_alloc_zeros(tensor.buffer_len())?));
+            }
         }
         self.device.get_or_insert_with(|| tensor.device.clone());
         self.retained.insert(tensor.id);
@@ -64,11 +96,12 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
 
     /// Whether a gradient for `tensor` is held.
     pub fn contains<S: Shape, T>(&self, tensor: &Tensor<S, E, D, T>) -> bool {
-        self.buffers.contains_key(&tensor.id)
+        matches!(self.buffers.get(&tensor.id), Some(Some(_)))
     }
 
     /// The gradient of `tensor`, with its shape and strides; zeros when backward never
     /// reached it (it did not affect the loss).
+    #[track_caller]
     pub fn get<S: Shape, T>(&self, tensor: &Tensor<S, E, D, T>) -> Tensor<S, E, D> {
         self.try_get(tensor).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -76,8 +109,8 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
     /// [`Gradients::get`], returning an allocation error instead of panicking.
     pub fn try_get<S: Shape, T>(&self, tensor: &Tensor<S, E, D, T>) -> Result<Tensor<S, E, D>, Error> {
         let buffer = match self.buffers.get(&tensor.id) {
-            Some(buffer) => buffer.clone(),
-            None => tensor.device.try_alloc_zeros(tensor.buffer_len())?,
+            Some(Some(buffer)) => buffer.clone(),
+            _ => tensor.device.try_alloc_zeros(tensor.buffer_len())?,
         };
         Ok(Tensor {
             id: UniqueId::next(),
@@ -89,10 +122,44 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
         })
     }
 
+    /// Lends the gradient of `tensor` without copying it: a buffer laid out like the
+    /// tensor's own (read it through [`Tensor::layout`]). What an optimizer reads.
+    ///
+    /// # Errors
+    /// [`Error::MissingGradient`] when no gradient of `tensor` was computed or allocated.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// let dev = ferrograd_cpu::Cpu::default();
+    /// let w: Tensor<Rank1<2>, f64, _> = dev.tensor([1.0, 2.0]);
+    /// let grads = w.leaky_trace().square().sum::<Rank0, _>().backward();
+    /// assert_eq!(&grads.try_grad(&w)?[..], &[2.0, 4.0]);
+    /// let never_used: Tensor<Rank1<2>, f64, _> = dev.zeros();
+    /// assert!(grads.try_grad(&never_used).is_err());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_grad<S: Shape, T>(&self, tensor: &Tensor<S, E, D, T>) -> Result<&D::Vec, Error> {
+        match self.buffers.get(&tensor.id) {
+            Some(Some(buffer)) => Ok(buffer),
+            _ => Err(missing(tensor)),
+        }
+    }
+
+    /// Lends the gradient of `tensor` to change in place (to clip or scale it).
+    ///
+    /// # Errors
+    /// [`Error::MissingGradient`] when no gradient of `tensor` was computed or allocated.
+    pub fn try_grad_mut<S: Shape, T>(&mut self, tensor: &Tensor<S, E, D, T>) -> Result<&mut D::Vec, Error> {
+        match self.buffers.get_mut(&tensor.id) {
+            Some(Some(buffer)) => Ok(buffer),
+            _ => Err(missing(tensor)),
+        }
+    }
+
     /// Sets every held gradient to zero, keeping the buffers.
     pub fn zero_grads(&mut self) -> Result<(), Error> {
         if let Some(device) = &self.device {
-            for buffer in self.buffers.values_mut() {
+            for buffer in self.buffers.values_mut().flatten() {
                 device.try_fill(buffer, E::default())?;
             }
         }
@@ -109,32 +176,44 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
         self.retained.insert(id);
     }
 
+    pub(crate) fn is_leaky(&self) -> bool {
+        self.leaky
+    }
+
     pub(crate) fn keeps(&self, id: UniqueId) -> bool {
         self.leaky || self.retained.contains(&id)
     }
 
-    /// Whether anyone will read the gradient of `id`: kept, or the output of an op
-    /// backward has yet to run.
-    pub(crate) fn wants(&self, id: UniqueId) -> bool {
-        self.keeps(id) || self.pending.contains(&id)
+    pub(crate) fn set_device(&mut self, device: &D) {
+        self.device.get_or_insert_with(|| device.clone());
     }
 
-    pub(crate) fn set_pending(&mut self, pending: HashSet<UniqueId>) {
-        self.pending = pending;
+    /// The gradient slot of a leaf during backward; `None` when it is not kept.
+    pub(crate) fn leaf_entry(&mut self, id: UniqueId) -> Option<&mut Option<D::Vec>> {
+        if self.keeps(id) {
+            Some(self.buffers.entry(id).or_insert(None))
+        } else {
+            None
+        }
     }
 
-    pub(crate) fn take_buffer(&mut self, id: UniqueId) -> Option<D::Vec> {
-        self.buffers.remove(&id)
-    }
-
-    pub(crate) fn put_buffer(&mut self, id: UniqueId, buffer: D::Vec) {
-        self.buffers.insert(id, buffer);
+    pub(crate) fn put(&mut self, id: UniqueId, buffer: D::Vec) {
+        self.buffers.insert(id, Some(buffer));
     }
 
     /// Moves another set's gradients and keep-list into this one (tapes merging).
     pub(crate) fn absorb(&mut self, other: Self) {
         for (id, buffer) in other.buffers {
-            self.buffers.entry(id).or_insert(buffer);
+            match self.buffers.entry(id) {
+                Entry::Vacant(entry) => {
+                    entry.insert(buffer);
+                }
+                Entry::Occupied(mut entry) => {
+                    if entry.get().is_none() {
+                        entry.insert(buffer);
+                    }
+                }
+            }
         }
         self.retained.extend(other.retained);
         self.leaky |= other.leaky;
@@ -145,19 +224,27 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
 }
 
 impl<E: Dtype, D: Storage<E>> Gradients<E, D> {
-    /// The gradient buffer of `id`, allocated as zeros (`len` elements) on first use;
-    /// `None` when nobody wants that gradient, so the caller can skip computing it.
-    pub(crate) fn grad_mut(&mut self, id: UniqueId, len: usize, device: &D) -> Result<Option<&mut D::Vec>, Error> {
-        if !self.wants(id) {
-            return Ok(None);
-        }
-        let buffer = match self.buffers.entry(id) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => {
-                self.device.get_or_insert_with(|| device.clone());
-                entry.insert(device.try_alloc_zeros(len)?)
-            }
+    /// Adds `seed` to the gradient of the leaf `id`, if it is kept.
+    pub(crate) fn add_leaf(&mut self, id: UniqueId, seed: D::Vec, device: &D) -> Result<(), Error> {
+        let Some(entry) = self.leaf_entry(id) else {
+            return Ok(());
         };
-        Ok(Some(buffer))
+        match entry {
+            None => *entry = Some(seed),
+            Some(existing) => {
+                let mut sum = device.try_to_host(existing)?;
+                for (s, v) in sum.iter_mut().zip(device.try_to_host(&seed)?) {
+                    *s += v;
+                }
+                *existing = device.try_from_host(sum)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn missing<S: Shape, E: Unit, D: Storage<E>, T>(tensor: &Tensor<S, E, D, T>) -> Error {
+    Error::MissingGradient {
+        tensor: format!("tensor {} of shape {:?}", tensor.id, tensor.layout.dims()),
     }
 }

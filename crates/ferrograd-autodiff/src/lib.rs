@@ -53,10 +53,11 @@ pub(crate) mod ops;
 mod tape;
 mod tensor;
 
+pub use backward::BackwardContext;
 pub use create::{SampleTensor, TensorCreation, TensorData};
 pub use gradients::Gradients;
 pub use ops::concat::{Stack, stack};
-pub use tape::{MergeTapes, MergedTape, NoneTape, OwnedTape, Tape};
+pub use tape::{BackwardFn, MergeTapes, MergedTape, NoneTape, OpInput, OwnedTape, Tape};
 pub use tensor::{Tensor, UniqueId};
 
 /// Everything a user of tensors needs in scope.

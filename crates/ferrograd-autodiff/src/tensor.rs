@@ -13,6 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UniqueId(u64);
 
+impl std::fmt::Display for UniqueId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
 impl UniqueId {
     pub(crate) fn next() -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(1);
@@ -69,6 +75,36 @@ impl<S: Shape, E: Unit, D: Storage<E>> Tensor<S, E, D, NoneTape> {
     pub(crate) fn from_buffer(data: D::Vec, shape: S, device: D) -> Self {
         Self::from_arc(Arc::new(data), shape, device, NoneTape)
     }
+
+    /// A new tensor (a new id, untraced) over `data`, row-major in `shape`: how a
+    /// kernel's output becomes a tensor.
+    ///
+    /// # Errors
+    /// `Error::ShapeMismatch` when `data` does not hold exactly `shape`'s element count.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// use ferrograd_device::Storage;
+    /// let dev = ferrograd_cpu::Cpu::default();
+    /// let buffer = dev.try_from_host(vec![1.0f32, 2.0, 3.0, 4.0])?;
+    /// let t = Tensor::try_from_storage(buffer, (2usize, Const::<2>), dev)?;
+    /// assert_eq!(t.as_vec(), [1.0, 2.0, 3.0, 4.0]);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_from_storage(data: D::Vec, shape: S, device: D) -> Result<Self, Error> {
+        if D::len(&data) != shape.num_elements() {
+            return Err(Error::ShapeMismatch {
+                op: "from_storage",
+                message: format!(
+                    "a buffer of {} elements cannot hold shape {:?} ({} elements)",
+                    D::len(&data),
+                    shape.concrete(),
+                    shape.num_elements()
+                ),
+            });
+        }
+        Ok(Self::from_buffer(data, shape, device))
+    }
 }
 
 impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
@@ -101,6 +137,44 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
     /// The device the data lives on.
     pub fn device(&self) -> &D {
         &self.device
+    }
+
+    /// The buffer the elements live in, to read through [`Tensor::layout`]: a view
+    /// (a slice, a broadcast, a permutation) shares its base tensor's buffer.
+    pub fn storage(&self) -> &D::Vec {
+        &self.data
+    }
+
+    /// The buffer, shared: a backward step that needs it later keeps this handle
+    /// instead of a copy.
+    pub fn shared_storage(&self) -> &Arc<D::Vec> {
+        &self.data
+    }
+
+    /// The buffer to change in place, keeping the tensor's id (so gradients and
+    /// optimizer state keyed by it still apply): what an optimizer's update writes
+    /// through. When another tensor (or a recorded backward step) shares the buffer, it
+    /// is copied first, so they keep the old values.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// let dev = ferrograd_cpu::Cpu::default();
+    /// let mut w: Tensor<Rank1<2>, f32, _> = dev.tensor([1.0, 2.0]);
+    /// let (id, before) = (w.id(), w.clone());
+    /// for v in w.storage_mut().iter_mut() {
+    ///     *v -= 0.5;
+    /// }
+    /// assert_eq!(w.array(), [0.5, 1.5]);
+    /// assert_eq!(w.id(), id);
+    /// assert_eq!(before.array(), [1.0, 2.0]);
+    /// ```
+    pub fn storage_mut(&mut self) -> &mut D::Vec {
+        Arc::make_mut(&mut self.data)
+    }
+
+    /// How the elements are laid out in [`Tensor::storage`]: sizes, strides, offset.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// The id the gradient tape knows this tensor's data by.

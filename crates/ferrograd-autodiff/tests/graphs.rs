@@ -372,3 +372,93 @@ fn a_small_network_against_finite_differences() {
         s.clone() * s + weighted_sum(a.softplus())
     });
 }
+
+/// The loss may be a view: backward seeds only the element the view reads. Before the
+/// seed went through the loss's layout, a slice of a leaf got `[1, 1, 1, 1]`.
+#[test]
+fn a_loss_that_is_a_view_of_a_leaf() {
+    let dev = Cpu::default();
+    let x: Tensor<Rank1<4>, f64, Cpu> = dev.tensor([1.0, 2.0, 3.0, 4.0]);
+    let loss = x.leaky_trace().slice((2..3,)).realize::<Rank1<1>>().squeeze::<0>();
+    assert_eq!(loss.backward().get(&x).array(), [0.0, 0.0, 1.0, 0.0]);
+}
+
+/// A view of an op's output as the loss: only that element's gradient flows back.
+#[test]
+fn a_loss_that_is_a_view_of_an_op_output() {
+    let dev = Cpu::default();
+    let values = [0.5, -1.0, 2.0, 0.25];
+    let x: Tensor<Rank1<4>, f64, Cpu> = dev.tensor(values);
+    let y = x.leaky_trace().exp();
+    let loss = y.slice((1..2,)).realize::<Rank1<1>>().squeeze::<0>();
+    // d exp(x₁)/dx = exp(x₁) at index 1, 0 elsewhere.
+    assert_eq!(loss.backward().get(&x).array(), [0.0, values[1].exp(), 0.0, 0.0]);
+    // The same through a permuted 2-d output: the loss reads element [1][0] of exp(xᵀ).
+    let m: Tensor<Rank2<2, 2>, f64, Cpu> = dev.tensor([[0.5, -1.0], [2.0, 0.25]]);
+    let e = m.leaky_trace().exp().permute::<Axes2<1, 0>>();
+    let loss = e
+        .slice((1..2, 0..1))
+        .realize::<Rank2<1, 1>>()
+        .squeeze::<0>()
+        .squeeze::<0>();
+    assert_eq!(loss.backward().get(&m).array(), [[0.0, (-1.0f64).exp()], [0.0, 0.0]]);
+}
+
+/// A handle recorded on a tape that was merged since: its node numbers must be
+/// translated into the tape it joined.
+#[test]
+fn recording_through_a_handle_of_a_merged_tape() {
+    let dev = Cpu::default();
+    let x: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([0.3, -0.7]);
+    let w: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([1.1, 0.4]);
+    let a = x.leaky_trace().exp(); // tape A, node 0
+    let b = w.leaky_trace().exp(); // tape B, node 0
+    let merged = a + b.clone(); // B joins A: its node 0 becomes A's node 1
+    let later = b.sin(); // recorded through B's handle after the merge
+    let loss = merged.sum::<Rank0, _>() + later.sum::<Rank0, _>();
+    let grads = loss.backward();
+    // d/dx Σ e^x = e^x; d/dw Σ (e^w + sin e^w) = e^w (1 + cos e^w).
+    let expected_x: Vec<f64> = x.as_vec().iter().map(|v| v.exp()).collect();
+    let expected_w: Vec<f64> = w.as_vec().iter().map(|v| v.exp() * (1.0 + v.exp().cos())).collect();
+    assert_close(&grads.get(&x).as_vec(), &expected_x, 1e-15, 0.0, "dx");
+    assert_close(&grads.get(&w).as_vec(), &expected_w, 1e-15, 0.0, "dw");
+}
+
+/// Recording never loses an op, however merges and recordings on other threads
+/// interleave: one thread records a chain of adds on tape B while another merges B
+/// into tape A. Every add must reach the gradient.
+#[test]
+fn recording_while_another_thread_merges() {
+    const ADDS: usize = 200;
+    for _ in 0..50 {
+        let dev = Cpu::default();
+        let x: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([1.0, 2.0]);
+        let w: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([3.0, 4.0]);
+        let (xt, wt) = (x.leaky_trace(), w.leaky_trace());
+        let (chain, merged) = std::thread::scope(|scope| {
+            let w_for_chain = wt.clone();
+            let chain = scope.spawn(move || {
+                let mut y = w_for_chain.clone();
+                for _ in 0..ADDS {
+                    y = y + w_for_chain.clone();
+                }
+                y
+            });
+            let wt = wt.clone();
+            let merger = scope.spawn(move || {
+                let mut z = xt.clone() + wt.clone();
+                for _ in 0..ADDS / 10 {
+                    z = z + xt.clone();
+                }
+                z
+            });
+            (chain.join().unwrap(), merger.join().unwrap())
+        });
+        let grads = (chain.sum::<Rank0, _>() + merged.sum::<Rank0, _>()).backward();
+        // chain = (ADDS + 1)·w, merged = x + w + (ADDS/10)·x.
+        let dw = (ADDS + 1 + 1) as f64;
+        let dx = (1 + ADDS / 10) as f64;
+        assert_eq!(grads.get(&w).array(), [dw, dw]);
+        assert_eq!(grads.get(&x).array(), [dx, dx]);
+    }
+}

@@ -34,6 +34,14 @@ pub enum Error {
         "backward: the tape of this loss was already used by an earlier backward pass; trace the inputs again (`traced(grads)`) to record a new graph"
     )]
     TapeAlreadyConsumed,
+    /// A gradient was asked for (by an optimizer, say) that backward never computed.
+    #[error(
+        "no gradient for {tensor}: backward did not reach it; is it used in the loss, and were its gradients allocated (`alloc_grads`) before tracing?"
+    )]
+    MissingGradient {
+        /// The tensor: a parameter's name where the caller knows it, else its id and shape.
+        tensor: String,
+    },
 }
 
 impl Error {

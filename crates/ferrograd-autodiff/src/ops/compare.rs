@@ -127,33 +127,32 @@ impl<S: Shape, D: Storage<bool>, T> Tensor<S, bool, D, T> {
             &on_false.data,
             &on_false.layout,
         )?;
+        let inputs = [on_true.op_input(), on_false.op_input()];
         let tape = on_true.tape.merge_tapes(on_false.tape);
-        let result = Tensor::from_arc(Arc::new(data), self.shape, device.clone(), tape);
-        if <MergedTape<L, R> as Tape<E, D>>::TRACING {
-            let (condition, condition_layout) = (self.data.clone(), self.layout);
-            let branches = [
-                (
-                    Operand::Lhs,
-                    on_true.id,
-                    on_true.layout,
-                    <D as Storage<E>>::len(&on_true.data),
-                ),
-                (
-                    Operand::Rhs,
-                    on_false.id,
-                    on_false.layout,
-                    <D as Storage<E>>::len(&on_false.data),
-                ),
-            ];
-            result.tape.record(result.id, move |grads, grad_output| {
-                for (operand, id, layout, len) in branches {
-                    if let Some(grad) = grads.grad_mut(id, len, &device)? {
-                        device.backward(operand, &condition, &condition_layout, &layout, grad, grad_output)?;
+        let result = Tensor::from_arc(Arc::new(data), self.shape, device, tape);
+        if !<MergedTape<L, R> as Tape<E, D>>::TRACING {
+            return Ok(result);
+        }
+        let (condition, condition_layout) = (self.data.clone(), self.layout);
+        let layouts = [on_true.layout, on_false.layout];
+        let result = result.record_op(&inputs, move |ctx| {
+            ctx.with_grad_output(|ctx, grad_output| {
+                for (position, operand) in [(0, Operand::Lhs), (1, Operand::Rhs)] {
+                    let device = ctx.device;
+                    if let Some(grad) = ctx.grad_mut(position)? {
+                        device.backward(
+                            operand,
+                            &condition,
+                            &condition_layout,
+                            &layouts[position],
+                            grad,
+                            grad_output,
+                        )?;
                     }
                 }
                 Ok(())
-            });
-        }
+            })
+        });
         Ok(result)
     }
 }

@@ -1,7 +1,7 @@
 //! Joining tensors: `concat_along` an existing axis, `stack` along a new one.
 
-use crate::tape::{MergeTapes, MergedTape, Tape};
-use crate::tensor::{Tensor, UniqueId};
+use crate::tape::{MergeTapes, MergedTape, OpInput, Tape};
+use crate::tensor::Tensor;
 use ferrograd_device::ops::copy::CopyKernel;
 use ferrograd_device::{Dtype, Error, Layout};
 use ferrograd_shapes::{Axis, Const, DynamicAxis, PrependAxis, Shape};
@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// One input of a join: where its data and gradient live, and the region of the
 /// output it fills.
 struct Part<D: ferrograd_device::Storage<E>, E: Dtype> {
-    id: UniqueId,
+    input: OpInput,
     data: Arc<D::Vec>,
     layout: Layout,
     region: Layout,
@@ -28,21 +28,23 @@ fn join<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>>(
     for part in &parts {
         device.copy_strided(&part.data, &part.layout, &mut out, &part.region)?;
     }
-    let result = Tensor::from_arc(Arc::new(out), shape, device.clone(), tape);
-    if T::TRACING {
-        let parts: Vec<(UniqueId, usize, Layout, Layout)> = parts
-            .into_iter()
-            .map(|p| (p.id, D::len(&p.data), p.layout, p.region))
-            .collect();
-        result.tape.record(result.id, move |grads, grad_output| {
-            for (id, len, layout, region) in parts {
-                if let Some(grad) = grads.grad_mut(id, len, &device)? {
-                    device.add_strided(grad_output, &region, grad, &layout)?;
+    let result = Tensor::from_arc(Arc::new(out), shape, device, tape);
+    if !T::TRACING {
+        return Ok(result);
+    }
+    let inputs: Vec<OpInput> = parts.iter().map(|p| p.input).collect();
+    let layouts: Vec<(Layout, Layout)> = parts.into_iter().map(|p| (p.layout, p.region)).collect();
+    let result = result.record_op(&inputs, move |ctx| {
+        ctx.with_grad_output(|ctx, grad_output| {
+            for (position, (layout, region)) in layouts.iter().enumerate() {
+                let device = ctx.device;
+                if let Some(grad) = ctx.grad_mut(position)? {
+                    device.add_strided(grad_output, region, grad, layout)?;
                 }
             }
             Ok(())
-        });
-    }
+        })
+    });
     Ok(result)
 }
 
@@ -123,13 +125,13 @@ impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         let shape = <S::Dynamic as Shape>::from_concrete(&concrete).expect("DynamicAxis guarantees the joined shape");
         let parts = vec![
             Part {
-                id: self.id,
+                input: self.op_input(),
                 data: self.data,
                 layout: self.layout,
                 region: region(&dims, I, 0, a[I]),
             },
             Part {
-                id: other.id,
+                input: other.op_input(),
                 data: other.data,
                 layout: other.layout,
                 region: region(&dims, I, a[I], b[I]),
@@ -192,12 +194,13 @@ where
         }
         let whole = region(&dims, 0, i, 1);
         let region = Layout::from_parts(&item, &whole.strides()[1..]).with_offset(whole.offset());
+        let input = tensor.op_input();
         tape = Some(match tape {
             None => tensor.tape,
             Some(t) => t.merge_tapes(tensor.tape),
         });
         parts.push(Part {
-            id: tensor.id,
+            input,
             data: tensor.data,
             layout: tensor.layout,
             region,

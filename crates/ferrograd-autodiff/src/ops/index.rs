@@ -270,7 +270,7 @@ impl<S: Shape, E: Dtype, D: GatherKernel<E> + ScatterAddKernel<E>, T: Tape<E, D>
         } = self;
         let input_len = <D as Storage<E>>::len(&data);
         drop(data);
-        let result = Tensor::from_arc(Arc::new(out), shape, device, tape);
+        let mut result = Tensor::from_arc(Arc::new(out), shape, device, tape);
         if T::TRACING {
             let out_layout = row_major(index_layout.dims());
             result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
@@ -354,13 +354,14 @@ impl<S: Shape, E: Dtype, D: ScatterAddKernel<E> + CopyKernel<E>, T: Tape<E, D>> 
         }
         let numel = self.num_elements();
         let out_layout = Layout::contiguous(&self.shape);
+        let inputs = [self.op_input(), src.op_input()];
         let Tensor {
-            id,
             data,
             shape,
             layout,
             device,
             tape,
+            ..
         } = self;
         let input_len = <D as Storage<E>>::len(&data);
         // Backward needs only the input's layout, so its buffer becomes the output when
@@ -389,22 +390,24 @@ impl<S: Shape, E: Dtype, D: ScatterAddKernel<E> + CopyKernel<E>, T: Tape<E, D>> 
             &src.layout,
         )?;
         let Tensor {
-            id: src_id,
             data: src_data,
             layout: src_layout,
             tape: src_tape,
             ..
         } = src;
-        let result = Tensor::from_arc(Arc::new(out), shape, device.clone(), tape.merge_tapes(src_tape));
-        if <<T as MergeTapes<R>>::Output as Tape<E, D>>::TRACING {
-            let src_len = <D as Storage<E>>::len(&src_data);
-            drop(src_data);
-            let (index, index_layout) = (idx.data.clone(), idx.layout);
-            result.tape.record(result.id, move |grads, grad_output| {
-                if let Some(grad) = grads.grad_mut(id, input_len, &device)? {
+        drop(src_data);
+        let result = Tensor::from_arc(Arc::new(out), shape, device, tape.merge_tapes(src_tape));
+        if !<<T as MergeTapes<R>>::Output as Tape<E, D>>::TRACING {
+            return Ok(result);
+        }
+        let (index, index_layout) = (idx.data.clone(), idx.layout);
+        let result = result.record_op(&inputs, move |ctx| {
+            ctx.with_grad_output(|ctx, grad_output| {
+                let device = ctx.device;
+                if let Some(grad) = ctx.grad_mut(0)? {
                     device.add_strided(grad_output, &out_layout, grad, &layout)?;
                 }
-                if let Some(grad) = grads.grad_mut(src_id, src_len, &device)? {
+                if let Some(grad) = ctx.grad_mut(1)? {
                     device.gather_add(
                         "scatter_add",
                         grad_output,
@@ -417,8 +420,8 @@ impl<S: Shape, E: Dtype, D: ScatterAddKernel<E> + CopyKernel<E>, T: Tape<E, D>> 
                     )?;
                 }
                 Ok(())
-            });
-        }
+            })
+        });
         Ok(result)
     }
 }

@@ -3,10 +3,11 @@
 //! Each operand is described to the kernel by strides alone, so transposed, permuted or
 //! broadcast operands reach the GEMM without copies.
 
+use crate::backward::BackwardContext;
 use crate::tape::{MergeTapes, MergedTape, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::matmul::{MatmulKernel, MatrixLayout};
-use ferrograd_device::{Dtype, Error, Layout};
+use ferrograd_device::{Dtype, Error, Layout, Storage};
 use ferrograd_shapes::{MatMulShape, Shape};
 use std::sync::Arc;
 
@@ -120,41 +121,85 @@ impl<S: Shape, E: Dtype, D: MatmulKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
             &out_matrix,
         )?;
 
+        let inputs = [self.op_input(), rhs.op_input()];
+        let lhs_written_once = written_once(&self.layout, D::len(&self.data), &lhs_matrix);
+        let rhs_written_once = written_once(&rhs.layout, D::len(&rhs.data), &rhs_matrix);
         let tape = self.tape.merge_tapes(rhs.tape);
-        let result = Tensor::from_arc(Arc::new(out), shape, device.clone(), tape);
-        if <MergedTape<T, R> as Tape<E, D>>::TRACING {
-            let (lhs_id, lhs_data) = (self.id, self.data);
-            let (rhs_id, rhs_data) = (rhs.id, rhs.data);
-            result.tape.record(result.id, move |grads, grad_output| {
-                // d lhs = d out · rhsᵀ, accumulated through lhs's own layout.
-                if let Some(grad) = grads.grad_mut(lhs_id, D::len(&lhs_data), &device)? {
+        let result = Tensor::from_arc(Arc::new(out), shape, device, tape);
+        if !<MergedTape<T, R> as Tape<E, D>>::TRACING {
+            return Ok(result);
+        }
+        let (lhs_data, rhs_data) = (self.data, rhs.data);
+        let result = result.record_op(&inputs, move |ctx| {
+            ctx.with_grad_output(|ctx, grad_output| {
+                let device = ctx.device;
+                // d lhs = d out · rhsᵀ, through lhs's own layout: written (beta = 0) when
+                // it is the first contribution and covers the whole buffer.
+                if let Some((grad, beta)) = gemm_destination(ctx, 0, lhs_written_once)? {
                     device.gemm_batched(
                         (m, n, k),
                         grad_output,
                         &out_matrix,
                         &rhs_data,
                         &rhs_matrix.transposed(),
-                        E::ONE,
+                        beta,
                         grad,
                         &lhs_matrix,
                     )?;
                 }
                 // d rhs = lhsᵀ · d out.
-                if let Some(grad) = grads.grad_mut(rhs_id, D::len(&rhs_data), &device)? {
+                if let Some((grad, beta)) = gemm_destination(ctx, 1, rhs_written_once)? {
                     device.gemm_batched(
                         (k, m, n),
                         &lhs_data,
                         &lhs_matrix.transposed(),
                         grad_output,
                         &out_matrix,
-                        E::ONE,
+                        beta,
                         grad,
                         &rhs_matrix,
                     )?;
                 }
                 Ok(())
-            });
-        }
+            })
+        });
         Ok(result)
     }
+}
+
+/// Whether a product into this operand's layout writes every element of its buffer
+/// exactly once: the layout is plain row-major over the whole buffer, and no matrix is
+/// repeated across the batch (whose products would have to add up).
+fn written_once(layout: &Layout, buffer_len: usize, matrix: &MatrixLayout) -> bool {
+    let batch = &matrix.batch;
+    layout.is_contiguous()
+        && layout.num_elements() == buffer_len
+        && batch
+            .dims()
+            .iter()
+            .zip(batch.strides())
+            .all(|(&d, &s)| d == 1 || s != 0)
+}
+
+/// Where a product's gradient goes, and the GEMM `beta` to put it there with: 0 when
+/// this is the first contribution and the product writes every element of the buffer
+/// once (a plain, unbroadcast operand), so the fresh buffer's contents never matter.
+fn gemm_destination<'c, E: Dtype, D: Storage<E>>(
+    ctx: &'c mut BackwardContext<'_, E, D>,
+    input: usize,
+    written_once: bool,
+) -> Result<Option<(&'c mut D::Vec, E)>, Error> {
+    let len = ctx.input_len(input);
+    let device = ctx.device;
+    let Some(entry) = ctx.grad_entry(input) else {
+        return Ok(None);
+    };
+    let beta = match entry {
+        Some(_) => E::ONE,
+        None => {
+            *entry = Some(device.try_alloc_zeros(len)?);
+            if written_once { E::ZERO } else { E::ONE }
+        }
+    };
+    Ok(entry.as_mut().map(|grad| (grad, beta)))
 }

@@ -89,7 +89,7 @@ impl<S: Shape, E: Dtype, D: SoftmaxKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> 
         let input_len = D::len(&data);
         // Backward needs only the output, so the input's buffer may become the output.
         let out = Arc::new(with_input(data, |input| device.forward(kind, input, &layout, axes))?);
-        let result = Tensor::from_arc(out.clone(), shape, device, tape);
+        let mut result = Tensor::from_arc(out.clone(), shape, device, tape);
         result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
             device.backward(kind, &layout, axes, &out, grad, grad_output)
         });

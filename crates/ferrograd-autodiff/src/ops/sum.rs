@@ -105,7 +105,7 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
             ..
         } = self;
         let input_len = D::len(&data);
-        let result = Tensor::from_arc(out.clone(), shape, device, tape);
+        let mut result = Tensor::from_arc(out.clone(), shape, device, tape);
         if T::TRACING {
             let input = keep.input.then_some(data);
             let output = keep.output.then_some(out);

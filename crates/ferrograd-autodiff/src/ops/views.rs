@@ -317,7 +317,7 @@ impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         } = self;
         let input_len = D::len(&data);
         drop(data);
-        let result = Tensor::from_arc(Arc::new(out), shape, device, tape);
+        let mut result = Tensor::from_arc(Arc::new(out), shape, device, tape);
         if T::TRACING {
             result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
                 device.add_strided(grad_output, &out_layout, grad, &layout)

@@ -2,8 +2,10 @@
 //! `value` and `derivative`, this file supplies the loops.
 
 use crate::device::{Cpu, CpuBuffer, try_vec};
-use ferrograd_device::ops::elementwise::{BinaryFn, BinaryKernel, BinaryOp, Operand, UnaryFn, UnaryKernel, UnaryOp};
-use ferrograd_device::{Dtype, Error, Input, Layout};
+use ferrograd_device::ops::elementwise::{
+    BinaryFn, BinaryKernel, BinaryOp, Operand, Saved, UnaryFn, UnaryKernel, UnaryOp,
+};
+use ferrograd_device::{Dtype, Error, Input, Layout, Storage};
 
 /// Whether the layout addresses the first `numel` elements of a buffer in order.
 pub(crate) fn is_dense<E>(layout: &Layout, buffer: &[E]) -> bool {
@@ -38,27 +40,77 @@ impl<E: Dtype, Op: UnaryOp + UnaryFn<E>> UnaryKernel<Op, E> for Cpu {
         &self,
         op: &Op,
         layout: &Layout,
-        saved: &Self::Vec,
-        grad_input: &mut Self::Vec,
-        grad_output: &Self::Vec,
+        saved: Option<&Self::Vec>,
+        grad_input: &mut Option<Self::Vec>,
+        grad_len: usize,
+        grad_output: Input<'_, Self::Vec>,
     ) -> Result<(), Error> {
+        let saved: &[E] = match (Op::SAVES, saved) {
+            (Saved::Nothing, _) => &[],
+            (_, Some(saved)) => saved,
+            (_, None) => return Err(missing_saved_buffer(Op::NAME)),
+        };
+        // The derivative at output position `i`, whose input lives at `offset`.
+        let derivative = |i: usize, offset: usize| match Op::SAVES {
+            Saved::Input => op.derivative(saved[offset]),
+            Saved::Output => op.derivative(saved[i]),
+            Saved::Nothing => op.derivative(E::ZERO),
+        };
         let numel = layout.num_elements();
-        if is_dense(layout, grad_input) {
-            let grad_input = &mut grad_input[..numel];
-            let saved = &saved[..numel];
-            for ((g, &s), &go) in grad_input.iter_mut().zip(saved).zip(&grad_output[..numel]) {
-                *g += go * op.derivative(s);
+        let covers_buffer = layout.is_contiguous() && numel == grad_len;
+        match grad_input {
+            None if covers_buffer => {
+                // First contribution over the whole buffer: write, never zero-fill then add.
+                *grad_input = Some(match grad_output {
+                    Input::Unique(mut buffer) if buffer.len() == numel => {
+                        for (i, g) in buffer.iter_mut().enumerate() {
+                            *g *= derivative(i, i);
+                        }
+                        buffer
+                    }
+                    grad_output => {
+                        let go = grad_output.get();
+                        let mut out = try_vec(numel)?;
+                        out.extend(go[..numel].iter().enumerate().map(|(i, &g)| g * derivative(i, i)));
+                        CpuBuffer(out)
+                    }
+                });
             }
-        } else if Op::DERIVATIVE_FROM_OUTPUT {
-            for (i, offset) in layout.offsets().enumerate() {
-                grad_input[offset] += grad_output[i] * op.derivative(saved[i]);
+            None => {
+                let mut grad = self.try_alloc_zeros(grad_len)?;
+                accumulate_unary(&mut grad, layout, grad_output.get(), covers_buffer, derivative);
+                *grad_input = Some(grad);
             }
-        } else {
-            for (i, offset) in layout.offsets().enumerate() {
-                grad_input[offset] += grad_output[i] * op.derivative(saved[offset]);
-            }
+            Some(grad) => accumulate_unary(grad, layout, grad_output.get(), covers_buffer, derivative),
         }
         Ok(())
+    }
+}
+
+/// `grad[offset] += grad_output[i] · derivative(i, offset)` over the input's layout.
+fn accumulate_unary<E: Dtype>(
+    grad: &mut [E],
+    layout: &Layout,
+    grad_output: &[E],
+    dense: bool,
+    derivative: impl Fn(usize, usize) -> E,
+) {
+    if dense {
+        let numel = layout.num_elements();
+        for (i, (g, &go)) in grad[..numel].iter_mut().zip(&grad_output[..numel]).enumerate() {
+            *g += go * derivative(i, i);
+        }
+    } else {
+        for (i, offset) in layout.offsets().enumerate() {
+            grad[offset] += grad_output[i] * derivative(i, offset);
+        }
+    }
+}
+
+fn missing_saved_buffer(op: &'static str) -> Error {
+    Error::InvalidArgument {
+        op,
+        message: "backward needs the buffer this op saves, and none was passed".into(),
     }
 }
 
@@ -103,28 +155,107 @@ impl<E: Dtype, Op: BinaryOp + BinaryFn<E>> BinaryKernel<Op, E> for Cpu {
         &self,
         op: &Op,
         operand: Operand,
-        lhs: &Self::Vec,
+        lhs: Option<&Self::Vec>,
         lhs_layout: &Layout,
-        rhs: &Self::Vec,
+        rhs: Option<&Self::Vec>,
         rhs_layout: &Layout,
-        grad: &mut Self::Vec,
-        grad_output: &Self::Vec,
+        grad: &mut Option<Self::Vec>,
+        grad_len: usize,
+        grad_output: Input<'_, Self::Vec>,
     ) -> Result<(), Error> {
+        let (lhs, rhs): (&[E], &[E]) = match (lhs, rhs) {
+            (Some(lhs), Some(rhs)) => (lhs, rhs),
+            _ if Op::DERIVATIVES_READ_OPERANDS => return Err(missing_saved_buffer(Op::NAME)),
+            _ => (&[], &[]),
+        };
         let grad_layout = match operand {
             Operand::Lhs => lhs_layout,
             Operand::Rhs => rhs_layout,
         };
-        let offsets = lhs_layout
-            .offsets()
-            .zip(rhs_layout.offsets())
-            .zip(grad_layout.offsets());
-        for (k, ((i, j), g)) in offsets.enumerate() {
-            let d = match operand {
-                Operand::Lhs => op.dx(lhs[i], rhs[j]),
-                Operand::Rhs => op.dy(lhs[i], rhs[j]),
+        let partial = |i: usize, j: usize| {
+            let (x, y) = if Op::DERIVATIVES_READ_OPERANDS {
+                (lhs[i], rhs[j])
+            } else {
+                (E::ZERO, E::ZERO)
             };
-            grad[g] += grad_output[k] * d;
+            match operand {
+                Operand::Lhs => op.dx(x, y),
+                Operand::Rhs => op.dy(x, y),
+            }
+        };
+        let numel = grad_layout.num_elements();
+        let operands_dense = !Op::DERIVATIVES_READ_OPERANDS || (is_dense(lhs_layout, lhs) && is_dense(rhs_layout, rhs));
+        let dense = operands_dense && grad_layout.is_contiguous() && numel == grad_len;
+        match grad {
+            None if dense => {
+                // First contribution over the whole buffer: write (or, for `x + y`, just
+                // move the output's gradient), never zero-fill then add.
+                *grad = Some(match grad_output {
+                    Input::Unique(mut buffer) if buffer.len() == numel => {
+                        if Op::DERIVATIVES_READ_OPERANDS || partial(0, 0) != E::ONE {
+                            for (i, g) in buffer.iter_mut().enumerate() {
+                                *g *= partial(i, i);
+                            }
+                        }
+                        buffer
+                    }
+                    grad_output => {
+                        let go = grad_output.get();
+                        let mut out = try_vec(numel)?;
+                        out.extend(go[..numel].iter().enumerate().map(|(i, &g)| g * partial(i, i)));
+                        CpuBuffer(out)
+                    }
+                });
+            }
+            None => {
+                let mut buffer = self.try_alloc_zeros(grad_len)?;
+                accumulate_binary(
+                    &mut buffer,
+                    lhs_layout,
+                    rhs_layout,
+                    grad_layout,
+                    grad_output.get(),
+                    dense,
+                    partial,
+                );
+                *grad = Some(buffer);
+            }
+            Some(buffer) => accumulate_binary(
+                buffer,
+                lhs_layout,
+                rhs_layout,
+                grad_layout,
+                grad_output.get(),
+                dense,
+                partial,
+            ),
         }
         Ok(())
+    }
+}
+
+/// `grad[g] += grad_output[k] · partial(i, j)` over the three layouts.
+fn accumulate_binary<E: Dtype>(
+    grad: &mut [E],
+    lhs_layout: &Layout,
+    rhs_layout: &Layout,
+    grad_layout: &Layout,
+    grad_output: &[E],
+    dense: bool,
+    partial: impl Fn(usize, usize) -> E,
+) {
+    if dense {
+        let numel = grad_layout.num_elements();
+        for (i, (g, &go)) in grad[..numel].iter_mut().zip(&grad_output[..numel]).enumerate() {
+            *g += go * partial(i, i);
+        }
+        return;
+    }
+    let offsets = lhs_layout
+        .offsets()
+        .zip(rhs_layout.offsets())
+        .zip(grad_layout.offsets());
+    for (k, ((i, j), g)) in offsets.enumerate() {
+        grad[g] += grad_output[k] * partial(i, j);
     }
 }

@@ -10,7 +10,9 @@
 //! is generic), and the declaration's text ([`UnaryOp::VALUE_SOURCE`] …) for devices
 //! that generate kernel source. `derivative(x)` is written in terms of the input;
 //! `derivative_from_output(y)` in terms of the output, which lets the forward pass
-//! overwrite the input because backward never needs it.
+//! overwrite the input because backward never needs it; `constant_derivative()` needs
+//! neither, so backward keeps no buffer alive at all. A binary op whose partial
+//! derivatives read neither operand is marked `constant` for the same reason.
 //!
 //! Derivatives at kinks and NaN follow PyTorch 2.15 (checked by the parity fixtures):
 //! `abs'(0) = abs'(NaN) = 0`, `relu'(0) = 0` but `relu'(NaN) = 1`,
@@ -29,6 +31,9 @@ pub trait UnaryOp: 'static + Copy + std::fmt::Debug + Send + Sync {
     const NAME: &'static str;
     /// Whether [`UnaryFn::derivative`] takes the output `y` (true) or the input `x`.
     const DERIVATIVE_FROM_OUTPUT: bool;
+    /// Which buffer backward reads: the input, the output, or none (a constant
+    /// derivative), so a device keeps only that one alive.
+    const SAVES: Saved;
     /// The declaration's value expression, in the Rust/C subset of [`crate::math`].
     const VALUE_SOURCE: &'static str;
     /// The declaration's derivative expression.
@@ -43,10 +48,24 @@ pub trait UnaryFn<E>: UnaryOp {
     fn derivative(&self, x_or_y: E) -> E;
 }
 
+/// The buffer a [`UnaryOp`]'s backward step reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Saved {
+    /// The input `x`.
+    Input,
+    /// The output `y = f(x)`.
+    Output,
+    /// Nothing: the derivative is a constant (of the op's parameters).
+    Nothing,
+}
+
 /// An element-wise op of two inputs of one shape.
 pub trait BinaryOp: 'static + Copy + std::fmt::Debug + Send + Sync {
     /// The op's name.
     const NAME: &'static str;
+    /// Whether the partial derivatives read the operands; when not (`x + y`, `x - y`),
+    /// backward keeps neither operand alive.
+    const DERIVATIVES_READ_OPERANDS: bool;
     /// The declaration's value expression in `x` (lhs) and `y` (rhs).
     const VALUE_SOURCE: &'static str;
     /// ∂f/∂x.
@@ -72,16 +91,21 @@ pub trait UnaryKernel<Op: UnaryOp, E: Dtype>: Storage<E> {
     /// overwritten and returned.
     fn forward(&self, op: &Op, input: Input<'_, Self::Vec>, layout: &Layout) -> Result<Self::Vec, Error>;
 
-    /// `grad_input[x] += grad_output · f'(…)`, where `grad_input` is addressed through
-    /// `layout` (the input's), and `saved` is the input (addressed through `layout`) or,
-    /// when [`UnaryOp::DERIVATIVE_FROM_OUTPUT`], the contiguous output.
+    /// The gradient of the input: `grad_output · f'(…)` for every element, read through
+    /// `layout` (the input's) into `grad_input`, a buffer of `grad_len` elements.
+    ///
+    /// `saved` is what [`UnaryOp::SAVES`] names: the input (addressed through `layout`),
+    /// the contiguous output, or `None`. When `grad_input` is `None` this is the first
+    /// contribution: the kernel stores a new buffer there (zero where `layout` does not
+    /// reach), reusing a `Unique` `grad_output` when it can; otherwise it adds.
     fn backward(
         &self,
         op: &Op,
         layout: &Layout,
-        saved: &Self::Vec,
-        grad_input: &mut Self::Vec,
-        grad_output: &Self::Vec,
+        saved: Option<&Self::Vec>,
+        grad_input: &mut Option<Self::Vec>,
+        grad_len: usize,
+        grad_output: Input<'_, Self::Vec>,
     ) -> Result<(), Error>;
 }
 
@@ -107,18 +131,23 @@ pub trait BinaryKernel<Op: BinaryOp, E: Dtype>: Storage<E> {
         rhs_layout: &Layout,
     ) -> Result<Self::Vec, Error>;
 
-    /// Accumulates the gradient of one operand, addressed through that operand's layout.
+    /// The gradient of one operand, addressed through that operand's layout into
+    /// `grad`, a buffer of `grad_len` elements. `lhs` and `rhs` are `None` when
+    /// [`BinaryOp::DERIVATIVES_READ_OPERANDS`] is false. When `grad` is `None` this is
+    /// the first contribution: the kernel stores a new buffer there, reusing a `Unique`
+    /// `grad_output` when it can; otherwise it adds.
     #[allow(clippy::too_many_arguments)]
     fn backward(
         &self,
         op: &Op,
         operand: Operand,
-        lhs: &Self::Vec,
+        lhs: Option<&Self::Vec>,
         lhs_layout: &Layout,
-        rhs: &Self::Vec,
+        rhs: Option<&Self::Vec>,
         rhs_layout: &Layout,
-        grad: &mut Self::Vec,
-        grad_output: &Self::Vec,
+        grad: &mut Option<Self::Vec>,
+        grad_len: usize,
+        grad_output: Input<'_, Self::Vec>,
     ) -> Result<(), Error>;
 }
 
@@ -139,6 +168,34 @@ macro_rules! __ferrograd_from_output {
     (derivative_from_output) => {
         true
     };
+    (constant_derivative) => {
+        false
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ferrograd_saves {
+    (derivative) => {
+        $crate::ops::elementwise::Saved::Input
+    };
+    (derivative_from_output) => {
+        $crate::ops::elementwise::Saved::Output
+    };
+    (constant_derivative) => {
+        $crate::ops::elementwise::Saved::Nothing
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ferrograd_reads_operands {
+    () => {
+        true
+    };
+    (constant) => {
+        false
+    };
 }
 
 /// Declares element-wise ops of one input. See the [module docs](self).
@@ -158,6 +215,7 @@ macro_rules! unary_ops {
         impl $(<$E: 'static + Copy + std::fmt::Debug + Send + Sync>)? UnaryOp for $name $(<$E>)? {
             const NAME: &'static str = stringify!($name);
             const DERIVATIVE_FROM_OUTPUT: bool = $crate::__ferrograd_from_output!($kind);
+            const SAVES: Saved = $crate::__ferrograd_saves!($kind);
             const VALUE_SOURCE: &'static str = stringify!($value);
             const DERIVATIVE_SOURCE: &'static str = stringify!($derivative);
         }
@@ -189,7 +247,7 @@ macro_rules! unary_ops {
 macro_rules! binary_ops {
     ($(
         $(#[$meta:meta])*
-        $name:ident => value($x:ident, $y:ident) = $value:expr; dx = $dx:expr; dy = $dy:expr;
+        $name:ident $($constant:ident)? => value($x:ident, $y:ident) = $value:expr; dx = $dx:expr; dy = $dy:expr;
     )*) => {$(
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -197,6 +255,7 @@ macro_rules! binary_ops {
 
         impl BinaryOp for $name {
             const NAME: &'static str = stringify!($name);
+            const DERIVATIVES_READ_OPERANDS: bool = $crate::__ferrograd_reads_operands!($($constant)?);
             const VALUE_SOURCE: &'static str = stringify!($value);
             const DX_SOURCE: &'static str = stringify!($dx);
             const DY_SOURCE: &'static str = stringify!($dy);
@@ -231,7 +290,7 @@ macro_rules! binary_ops {
 
 unary_ops! {
     /// `-x`.
-    Negate {} => value(x) = -x; derivative(x) = -1.0;
+    Negate {} => value(x) = -x; constant_derivative(x) = -1.0;
     /// `|x|`; the derivative at 0 is 0.
     Abs {} => value(x) = abs(x); derivative(x) = sign(x);
     /// `e^x`.
@@ -287,20 +346,20 @@ unary_ops! {
     NansTo<E> { value: E } => value(x) = select(is_nan(x), value, x);
         derivative(x) = select(is_nan(x), 0.0, 1.0);
     /// `x + scalar`.
-    ScalarAdd<E> { scalar: E } => value(x) = x + scalar; derivative(x) = 1.0;
+    ScalarAdd<E> { scalar: E } => value(x) = x + scalar; constant_derivative(x) = 1.0;
     /// `x - scalar`.
-    ScalarSub<E> { scalar: E } => value(x) = x - scalar; derivative(x) = 1.0;
+    ScalarSub<E> { scalar: E } => value(x) = x - scalar; constant_derivative(x) = 1.0;
     /// `x · scalar`.
-    ScalarMul<E> { scalar: E } => value(x) = x * scalar; derivative(x) = scalar;
+    ScalarMul<E> { scalar: E } => value(x) = x * scalar; constant_derivative(x) = scalar;
     /// `x / scalar`.
-    ScalarDiv<E> { scalar: E } => value(x) = x / scalar; derivative(x) = 1.0 / scalar;
+    ScalarDiv<E> { scalar: E } => value(x) = x / scalar; constant_derivative(x) = 1.0 / scalar;
 }
 
 binary_ops! {
     /// `x + y`.
-    Add => value(x, y) = x + y; dx = 1.0; dy = 1.0;
+    Add constant => value(x, y) = x + y; dx = 1.0; dy = 1.0;
     /// `x - y`.
-    Sub => value(x, y) = x - y; dx = 1.0; dy = -1.0;
+    Sub constant => value(x, y) = x - y; dx = 1.0; dy = -1.0;
     /// `x · y`.
     Mul => value(x, y) = x * y; dx = y; dy = x;
     /// `x / y`.
@@ -330,6 +389,11 @@ mod tests {
         assert_eq!(<Exp as UnaryOp>::VALUE_SOURCE, "exp(x)");
         const { assert!(<Exp as UnaryOp>::DERIVATIVE_FROM_OUTPUT) };
         const { assert!(!<Ln as UnaryOp>::DERIVATIVE_FROM_OUTPUT) };
+        assert_eq!(<Ln as UnaryOp>::SAVES, Saved::Input);
+        assert_eq!(<Exp as UnaryOp>::SAVES, Saved::Output);
+        assert_eq!(<ScalarMul<f32> as UnaryOp>::SAVES, Saved::Nothing);
+        const { assert!(!<Add as BinaryOp>::DERIVATIVES_READ_OPERANDS) };
+        const { assert!(<Mul as BinaryOp>::DERIVATIVES_READ_OPERANDS) };
         assert_eq!(BinaryFn::<f64>::dy(&Div, 1.0, 2.0), -0.25);
         assert_eq!(BinaryFn::<f64>::dx(&Maximum, 1.0, 1.0), 0.5);
     }
