@@ -1,7 +1,7 @@
 //! `cargo xtask parity [--check]`: the PyTorch parity fixtures.
 //!
-//! Creates a Python venv under `target/parity-venv` once (reused while
-//! `xtask/parity/requirements.txt` is unchanged), installs the pinned `torch` and
+//! Creates a Python venv under `target/parity-venv` once (reused while the pins of
+//! `xtask/parity/requirements.txt` stay), installs the pinned `torch` and
 //! `numpy` into it, and runs `xtask/parity/generate.py`, which writes one npz per case
 //! into a scratch folder. Without `--check` the committed folder `fixtures/parity/` is
 //! then made equal to it (changed files rewritten, vanished cases removed); with
@@ -147,7 +147,7 @@ fn generate_and_apply(root: &Path, python: &Path, scratch: &Path, check: bool) -
 }
 
 /// The venv's interpreter, after creating the venv and installing the requirements
-/// when it does not exist yet or was installed from other requirements.
+/// when it does not exist yet or was installed from other pins.
 fn ensure_venv(root: &Path) -> Result<PathBuf, Error> {
     let venv = root.join(VENV);
     let python = venv.join("bin").join("python");
@@ -156,7 +156,16 @@ fn ensure_venv(root: &Path) -> Result<PathBuf, Error> {
         .map_err(|e| format!("parity: cannot read {}: {e}", requirements_path.display()))?;
     let stamp = venv.join(STAMP);
 
-    if python.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str()) {
+    // Only the pins count: editing a comment must not cost a reinstall.
+    let pins = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect()
+    };
+    let installed = fs::read_to_string(&stamp).ok();
+    if python.exists() && installed.is_some_and(|text| pins(&text) == pins(&requirements)) {
         return Ok(python);
     }
     if !python.exists() {
