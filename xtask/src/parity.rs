@@ -1,7 +1,8 @@
 //! `cargo xtask parity [--check]`: the PyTorch parity fixtures.
 //!
-//! Creates a Python venv under `target/parity-venv` once (reused while the pins of
-//! `xtask/parity/requirements.txt` stay), installs the pinned `torch` and
+//! Creates a Python venv `parity-venv` in the cargo target directory once (see
+//! [`crate::target_dir`]; reused while the pins of `xtask/parity/requirements.txt`
+//! stay), installs the pinned `torch` and
 //! `numpy` into it, and runs `xtask/parity/generate.py`, which writes one npz per case
 //! into a scratch folder. Without `--check` the committed folder `fixtures/parity/` is
 //! then made equal to it (changed files rewritten, vanished cases removed); with
@@ -12,7 +13,7 @@
 //! The Rust tests (`crates/ferrograd-autodiff/tests/parity.rs`) read the fixtures; they
 //! need no Python.
 
-use crate::{Error, run_cmd, workspace_root};
+use crate::{Error, run_cmd, target_dir, workspace_root};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,12 +22,14 @@ use std::path::{Path, PathBuf};
 const FIXTURES: &str = "fixtures/parity";
 /// The generator scripts and the pinned requirements.
 const SCRIPTS: &str = "xtask/parity";
-/// The venv, relative to the workspace root (under `target/`, so never committed).
-const VENV: &str = "target/parity-venv";
+/// The venv's folder in the cargo target directory (so never committed, and placed
+/// wherever the user keeps build outputs).
+const VENV: &str = "parity-venv";
 /// Written into the venv after a successful install: a copy of the requirements it
 /// was installed from.
 const STAMP: &str = "ferrograd-requirements.txt";
 
+/// Entry point of `parity`.
 pub fn run(args: &[String]) -> Result<(), Error> {
     let mut check = false;
     for arg in args {
@@ -35,10 +38,13 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             "-h" | "--help" => {
                 eprintln!(
                     "usage: cargo xtask parity [--check]\n\n\
-                     Regenerates {FIXTURES}/ with PyTorch (venv in {VENV}, created on first use).\n\
+                     Regenerates {FIXTURES}/ with PyTorch. The venv, {}, is created on first use.\n\
                      --check  regenerate into a scratch folder and fail if {FIXTURES}/ differs\n\
                      \n\
-                     Environment: PARITY_PYTHON  the interpreter the venv is created from (default python3)"
+                     Environment:\n\
+                     \x20 PARITY_PYTHON     the interpreter the venv is created from (default python3)\n\
+                     \x20 CARGO_TARGET_DIR  where the venv and scratch folders go (default target/)",
+                    target_dir().join(VENV).display()
                 );
                 return Ok(());
             }
@@ -49,9 +55,10 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     }
 
     let root = workspace_root();
-    let python = ensure_venv(&root)?;
+    let target = target_dir();
+    let python = ensure_venv(&root, &target)?;
 
-    let scratch = root.join("target").join(format!("parity-out-{}", std::process::id()));
+    let scratch = target.join(format!("parity-out-{}", std::process::id()));
     if scratch.exists() {
         fs::remove_dir_all(&scratch)?;
     }
@@ -148,8 +155,8 @@ fn generate_and_apply(root: &Path, python: &Path, scratch: &Path, check: bool) -
 
 /// The venv's interpreter, after creating the venv and installing the requirements
 /// when it does not exist yet or was installed from other pins.
-fn ensure_venv(root: &Path) -> Result<PathBuf, Error> {
-    let venv = root.join(VENV);
+fn ensure_venv(root: &Path, target: &Path) -> Result<PathBuf, Error> {
+    let venv = target.join(VENV);
     let python = venv.join("bin").join("python");
     let requirements_path = root.join(SCRIPTS).join("requirements.txt");
     let requirements = fs::read_to_string(&requirements_path)
@@ -170,12 +177,13 @@ fn ensure_venv(root: &Path) -> Result<PathBuf, Error> {
     }
     if !python.exists() {
         let base = std::env::var("PARITY_PYTHON").unwrap_or_else(|_| "python3".to_string());
-        eprintln!("parity: creating the venv {VENV} (once)");
+        eprintln!("parity: creating the venv {} (once)", venv.display());
         run_cmd(&base, &["-m", "venv", path_str(&venv)?])?;
     }
     eprintln!(
-        "parity: installing {} into {VENV} (torch is a ~3 GB download)",
-        requirements_path.display()
+        "parity: installing {} into {} (torch is a ~3 GB download)",
+        requirements_path.display(),
+        venv.display()
     );
     let _ = fs::remove_file(&stamp);
     let pip = venv.join("bin").join("pip");
