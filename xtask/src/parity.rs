@@ -2,18 +2,24 @@
 //!
 //! Creates a Python venv `parity-venv` in the cargo target directory once (see
 //! [`crate::target_dir`]; reused while the pins of `xtask/parity/requirements.txt`
-//! stay), installs the pinned `torch` and
-//! `numpy` into it, and runs `xtask/parity/generate.py`, which writes one npz per case
-//! into a scratch folder. Without `--check` the committed folder `fixtures/parity/` is
-//! then made equal to it (changed files rewritten, vanished cases removed); with
-//! `--check` nothing is written and the command fails, naming every stale, missing or
-//! extra fixture, unless the committed files are byte-identical to the regenerated
-//! ones.
+//! stay), installs the pinned `torch` and `numpy` into it, and runs
+//! `xtask/parity/generate.py`, which writes one npz per case into a scratch folder
+//! beside it. Each regenerated file is compared with the committed one in
+//! `fixtures/parity/` by [`compare::compare_npz`]: equal arrays, with floats within a
+//! quarter of the Rust tests' tolerance, since the same torch on another CPU rounds a
+//! little differently. Without `--check` the committed folder is then brought up to
+//! date (stale files rewritten, new ones added, vanished cases removed; files within
+//! tolerance are left alone, so regenerating on another machine does not churn them);
+//! with `--check` nothing is written and the command fails, naming every stale,
+//! missing or extra fixture.
 //!
 //! The Rust tests (`crates/ferrograd-autodiff/tests/parity.rs`) read the fixtures; they
 //! need no Python.
 
+mod compare;
+
 use crate::{Error, run_cmd, target_dir, workspace_root};
+use compare::Verdict;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -39,7 +45,11 @@ pub fn run(args: &[String]) -> Result<(), Error> {
                 eprintln!(
                     "usage: cargo xtask parity [--check]\n\n\
                      Regenerates {FIXTURES}/ with PyTorch. The venv, {}, is created on first use.\n\
-                     --check  regenerate into a scratch folder and fail if {FIXTURES}/ differs\n\
+                     --check  regenerate into a scratch folder and fail if {FIXTURES}/ is stale\n\
+                     \n\
+                     A fixture is stale when its arrays, dtypes, shapes, integers, bools or metadata\n\
+                     differ, or a float by more than a quarter of the Rust tests' tolerance (other\n\
+                     CPUs round a little differently; that is not staleness).\n\
                      \n\
                      Environment:\n\
                      \x20 PARITY_PYTHON     the interpreter the venv is created from (default python3)\n\
@@ -68,6 +78,8 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     result
 }
 
+/// Runs the generator into `scratch`, compares its files with the committed ones, and
+/// either reports (`check`) or brings `fixtures/parity/` up to date.
 fn generate_and_apply(root: &Path, python: &Path, scratch: &Path, check: bool) -> Result<(), Error> {
     let script = root.join(SCRIPTS).join("generate.py");
     // `-B`: no __pycache__ beside the scripts.
@@ -84,16 +96,21 @@ fn generate_and_apply(root: &Path, python: &Path, scratch: &Path, check: bool) -
         BTreeMap::new()
     };
 
-    let mut stale = Vec::new();
+    // Stale files with why; files equal only within tolerance, with their farthest float.
+    let mut stale: Vec<(String, String)> = Vec::new();
+    let mut close: Vec<(String, Option<compare::Worst>)> = Vec::new();
     let mut missing = Vec::new();
     for (rel, path) in &fresh {
-        match committed.get(rel) {
-            None => missing.push(rel.clone()),
-            Some(old) => {
-                if fs::read(old)? != fs::read(path)? {
-                    stale.push(rel.clone());
-                }
-            }
+        let Some(old) = committed.get(rel) else {
+            missing.push(rel.clone());
+            continue;
+        };
+        match compare::compare_npz(&fs::read(old)?, &fs::read(path)?)
+            .map_err(|e| format!("parity: {FIXTURES}/{rel}: {e}"))?
+        {
+            Verdict::Identical => {}
+            Verdict::Close(worst) => close.push((rel.clone(), worst)),
+            Verdict::Stale(why) => stale.push((rel.clone(), why)),
         }
     }
     let extra: Vec<String> = committed
@@ -102,14 +119,38 @@ fn generate_and_apply(root: &Path, python: &Path, scratch: &Path, check: bool) -
         .cloned()
         .collect();
 
+    eprintln!("parity: {}", compare::describe());
+    // "(687 byte for byte, 31 within tolerance; farthest: …)": how close the matching
+    // files came, so that a reader sees how much room the tolerance left.
+    let matching = fresh.len() - stale.len() - missing.len();
+    let farthest = close
+        .iter()
+        .filter_map(|(rel, w)| w.as_ref().map(|w| (rel, w)))
+        .max_by(|a, b| a.1.excess.total_cmp(&b.1.excess));
+    let detail = match farthest {
+        Some((rel, worst)) => format!(
+            "({} byte for byte, {} within tolerance; farthest: {rel}: {worst})",
+            matching - close.len(),
+            close.len()
+        ),
+        None => format!(
+            "({} byte for byte, {} with equal values)",
+            matching - close.len(),
+            close.len()
+        ),
+    };
+
     if check {
         if stale.is_empty() && missing.is_empty() && extra.is_empty() {
-            eprintln!("parity: all {} fixtures in {FIXTURES}/ are up to date", fresh.len());
+            eprintln!("parity: {matching} fixtures match {detail}; {FIXTURES}/ is up to date");
             return Ok(());
         }
-        let mut report = String::from("parity: the committed fixtures are out of date:\n");
+        let mut report =
+            format!("parity: {matching} fixtures match {detail}, but the committed fixtures are out of date:\n");
+        for (rel, why) in &stale {
+            report.push_str(&format!("  stale: {FIXTURES}/{rel}: {why}\n"));
+        }
         for (label, list) in [
-            ("stale (differs)", &stale),
             ("missing (not committed)", &missing),
             ("extra (no case writes it)", &extra),
         ] {
@@ -126,7 +167,7 @@ fn generate_and_apply(root: &Path, python: &Path, scratch: &Path, check: bool) -
         return Err(report.into());
     }
 
-    for rel in stale.iter().chain(&missing) {
+    for rel in stale.iter().map(|(rel, _)| rel).chain(&missing) {
         let target = committed_dir.join(rel);
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent)?;
@@ -137,18 +178,22 @@ fn generate_and_apply(root: &Path, python: &Path, scratch: &Path, check: bool) -
         fs::remove_file(committed_dir.join(rel))?;
     }
     remove_empty_dirs(&committed_dir)?;
+    for (rel, why) in &stale {
+        eprintln!("parity: rewrote {FIXTURES}/{rel}: {why}");
+    }
     let bytes: u64 = fresh
         .values()
         .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .sum();
     eprintln!(
-        "parity: {} fixtures ({:.2} MB) in {FIXTURES}/: {} rewritten, {} new, {} removed, {} unchanged",
+        "parity: {} fixtures ({:.2} MB) in {FIXTURES}/: {} rewritten, {} new, {} removed, {} unchanged \
+         {detail}",
         fresh.len(),
         bytes as f64 / 1e6,
         stale.len(),
         missing.len(),
         extra.len(),
-        fresh.len() - stale.len() - missing.len()
+        matching
     );
     Ok(())
 }
