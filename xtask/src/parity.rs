@@ -2,16 +2,17 @@
 //!
 //! Creates a Python venv `parity-venv` in the cargo target directory once (see
 //! [`crate::target_dir`]; reused while the pins of `xtask/parity/requirements.txt`
-//! stay), installs the pinned `torch` and `numpy` into it, and runs
-//! `xtask/parity/generate.py`, which writes one npz per case into a scratch folder
-//! beside it. Each regenerated file is compared with the committed one in
-//! `fixtures/parity/` by [`compare::compare_npz`]: equal arrays, with floats within a
-//! quarter of the Rust tests' tolerance, since the same torch on another CPU rounds a
-//! little differently. Without `--check` the committed folder is then brought up to
-//! date (stale files rewritten, new ones added, vanished cases removed; files within
-//! tolerance are left alone, so regenerating on another machine does not churn them);
-//! with `--check` nothing is written and the command fails, naming every stale,
-//! missing or extra fixture.
+//! stay), installs the pinned `torch` and `numpy` into it (about 5.4 GB on disk: PyPI's
+//! Linux torch wheel is the CUDA build, which pulls in the CUDA runtime libraries, the
+//! `nvidia-*` wheels, and triton), and runs `xtask/parity/generate.py`, which writes
+//! one npz per case into a scratch folder beside it. Each regenerated file is compared
+//! with the committed one in `fixtures/parity/` by [`compare::compare_npz`]: equal
+//! arrays, with floats within a quarter of the Rust tests' tolerance, since the same
+//! torch on another CPU rounds a little differently. Without `--check` the committed
+//! folder is then brought up to date (stale files rewritten, new ones added, vanished
+//! cases removed; files within tolerance are left alone, so regenerating on another
+//! machine does not churn them); with `--check` nothing is written and the command
+//! fails, naming every stale, missing or extra fixture.
 //!
 //! The Rust tests (`crates/ferrograd-autodiff/tests/parity.rs`) read the fixtures; they
 //! need no Python.
@@ -44,7 +45,8 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             "-h" | "--help" => {
                 eprintln!(
                     "usage: cargo xtask parity [--check]\n\n\
-                     Regenerates {FIXTURES}/ with PyTorch. The venv, {}, is created on first use.\n\
+                     Regenerates {FIXTURES}/ with PyTorch. The venv, {}, is created on first use:\n\
+                     about 5.4 GB on disk (PyPI's torch brings the CUDA libraries).\n\
                      --check  regenerate into a scratch folder and fail if {FIXTURES}/ is stale\n\
                      \n\
                      A fixture is stale when its arrays, dtypes, shapes, integers, bools or metadata\n\
@@ -226,7 +228,9 @@ fn ensure_venv(root: &Path, target: &Path) -> Result<PathBuf, Error> {
         run_cmd(&base, &["-m", "venv", path_str(&venv)?])?;
     }
     eprintln!(
-        "parity: installing {} into {} (torch is a ~3 GB download)",
+        "parity: installing {} into {} (about 5.4 GB on disk: PyPI's Linux torch wheel \
+         brings the CUDA runtime libraries, the nvidia-* wheels, and triton; set \
+         CARGO_TARGET_DIR to put the venv elsewhere)",
         requirements_path.display(),
         venv.display()
     );
