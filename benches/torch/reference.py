@@ -3,6 +3,8 @@ ratios measured in the same run (these machines are noisy; compare ratios, not t
 
     target/parity-venv/bin/python benches/torch/reference.py
 
+(the venv `cargo xtask parity` makes; `$CARGO_TARGET_DIR/parity-venv` when that is set.)
+
 Uses 2 threads, like the Rust benchmarks. Best-of-N wall time, after warm-up.
 """
 

@@ -2,6 +2,8 @@
 
     target/parity-venv/bin/python xtask/parity/generate.py OUT_DIR
 
+(the venv is in the cargo target directory: `$CARGO_TARGET_DIR/parity-venv` when set.)
+
 Every family module `cases_<family>.py` (listed in FAMILIES) defines
 
     OPS   = {"op_name": lambda *tensors, **params: torch_result, ...}

@@ -4,6 +4,7 @@
 //! argument. To add one, write `src/<command>.rs` with a `pub fn run(args: &[String])
 //! -> Result<(), Error>` and a line in [`COMMANDS`].
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -74,6 +75,38 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The cargo target directory, where xtask keeps what it installs and its scratch
+/// folders: the parity venv alone is 5.4 GB, which belongs wherever the user has put
+/// the build outputs, not necessarily in the checkout.
+///
+/// `CARGO_TARGET_DIR` when set, else `<workspace>/target`. A relative
+/// `CARGO_TARGET_DIR` is taken from the current directory, as cargo itself does, so
+/// that xtask and the build agree on one folder. A `build.target-dir` set in a cargo
+/// config file is not seen: cargo does not pass it on to the programs it runs.
+pub fn target_dir() -> PathBuf {
+    resolve_target_dir(
+        std::env::var_os("CARGO_TARGET_DIR"),
+        std::env::current_dir().ok(),
+        &workspace_root(),
+    )
+}
+
+/// [`target_dir`] given the variable, the current directory and the workspace root.
+fn resolve_target_dir(var: Option<OsString>, cwd: Option<PathBuf>, root: &Path) -> PathBuf {
+    match var {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            match cwd {
+                // `cargo run` leaves the current directory as the user's, which is what
+                // cargo resolved the same relative path against.
+                Some(cwd) if dir.is_relative() => cwd.join(dir),
+                _ => dir,
+            }
+        }
+        _ => root.join("target"),
+    }
+}
+
 /// Runs `program args…`, with its output going to our stderr (our stdout is kept for
 /// lines meant for `eval`), and fails unless it exits successfully.
 pub fn run_cmd(program: &str, args: &[&str]) -> Result<(), Error> {
@@ -87,5 +120,30 @@ pub fn run_cmd(program: &str, args: &[&str]) -> Result<(), Error> {
         Ok(())
     } else {
         Err(format!("`{program} {}` failed ({status})", args.join(" ")).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_dir_follows_cargo() {
+        let root = Path::new("/ws");
+        let cwd = || Some(PathBuf::from("/ws/crates/a"));
+        assert_eq!(resolve_target_dir(None, cwd(), root), Path::new("/ws/target"));
+        assert_eq!(
+            resolve_target_dir(Some("".into()), cwd(), root),
+            Path::new("/ws/target")
+        );
+        assert_eq!(
+            resolve_target_dir(Some("/big/t".into()), cwd(), root),
+            Path::new("/big/t")
+        );
+        // Relative: from the current directory, as cargo takes it.
+        assert_eq!(
+            resolve_target_dir(Some("t".into()), cwd(), root),
+            Path::new("/ws/crates/a/t")
+        );
     }
 }

@@ -2,13 +2,16 @@
 //! `openblas` features of `ferrograd-cpu` link against. Both are idempotent: work
 //! already done is skipped.
 //!
+//! The MKL prefix defaults to `mkl-venv` in the cargo target directory
+//! ([`crate::target_dir`]), beside the build outputs it serves.
+//!
 //! Progress goes to stderr; stdout carries only `export …` lines, so
 //! `eval "$(cargo xtask setup-blas mkl)"` sets up the current shell.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{Error, run_cmd, workspace_root};
+use crate::{Error, run_cmd, target_dir};
 
 /// The pinned version of the Intel wheels (`mkl-static`, `mkl-include`, `intel-openmp`).
 const MKL_VERSION: &str = "2026.2.0";
@@ -37,7 +40,7 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     match args.first().map(String::as_str) {
         Some("mkl") => {
             let prefix = match &args[1..] {
-                [] => workspace_root().join("target").join("mkl-venv"),
+                [] => target_dir().join("mkl-venv"),
                 [flag, dir] if flag == "--prefix" => PathBuf::from(dir),
                 _ => return Err(USAGE.into()),
             };
