@@ -50,6 +50,7 @@ mod backward;
 mod create;
 mod gradients;
 pub(crate) mod ops;
+mod parameters;
 mod tape;
 mod tensor;
 
@@ -57,13 +58,16 @@ pub use backward::BackwardContext;
 pub use create::{SampleTensor, TensorCreation, TensorData};
 pub use gradients::Gradients;
 pub use ops::concat::{Stack, stack};
+pub use parameters::{ParameterVisitor, ParameterVisitorMut, Prefixed, VisitParameters};
 pub use tape::{BackwardFn, MergeTapes, MergedTape, NoneTape, OpInput, OwnedTape, Tape};
 pub use tensor::{Tensor, UniqueId};
 
 /// Everything a user of tensors needs in scope.
 pub mod prelude {
     pub use crate::ops::index::ArangeTensor;
-    pub use crate::{Gradients, NoneTape, OwnedTape, SampleTensor, Stack, Tape, Tensor, TensorCreation, stack};
+    pub use crate::{
+        Gradients, NoneTape, OwnedTape, SampleTensor, Stack, Tape, Tensor, TensorCreation, VisitParameters, stack,
+    };
     pub use ferrograd_device::{Dtype, Error};
     pub use ferrograd_shapes::{
         Axes2, Axes3, Axes4, Axes5, Axes6, Axis, Const, ConstShape, Dim, Rank0, Rank1, Rank2, Rank3, Rank4, Rank5,

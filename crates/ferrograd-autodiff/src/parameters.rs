@@ -1,0 +1,178 @@
+//! Visiting a model's parameters by name: what layers implement (`ferrograd-nn`) and
+//! what optimizers, checkpoints and gradient allocation use (`ferrograd-optim`, …).
+//!
+//! Names follow PyTorch's `state_dict` keys: a module visits its own tensors by their
+//! field names (`weight`, `bias`) and its sub-modules through [`Prefixed`], so a
+//! nested parameter reads `0.weight` or `layers.1.norm1.bias`.
+
+use crate::gradients::Gradients;
+use crate::tensor::Tensor;
+use ferrograd_device::{Dtype, Error, Storage};
+use ferrograd_shapes::Shape;
+
+/// Receives each parameter of a model, read-only.
+pub trait ParameterVisitor<E: Dtype, D: Storage<E>> {
+    /// Called once per parameter, with its full name.
+    fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error>;
+}
+
+/// Receives each parameter of a model, to change (an optimizer step, loading a
+/// checkpoint). Changing a parameter in place ([`Tensor::storage_mut`]) keeps its id,
+/// so its gradients and optimizer state still match it.
+pub trait ParameterVisitorMut<E: Dtype, D: Storage<E>> {
+    /// Called once per parameter, with its full name.
+    fn visit_mut<S: Shape>(&mut self, name: &str, parameter: &mut Tensor<S, E, D>) -> Result<(), Error>;
+}
+
+/// A model, or any part of one, whose parameters can be visited by name.
+///
+/// A hand-written module lists its tensors and sub-modules; the order is the order of
+/// PyTorch's `state_dict`:
+///
+/// ```
+/// use ferrograd_autodiff::prelude::*;
+/// use ferrograd_autodiff::{ParameterVisitor, ParameterVisitorMut, Prefixed, VisitParameters};
+/// use ferrograd_cpu::Cpu;
+///
+/// struct Affine {
+///     weight: Tensor<Rank2<3, 2>, f32, Cpu>,
+///     bias: Tensor<Rank1<2>, f32, Cpu>,
+/// }
+///
+/// impl VisitParameters<f32, Cpu> for Affine {
+///     fn visit_parameters<V: ParameterVisitor<f32, Cpu>>(&self, visitor: &mut V) -> Result<(), Error> {
+///         visitor.visit("weight", &self.weight)?;
+///         visitor.visit("bias", &self.bias)
+///     }
+///     fn visit_parameters_mut<V: ParameterVisitorMut<f32, Cpu>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+///         visitor.visit_mut("weight", &mut self.weight)?;
+///         visitor.visit_mut("bias", &mut self.bias)
+///     }
+/// }
+///
+/// /// Two of them in sequence, named like PyTorch's `nn.Sequential`: `0.weight`, …
+/// struct Two(Affine, Affine);
+///
+/// impl VisitParameters<f32, Cpu> for Two {
+///     fn visit_parameters<V: ParameterVisitor<f32, Cpu>>(&self, visitor: &mut V) -> Result<(), Error> {
+///         self.0.visit_parameters(&mut Prefixed::new("0", visitor))?;
+///         self.1.visit_parameters(&mut Prefixed::new("1", visitor))
+///     }
+///     fn visit_parameters_mut<V: ParameterVisitorMut<f32, Cpu>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+///         self.0.visit_parameters_mut(&mut Prefixed::new("0", visitor))?;
+///         self.1.visit_parameters_mut(&mut Prefixed::new("1", visitor))
+///     }
+/// }
+///
+/// let dev = Cpu::default();
+/// let affine = || Affine { weight: dev.zeros(), bias: dev.zeros() };
+/// let model = Two(affine(), affine());
+/// assert_eq!(model.parameter_names()?, ["0.weight", "0.bias", "1.weight", "1.bias"]);
+/// assert_eq!(model.num_parameters()?, 16);
+/// # Ok::<(), Error>(())
+/// ```
+pub trait VisitParameters<E: Dtype, D: Storage<E>> {
+    /// Calls `visitor` with every parameter, read-only.
+    fn visit_parameters<V: ParameterVisitor<E, D>>(&self, visitor: &mut V) -> Result<(), Error>;
+
+    /// Calls `visitor` with every parameter, to change.
+    fn visit_parameters_mut<V: ParameterVisitorMut<E, D>>(&mut self, visitor: &mut V) -> Result<(), Error>;
+
+    /// The number of scalar parameters (PyTorch's `sum(p.numel() for p in
+    /// model.parameters())`).
+    fn num_parameters(&self) -> Result<usize, Error> {
+        struct Count(usize);
+        impl<E: Dtype, D: Storage<E>> ParameterVisitor<E, D> for Count {
+            fn visit<S: Shape>(&mut self, _: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
+                self.0 += parameter.num_elements();
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        self.visit_parameters(&mut count)?;
+        Ok(count.0)
+    }
+
+    /// Every parameter's name, in visiting order.
+    fn parameter_names(&self) -> Result<Vec<String>, Error> {
+        struct Names(Vec<String>);
+        impl<E: Dtype, D: Storage<E>> ParameterVisitor<E, D> for Names {
+            fn visit<S: Shape>(&mut self, name: &str, _: &Tensor<S, E, D>) -> Result<(), Error> {
+                self.0.push(name.to_string());
+                Ok(())
+            }
+        }
+        let mut names = Names(Vec::new());
+        self.visit_parameters(&mut names)?;
+        Ok(names.0)
+    }
+
+    /// Gradients holding a zero gradient for every parameter, to pass to
+    /// [`Tensor::traced`]: after `backward`, each parameter's gradient is there (and
+    /// adds up over several backward passes until [`Gradients::zero_grads`]).
+    fn try_alloc_grads(&self) -> Result<Gradients<E, D>, Error> {
+        struct Alloc<E: Dtype, D: Storage<E>>(Gradients<E, D>);
+        impl<E: Dtype, D: Storage<E>> ParameterVisitor<E, D> for Alloc<E, D> {
+            fn visit<S: Shape>(&mut self, _: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
+                self.0.try_alloc_for(parameter)
+            }
+        }
+        let mut alloc = Alloc(Gradients::default());
+        self.visit_parameters(&mut alloc)?;
+        Ok(alloc.0)
+    }
+}
+
+/// A visitor that puts `prefix.` before every name, for a module's sub-module.
+pub struct Prefixed<'a, V> {
+    prefix: &'a str,
+    inner: &'a mut V,
+    name: String,
+}
+
+impl<'a, V> Prefixed<'a, V> {
+    /// Wraps `inner` so that names reach it as `prefix.name`.
+    pub fn new(prefix: &'a str, inner: &'a mut V) -> Self {
+        Self {
+            prefix,
+            inner,
+            name: String::new(),
+        }
+    }
+
+    fn full_name(&mut self, name: &str) -> &str {
+        self.name.clear();
+        self.name.push_str(self.prefix);
+        if !self.prefix.is_empty() && !name.is_empty() {
+            self.name.push('.');
+        }
+        self.name.push_str(name);
+        &self.name
+    }
+}
+
+impl<E: Dtype, D: Storage<E>, V: ParameterVisitor<E, D>> ParameterVisitor<E, D> for Prefixed<'_, V> {
+    fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
+        self.full_name(name);
+        self.inner.visit(&self.name, parameter)
+    }
+}
+
+impl<E: Dtype, D: Storage<E>, V: ParameterVisitorMut<E, D>> ParameterVisitorMut<E, D> for Prefixed<'_, V> {
+    fn visit_mut<S: Shape>(&mut self, name: &str, parameter: &mut Tensor<S, E, D>) -> Result<(), Error> {
+        self.full_name(name);
+        self.inner.visit_mut(&self.name, parameter)
+    }
+}
+
+impl<S: Shape, E: Dtype, D: Storage<E>> VisitParameters<E, D> for Tensor<S, E, D> {
+    /// A lone tensor is one parameter with an empty name; inside a module it takes the
+    /// module's name for it (through [`Prefixed`]).
+    fn visit_parameters<V: ParameterVisitor<E, D>>(&self, visitor: &mut V) -> Result<(), Error> {
+        visitor.visit("", self)
+    }
+
+    fn visit_parameters_mut<V: ParameterVisitorMut<E, D>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+        visitor.visit_mut("", self)
+    }
+}
