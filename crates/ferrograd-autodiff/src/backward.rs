@@ -1,25 +1,65 @@
+use crate::OrPanic;
 use crate::gradients::Gradients;
 use crate::tape::{OwnedTape, ResolvedInput, Tape, Target};
 use crate::tensor::Tensor;
 use ferrograd_device::{Dtype, Error, Input, Storage, Unit};
-use ferrograd_shapes::Rank0;
+use ferrograd_shapes::{Rank0, Shape};
 
-impl<E: Dtype, D: Storage<E>> Tensor<Rank0, E, D, OwnedTape<E, D>> {
+/// Marks the tapes `backward` can run on: a tensor without one was never traced, so
+/// no gradient could reach anything, and calling `backward` is a compile error that
+/// says so.
+#[diagnostic::on_unimplemented(
+    message = "`backward` needs a traced tensor, and this one is not traced (its tape is `{Self}`)",
+    label = "not traced: no op on this path was recorded",
+    note = "start recording on an input before the ops: `x.traced(grads)` in a training loop (with `grads` from `alloc_grads`), or `x.leaky_trace()` to keep every gradient"
+)]
+pub trait TracedTape<E: Unit, D: Storage<E>>: Tape<E, D> {
+    /// The recording tape.
+    #[doc(hidden)]
+    fn as_owned(&self) -> &OwnedTape<E, D>;
+}
+
+impl<E: Unit, D: Storage<E>> TracedTape<E, D> for OwnedTape<E, D> {
+    fn as_owned(&self) -> &OwnedTape<E, D> {
+        self
+    }
+}
+
+/// Marks the shape `backward` needs: a scalar, the loss.
+#[diagnostic::on_unimplemented(
+    message = "`backward` needs a scalar loss, and this tensor has shape `{Self}`",
+    label = "not a scalar",
+    note = "reduce it to a scalar first, e.g. `.sum::<Rank0, _>()` or `.mean::<Rank0, _>()`"
+)]
+pub trait ScalarShape: Shape {}
+
+impl ScalarShape for Rank0 {}
+
+impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     /// Computes the gradient of this scalar with respect to every tensor it was computed
-    /// from, and returns them. Only a traced scalar has `backward`.
+    /// from, and returns them. Only a traced scalar has `backward`: on anything else it
+    /// does not compile, with an error saying what is missing.
     ///
     /// # Panics
     /// As [`Tensor::try_backward`] fails.
     #[track_caller]
-    pub fn backward(self) -> Gradients<E, D> {
-        self.try_backward().unwrap_or_else(|e| panic!("{e}"))
+    pub fn backward(self) -> Gradients<E, D>
+    where
+        S: ScalarShape,
+        T: TracedTape<E, D>,
+    {
+        self.try_backward().or_panic()
     }
 
     /// [`Tensor::backward`], returning an error instead of panicking: out of memory, or
     /// a tape an earlier backward already consumed.
-    pub fn try_backward(self) -> Result<Gradients<E, D>, Error> {
+    pub fn try_backward(self) -> Result<Gradients<E, D>, Error>
+    where
+        S: ScalarShape,
+        T: TracedTape<E, D>,
+    {
         let loss = self.tape.op_input(self.id, self.buffer_len());
-        let (recording, loss_target) = self.tape.take(loss)?;
+        let (recording, loss_target) = self.tape.as_owned().take(loss)?;
         let mut grads = recording.grads;
         grads.set_device(&self.device);
 

@@ -1,5 +1,6 @@
 //! Making tensors (zeros, samples, nested arrays, vectors) and reading them back.
 
+use crate::OrPanic;
 use crate::tensor::Tensor;
 use ferrograd_device::ops::convert::{CastTo, ConvertKernel};
 use ferrograd_device::{Dtype, Error, SampleKernel, Storage, Unit};
@@ -31,8 +32,9 @@ pub trait TensorCreation<E: Unit>: Storage<E> {
         self.try_zeros_like(&S::default())
     }
     /// A tensor of zeros of `shape`, which may have run-time dims.
+    #[track_caller]
     fn zeros_like<S: Shape>(&self, shape: &S) -> Tensor<S, E, Self> {
-        self.try_zeros_like(shape).unwrap_or_else(|e| panic!("{e}"))
+        self.try_zeros_like(shape).or_panic()
     }
     /// [`TensorCreation::zeros_like`], returning an error instead of panicking.
     fn try_zeros_like<S: Shape>(&self, shape: &S) -> Result<Tensor<S, E, Self>, Error> {
@@ -79,8 +81,9 @@ pub trait TensorCreation<E: Unit>: Storage<E> {
         self.try_full_like(&S::default(), value)
     }
     /// A tensor of `shape` with every element `value`.
+    #[track_caller]
     fn full_like<S: Shape>(&self, shape: &S, value: E) -> Tensor<S, E, Self> {
-        self.try_full_like(shape, value).unwrap_or_else(|e| panic!("{e}"))
+        self.try_full_like(shape, value).or_panic()
     }
     /// [`TensorCreation::full_like`], returning an error instead of panicking.
     fn try_full_like<S: Shape>(&self, shape: &S, value: E) -> Result<Tensor<S, E, Self>, Error> {
@@ -91,8 +94,9 @@ pub trait TensorCreation<E: Unit>: Storage<E> {
         ))
     }
     /// A tensor from a scalar or nested arrays; the shape follows from the array type.
+    #[track_caller]
     fn tensor<A: TensorData<E>>(&self, data: A) -> Tensor<A::Shape, E, Self> {
-        self.try_tensor(data).unwrap_or_else(|e| panic!("{e}"))
+        self.try_tensor(data).or_panic()
     }
     /// [`TensorCreation::tensor`], returning an error instead of panicking.
     fn try_tensor<A: TensorData<E>>(&self, data: A) -> Result<Tensor<A::Shape, E, Self>, Error> {
@@ -104,8 +108,9 @@ pub trait TensorCreation<E: Unit>: Storage<E> {
     /// # Panics
     /// When the number of values is not the number of elements of `shape`; see
     /// [`TensorCreation::try_tensor_from_vec`].
+    #[track_caller]
     fn tensor_from_vec<S: Shape>(&self, data: Vec<E>, shape: S) -> Tensor<S, E, Self> {
-        self.try_tensor_from_vec(data, shape).unwrap_or_else(|e| panic!("{e}"))
+        self.try_tensor_from_vec(data, shape).or_panic()
     }
     /// [`TensorCreation::tensor_from_vec`], returning `Error::ShapeMismatch` when the
     /// number of values is not the number of elements of `shape`.
@@ -146,9 +151,9 @@ pub trait SampleTensor<E: Unit>: SampleKernel<E> {
         self.sample_like(&S::default(), distribution)
     }
     /// Samples of `distribution`, in `shape`.
+    #[track_caller]
     fn sample_like<S: Shape, Dist: Distribution<E>>(&self, shape: &S, distribution: Dist) -> Tensor<S, E, Self> {
-        self.try_sample_like(shape, distribution)
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.try_sample_like(shape, distribution).or_panic()
     }
     /// [`SampleTensor::sample_like`], returning an error instead of panicking.
     fn try_sample_like<S: Shape, Dist: Distribution<E>>(
@@ -271,8 +276,9 @@ impl<E: Unit> TensorData<E> for Vec<E> {
 
 impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
     /// The elements in row-major order of the logical index (strides applied).
+    #[track_caller]
     pub fn as_vec(&self) -> Vec<E> {
-        self.try_as_vec().unwrap_or_else(|e| panic!("{e}"))
+        self.try_as_vec().or_panic()
     }
 
     /// [`Tensor::as_vec`], returning an error instead of panicking.
@@ -293,12 +299,13 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
     /// let y: Tensor<Rank1<2>, f64, Cpu> = x.to_dtype();
     /// assert_eq!(y.array(), [1.5, -2.0]);
     /// ```
+    #[track_caller]
     pub fn to_dtype<E2: Unit>(&self) -> Tensor<S, E2, D>
     where
         E: CastTo<E2>,
         D: ConvertKernel<E, E2>,
     {
-        self.try_to_dtype().unwrap_or_else(|e| panic!("{e}"))
+        self.try_to_dtype().or_panic()
     }
 
     /// [`Tensor::to_dtype`], returning an error instead of panicking.

@@ -1,3 +1,4 @@
+use crate::OrPanic;
 use crate::tensor::{Tensor, UniqueId};
 use ferrograd_device::{Dtype, Error, Storage, Unit};
 use ferrograd_shapes::Shape;
@@ -103,7 +104,7 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
     /// reached it (it did not affect the loss).
     #[track_caller]
     pub fn get<S: Shape, T>(&self, tensor: &Tensor<S, E, D, T>) -> Tensor<S, E, D> {
-        self.try_get(tensor).unwrap_or_else(|e| panic!("{e}"))
+        self.try_get(tensor).or_panic()
     }
 
     /// [`Gradients::get`], returning an allocation error instead of panicking.

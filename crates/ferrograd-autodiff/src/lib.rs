@@ -46,6 +46,8 @@
 //! A second `backward` on the same graph is an error (the tape is consumed), as in
 //! PyTorch; to compute several losses' gradients at once, add the losses.
 
+use ferrograd_device::Error;
+
 mod backward;
 mod create;
 mod gradients;
@@ -54,7 +56,7 @@ mod parameters;
 mod tape;
 mod tensor;
 
-pub use backward::BackwardContext;
+pub use backward::{BackwardContext, ScalarShape, TracedTape};
 pub use create::{SampleTensor, TensorCreation, TensorData};
 pub use gradients::Gradients;
 pub use ops::concat::{Stack, stack};
@@ -73,4 +75,20 @@ pub mod prelude {
         Axes2, Axes3, Axes4, Axes5, Axes6, Axis, Const, ConstShape, Dim, Rank0, Rank1, Rank2, Rank3, Rank4, Rank5,
         Rank6, Shape,
     };
+}
+
+/// The panicking twins' way out: `op()` is `try_op()` plus a panic whose message is
+/// the error's text, reported at the user's line (`#[track_caller]` all the way up).
+pub(crate) trait OrPanic<T> {
+    fn or_panic(self) -> T;
+}
+
+impl<T> OrPanic<T> for Result<T, Error> {
+    #[track_caller]
+    fn or_panic(self) -> T {
+        match self {
+            Ok(value) => value,
+            Err(error) => panic!("{error}"),
+        }
+    }
 }

@@ -1,3 +1,4 @@
+use crate::OrPanic;
 use crate::gradients::Gradients;
 use crate::tape::{NoneTape, OwnedTape, Tape};
 use ferrograd_device::{Error, Layout, Storage, Unit};
@@ -282,11 +283,12 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
     }
 
     /// Gradients holding a zero gradient for this tensor, to pass to [`Tensor::traced`].
+    #[track_caller]
     pub fn alloc_grads(&self) -> Gradients<E, D>
     where
         E: ferrograd_device::Dtype,
     {
-        self.try_alloc_grads().unwrap_or_else(|e| panic!("{e}"))
+        self.try_alloc_grads().or_panic()
     }
 
     /// [`Tensor::alloc_grads`], returning an error instead of panicking.

@@ -1,6 +1,7 @@
 //! Element-wise ops of two tensors of one shape. Either operand may be traced; if both
 //! are, on different tapes, the tapes merge.
 
+use crate::OrPanic;
 use crate::tape::{MergeTapes, MergedTape, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::elementwise::{Add, BinaryKernel, Div, Maximum, Minimum, Mul, Sub};
@@ -20,13 +21,14 @@ macro_rules! binary_methods {
             ///
             /// # Panics
             /// When run-time dims differ; see the `try_` twin.
+            #[track_caller]
             pub fn $name<R: Tape<E, D>>(self, rhs: Tensor<S, E, D, R>) -> Tensor<S, E, D, MergedTape<T, R>>
             where
                 D: BinaryKernel<$op, E>,
                 T: MergeTapes<R>,
                 MergedTape<T, R>: Tape<E, D>,
             {
-                self.$try_name(rhs).unwrap_or_else(|e| panic!("{e}"))
+                self.$try_name(rhs).or_panic()
             }
 
             #[doc = concat!("[`Tensor::", stringify!($name), "`], returning `Error::ShapeMismatch` when run-time dims differ.")]
@@ -76,6 +78,7 @@ macro_rules! tensor_operator {
         {
             type Output = Tensor<S, E, D, MergedTape<L, R>>;
             /// Panics when run-time dims differ; see the `try_` method.
+            #[track_caller]
             fn $method(self, rhs: Tensor<S, E, D, R>) -> Self::Output {
                 Tensor::$method(self, rhs)
             }

@@ -1,6 +1,7 @@
 //! Comparisons, which give `bool` masks (no gradient), and `choose`, which picks
 //! elements of two tensors by a mask (PyTorch's `where`).
 
+use crate::OrPanic;
 use crate::tape::{MergeTapes, MergedTape, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::compare::{ChooseKernel, CompareKernel, Comparison};
@@ -16,8 +17,9 @@ macro_rules! comparisons {
             ///
             /// # Panics
             /// When run-time dims differ; see the `try_` twin.
+            #[track_caller]
             pub fn $name<R>(&self, rhs: &Tensor<S, E, D, R>) -> Tensor<S, bool, D> {
-                self.$try_name(rhs).unwrap_or_else(|e| panic!("{e}"))
+                self.$try_name(rhs).or_panic()
             }
 
             #[doc = concat!("[`Tensor::", stringify!($name), "`], returning `Error::ShapeMismatch` when run-time dims differ.")]
@@ -26,8 +28,9 @@ macro_rules! comparisons {
             }
 
             #[doc = concat!("[`Tensor::", stringify!($name), "`] against one scalar.")]
+            #[track_caller]
             pub fn $scalar(&self, scalar: E) -> Tensor<S, bool, D> {
-                self.$try_scalar(scalar).unwrap_or_else(|e| panic!("{e}"))
+                self.$try_scalar(scalar).or_panic()
             }
 
             #[doc = concat!("[`Tensor::", stringify!($scalar), "`], returning an error instead of panicking.")]
@@ -89,6 +92,7 @@ impl<S: Shape, D: Storage<bool>, T> Tensor<S, bool, D, T> {
     ///
     /// # Panics
     /// When run-time dims differ; see [`Tensor::try_choose`].
+    #[track_caller]
     pub fn choose<E: Dtype, L, R: Tape<E, D>>(
         &self,
         on_true: Tensor<S, E, D, L>,
@@ -99,7 +103,7 @@ impl<S: Shape, D: Storage<bool>, T> Tensor<S, bool, D, T> {
         L: Tape<E, D> + MergeTapes<R>,
         MergedTape<L, R>: Tape<E, D>,
     {
-        self.try_choose(on_true, on_false).unwrap_or_else(|e| panic!("{e}"))
+        self.try_choose(on_true, on_false).or_panic()
     }
 
     /// [`Tensor::choose`], returning `Error::ShapeMismatch` when run-time dims differ.

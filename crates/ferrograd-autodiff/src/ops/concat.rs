@@ -1,5 +1,6 @@
 //! Joining tensors: `concat_along` an existing axis, `stack` along a new one.
 
+use crate::OrPanic;
 use crate::tape::{MergeTapes, MergedTape, OpInput, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::copy::CopyKernel;
@@ -82,6 +83,7 @@ impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     ///
     /// # Panics
     /// When another axis differs at run time; see [`Tensor::try_concat_along`].
+    #[track_caller]
     pub fn concat_along<const I: usize, S2, R: Tape<E, D>>(
         self,
         axis: Axis<I>,
@@ -93,7 +95,7 @@ impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         T: MergeTapes<R>,
         MergedTape<T, R>: Tape<E, D>,
     {
-        self.try_concat_along(axis, other).unwrap_or_else(|e| panic!("{e}"))
+        self.try_concat_along(axis, other).or_panic()
     }
 
     /// [`Tensor::concat_along`], returning `Error::ShapeMismatch` when an axis other
@@ -150,11 +152,12 @@ pub trait Stack {
     /// `Error::InvalidArgument` for an empty `Vec`.
     fn try_stack(self) -> Result<Self::Output, Error>;
     /// Stacks; panics as [`Stack::try_stack`] fails.
+    #[track_caller]
     fn stack(self) -> Self::Output
     where
         Self: Sized,
     {
-        self.try_stack().unwrap_or_else(|e| panic!("{e}"))
+        self.try_stack().or_panic()
     }
 }
 

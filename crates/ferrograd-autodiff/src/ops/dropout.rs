@@ -1,5 +1,6 @@
 //! Dropout: zeroes elements at random and scales the rest by `1 / (1 - p)`.
 
+use crate::OrPanic;
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 use ferrograd_device::ops::elementwise::{BinaryKernel, Mul};
@@ -40,8 +41,9 @@ impl<S: Shape, E: Dtype, D: SampleKernel<E> + BinaryKernel<Mul, E>, T: Tape<E, D
     ///
     /// # Panics
     /// When `p` is outside `[0, 1]`; see [`Tensor::try_dropout`].
+    #[track_caller]
     pub fn dropout(self, p: f64) -> Tensor<S, E, D, T> {
-        self.try_dropout(p).unwrap_or_else(|e| panic!("{e}"))
+        self.try_dropout(p).or_panic()
     }
 
     /// [`Tensor::dropout`], returning `Error::InvalidArgument` when `p` is outside `[0, 1]`.

@@ -13,6 +13,7 @@
 //! from the plain op; nothing is ever read or written out of bounds. Gradients of
 //! repeated indices accumulate.
 
+use crate::OrPanic;
 use crate::tape::{MergeTapes, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::copy::CopyKernel;
@@ -88,6 +89,7 @@ impl<S: Shape, E: Dtype, D: GatherKernel<E> + ScatterAddKernel<E>, T: Tape<E, D>
     /// # Panics
     /// When an index is out of bounds or a run-time dim of the indices disagrees with
     /// `x`'s; see [`Tensor::try_select`].
+    #[track_caller]
     pub fn select<const I: usize>(
         self,
         idx: &Tensor<impl SelectIndexShape<S, I>, usize, D>,
@@ -95,7 +97,7 @@ impl<S: Shape, E: Dtype, D: GatherKernel<E> + ScatterAddKernel<E>, T: Tape<E, D>
     where
         S: ReduceShape<Axis<I>>,
     {
-        self.try_select::<I>(idx).unwrap_or_else(|e| panic!("{e}"))
+        self.try_select::<I>(idx).or_panic()
     }
 
     /// [`Tensor::select`], returning `Error::InvalidArgument` when an index is not below
@@ -167,11 +169,12 @@ impl<S: Shape, E: Dtype, D: GatherKernel<E> + ScatterAddKernel<E>, T: Tape<E, D>
     /// # Panics
     /// When an index is out of bounds or a run-time dim disagrees; see
     /// [`Tensor::try_gather`].
+    #[track_caller]
     pub fn gather<const I: usize, Idx: Shape>(self, idx: &Tensor<Idx, usize, D>) -> Tensor<Idx, E, D, T>
     where
         S: ReplaceAxisTo<Idx, I>,
     {
-        self.try_gather::<I, Idx>(idx).unwrap_or_else(|e| panic!("{e}"))
+        self.try_gather::<I, Idx>(idx).or_panic()
     }
 
     /// [`Tensor::gather`], returning `Error::InvalidArgument` when an index is not below
@@ -219,6 +222,7 @@ impl<S: Shape, E: Dtype, D: GatherKernel<E> + ScatterAddKernel<E>, T: Tape<E, D>
     ///
     /// # Panics
     /// When an index is out of bounds; see [`Tensor::try_index_select`].
+    #[track_caller]
     pub fn index_select<const I: usize, K: Dim>(
         self,
         idx: &Tensor<(K,), usize, D>,
@@ -226,7 +230,7 @@ impl<S: Shape, E: Dtype, D: GatherKernel<E> + ScatterAddKernel<E>, T: Tape<E, D>
     where
         S: ReplaceAxis<I, K>,
     {
-        self.try_index_select::<I, K>(idx).unwrap_or_else(|e| panic!("{e}"))
+        self.try_index_select::<I, K>(idx).or_panic()
     }
 
     /// [`Tensor::index_select`], returning `Error::InvalidArgument` when an index is not
@@ -304,6 +308,7 @@ impl<S: Shape, E: Dtype, D: ScatterAddKernel<E> + CopyKernel<E>, T: Tape<E, D>> 
     /// # Panics
     /// When an index is out of bounds or a run-time dim disagrees; see
     /// [`Tensor::try_scatter_add`].
+    #[track_caller]
     pub fn scatter_add<const I: usize, Idx: Shape, R: Tape<E, D>>(
         self,
         idx: &Tensor<Idx, usize, D>,
@@ -314,8 +319,7 @@ impl<S: Shape, E: Dtype, D: ScatterAddKernel<E> + CopyKernel<E>, T: Tape<E, D>> 
         T: MergeTapes<R>,
         <T as MergeTapes<R>>::Output: Tape<E, D>,
     {
-        self.try_scatter_add::<I, Idx, R>(idx, src)
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.try_scatter_add::<I, Idx, R>(idx, src).or_panic()
     }
 
     /// [`Tensor::scatter_add`], returning `Error::InvalidArgument` when an index is not
@@ -441,12 +445,13 @@ impl<S: Shape, D: Storage<usize>, T> Tensor<S, usize, D, T> {
     ///
     /// # Panics
     /// When an index is not below `C`; see [`Tensor::try_one_hot`].
+    #[track_caller]
     pub fn one_hot<const C: usize, E: Dtype>(&self) -> Tensor<<S as AppendAxis<Const<C>>>::Appended, E, D>
     where
         S: AppendAxis<Const<C>>,
         D: OneHotKernel<E>,
     {
-        self.try_one_hot().unwrap_or_else(|e| panic!("{e}"))
+        self.try_one_hot().or_panic()
     }
 
     /// [`Tensor::one_hot`], returning `Error::InvalidArgument` when an index is not
@@ -475,12 +480,13 @@ impl<S: Shape, D: Storage<usize>, T> Tensor<S, usize, D, T> {
     ///
     /// # Panics
     /// When an index is not below `classes`; see [`Tensor::try_one_hot_like`].
+    #[track_caller]
     pub fn one_hot_like<C: Dim, E: Dtype>(&self, classes: C) -> Tensor<<S as AppendAxis<C>>::Appended, E, D>
     where
         S: AppendAxis<C>,
         D: OneHotKernel<E>,
     {
-        self.try_one_hot_like(classes).unwrap_or_else(|e| panic!("{e}"))
+        self.try_one_hot_like(classes).or_panic()
     }
 
     /// [`Tensor::one_hot_like`], returning `Error::InvalidArgument` when an index is not
@@ -523,8 +529,9 @@ pub trait ArangeTensor<E: FromIndex>: Storage<E> {
         self.try_arange_like(&(Const::<N>,))
     }
     /// `[0, 1, …, n - 1]` for the shape `(n,)`, whose dim may be a run-time `usize`.
+    #[track_caller]
     fn arange_like<L: Dim>(&self, shape: &(L,)) -> Tensor<(L,), E, Self> {
-        self.try_arange_like(shape).unwrap_or_else(|e| panic!("{e}"))
+        self.try_arange_like(shape).or_panic()
     }
     /// [`ArangeTensor::arange_like`], returning `Error::OutOfMemory` instead of
     /// panicking.

@@ -3,6 +3,7 @@
 //! Each operand is described to the kernel by strides alone, so transposed, permuted or
 //! broadcast operands reach the GEMM without copies.
 
+use crate::OrPanic;
 use crate::backward::BackwardContext;
 use crate::tape::{MergeTapes, MergedTape, Tape};
 use crate::tensor::Tensor;
@@ -53,6 +54,7 @@ impl<S: Shape, E: Dtype, D: MatmulKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     ///
     /// # Panics
     /// When run-time dims disagree; see [`Tensor::try_matmul`].
+    #[track_caller]
     pub fn matmul<Rhs: Shape, R: Tape<E, D>>(
         self,
         rhs: Tensor<Rhs, E, D, R>,
@@ -62,7 +64,7 @@ impl<S: Shape, E: Dtype, D: MatmulKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         T: MergeTapes<R>,
         MergedTape<T, R>: Tape<E, D>,
     {
-        self.try_matmul(rhs).unwrap_or_else(|e| panic!("{e}"))
+        self.try_matmul(rhs).or_panic()
     }
 
     /// [`Tensor::matmul`], returning `Error::ShapeMismatch` when run-time inner or batch

@@ -9,6 +9,7 @@
 //! ```
 
 use super::with_input;
+use crate::OrPanic;
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 use ferrograd_device::ops::softmax::{SoftmaxKernel, SoftmaxKind};
@@ -32,11 +33,12 @@ impl<S: Shape, E: Dtype, D: SoftmaxKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> 
     /// assert!((p[0][0] - 1.0 / 3.0).abs() < 1e-15 && (p[0][1] - 2.0 / 3.0).abs() < 1e-15);
     /// assert_eq!(p[1], [1.0, 0.0]);
     /// ```
+    #[track_caller]
     pub fn softmax<Ax: Axes>(self) -> Self
     where
         S: ReduceShape<Ax>,
     {
-        self.try_softmax::<Ax>().unwrap_or_else(|e| panic!("{e}"))
+        self.try_softmax::<Ax>().or_panic()
     }
 
     /// [`Tensor::softmax`], returning an error instead of panicking.
@@ -58,11 +60,12 @@ impl<S: Shape, E: Dtype, D: SoftmaxKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> 
     /// assert_eq!(l[0], [0.0, -2e4]);
     /// assert_eq!(l[1], [-(2.0f32.ln()), -(2.0f32.ln())]);
     /// ```
+    #[track_caller]
     pub fn log_softmax<Ax: Axes>(self) -> Self
     where
         S: ReduceShape<Ax>,
     {
-        self.try_log_softmax::<Ax>().unwrap_or_else(|e| panic!("{e}"))
+        self.try_log_softmax::<Ax>().or_panic()
     }
 
     /// [`Tensor::log_softmax`], returning an error instead of panicking.

@@ -15,6 +15,7 @@
 //! Inputs may be views (broadcast, permuted, sliced): kernels read them through their
 //! strides and send gradients back into the viewed buffer.
 
+use crate::OrPanic;
 use crate::tape::{NoneTape, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::elementwise::{ScalarMul, UnaryKernel};
@@ -143,11 +144,12 @@ impl<S: Shape, E: Dtype, D: SumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     /// assert_eq!(x.clone().sum::<_, Axis<1>>().array(), [6.0, 15.0]);
     /// assert_eq!(x.sum::<Rank0, _>().array(), 21.0);
     /// ```
+    #[track_caller]
     pub fn sum<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
-        self.try_sum().unwrap_or_else(|e| panic!("{e}"))
+        self.try_sum().or_panic()
     }
 
     /// [`Tensor::sum`], returning an error instead of panicking.
@@ -174,12 +176,13 @@ impl<S: Shape, E: Dtype, D: SumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     /// let x = ferrograd_cpu::Cpu::default().tensor([[1.0f32, 2.0], [3.0, 6.0]]);
     /// assert_eq!(x.mean::<Rank0, _>().array(), 3.0);
     /// ```
+    #[track_caller]
     pub fn mean<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
         D: UnaryKernel<ScalarMul<E>, E>,
     {
-        self.try_mean().unwrap_or_else(|e| panic!("{e}"))
+        self.try_mean().or_panic()
     }
 
     /// [`Tensor::mean`], returning an error instead of panicking.
@@ -213,11 +216,12 @@ impl<S: Shape, E: Dtype, D: ExtremumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
     ///
     /// # Panics
     /// When the reduced axes hold no elements; see [`Tensor::try_max`].
+    #[track_caller]
     pub fn max<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
-        self.try_max().unwrap_or_else(|e| panic!("{e}"))
+        self.try_max().or_panic()
     }
 
     /// [`Tensor::max`], returning `Error::InvalidArgument` when the reduced axes hold no
@@ -242,11 +246,12 @@ impl<S: Shape, E: Dtype, D: ExtremumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
     ///
     /// # Panics
     /// When the reduced axes hold no elements; see [`Tensor::try_min`].
+    #[track_caller]
     pub fn min<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
-        self.try_min().unwrap_or_else(|e| panic!("{e}"))
+        self.try_min().or_panic()
     }
 
     /// [`Tensor::min`], returning `Error::InvalidArgument` when the reduced axes hold no
@@ -287,11 +292,12 @@ impl<S: Shape, E: Dtype, D: VarianceKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
     /// assert_eq!(x.clone().var::<_, Axis<1>>().array(), [1.0, 12.0]);
     /// assert_eq!(x.var_with_correction::<Rank1<2>, _>(0.0).array(), [2.0 / 3.0, 8.0]);
     /// ```
+    #[track_caller]
     pub fn var<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
-        self.try_var().unwrap_or_else(|e| panic!("{e}"))
+        self.try_var().or_panic()
     }
 
     /// [`Tensor::var`], returning an error instead of panicking.
@@ -310,12 +316,12 @@ impl<S: Shape, E: Dtype, D: VarianceKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
     /// let x = ferrograd_cpu::Cpu::default().tensor([1.0f32, 3.0]);
     /// assert_eq!(x.var_with_correction::<Rank0, _>(0.0).array(), 1.0);
     /// ```
+    #[track_caller]
     pub fn var_with_correction<Dst: Shape, Ax: Axes>(self, correction: E) -> Tensor<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
-        self.try_var_with_correction(correction)
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.try_var_with_correction(correction).or_panic()
     }
 
     /// [`Tensor::var_with_correction`], returning an error instead of panicking.
@@ -338,11 +344,12 @@ impl<S: Shape, E: Dtype, D: VarianceKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
     /// let g = x.leaky_trace().std::<_, Axis<1>>().sum::<Rank0, _>().backward().get(&x);
     /// assert_eq!(g.array()[1], [0.0, 0.0]);
     /// ```
+    #[track_caller]
     pub fn std<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
-        self.try_std().unwrap_or_else(|e| panic!("{e}"))
+        self.try_std().or_panic()
     }
 
     /// [`Tensor::std`], returning an error instead of panicking.
@@ -361,12 +368,12 @@ impl<S: Shape, E: Dtype, D: VarianceKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
     /// let x = ferrograd_cpu::Cpu::default().tensor([1.0f32, 3.0]);
     /// assert_eq!(x.std_with_correction::<Rank0, _>(0.0).array(), 1.0);
     /// ```
+    #[track_caller]
     pub fn std_with_correction<Dst: Shape, Ax: Axes>(self, correction: E) -> Tensor<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
-        self.try_std_with_correction(correction)
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.try_std_with_correction(correction).or_panic()
     }
 
     /// [`Tensor::std_with_correction`], returning an error instead of panicking.
@@ -408,11 +415,12 @@ impl<S: Shape, E: Dtype, D: LogSumExpKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T
     /// assert_eq!(l[0], 1e4 + 2.0f32.ln());
     /// assert_eq!(l[1], 2.0f32.ln());
     /// ```
+    #[track_caller]
     pub fn logsumexp<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
-        self.try_logsumexp().unwrap_or_else(|e| panic!("{e}"))
+        self.try_logsumexp().or_panic()
     }
 
     /// [`Tensor::logsumexp`], returning an error instead of panicking.
@@ -450,11 +458,12 @@ impl<S: Shape, E: Dtype, D: ArgExtremumKernel<E>, T> Tensor<S, E, D, T> {
     ///
     /// # Panics
     /// When the reduced axes hold no elements; see [`Tensor::try_argmax`].
+    #[track_caller]
     pub fn argmax<Dst: Shape, Ax: Axes>(&self) -> Tensor<Dst, usize, D>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
-        self.try_argmax().unwrap_or_else(|e| panic!("{e}"))
+        self.try_argmax().or_panic()
     }
 
     /// [`Tensor::argmax`], returning `Error::InvalidArgument` when the reduced axes
@@ -478,11 +487,12 @@ impl<S: Shape, E: Dtype, D: ArgExtremumKernel<E>, T> Tensor<S, E, D, T> {
     ///
     /// # Panics
     /// When the reduced axes hold no elements; see [`Tensor::try_argmin`].
+    #[track_caller]
     pub fn argmin<Dst: Shape, Ax: Axes>(&self) -> Tensor<Dst, usize, D>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
-        self.try_argmin().unwrap_or_else(|e| panic!("{e}"))
+        self.try_argmin().or_panic()
     }
 
     /// [`Tensor::argmin`], returning `Error::InvalidArgument` when the reduced axes

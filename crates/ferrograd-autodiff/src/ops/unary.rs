@@ -1,6 +1,7 @@
 //! Element-wise ops of one tensor. Their math is declared once in
 //! `ferrograd_device::ops::elementwise`; each method here is that op plus the tape.
 
+use crate::OrPanic;
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 use ferrograd_device::ops::elementwise::*;
@@ -14,11 +15,12 @@ macro_rules! unary_methods {
     )*) => {
         impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {$(
             $(#[$doc])*
+            #[track_caller]
             pub fn $name(self $(, $arg: $argty)*) -> Self
             where
                 D: UnaryKernel<$op, E>,
             {
-                self.$try_name($($arg),*).unwrap_or_else(|e| panic!("{e}"))
+                self.$try_name($($arg),*).or_panic()
             }
 
             #[doc = concat!("[`Tensor::", stringify!($name), "`], returning an error instead of panicking.")]
@@ -121,6 +123,7 @@ unary_methods! {
 
 impl<S: Shape, E: Dtype, D: UnaryKernel<Negate, E>, T: Tape<E, D>> std::ops::Neg for Tensor<S, E, D, T> {
     type Output = Self;
+    #[track_caller]
     fn neg(self) -> Self {
         self.negate()
     }
@@ -131,6 +134,7 @@ macro_rules! scalar_operator {
         impl<S: Shape, E: Dtype, D: UnaryKernel<$op<E>, E>, T: Tape<E, D>> std::ops::$trait<E> for Tensor<S, E, D, T> {
             type Output = Self;
             /// Panics as the `try_` method fails (out of memory).
+            #[track_caller]
             fn $method(self, scalar: E) -> Self {
                 self.$call(scalar)
             }

@@ -3,6 +3,7 @@
 //! gradients land in the viewed tensor's gradient without any recorded step. reshape
 //! is a view when the data is contiguous, else a copy by [`Tensor::contiguous`].
 
+use crate::OrPanic;
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 use ferrograd_device::ops::copy::CopyKernel;
@@ -84,11 +85,12 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
     ///
     /// # Panics
     /// When a kept run-time dim differs from `shape`'s; see [`Tensor::try_broadcast_like`].
+    #[track_caller]
     pub fn broadcast_like<Dst: Shape, Ax: Axes>(self, shape: &Dst) -> Tensor<Dst, E, D, T>
     where
         S: BroadcastShapeTo<Dst, Ax>,
     {
-        self.try_broadcast_like(shape).unwrap_or_else(|e| panic!("{e}"))
+        self.try_broadcast_like(shape).or_panic()
     }
 
     /// [`Tensor::broadcast_like`], returning `Error::ShapeMismatch` when a kept dim
@@ -172,8 +174,9 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
     ///
     /// # Panics
     /// When a range is out of bounds; see [`Tensor::try_slice`].
+    #[track_caller]
     pub fn slice<R: SliceRanges<S>>(self, ranges: R) -> Tensor<R::Sliced, E, D, T> {
-        self.try_slice(ranges).unwrap_or_else(|e| panic!("{e}"))
+        self.try_slice(ranges).or_panic()
     }
 
     /// [`Tensor::slice`], returning `Error::InvalidArgument` when a range is reversed or
@@ -227,11 +230,12 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
     ///
     /// # Panics
     /// When axis `I` is not of size 1; see [`Tensor::try_squeeze`].
+    #[track_caller]
     pub fn squeeze<const I: usize>(self) -> Tensor<<S as ReduceShape<Axis<I>>>::Reduced, E, D, T>
     where
         S: ReduceShape<Axis<I>>,
     {
-        self.try_squeeze::<I>().unwrap_or_else(|e| panic!("{e}"))
+        self.try_squeeze::<I>().or_panic()
     }
 
     /// [`Tensor::squeeze`], returning `Error::ShapeMismatch` when axis `I` is not of size 1.
@@ -268,8 +272,9 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
     ///
     /// # Panics
     /// When the sizes disagree with `Dst`; see [`Tensor::try_realize`].
+    #[track_caller]
     pub fn realize<Dst: Shape>(self) -> Tensor<Dst, E, D, T> {
-        self.try_realize().unwrap_or_else(|e| panic!("{e}"))
+        self.try_realize().or_panic()
     }
 
     /// [`Tensor::realize`], returning `Error::ShapeMismatch` when the sizes disagree.
@@ -294,8 +299,9 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
 impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     /// The tensor with its elements laid out row-major in a buffer of their own; the
     /// tensor itself when they already are.
+    #[track_caller]
     pub fn contiguous(self) -> Self {
-        self.try_contiguous().unwrap_or_else(|e| panic!("{e}"))
+        self.try_contiguous().or_panic()
     }
 
     /// [`Tensor::contiguous`], returning an error instead of panicking.
@@ -352,8 +358,9 @@ impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     ///
     /// # Panics
     /// When the element counts differ; see [`Tensor::try_reshape_like`].
+    #[track_caller]
     pub fn reshape_like<Dst: Shape>(self, shape: &Dst) -> Tensor<Dst, E, D, T> {
-        self.try_reshape_like(shape).unwrap_or_else(|e| panic!("{e}"))
+        self.try_reshape_like(shape).or_panic()
     }
 
     /// [`Tensor::reshape_like`], returning `Error::ShapeMismatch` when the element
