@@ -267,6 +267,17 @@ macro_rules! reduce {
     }};
 }
 
+/// `(values, indices)` along the param `axis`: `torch.max(x, dim)` and `torch.min`.
+macro_rules! with_indices {
+    ($p:expr, $a:expr, $method:ident) => {{
+        let [x] = floats::<_, 1>($a)?;
+        Ok(with_axis!(x, $p.usize("axis")?, |t, I| {
+            let (values, indices) = t.$method::<_, Axis<I>>().map_err(err)?;
+            Out::Tuple(vec![Out::Float(values.into()), Out::Index(indices.into())])
+        }))
+    }};
+}
+
 /// An op over the axes in the param `axes` that keeps the shape (softmax).
 macro_rules! normalise {
     ($p:expr, $a:expr, $method:ident) => {{
@@ -397,6 +408,8 @@ registry! {
     "std" => |p, a| reduce!(p, a, std),
     "std_with_correction" => |p, a| reduce!(p, a, std_with_correction, p.scalar::<E>("correction")?),
     "logsumexp" => |p, a| reduce!(p, a, logsumexp),
+    "max_with_indices" => |p, a| with_indices!(p, a, try_max_with_indices),
+    "min_with_indices" => |p, a| with_indices!(p, a, try_min_with_indices),
 
     // Views and shape ops (cases_views.py).
     "permute" => |p, a| {
