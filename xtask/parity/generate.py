@@ -19,7 +19,12 @@ and each case becomes `OUT_DIR/<family>/<case name>_<dtype>.npz`, holding
     output          the op's result, contiguous
     grad_output     a seeded random upstream gradient (differentiable float outputs
                     only: not for a float result that depends on no float input)
-    grad_input<i>   d(sum(output * grad_output)) / d input<i> (float inputs only)
+    output<k>, grad_output<k>
+                    the k-th result (k >= 1) and its upstream gradient, for an op that
+                    gives a tuple (`torch.max(x, dim)`: values, indices); then meta
+                    also lists them all as `outputs`
+    grad_input<i>   d(sum over k of sum(output<k> * grad_output<k>)) / d input<i>
+                    (float inputs only)
 
 While a case runs, torch's default dtype is the case's, so ops that make float
 tensors of their own (`arange`, a one-hot cast to float) make them in that dtype.
@@ -116,21 +121,30 @@ def run_case(family: str, case: Case, fn, dtype: str) -> dict:
     default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(torch_dtype)
     try:
-        out = fn(*args, **case.params)
+        result = fn(*args, **case.params)
     finally:
         torch.set_default_dtype(default_dtype)
-    out_np = out.detach().numpy()
-    arrays["output"] = out_np
+    # An op may give several results (torch.max(x, dim): values and indices), stored as
+    # `output`, `output1`, ... with `grad_output`, `grad_output1`, ... for the
+    # differentiable ones; a single result is stored exactly as before.
+    outs = list(result) if isinstance(result, tuple) else [result]
+    differentiable, upstream, outputs_meta = [], [], []
+    for k, out in enumerate(outs):
+        suffix = str(k) if k else ""
+        out_np = out.detach().numpy()
+        arrays[f"output{suffix}"] = out_np
+        outputs_meta.append({"shape": list(out_np.shape), "dtype": NP_DTYPE_NAMES[out_np.dtype]})
+        if out.dtype.is_floating_point:
+            assert out.dtype == torch_dtype, (case.name, out.dtype)
+        if out.dtype.is_floating_point and out.requires_grad:
+            grad_output = rng.standard_normal(out_np.shape).astype(np_dtype)
+            arrays[f"grad_output{suffix}"] = grad_output
+            differentiable.append(out)
+            upstream.append(torch.from_numpy(grad_output.copy()))
     grads = {}
-    if out.dtype.is_floating_point:
-        assert out.dtype == torch_dtype, (case.name, out.dtype)
-    if out.dtype.is_floating_point and out.requires_grad:
-        grad_output = rng.standard_normal(out_np.shape).astype(np_dtype)
-        arrays["grad_output"] = grad_output
+    if differentiable:
         float_leaves = [leaf for leaf in leaves if leaf is not None]
-        results = torch.autograd.grad(
-            out, float_leaves, grad_outputs=torch.from_numpy(grad_output.copy()), allow_unused=True
-        )
+        results = torch.autograd.grad(differentiable, float_leaves, grad_outputs=upstream, allow_unused=True)
         found = iter(results)
         for i, leaf in enumerate(leaves):
             if leaf is not None:
@@ -148,10 +162,12 @@ def run_case(family: str, case: Case, fn, dtype: str) -> dict:
         "dtype": dtype,
         "params": case.params,
         "inputs": inputs_meta,
-        "output": {"shape": list(out_np.shape), "dtype": NP_DTYPE_NAMES[out_np.dtype]},
+        "output": outputs_meta[0],
         "torch": torch.__version__,
         "numpy": np.__version__,
     }
+    if len(outs) > 1:
+        meta["outputs"] = outputs_meta
     text = json.dumps(meta, sort_keys=True, allow_nan=False, separators=(",", ":"))
     return {"meta": np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **arrays}
 

@@ -9,8 +9,11 @@
 //! (`parity/registry.rs`) maps the name to, and the output and the gradients of
 //! `(output * g).sum()` are compared within the dtype's tolerance; masks and indices
 //! exactly. An op with no gradient (a float result of indices, like `one_hot`) is
-//! compared forward only, and its fixture must have no `g`. A fixture naming an op
-//! the registry does not know fails the test.
+//! compared forward only, and its fixture must have no `g`. An op with several results
+//! (`torch.max(x, dim)`: values and indices) has `output`, `output1`, … each compared
+//! as above, and the gradients are those of the sum of `(output_k * g_k).sum()` over
+//! its differentiable results. A fixture naming an op the registry does not know fails
+//! the test.
 //!
 //! No Python is needed. `cargo test -p ferrograd-autodiff --test parity -- --nocapture`
 //! also shows which fixtures ran; the per-op summary is printed either way.
@@ -62,13 +65,16 @@ const F64_TOL: Tol = Tol {
     atol: 1e-12,
 };
 
+/// Traced results, each with its upstream gradient.
+type WithUpstream<E> = Vec<(Dyn<E, Traced<E>>, Dyn<E>)>;
+
 /// The dtypes fixtures come in; the per-dtype parts of running a case.
 trait ParityFloat: Dtype + std::fmt::Debug {
     const TOL: Tol;
     fn op(entry: &Entry) -> OpFn<Self>;
     fn values(array: &Array) -> Option<&[Self]>;
-    /// The gradients of `sum(out · upstream)`.
-    fn backward(out: Dyn<Self, Traced<Self>>, upstream: Dyn<Self>) -> Result<Gradients<Self, Cpu>, String>;
+    /// The gradients of `Σ_k sum(out_k · upstream_k)`.
+    fn backward(outs: WithUpstream<Self>) -> Result<Gradients<Self, Cpu>, String>;
 }
 
 macro_rules! parity_float {
@@ -84,22 +90,31 @@ macro_rules! parity_float {
                     _ => None,
                 }
             }
-            fn backward(out: Dyn<Self, Traced<Self>>, upstream: Dyn<Self>) -> Result<Gradients<Self, Cpu>, String> {
-                let loss = match (out, upstream) {
-                    (Dyn::R0(o), Dyn::R0(g)) => o * g, // already a scalar
-                    (Dyn::R1(o), Dyn::R1(g)) => (o * g).sum::<Rank0, _>(),
-                    (Dyn::R2(o), Dyn::R2(g)) => (o * g).sum::<Rank0, _>(),
-                    (Dyn::R3(o), Dyn::R3(g)) => (o * g).sum::<Rank0, _>(),
-                    (Dyn::R4(o), Dyn::R4(g)) => (o * g).sum::<Rank0, _>(),
-                    (o, g) => {
-                        return Err(format!(
-                            "output of rank {}, upstream gradient of rank {}",
-                            o.rank(),
-                            g.rank()
-                        ));
-                    }
-                };
-                loss.try_backward().map_err(|e| format!("backward: {e}"))
+            fn backward(outs: WithUpstream<Self>) -> Result<Gradients<Self, Cpu>, String> {
+                let mut total = None;
+                for (out, upstream) in outs {
+                    let loss = match (out, upstream) {
+                        (Dyn::R0(o), Dyn::R0(g)) => o * g, // already a scalar
+                        (Dyn::R1(o), Dyn::R1(g)) => (o * g).sum::<Rank0, _>(),
+                        (Dyn::R2(o), Dyn::R2(g)) => (o * g).sum::<Rank0, _>(),
+                        (Dyn::R3(o), Dyn::R3(g)) => (o * g).sum::<Rank0, _>(),
+                        (Dyn::R4(o), Dyn::R4(g)) => (o * g).sum::<Rank0, _>(),
+                        (o, g) => {
+                            return Err(format!(
+                                "output of rank {}, upstream gradient of rank {}",
+                                o.rank(),
+                                g.rank()
+                            ));
+                        }
+                    };
+                    // One result (every op but a few) is its own loss, added to nothing.
+                    total = Some(match total {
+                        None => loss,
+                        Some(sum) => sum + loss,
+                    });
+                }
+                let total = total.ok_or("no differentiable output")?;
+                total.try_backward().map_err(|e| format!("backward: {e}"))
             }
         }
     };
@@ -208,63 +223,79 @@ fn run_fixture<E: ParityFloat>(fixture: &Fixture, entry: &Entry) -> Result<(), S
         bases.push(Some(base));
     }
 
-    let out = (E::op(entry))(&fixture.params, args)?;
+    let outs = match (E::op(entry))(&fixture.params, args)? {
+        Out::Tuple(outs) => outs,
+        out => vec![out],
+    };
+    // A result PyTorch gives beyond ferrograd's would go unchecked.
+    if fixture.arrays.contains_key(&format!("output{}", outs.len().max(1))) {
+        return Err(format!("PyTorch gives more results than ferrograd's {}", outs.len()));
+    }
     let mut mismatches = Vec::new();
-    let expected = fixture.array("output")?;
-    match out {
-        Out::Bool(mask) => {
-            let Data::Bool(want) = &expected.data else {
-                return Err(format!(
-                    "ferrograd gives a mask, PyTorch's output is {}",
-                    expected.dtype_name()
-                ));
-            };
-            check_shape("output", &mask.dims(), &expected.shape)?;
-            if let Err(e) = compare_exact("output", &mask.to_vec(), want, &expected.shape) {
-                mismatches.push(e);
+    let mut differentiable = Vec::new();
+    for (k, out) in outs.into_iter().enumerate() {
+        let suffix = if k == 0 { String::new() } else { k.to_string() };
+        let (key, grad_key) = (format!("output{suffix}"), format!("grad_output{suffix}"));
+        let key = key.as_str();
+        let expected = fixture.array(key)?;
+        match out {
+            Out::Bool(mask) => {
+                let Data::Bool(want) = &expected.data else {
+                    return Err(format!(
+                        "ferrograd gives a mask, PyTorch's {key} is {}",
+                        expected.dtype_name()
+                    ));
+                };
+                check_shape(key, &mask.dims(), &expected.shape)?;
+                if let Err(e) = compare_exact(key, &mask.to_vec(), want, &expected.shape) {
+                    mismatches.push(e);
+                }
             }
+            Out::Index(indices) => {
+                let Data::I64(want) = &expected.data else {
+                    return Err(format!(
+                        "ferrograd gives indices, PyTorch's {key} is {}",
+                        expected.dtype_name()
+                    ));
+                };
+                check_shape(key, &indices.dims(), &expected.shape)?;
+                let got: Vec<i64> = indices.to_vec().into_iter().map(|i| i as i64).collect();
+                if let Err(e) = compare_exact(key, &got, want, &expected.shape) {
+                    mismatches.push(e);
+                }
+            }
+            Out::Const(out) => {
+                if fixture.arrays.contains_key(&grad_key) {
+                    return Err(format!(
+                        "ferrograd's {key} has no gradient, PyTorch's does (the fixture has a `{grad_key}`)"
+                    ));
+                }
+                let (want, shape) = fixture.floats::<E>(key)?;
+                check_shape(key, &out.dims(), shape)?;
+                if let Err(e) = compare(key, &out.to_vec(), want, shape, tol) {
+                    mismatches.push(e);
+                }
+            }
+            Out::Float(out) => {
+                let (want, shape) = fixture.floats::<E>(key)?;
+                check_shape(key, &out.dims(), shape)?;
+                if let Err(e) = compare(key, &out.to_vec(), want, shape, tol) {
+                    mismatches.push(e);
+                }
+                let (upstream, up_shape) = fixture.floats::<E>(&grad_key)?;
+                differentiable.push((out, Dyn::from_vec(&dev, upstream.to_vec(), up_shape)?));
+            }
+            Out::Tuple(_) => return Err("the registry gave a tuple inside a tuple".into()),
         }
-        Out::Index(indices) => {
-            let Data::I64(want) = &expected.data else {
-                return Err(format!(
-                    "ferrograd gives indices, PyTorch's output is {}",
-                    expected.dtype_name()
-                ));
-            };
-            check_shape("output", &indices.dims(), &expected.shape)?;
-            let got: Vec<i64> = indices.to_vec().into_iter().map(|i| i as i64).collect();
-            if let Err(e) = compare_exact("output", &got, want, &expected.shape) {
-                mismatches.push(e);
-            }
-        }
-        Out::Const(out) => {
-            if fixture.arrays.contains_key("grad_output") {
-                return Err("ferrograd's result has no gradient, PyTorch's does (the fixture has a \
-                            `grad_output`)"
-                    .into());
-            }
-            let (want, shape) = fixture.floats::<E>("output")?;
-            check_shape("output", &out.dims(), shape)?;
-            if let Err(e) = compare("output", &out.to_vec(), want, shape, tol) {
-                mismatches.push(e);
-            }
-        }
-        Out::Float(out) => {
-            let (want, shape) = fixture.floats::<E>("output")?;
-            check_shape("output", &out.dims(), shape)?;
-            if let Err(e) = compare("output", &out.to_vec(), want, shape, tol) {
-                mismatches.push(e);
-            }
-            let (upstream, up_shape) = fixture.floats::<E>("grad_output")?;
-            let upstream = Dyn::from_vec(&dev, upstream.to_vec(), up_shape)?;
-            let grads = E::backward(out, upstream)?;
-            for (i, base) in bases.iter().enumerate() {
-                if let Some(base) = base {
-                    let key = format!("grad_input{i}");
-                    let (want, shape) = fixture.floats::<E>(&key)?;
-                    if let Err(e) = compare(&key, &base.grad(&grads), want, shape, tol) {
-                        mismatches.push(e);
-                    }
+    }
+    if !differentiable.is_empty() {
+        let grads = E::backward(differentiable)?;
+        for (i, base) in bases.iter().enumerate() {
+            if let Some(base) = base {
+                let key = format!("grad_input{i}");
+                let (want, shape) = fixture.floats::<E>(&key)?;
+                if let Err(e) = compare(&key, &base.grad(&grads), want, shape, tol) {
+                    mismatches.push(e);
                 }
             }
         }

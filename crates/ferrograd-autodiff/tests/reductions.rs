@@ -1,15 +1,15 @@
 //! Reductions over sets of axes: sum, mean, max, min, var, std, logsumexp, argmax and
-//! argmin. Values against naive `f64` loops written out here; gradients against finite
-//! differences of `Σ w ⊙ op(x)` with seeded weights `w`; inputs contiguous and viewed
-//! (permuted, sliced, broadcast), reduced over the first, middle and last axis, two
-//! axes and all of them.
+//! argmin; along one axis, max and min with their indices. Values against naive `f64`
+//! loops written out here; gradients against finite differences of `Σ w ⊙ op(x)` with
+//! seeded weights `w`; inputs contiguous and viewed (permuted, sliced, broadcast),
+//! reduced over the first, middle and last axis, two axes and all of them.
 
 mod common;
 
 use common::{GradCheck, Loss, Traced, assert_close, check_gradient_with, tensor_of, weights, widen};
 use ferrograd_autodiff::prelude::*;
 use ferrograd_cpu::Cpu;
-use ferrograd_shapes::{Axes, ReduceShape};
+use ferrograd_shapes::{Axes, ReduceShape, SingleAxis};
 
 // ---------------------------------------------------------------------------------
 // References
@@ -209,6 +209,47 @@ fn check<S: Shape, V: ReduceShape<Ax>, Ax: Axes>(
     check_gradient_with(grad_check(), x, |t| wsum(view(t).logsumexp::<_, Ax>()));
 }
 
+/// Checks `max_with_indices` and `min_with_indices` of `view(x)` along the axis `Ax`:
+/// values and indices against the references (first of ties, first NaN), the values
+/// against `gather` at the indices, and the gradient against finite differences.
+#[track_caller]
+fn check_with_indices<S: Shape, V: ReduceShape<Ax>, Ax: SingleAxis>(
+    x: &Tensor<S, f64, Cpu>,
+    view: impl Fn(Traced<S>) -> Traced<V> + Copy,
+) {
+    let axes = Ax::AXES;
+    let v = view(x.clone().traced(Gradients::default()));
+    let (values, dims) = (v.as_vec(), v.dims().as_ref().to_vec());
+    let what = |op: &str| format!("{op} along {axes:?} of a {dims:?} view");
+    let arg = |greater| {
+        groups(&values, &dims, axes)
+            .iter()
+            .map(|g| ref_arg(g, greater))
+            .collect::<Vec<_>>()
+    };
+    let (max, argmax) = v.clone().max_with_indices::<Reduced<V, Ax>, Ax>();
+    assert_close(
+        &max.as_vec(),
+        &reference(&values, &dims, axes, ref_max),
+        0.0,
+        0.0,
+        &what("max_with_indices values"),
+    );
+    assert_eq!(argmax.as_vec(), arg(true), "{}", what("max_with_indices indices"));
+    let (min, argmin) = v.min_with_indices::<Reduced<V, Ax>, Ax>();
+    assert_close(
+        &min.as_vec(),
+        &reference(&values, &dims, axes, ref_min),
+        0.0,
+        0.0,
+        &what("min_with_indices values"),
+    );
+    assert_eq!(argmin.as_vec(), arg(false), "{}", what("min_with_indices indices"));
+
+    check_gradient_with(grad_check(), x, |t| wsum(view(t).max_with_indices::<_, Ax>().0));
+    check_gradient_with(grad_check(), x, |t| wsum(view(t).min_with_indices::<_, Ax>().0));
+}
+
 #[test]
 fn contiguous_over_every_set_of_axes() {
     let x = distinct::<Rank3<3, 4, 5>>();
@@ -220,6 +261,14 @@ fn contiguous_over_every_set_of_axes() {
     check::<_, _, Axes2<0, 2>>(&x, same);
     check::<_, _, Axes2<1, 2>>(&x, same);
     check::<_, _, Axes3<0, 1, 2>>(&x, same);
+    check_with_indices::<_, _, Axis<0>>(&x, same);
+    check_with_indices::<_, _, Axis<1>>(&x, same);
+    check_with_indices::<_, _, Axis<2>>(&x, same);
+    let v = distinct::<Rank1<7>>();
+    check_with_indices::<_, _, Axis<0>>(&v, |t: Traced<Rank1<7>>| t);
+    let w = distinct::<Rank4<2, 3, 2, 4>>();
+    check_with_indices::<_, _, Axis<1>>(&w, |t: Traced<Rank4<2, 3, 2, 4>>| t);
+    check_with_indices::<_, _, Axis<3>>(&w, |t: Traced<Rank4<2, 3, 2, 4>>| t);
 }
 
 #[test]
@@ -236,6 +285,11 @@ fn permuted_inputs() {
     let y = distinct::<Rank2<6, 7>>();
     check::<_, _, Axis<0>>(&y, transposed);
     check::<_, _, Axis<1>>(&y, transposed);
+    check_with_indices::<_, _, Axis<0>>(&x, permuted);
+    check_with_indices::<_, _, Axis<1>>(&x, permuted);
+    check_with_indices::<_, _, Axis<2>>(&x, permuted);
+    check_with_indices::<_, _, Axis<0>>(&y, transposed);
+    check_with_indices::<_, _, Axis<1>>(&y, transposed);
 }
 
 #[test]
@@ -253,6 +307,11 @@ fn sliced_inputs() {
     check::<_, _, Axis<2>>(&x, window);
     check::<_, _, Axes2<0, 2>>(&x, window);
     check::<_, _, Axes3<0, 1, 2>>(&x, window);
+    check_with_indices::<_, _, Axis<2>>(&x, rows);
+    check_with_indices::<_, _, Axis<0>>(&x, rows);
+    check_with_indices::<_, _, Axis<0>>(&x, window);
+    check_with_indices::<_, _, Axis<1>>(&x, window);
+    check_with_indices::<_, _, Axis<2>>(&x, window);
 }
 
 #[test]
@@ -270,6 +329,13 @@ fn broadcast_inputs() {
     let spread = |t: Traced<Rank1<4>>| t.broadcast::<Rank2<4, 3>, Axis<1>>().t();
     check::<_, _, Axis<0>>(&v, spread);
     check::<_, _, Axis<1>>(&v, spread);
+    // Along the broadcast axis every group is ties of one base element: it gets the
+    // whole gradient, once per group.
+    check_with_indices::<_, _, Axis<0>>(&x, copies);
+    check_with_indices::<_, _, Axis<1>>(&x, copies);
+    check_with_indices::<_, _, Axis<2>>(&x, copies);
+    check_with_indices::<_, _, Axis<0>>(&v, spread);
+    check_with_indices::<_, _, Axis<1>>(&v, spread);
 }
 
 // ---------------------------------------------------------------------------------
@@ -293,6 +359,12 @@ fn shapes_name_the_axes_or_the_axes_the_shape() {
     let d = Cpu::default().tensor_from_vec(x.as_vec(), (2usize, 12usize));
     assert_eq!(d.clone().var::<_, Axis<1>>().dims(), [2]);
     assert_eq!(d.argmin::<_, Axis<0>>().dims(), [12]);
+    let (values, indices) = d.max_with_indices::<_, Axis<1>>();
+    assert_eq!((values.dims(), indices.dims()), ([2], [2]));
+    // One axis, from the values' shape.
+    let (values, indices): (Tensor<Rank2<2, 4>, f64, Cpu>, _) = x.clone().max_with_indices();
+    assert_eq!(values.array(), x.clone().max::<_, Axis<1>>().array());
+    assert_eq!(indices.array(), x.argmax::<_, Axis<1>>().array());
 }
 
 // ---------------------------------------------------------------------------------
@@ -319,6 +391,98 @@ fn tied_maxima_and_minima_share_the_gradient() {
     let y = dev.tensor([[[1.0f64, 4.0], [4.0, 0.0]], [[4.0, 4.0], [2.0, 3.0]]]);
     let g = y.leaky_trace().max::<Rank0, _>().backward().get(&y).array();
     assert_eq!(g, [[[0.0, 0.25], [0.25, 0.0]], [[0.25, 0.25], [0.0, 0.0]]]);
+}
+
+#[test]
+fn with_indices_the_gradient_goes_to_the_first_of_ties() {
+    let dev = Cpu::default();
+    let x = dev.tensor([[3.0f64, 1.0, 3.0, 3.0], [-2.0, 5.0, -2.0, 0.0]]);
+    let w = [0.7, -1.3];
+    let weighted = |y: Tensor<Rank1<2>, f64, Cpu, OwnedTape<f64, Cpu>>| y.mul(dev.tensor(w)).sum::<Rank0, _>();
+    // torch.max(x, 1): values [3, 5] at [0, 1]; each row's weight goes to that one index
+    // (where `max` gave 0.7 / 3 to each of the three 3.0).
+    let (values, indices) = x.leaky_trace().max_with_indices::<_, Axis<1>>();
+    assert_eq!((values.array(), indices.array()), ([3.0, 5.0], [0, 1]));
+    let g = weighted(values).backward().get(&x).array();
+    assert_eq!(g, [[0.7, 0.0, 0.0, 0.0], [0.0, -1.3, 0.0, 0.0]]);
+    // torch.min(x, 1): values [1, -2] at [1, 0]; the second -2.0 of row 1 gets nothing.
+    let (values, indices) = x.leaky_trace().min_with_indices::<_, Axis<1>>();
+    assert_eq!((values.array(), indices.array()), ([1.0, -2.0], [1, 0]));
+    let g = weighted(values).backward().get(&x).array();
+    assert_eq!(g, [[0.0, 0.7, 0.0, 0.0], [-1.3, 0.0, 0.0, 0.0]]);
+    // Through the transpose (a strided view), along its axis 0: the same picks.
+    let (values, indices) = x.leaky_trace().t().max_with_indices::<_, Axis<0>>();
+    assert_eq!(indices.array(), [0, 1]);
+    let g = weighted(values).backward().get(&x).array();
+    assert_eq!(g, [[0.7, 0.0, 0.0, 0.0], [0.0, -1.3, 0.0, 0.0]]);
+    // Along axis 0: column 0 ties in rows 0 and 1, column 1 in all three, column 2 in
+    // rows 1 and 2; each picks its first.
+    let y = dev.tensor([[2.0f64, 4.0, 4.0], [2.0, 4.0, 5.0], [1.0, 4.0, 5.0]]);
+    let (values, indices) = y.leaky_trace().max_with_indices::<_, Axis<0>>();
+    assert_eq!((values.array(), indices.array()), ([2.0, 4.0, 5.0], [0, 0, 1]));
+    let g = values
+        .mul(dev.tensor([1.0, 2.0, 3.0]))
+        .sum::<Rank0, _>()
+        .backward()
+        .get(&y)
+        .array();
+    assert_eq!(g, [[1.0, 2.0, 0.0], [0.0, 0.0, 3.0], [0.0, 0.0, 0.0]]);
+    // The indices pick the values: `gather` at them gives the values back.
+    let z = distinct::<Rank3<3, 4, 5>>();
+    let (values, indices) = z.clone().min_with_indices::<_, Axis<1>>();
+    let picked = z.gather::<1, _>(&indices.unsqueeze::<1>()).squeeze::<1>();
+    assert_eq!(picked.array(), values.array());
+}
+
+#[test]
+fn with_indices_gradients_match_finite_differences_on_random_data() {
+    // Seeded normal values: no ties, and none closer than the finite-difference steps.
+    let x: Tensor<Rank3<3, 4, 5>, f64, Cpu> = Cpu::seed_from_u64(11).sample_normal();
+    let same = |t: Traced<Rank3<3, 4, 5>>| t;
+    check_with_indices::<_, _, Axis<0>>(&x, same);
+    check_with_indices::<_, _, Axis<1>>(&x, same);
+    check_with_indices::<_, _, Axis<2>>(&x, same);
+    let permuted = |t: Traced<Rank3<3, 4, 5>>| t.permute::<Axes3<1, 2, 0>>();
+    check_with_indices::<_, _, Axis<0>>(&x, permuted);
+    check_with_indices::<_, _, Axis<2>>(&x, permuted);
+    // Without ties the gradient is `max`'s (and `min`'s).
+    let by_max = check_gradient_with(grad_check(), &x, |t| wsum(t.max::<_, Axis<1>>()));
+    let by_index = check_gradient_with(grad_check(), &x, |t| wsum(t.max_with_indices::<_, Axis<1>>().0));
+    assert_eq!(by_max, by_index);
+}
+
+#[test]
+fn with_indices_nan_wins_and_takes_the_gradient() {
+    let dev = Cpu::default();
+    let x = dev.tensor([[1.0f64, f64::NAN, 3.0, f64::NAN], [4.0, 5.0, 7.0, 7.0]]);
+    let (values, indices) = x.leaky_trace().max_with_indices::<_, Axis<1>>();
+    let v = values.as_vec();
+    assert!(v[0].is_nan() && v[1] == 7.0);
+    assert_eq!(indices.array(), [1, 2]);
+    // As in PyTorch the NaN's element gets the gradient, a finite one (`max` gives NaN).
+    let g = values.sum::<Rank0, _>().backward().get(&x).array();
+    assert_eq!(g, [[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]);
+    let (values, indices) = x.leaky_trace().min_with_indices::<_, Axis<0>>();
+    let v = values.as_vec();
+    assert!(v[1].is_nan() && v[3].is_nan());
+    assert_eq!((v[0], v[2]), (1.0, 3.0));
+    assert_eq!(indices.array(), [0, 0, 0, 0]);
+    let g = values.sum::<Rank0, _>().backward().get(&x).array();
+    assert_eq!(g, [[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]]);
+    // A NaN after the extremum still wins, in f32 too, and a long row.
+    let mut long = vec![1.0f32; 1000];
+    long[3] = 9.0;
+    long[777] = f32::NAN;
+    long[900] = f32::NAN;
+    let (values, indices) = dev.tensor(long).min_with_indices::<Rank0, _>();
+    assert!(values.array().is_nan());
+    assert_eq!(indices.array(), 777);
+    // Infinities are ordinary values.
+    let inf = dev.tensor([f64::NEG_INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::INFINITY]);
+    let (max, at_max) = inf.clone().max_with_indices::<Rank0, _>();
+    let (min, at_min) = inf.min_with_indices::<Rank0, _>();
+    assert_eq!((max.array(), at_max.array()), (f64::INFINITY, 2));
+    assert_eq!((min.array(), at_min.array()), (f64::NEG_INFINITY, 0));
 }
 
 #[test]
@@ -450,8 +614,24 @@ fn empty_reductions_are_errors_where_pytorch_refuses() {
         x.try_argmin::<_, Axis<0>>(),
         Err(Error::InvalidArgument { op: "argmin", .. })
     ));
+    assert!(matches!(
+        x.clone().try_max_with_indices::<_, Axis<0>>(),
+        Err(Error::InvalidArgument {
+            op: "max_with_indices",
+            ..
+        })
+    ));
+    assert!(matches!(
+        x.clone().try_min_with_indices::<_, Axis<0>>(),
+        Err(Error::InvalidArgument {
+            op: "min_with_indices",
+            ..
+        })
+    ));
     // Reducing a non-empty axis of an empty tensor gives an empty result.
     assert_eq!(x.clone().max::<_, Axis<1>>().as_vec(), Vec::<f64>::new());
+    let (values, indices) = x.clone().min_with_indices::<_, Axis<1>>();
+    assert_eq!((values.as_vec(), indices.as_vec()), (vec![], vec![]));
     assert_eq!(x.clone().sum::<_, Axis<0>>().as_vec(), vec![0.0; 3]);
     assert_eq!(x.logsumexp::<_, Axis<0>>().as_vec(), vec![f64::NEG_INFINITY; 3]);
     let panic = std::panic::catch_unwind(|| dev.tensor_from_vec(Vec::<f32>::new(), (0usize,)).max::<Rank0, _>());

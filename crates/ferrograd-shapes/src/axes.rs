@@ -4,6 +4,18 @@ pub trait Axes: 'static + Copy + Default + Send + Sync {
     const AXES: &'static [usize];
 }
 
+/// A single axis, for the ops that work along one axis only (PyTorch's `dim=I`), such
+/// as `max_with_indices`: naming two or more axes there does not compile.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a single axis",
+    label = "this op works along one axis only",
+    note = "name one axis, `Axis<I>`, or a target shape that has exactly one axis fewer"
+)]
+pub trait SingleAxis: Axes {
+    /// The axis.
+    const AXIS: usize;
+}
+
 /// The axis `I`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Axis<const I: usize>;
@@ -25,6 +37,9 @@ pub struct Axes6<const I: usize, const J: usize, const K: usize, const L: usize,
 
 impl<const I: usize> Axes for Axis<I> {
     const AXES: &'static [usize] = &[I];
+}
+impl<const I: usize> SingleAxis for Axis<I> {
+    const AXIS: usize = I;
 }
 impl<const I: usize, const J: usize> Axes for Axes2<I, J> {
     const AXES: &'static [usize] = &[I, J];

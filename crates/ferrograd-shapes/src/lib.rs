@@ -41,7 +41,7 @@ mod relations;
 mod shape;
 mod slice;
 
-pub use axes::{Axes, Axes2, Axes3, Axes4, Axes5, Axes6, Axis};
+pub use axes::{Axes, Axes2, Axes3, Axes4, Axes5, Axes6, Axis, SingleAxis};
 pub use dim::{Const, ConstDim, Dim};
 pub use index::{AppendAxis, ReplaceAxis, ReplaceAxisTo, SelectIndexShape};
 pub use layout::{Layout, MAX_RANK};

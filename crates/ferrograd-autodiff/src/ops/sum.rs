@@ -1,5 +1,5 @@
 //! Reductions over a set of axes: sum, mean, max, min, var, std, logsumexp, and the
-//! non-differentiable argmax and argmin.
+//! non-differentiable argmax and argmin; along one axis, max and min with their indices.
 //!
 //! Every reduction names its axes the same way. Either the result's shape is given and
 //! the axes follow (`x.max::<Rank1<3>, _>()`, or a typed binding), or the axes are
@@ -20,10 +20,11 @@ use crate::tape::{NoneTape, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::elementwise::{ScalarMul, UnaryKernel};
 use ferrograd_device::ops::reduce::{
-    ArgExtremumKernel, Extremum, ExtremumKernel, LogSumExpKernel, Spread, SumKernel, VarianceKernel,
+    ArgExtremumKernel, Extremum, ExtremumKernel, ExtremumWithIndicesKernel, LogSumExpKernel, Spread, SumKernel,
+    VarianceKernel,
 };
 use ferrograd_device::{Dtype, Error, Layout, Storage};
-use ferrograd_shapes::{Axes, ReduceShapeTo, Shape};
+use ferrograd_shapes::{Axes, ReduceShapeTo, Shape, SingleAxis};
 use std::sync::Arc;
 
 /// The shape `src` becomes when `axes` are removed.
@@ -197,9 +198,14 @@ impl<S: Shape, E: Dtype, D: SumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
 }
 
 impl<S: Shape, E: Dtype, D: ExtremumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
-    /// The maximum over the axes `Ax` (PyTorch's `amax`), chosen as for
-    /// [`Tensor::sum`]. NaN propagates. The gradient is split equally among the
+    /// The maximum over the axes `Ax`, chosen as for [`Tensor::sum`]: PyTorch's
+    /// `torch.amax(x, dim)`. NaN propagates. The gradient is split equally among the
     /// elements equal to the maximum.
+    ///
+    /// PyTorch's `torch.max(x, dim)` (`x.max(dim=i)`, whose `.values` and `.indices` a
+    /// port may use) sends the gradient to the one index it returns instead, the first
+    /// among ties: that is [`Tensor::max_with_indices`]. The two gradients differ where
+    /// a maximum is tied, and where a group holds NaN (NaN here, finite there).
     ///
     /// ```
     /// use ferrograd_autodiff::prelude::*;
@@ -233,9 +239,13 @@ impl<S: Shape, E: Dtype, D: ExtremumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
         self.try_extremum(Extremum::Max)
     }
 
-    /// The minimum over the axes `Ax` (PyTorch's `amin`), chosen as for
-    /// [`Tensor::sum`]. NaN propagates. The gradient is split equally among the
+    /// The minimum over the axes `Ax`, chosen as for [`Tensor::sum`]: PyTorch's
+    /// `torch.amin(x, dim)`. NaN propagates. The gradient is split equally among the
     /// elements equal to the minimum.
+    ///
+    /// PyTorch's `torch.min(x, dim)` (`.values`, `.indices`) sends the gradient to the
+    /// one index it returns instead, the first among ties: that is
+    /// [`Tensor::min_with_indices`].
     ///
     /// ```
     /// use ferrograd_autodiff::prelude::*;
@@ -278,6 +288,126 @@ impl<S: Shape, E: Dtype, D: ExtremumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
                 ExtremumKernel::backward(device, kept(input), layout, axes, kept(output), grad, grad_output)
             },
         )
+    }
+}
+
+/// A maximum or minimum along one axis and its indices: `(values, indices)`.
+type WithIndices<Dst, E, D, T> = (Tensor<Dst, E, D, T>, Tensor<Dst, usize, D>);
+
+impl<S: Shape, E: Dtype, D: ExtremumWithIndicesKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
+    /// The maximum along the one axis `Ax` and where it is: PyTorch's
+    /// `torch.max(x, dim)`, returning its `(values, indices)`. The axis is chosen as for
+    /// [`Tensor::sum`] (`x.max_with_indices::<_, Axis<1>>()`, or the shape of the values
+    /// named), and must be a single one.
+    ///
+    /// The index is the first among ties, and the first NaN's when there is one (the
+    /// value is then NaN), as in PyTorch. The values are differentiable and the whole
+    /// gradient of each goes to the element at its index, where [`Tensor::max`]
+    /// (`torch.amax`) splits it among ties. The indices are an untraced `usize` tensor.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// let dev = ferrograd_cpu::Cpu::default();
+    /// let x = dev.tensor([[1.0f64, 5.0, 5.0], [4.0, 2.0, f64::NAN]]);
+    /// let (values, indices) = x.max_with_indices::<_, Axis<1>>();
+    /// assert_eq!(indices.array(), [1, 2]); // the first 5.0, the NaN
+    /// assert_eq!(values.array()[0], 5.0);
+    /// assert!(values.array()[1].is_nan());
+    ///
+    /// // All of row 0's gradient goes to index 1; `max` would give 0.5 to each 5.0.
+    /// let y = dev.tensor([[1.0f64, 5.0, 5.0], [4.0, 2.0, 0.0]]);
+    /// let (values, _) = y.leaky_trace().max_with_indices::<Rank1<2>, _>();
+    /// let g = values.sum::<Rank0, _>().backward().get(&y);
+    /// assert_eq!(g.array(), [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]);
+    /// ```
+    ///
+    /// # Panics
+    /// When the axis holds no elements; see [`Tensor::try_max_with_indices`].
+    pub fn max_with_indices<Dst: Shape, Ax: SingleAxis>(self) -> WithIndices<Dst, E, D, T>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_max_with_indices().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::max_with_indices`], returning `Error::InvalidArgument` when the axis
+    /// holds no elements (PyTorch refuses too).
+    pub fn try_max_with_indices<Dst: Shape, Ax: SingleAxis>(self) -> Result<WithIndices<Dst, E, D, T>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_extremum_with_indices(Extremum::Max)
+    }
+
+    /// The minimum along the one axis `Ax` and where it is: PyTorch's
+    /// `torch.min(x, dim)`, returning its `(values, indices)`; otherwise as
+    /// [`Tensor::max_with_indices`]. The gradient goes to the returned index only, where
+    /// [`Tensor::min`] (`torch.amin`) splits it among ties.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// let dev = ferrograd_cpu::Cpu::default();
+    /// let x = dev.tensor([[3.0f32, 1.0], [1.0, 1.0], [0.0, 2.0]]);
+    /// let (values, indices) = x.leaky_trace().min_with_indices::<_, Axis<0>>();
+    /// assert_eq!(indices.array(), [2, 0]); // the first of the two 1.0 in column 1
+    /// assert_eq!(values.array(), [0.0, 1.0]);
+    /// let g = values.sum::<Rank0, _>().backward().get(&x);
+    /// assert_eq!(g.array(), [[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]]);
+    /// ```
+    ///
+    /// # Panics
+    /// When the axis holds no elements; see [`Tensor::try_min_with_indices`].
+    pub fn min_with_indices<Dst: Shape, Ax: SingleAxis>(self) -> WithIndices<Dst, E, D, T>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_min_with_indices().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::min_with_indices`], returning `Error::InvalidArgument` when the axis
+    /// holds no elements.
+    pub fn try_min_with_indices<Dst: Shape, Ax: SingleAxis>(self) -> Result<WithIndices<Dst, E, D, T>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        self.try_extremum_with_indices(Extremum::Min)
+    }
+
+    fn try_extremum_with_indices<Dst: Shape, Ax: SingleAxis>(
+        self,
+        kind: Extremum,
+    ) -> Result<WithIndices<Dst, E, D, T>, Error>
+    where
+        S: ReduceShapeTo<Dst, Ax>,
+    {
+        let op = match kind {
+            Extremum::Max => "max_with_indices",
+            Extremum::Min => "min_with_indices",
+        };
+        self.check_not_empty(op, Ax::AXES)?;
+        let axis = Ax::AXIS;
+        let (values, indices) = ExtremumWithIndicesKernel::forward(&self.device, kind, &self.data, &self.layout, axis)?;
+        let shape: Dst = reduced_shape(&self.shape, Ax::AXES);
+        let indices = Arc::new(indices);
+        let index_tensor = Tensor::from_arc(indices.clone(), shape, self.device.clone(), NoneTape);
+        // Backward needs the indices and the input's layout, not the input's values.
+        let Tensor {
+            id,
+            data,
+            layout,
+            device,
+            tape,
+            ..
+        } = self;
+        let input_len = <D as Storage<E>>::len(&data);
+        drop(data);
+        let result = Tensor::from_arc(Arc::new(values), shape, device, tape);
+        if T::TRACING {
+            result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
+                ExtremumWithIndicesKernel::backward(device, &layout, axis, &indices, grad, grad_output)
+            });
+        }
+        Ok((result, index_tensor))
     }
 }
 

@@ -12,7 +12,8 @@
 //! (`f32` or `f64`): every entry is compiled once per dtype. An entry returns an
 //! [`Out`]: a traced float result (compared, then differentiated), a float result
 //! without a gradient (`Out::Const`: compared only), a mask or indices (compared
-//! exactly). `"name" loosen 10 => ...` multiplies the dtype's tolerances for that op by
+//! exactly), or several of these (`Out::Tuple`) for an op that PyTorch gives a tuple
+//! (`torch.max(x, dim)`: values and indices). `"name" loosen 10 => ...` multiplies the dtype's tolerances for that op by
 //! 10; say why in a comment (no entry needs it now).
 
 use crate::dyn_tensor::{Dyn, DynShape, Traced, rank_like};
@@ -43,12 +44,14 @@ impl<E: Unit> Arg<E> {
 
 /// What an op gives back: a traced float tensor (checked, then differentiated), a
 /// float tensor without a gradient (checked only), a mask or indices (checked
-/// exactly).
+/// exactly); or, for an op with several results, those results in PyTorch's order
+/// (the fixture's `output`, `output1`, …; not nested).
 pub enum Out<E: Unit> {
     Float(Dyn<E, Traced<E>>),
     Const(Dyn<E>),
     Bool(Dyn<bool>),
     Index(Dyn<usize>),
+    Tuple(Vec<Out<E>>),
 }
 
 pub type OpFn<E> = fn(&Params, Vec<Arg<E>>) -> Result<Out<E>, String>;
@@ -264,6 +267,17 @@ macro_rules! reduce {
     }};
 }
 
+/// `(values, indices)` along the param `axis`: `torch.max(x, dim)` and `torch.min`.
+macro_rules! with_indices {
+    ($p:expr, $a:expr, $method:ident) => {{
+        let [x] = floats::<_, 1>($a)?;
+        Ok(with_axis!(x, $p.usize("axis")?, |t, I| {
+            let (values, indices) = t.$method::<_, Axis<I>>().map_err(err)?;
+            Out::Tuple(vec![Out::Float(values.into()), Out::Index(indices.into())])
+        }))
+    }};
+}
+
 /// An op over the axes in the param `axes` that keeps the shape (softmax).
 macro_rules! normalise {
     ($p:expr, $a:expr, $method:ident) => {{
@@ -394,6 +408,8 @@ registry! {
     "std" => |p, a| reduce!(p, a, std),
     "std_with_correction" => |p, a| reduce!(p, a, std_with_correction, p.scalar::<E>("correction")?),
     "logsumexp" => |p, a| reduce!(p, a, logsumexp),
+    "max_with_indices" => |p, a| with_indices!(p, a, try_max_with_indices),
+    "min_with_indices" => |p, a| with_indices!(p, a, try_min_with_indices),
 
     // Views and shape ops (cases_views.py).
     "permute" => |p, a| {

@@ -11,8 +11,10 @@
 
 use crate::device::{Cpu, CpuBuffer, try_vec};
 use crate::threads;
+use ferrograd_device::ops::index::ScatterAddKernel;
 use ferrograd_device::ops::reduce::{
-    ArgExtremumKernel, Extremum, ExtremumKernel, LogSumExpKernel, Spread, SumKernel, VarianceKernel,
+    ArgExtremumKernel, Extremum, ExtremumKernel, ExtremumWithIndicesKernel, LogSumExpKernel, Spread, SumKernel,
+    VarianceKernel,
 };
 use ferrograd_device::{Dtype, Error, Layout};
 use ferrograd_shapes::MAX_RANK;
@@ -742,6 +744,54 @@ impl<E: Dtype> ExtremumKernel<E> for Cpu {
     }
 }
 
+/// The extremum of each group and its index within the group (row-major over the
+/// reduced axes), in output order: the first among ties, the first NaN when there is
+/// one. What argmax, argmin and the max / min with indices share.
+fn extremum_and_index<E: Dtype>(
+    kind: Extremum,
+    input: &[E],
+    layout: &Layout,
+    axes: &[usize],
+) -> Result<(Vec<E>, Vec<usize>), Error> {
+    let groups = Groups::new(layout, axes);
+    let (mut values, mut indices) = (try_vec(groups.count)?, try_vec(groups.count)?);
+    match groups.runs {
+        Some(starts) => {
+            for s in starts.offsets() {
+                let mut best = (0, extremum_start(kind));
+                for (j, &x) in input[s..s + groups.len].iter().enumerate() {
+                    if kind.replaces(x, best.1) {
+                        best = (j, x);
+                    }
+                }
+                indices.push(best.0);
+                values.push(best.1);
+            }
+        }
+        None => {
+            let dims = layout.dims();
+            let (to_out, to_group) = (output_strides(dims, axes), group_strides(dims, axes));
+            let rank = dims.len();
+            let walk = Walk::new(
+                dims,
+                [layout.strides(), &to_out[..rank], &to_group[..rank]],
+                [layout.offset(), 0, 0],
+            );
+            values.resize(groups.count, extremum_start::<E>(kind));
+            indices.resize(groups.count, 0);
+            // Row-major order visits each group's elements in index order, so a
+            // strict comparison keeps the first of ties.
+            walk.for_each(|[i, o, j]| {
+                if kind.replaces(input[i], values[o]) {
+                    values[o] = input[i];
+                    indices[o] = j;
+                }
+            });
+        }
+    }
+    Ok((values, indices))
+}
+
 impl<E: Dtype> ArgExtremumKernel<E> for Cpu {
     fn forward(
         &self,
@@ -750,41 +800,68 @@ impl<E: Dtype> ArgExtremumKernel<E> for Cpu {
         layout: &Layout,
         axes: &[usize],
     ) -> Result<CpuBuffer<usize>, Error> {
-        let groups = Groups::new(layout, axes);
-        let mut out = try_vec(groups.count)?;
-        match groups.runs {
-            Some(starts) => out.extend(starts.offsets().map(|s| {
-                let row = &input[s..s + groups.len];
-                let mut best = (0, extremum_start(kind));
-                for (j, &x) in row.iter().enumerate() {
-                    if kind.replaces(x, best.1) {
-                        best = (j, x);
-                    }
-                }
-                best.0
-            })),
-            None => {
-                let dims = layout.dims();
-                let (to_out, to_group) = (output_strides(dims, axes), group_strides(dims, axes));
-                let rank = dims.len();
-                let walk = Walk::new(
-                    dims,
-                    [layout.strides(), &to_out[..rank], &to_group[..rank]],
-                    [layout.offset(), 0, 0],
-                );
-                let mut best = vec![extremum_start::<E>(kind); groups.count];
-                out.resize(groups.count, 0);
-                // Row-major order visits each group's elements in index order, so a
-                // strict comparison keeps the first of ties.
-                walk.for_each(|[i, o, j]| {
-                    if kind.replaces(input[i], best[o]) {
-                        best[o] = input[i];
-                        out[o] = j;
-                    }
-                });
-            }
-        }
-        Ok(CpuBuffer(out))
+        let (_, indices) = extremum_and_index(kind, input, layout, axes)?;
+        Ok(CpuBuffer(indices))
+    }
+}
+
+impl<E: Dtype> ExtremumWithIndicesKernel<E> for Cpu {
+    fn forward(
+        &self,
+        kind: Extremum,
+        input: &CpuBuffer<E>,
+        layout: &Layout,
+        axis: usize,
+    ) -> Result<(CpuBuffer<E>, CpuBuffer<usize>), Error> {
+        let op = match kind {
+            Extremum::Max => "max_with_indices",
+            Extremum::Min => "min_with_indices",
+        };
+        check_axis(op, layout, axis)?;
+        let (values, indices) = extremum_and_index(kind, input, layout, &[axis])?;
+        Ok((CpuBuffer(values), CpuBuffer(indices)))
+    }
+
+    fn backward(
+        &self,
+        layout: &Layout,
+        axis: usize,
+        indices: &CpuBuffer<usize>,
+        grad_input: &mut CpuBuffer<E>,
+        grad_output: &CpuBuffer<E>,
+    ) -> Result<(), Error> {
+        // The kernel does not know which extremum the indices point at.
+        let op = "max_with_indices / min_with_indices";
+        check_axis(op, layout, axis)?;
+        // The output, contiguous, seen with a size-1 `axis` put back: the indices and the
+        // output gradient in the form a scatter along `axis` takes.
+        let mut dims = layout.dims().to_vec();
+        dims[axis] = 1;
+        let strides = contiguous_strides(&dims);
+        let out_layout = Layout::from_parts(&dims, &strides[..dims.len()]);
+        ScatterAddKernel::scatter_add(
+            self,
+            op,
+            grad_input,
+            layout,
+            axis,
+            indices,
+            &out_layout,
+            grad_output,
+            &out_layout,
+        )
+    }
+}
+
+/// `Error::InvalidArgument` naming `op` unless `axis` is an axis of `layout`.
+fn check_axis(op: &'static str, layout: &Layout, axis: usize) -> Result<(), Error> {
+    if axis < layout.rank() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            op,
+            message: format!("axis {axis} of a rank-{} tensor", layout.rank()),
+        })
     }
 }
 
@@ -1046,6 +1123,65 @@ mod tests {
         Walk::new(&[], [&[]], [0]).for_each(|_| n += 1);
         Walk::new(&[3, 0], [&[1, 1]], [0]).for_each(|_| n += 10);
         assert_eq!(n, 1);
+    }
+
+    /// Values, indices and the scatter of their gradient along one axis, through a
+    /// contiguous, a transposed and a broadcast layout.
+    #[test]
+    fn extremum_with_indices_scatters_to_the_first_of_ties() {
+        let cpu = Cpu::default();
+        // [[1, 7, 7], [NaN, 2, 9]], row-major.
+        let input = CpuBuffer(vec![1.0f64, 7.0, 7.0, f64::NAN, 2.0, 9.0]);
+        let rows = Layout::from_parts(&[2, 3], &[3, 1]);
+        let (values, indices) = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Max, &input, &rows, 1).unwrap();
+        assert_eq!((values[0], indices.0.clone()), (7.0, vec![1, 0]));
+        assert!(values[1].is_nan());
+        let (values, indices) = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Min, &input, &rows, 0).unwrap();
+        assert!(values[0].is_nan());
+        assert_eq!((values[1], values[2]), (2.0, 7.0));
+        assert_eq!(indices.0, vec![1, 1, 0]);
+
+        let mut grad = CpuBuffer(vec![0.0f64; 6]);
+        let (_, indices) = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Max, &input, &rows, 1).unwrap();
+        ExtremumWithIndicesKernel::backward(&cpu, &rows, 1, &indices, &mut grad, &CpuBuffer(vec![0.5, -2.0])).unwrap();
+        assert_eq!(grad.0, vec![0.0, 0.5, 0.0, -2.0, 0.0, 0.0]);
+
+        // The transpose, (3, 2) with strides (1, 3): its axis 1 is the rows' axis 0.
+        let t = Layout::from_parts(&[3, 2], &[1, 3]);
+        let (_, indices) = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Min, &input, &t, 1).unwrap();
+        assert_eq!(indices.0, vec![1, 1, 0]);
+        let mut grad = CpuBuffer(vec![0.0f64; 6]);
+        ExtremumWithIndicesKernel::backward(&cpu, &t, 1, &indices, &mut grad, &CpuBuffer(vec![1.0, 2.0, 3.0])).unwrap();
+        assert_eq!(grad.0, vec![0.0, 0.0, 3.0, 1.0, 2.0, 0.0]);
+
+        // A vector broadcast to (2, 3) rows: both rows pick element 1, whose gradient adds up.
+        let v = CpuBuffer(vec![1.0f32, 7.0, 7.0]);
+        let b = Layout::from_parts(&[2, 3], &[0, 1]);
+        let (values, indices) = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Max, &v, &b, 1).unwrap();
+        assert_eq!((values.0.clone(), indices.0.clone()), (vec![7.0, 7.0], vec![1, 1]));
+        let mut grad = CpuBuffer(vec![0.0f32; 3]);
+        ExtremumWithIndicesKernel::backward(&cpu, &b, 1, &indices, &mut grad, &CpuBuffer(vec![1.0, 2.0])).unwrap();
+        assert_eq!(grad.0, vec![0.0, 3.0, 0.0]);
+
+        // Bad arguments are errors, and nothing is written.
+        let mut grad = CpuBuffer(vec![0.0f64; 6]);
+        let err = ExtremumWithIndicesKernel::backward(
+            &cpu,
+            &rows,
+            1,
+            &CpuBuffer(vec![0, 3]),
+            &mut grad,
+            &CpuBuffer(vec![1.0, 1.0]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("index 3 is out of bounds for axis 1 of size 3"),
+            "{err}"
+        );
+        assert_eq!(grad.0, vec![0.0; 6]);
+        let err = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Max, &input, &rows, 2).unwrap_err();
+        assert_eq!(err.to_string(), "max_with_indices: axis 2 of a rank-2 tensor");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Reductions over a set of axes: sum, max/min, argmax/argmin, variance and standard
-//! deviation, logsumexp.
+//! Reductions over a set of axes: sum, max/min, argmax/argmin, max/min along one axis
+//! with their indices, variance and standard deviation, logsumexp.
 //!
 //! Every kernel takes the input buffer with its [`Layout`] (any strides: broadcast,
 //! permuted and sliced views included) and `axes`, the reduced axes, sorted and
@@ -63,7 +63,8 @@ impl Extremum {
     }
 }
 
-/// Maxima and minima over axes (PyTorch's `amax` / `amin`).
+/// Maxima and minima over axes (PyTorch's `amax` / `amin`); for the maximum along one
+/// axis with its index (`torch.max(x, dim)`) see [`ExtremumWithIndicesKernel`].
 pub trait ExtremumKernel<E: Dtype>: Storage<E> {
     /// The largest (or smallest) element of each group; NaN when the group holds one.
     /// An empty group gives `-inf` (`+inf` for `Min`); callers reject empty reductions.
@@ -98,6 +99,45 @@ pub trait ArgExtremumKernel<E: Dtype>: Storage<E> + Storage<usize> {
         layout: &Layout,
         axes: &[usize],
     ) -> Result<<Self as Storage<usize>>::Vec, Error>;
+}
+
+/// The maximum or minimum along one axis together with its position (PyTorch's
+/// `torch.max(x, dim)` / `torch.min(x, dim)`), and the gradient that goes to that
+/// position only.
+///
+/// Unlike [`ExtremumKernel`], whose gradient is split among ties, the backward pass
+/// sends each output's gradient to the one element whose index the forward pass
+/// returned: the first among ties, the first NaN when there is one.
+pub trait ExtremumWithIndicesKernel<E: Dtype>: Storage<E> + Storage<usize> {
+    /// The extremum of each group along `axis`, and its index along `axis`: the first
+    /// among ties, the first NaN when there is one (the value is then NaN). Both are
+    /// contiguous over the remaining axes. An empty axis gives `∓inf` and 0; callers
+    /// reject empty reductions.
+    #[allow(clippy::type_complexity)]
+    fn forward(
+        &self,
+        kind: Extremum,
+        input: &<Self as Storage<E>>::Vec,
+        layout: &Layout,
+        axis: usize,
+    ) -> Result<(<Self as Storage<E>>::Vec, <Self as Storage<usize>>::Vec), Error>;
+
+    /// `grad_input[p with p[axis] = indices[p]] += grad_output[p]` for every position
+    /// `p` of the output (`layout`'s dims without `axis`, row-major), `grad_input`
+    /// addressed through `layout`. Elements that several outputs reach (a broadcast
+    /// input) accumulate.
+    ///
+    /// Errors: `Error::InvalidArgument` (see
+    /// [`index_out_of_bounds`](crate::ops::index::index_out_of_bounds)) when an index is
+    /// not below the size of `axis`, checked before anything is written.
+    fn backward(
+        &self,
+        layout: &Layout,
+        axis: usize,
+        indices: &<Self as Storage<usize>>::Vec,
+        grad_input: &mut <Self as Storage<E>>::Vec,
+        grad_output: &<Self as Storage<E>>::Vec,
+    ) -> Result<(), Error>;
 }
 
 /// Which spread statistic a [`VarianceKernel`] computes.
