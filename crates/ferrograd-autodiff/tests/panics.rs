@@ -3,7 +3,6 @@
 
 use ferrograd_autodiff::prelude::*;
 use ferrograd_cpu::Cpu;
-use std::panic::Location;
 use std::sync::Mutex;
 
 /// Runs `f`, which must panic, and returns the file and line the panic reports.

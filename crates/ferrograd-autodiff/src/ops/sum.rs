@@ -323,11 +323,12 @@ impl<S: Shape, E: Dtype, D: ExtremumWithIndicesKernel<E>, T: Tape<E, D>> Tensor<
     ///
     /// # Panics
     /// When the axis holds no elements; see [`Tensor::try_max_with_indices`].
+    #[track_caller]
     pub fn max_with_indices<Dst: Shape, Ax: SingleAxis>(self) -> WithIndices<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
-        self.try_max_with_indices().unwrap_or_else(|e| panic!("{e}"))
+        self.try_max_with_indices().or_panic()
     }
 
     /// [`Tensor::max_with_indices`], returning `Error::InvalidArgument` when the axis
@@ -357,11 +358,12 @@ impl<S: Shape, E: Dtype, D: ExtremumWithIndicesKernel<E>, T: Tape<E, D>> Tensor<
     ///
     /// # Panics
     /// When the axis holds no elements; see [`Tensor::try_min_with_indices`].
+    #[track_caller]
     pub fn min_with_indices<Dst: Shape, Ax: SingleAxis>(self) -> WithIndices<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
     {
-        self.try_min_with_indices().unwrap_or_else(|e| panic!("{e}"))
+        self.try_min_with_indices().or_panic()
     }
 
     /// [`Tensor::min_with_indices`], returning `Error::InvalidArgument` when the axis
@@ -401,7 +403,7 @@ impl<S: Shape, E: Dtype, D: ExtremumWithIndicesKernel<E>, T: Tape<E, D>> Tensor<
         } = self;
         let input_len = <D as Storage<E>>::len(&data);
         drop(data);
-        let result = Tensor::from_arc(Arc::new(values), shape, device, tape);
+        let mut result = Tensor::from_arc(Arc::new(values), shape, device, tape);
         if T::TRACING {
             result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
                 ExtremumWithIndicesKernel::backward(device, &layout, axis, &indices, grad, grad_output)
