@@ -92,7 +92,7 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
                 nodes: &mut nodes[..index],
                 grads: &mut grads,
             };
-            (op.backward)(&mut context)?;
+            op.backward.call(&mut context)?;
             if let Some(grad_output) = context.grad_output.take()
                 && keep_intermediate
             {
@@ -118,6 +118,21 @@ pub struct BackwardContext<'a, E: Unit, D: Storage<E>> {
     /// Gradients of the ops recorded before this one, by node number.
     nodes: &'a mut [Option<D::Vec>],
     grads: &'a mut Gradients<E, D>,
+}
+
+impl<'a, E: Unit, D: Storage<E>> BackwardContext<'a, E, D> {
+    /// A context with no inputs and no output gradient, for unit tests of steps.
+    #[cfg(test)]
+    pub(crate) fn for_test(device: &'a D, grads: &'a mut Gradients<E, D>) -> Self {
+        Self {
+            device,
+            grad_output: None,
+            keep_output: false,
+            inputs: &[],
+            nodes: &mut [],
+            grads,
+        }
+    }
 }
 
 impl<'a, E: Dtype, D: Storage<E>> BackwardContext<'a, E, D> {

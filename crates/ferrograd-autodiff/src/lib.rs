@@ -53,6 +53,7 @@ mod create;
 mod gradients;
 pub(crate) mod ops;
 mod parameters;
+mod step;
 mod tape;
 mod tensor;
 
@@ -61,7 +62,7 @@ pub use create::{SampleTensor, TensorCreation, TensorData};
 pub use gradients::Gradients;
 pub use ops::concat::{Stack, stack};
 pub use parameters::{ParameterVisitor, ParameterVisitorMut, Prefixed, VisitParameters};
-pub use tape::{BackwardFn, MergeTapes, MergedTape, NoneTape, OpInput, OwnedTape, Tape};
+pub use tape::{MergeTapes, MergedTape, NoneTape, OpInput, OwnedTape, Tape};
 pub use tensor::{Tensor, UniqueId};
 
 /// Everything a user of tensors needs in scope.

@@ -15,14 +15,11 @@
 
 use crate::backward::BackwardContext;
 use crate::gradients::Gradients;
+use crate::step::BackwardStep;
 use crate::tensor::UniqueId;
 use ferrograd_device::{Error, Storage, Unit};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-
-/// A backward step: given the gradient of an op's output (in the context), adds the
-/// gradients of its inputs.
-pub type BackwardFn<E, D> = Box<dyn FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error> + Send>;
 
 /// An input of a recorded op, as the tape knows it: which node or leaf its gradient
 /// goes to, and how many elements that gradient's buffer holds. Made by
@@ -94,7 +91,7 @@ pub(crate) struct RecordedOp<E: Unit, D: Storage<E>> {
     /// The id of the op's output, to keep its gradient when asked to.
     pub(crate) output: UniqueId,
     pub(crate) inputs: Inputs,
-    pub(crate) backward: BackwardFn<E, D>,
+    pub(crate) backward: BackwardStep<E, D>,
 }
 
 /// What `backward` takes out of a tape.
@@ -121,7 +118,7 @@ impl<E: Unit, D: Storage<E>> Recording<E, D> {
         }
     }
 
-    fn push(&mut self, own: u64, output: UniqueId, inputs: &[OpInput], backward: BackwardFn<E, D>) -> u32 {
+    fn push(&mut self, own: u64, output: UniqueId, inputs: &[OpInput], backward: BackwardStep<E, D>) -> u32 {
         let resolve = |input: &OpInput| ResolvedInput {
             target: self.resolve(own, input.source),
             len: input.len,
@@ -184,7 +181,9 @@ pub trait Tape<E: Unit, D: Storage<E>>:
     /// Records an op computing `output` from `inputs`; afterwards this handle stands
     /// for `output`. Nothing happens unless [`Tape::TRACING`].
     #[doc(hidden)]
-    fn record(&mut self, output: UniqueId, inputs: &[OpInput], backward: BackwardFn<E, D>);
+    fn record<F>(&mut self, output: UniqueId, inputs: &[OpInput], backward: F)
+    where
+        F: FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error> + Send + 'static;
 }
 
 mod sealed {
@@ -205,7 +204,11 @@ impl<E: Unit, D: Storage<E>> Tape<E, D> for NoneTape {
             len,
         }
     }
-    fn record(&mut self, _: UniqueId, _: &[OpInput], _: BackwardFn<E, D>) {}
+    fn record<F>(&mut self, _: UniqueId, _: &[OpInput], _: F)
+    where
+        F: FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error> + Send + 'static,
+    {
+    }
 }
 
 /// A recording tape, shared by every tensor computed from one traced input.
@@ -261,7 +264,8 @@ impl<E: Unit, D: Storage<E>> OwnedTape<E, D> {
             cell: Arc::new(TapeCell {
                 number: NUMBERS.fetch_add(1, Ordering::Relaxed),
                 state: Mutex::new(TapeState::Recording(Recording {
-                    ops: Vec::new(),
+                    // Small graphs then never grow the list while recording.
+                    ops: Vec::with_capacity(32),
                     grads,
                     merged: Vec::new(),
                 })),
@@ -354,7 +358,12 @@ impl<E: Unit, D: Storage<E>> Tape<E, D> for OwnedTape<E, D> {
         OpInput { source, len }
     }
 
-    fn record(&mut self, output: UniqueId, inputs: &[OpInput], backward: BackwardFn<E, D>) {
+    fn record<F>(&mut self, output: UniqueId, inputs: &[OpInput], backward: F)
+    where
+        F: FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error> + Send + 'static,
+    {
+        // Built before the lock, so the lock covers only the push.
+        let backward = BackwardStep::new(backward);
         // One lock in the usual case; a merge since this handle last recorded sends it
         // on to the tape it joined, which it then keeps.
         let mut followed: Option<Arc<TapeCell<E, D>>> = None;

@@ -58,12 +58,13 @@ impl<E: Send + 'static> Drop for CpuBuffer<E> {
     }
 }
 
-/// Freed large buffers, by element type and capacity.
+/// Freed buffers, by element type and capacity.
 ///
 /// Fresh memory from the system costs a page fault per 4 KiB on first touch: for a
 /// 32 MiB output that is several times the cost of the op itself. Reusing freed
-/// buffers of the same size skips it. Small buffers are not kept: the system
-/// allocator already serves them from memory it holds.
+/// buffers of the same size skips it. Small buffers go to a pool of the thread that
+/// freed them ([`small`]): a traced op on a small tensor costs a few hundred
+/// nanoseconds, of which `malloc` and `free` were a large share.
 mod cache {
     use std::any::{Any, TypeId};
     use std::collections::HashMap;
@@ -96,7 +97,7 @@ mod cache {
     /// An empty Vec with capacity `len`, from the cache when one is there.
     pub(crate) fn take<E: Send + 'static>(len: usize) -> Option<Vec<E>> {
         if bytes_of::<E>(len) < MIN_BYTES {
-            return None;
+            return small::take(len);
         }
         let mut pool = pool();
         let found = pool.free.get_mut(&(TypeId::of::<E>(), len))?.pop()?;
@@ -108,7 +109,8 @@ mod cache {
 
     pub(crate) fn give_back<E: Send + 'static>(vec: Vec<E>) {
         let bytes = bytes_of::<E>(vec.capacity());
-        if bytes < MIN_BYTES || size_of::<E>() == 0 {
+        if bytes < MIN_BYTES {
+            small::give_back(vec);
             return;
         }
         let mut pool = pool();
@@ -120,11 +122,151 @@ mod cache {
         pool.free.entry(key).or_default().push(Box::new(vec));
     }
 
-    /// Frees every cached buffer.
+    /// Frees every cached buffer (of the small ones, this thread's).
     pub(crate) fn clear() {
         let mut pool = pool();
         pool.free.clear();
         pool.bytes = 0;
+        small::clear();
+    }
+
+    /// Freed buffers under [`MIN_BYTES`], kept per thread, so taking and giving back
+    /// needs no lock. A buffer freed on another thread than it was made on simply
+    /// joins that thread's pool.
+    pub(crate) mod small {
+        use std::any::TypeId;
+        use std::cell::RefCell;
+        use std::ptr::NonNull;
+
+        /// Buffers of one size kept at most, and bytes kept at most, per thread.
+        const PER_SIZE: usize = 16;
+        const MAX_BYTES: usize = 4 << 20;
+        /// Distinct sizes tracked at most; a model with more shapes pools the first ones.
+        const MAX_SIZES: usize = 64;
+
+        /// Freed buffers of one element type and capacity, as raw allocations (the
+        /// pool cannot name their type).
+        struct Parked {
+            type_id: TypeId,
+            capacity: usize,
+            buffers: Vec<NonNull<u8>>,
+            /// Frees one of `buffers` as the `Vec` it was.
+            free: unsafe fn(NonNull<u8>, usize),
+        }
+
+        #[derive(Default)]
+        struct Pool {
+            sizes: Vec<Parked>,
+            bytes: usize,
+        }
+
+        impl Pool {
+            fn free_all(&mut self) {
+                for parked in &mut self.sizes {
+                    for buffer in parked.buffers.drain(..) {
+                        // SAFETY: `buffer` came from a `Vec` of the type `free` was
+                        // made for, with this capacity, and is freed once (drained).
+                        unsafe { (parked.free)(buffer, parked.capacity) };
+                    }
+                }
+                self.bytes = 0;
+            }
+        }
+
+        impl Drop for Pool {
+            fn drop(&mut self) {
+                self.free_all();
+            }
+        }
+
+        unsafe fn free<E>(buffer: NonNull<u8>, capacity: usize) {
+            // SAFETY: the caller passes an allocation of a `Vec<E>` with this capacity.
+            drop(unsafe { Vec::from_raw_parts(buffer.cast::<E>().as_ptr(), 0, capacity) });
+        }
+
+        thread_local! {
+            static POOL: RefCell<Pool> = RefCell::new(Pool::default());
+        }
+
+        /// An empty `Vec` with capacity `len` from this thread's pool, if it holds one.
+        pub(crate) fn take<E: 'static>(len: usize) -> Option<Vec<E>> {
+            POOL.try_with(|pool| {
+                let mut pool = pool.try_borrow_mut().ok()?;
+                let Pool { sizes, bytes } = &mut *pool;
+                let parked = sizes
+                    .iter_mut()
+                    .find(|p| p.capacity == len && p.type_id == TypeId::of::<E>())?;
+                let buffer = parked.buffers.pop()?;
+                *bytes -= len * size_of::<E>();
+                // SAFETY: `buffer` was parked by `give_back::<E>` (the type id matches)
+                // from a `Vec<E>` of capacity `len`, and is now taken out, so it has
+                // one owner again.
+                Some(unsafe { Vec::from_raw_parts(buffer.cast::<E>().as_ptr(), 0, len) })
+            })
+            .ok()
+            .flatten()
+        }
+
+        /// Parks `vec`'s allocation in this thread's pool, or frees it when the pool
+        /// is full (or the thread is exiting).
+        pub(crate) fn give_back<E: 'static>(mut vec: Vec<E>) {
+            let capacity = vec.capacity();
+            if capacity == 0 || size_of::<E>() == 0 {
+                return;
+            }
+            vec.clear();
+            let _ = POOL.try_with(|pool| {
+                let Ok(mut pool) = pool.try_borrow_mut() else {
+                    return;
+                };
+                let Pool { sizes, bytes } = &mut *pool;
+                let size = capacity * size_of::<E>();
+                if *bytes + size > MAX_BYTES {
+                    return;
+                }
+                let index = match sizes
+                    .iter()
+                    .position(|p| p.capacity == capacity && p.type_id == TypeId::of::<E>())
+                {
+                    Some(index) => index,
+                    None if sizes.len() < MAX_SIZES => {
+                        sizes.push(Parked {
+                            type_id: TypeId::of::<E>(),
+                            capacity,
+                            buffers: Vec::with_capacity(PER_SIZE),
+                            free: free::<E>,
+                        });
+                        sizes.len() - 1
+                    }
+                    None => return,
+                };
+                let parked = &mut sizes[index];
+                if parked.buffers.len() >= PER_SIZE {
+                    return;
+                }
+                let mut vec = std::mem::ManuallyDrop::new(std::mem::take(&mut vec));
+                parked
+                    .buffers
+                    .push(NonNull::new(vec.as_mut_ptr().cast::<u8>()).expect("a Vec's pointer is never null"));
+                *bytes += size;
+            });
+            // Not parked: `vec` (if still holding its allocation) is freed here.
+        }
+
+        /// Frees this thread's pooled buffers.
+        pub(crate) fn clear() {
+            let _ = POOL.try_with(|pool| {
+                if let Ok(mut pool) = pool.try_borrow_mut() {
+                    pool.free_all();
+                }
+            });
+        }
+
+        /// The bytes this thread's pool holds.
+        #[cfg(test)]
+        pub(crate) fn bytes() -> usize {
+            POOL.with(|pool| pool.borrow().bytes)
+        }
     }
 
     /// The bytes held by the cache.
@@ -223,10 +365,31 @@ mod tests {
         let second: CpuBuffer<f64> = cpu.try_alloc_zeros(len).unwrap();
         assert_eq!(second.as_ptr(), address, "the freed buffer is reused");
         assert!(second.iter().all(|&x| x == 0.0), "and filled anew");
-        // Small buffers are left to the system allocator.
-        let small: CpuBuffer<f32> = cpu.try_alloc_zeros(10).unwrap();
-        drop(small);
-        assert!(cache::take::<f32>(10).is_none());
+    }
+
+    #[test]
+    fn freed_small_buffers_are_reused_by_the_same_thread() {
+        let cpu = Cpu::default();
+        // An odd size no other test uses.
+        let len = 1_237;
+        let first: CpuBuffer<f32> = cpu.try_alloc_filled(len, 2.0).unwrap();
+        let address = first.as_ptr();
+        drop(first);
+        let second: CpuBuffer<f32> = cpu.try_alloc_zeros(len).unwrap();
+        assert_eq!(second.as_ptr(), address, "the freed buffer is reused");
+        assert!(second.iter().all(|&x| x == 0.0), "and filled anew");
+        // Another element type of the same byte size is not handed out for it.
+        drop(second);
+        assert!(cache::small::take::<u32>(len).is_none());
+        assert_eq!(cache::small::take::<f32>(len).map(|v| v.capacity()), Some(len));
+        // At most PER_SIZE buffers of one size are kept; the rest are freed.
+        let many: Vec<CpuBuffer<f64>> = (0..40).map(|_| cpu.try_alloc_zeros(333).unwrap()).collect();
+        let before = cache::small::bytes();
+        drop(many);
+        assert_eq!(cache::small::bytes() - before, 16 * 333 * 8);
+        cpu.empty_cache();
+        assert_eq!(cache::small::bytes(), 0);
+        assert!(cache::small::take::<f64>(333).is_none());
     }
 
     #[test]

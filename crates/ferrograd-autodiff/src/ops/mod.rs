@@ -77,7 +77,7 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         F: FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error> + Send + 'static,
     {
         if T::TRACING {
-            self.tape.record(self.id, inputs, Box::new(backward));
+            self.tape.record(self.id, inputs, backward);
         }
         self
     }
@@ -95,10 +95,8 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
             return;
         }
         let input = self.tape.op_input(input, input_len);
-        self.tape.record(
-            self.id,
-            &[input],
-            Box::new(move |ctx: &mut BackwardContext<'_, E, D>| {
+        self.tape
+            .record(self.id, &[input], move |ctx: &mut BackwardContext<'_, E, D>| {
                 ctx.with_grad_output(|ctx, grad_output| {
                     let device = ctx.device;
                     match ctx.grad_mut(0)? {
@@ -106,8 +104,7 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
                         None => Ok(()),
                     }
                 })
-            }),
-        );
+            });
     }
 }
 
