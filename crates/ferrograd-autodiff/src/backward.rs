@@ -1,6 +1,6 @@
 use crate::OrPanic;
 use crate::gradients::Gradients;
-use crate::tape::{OwnedTape, ResolvedInput, Tape, Target};
+use crate::tape::{OwnedTape, Recording, ResolvedInput, Tape, Target};
 use crate::tensor::Tensor;
 use ferrograd_device::{Dtype, Error, Input, Storage, Unit};
 use ferrograd_shapes::{Rank0, Shape};
@@ -60,7 +60,8 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     {
         let loss = self.tape.op_input(self.id, self.buffer_len());
         let (recording, loss_target) = self.tape.as_owned().take(loss)?;
-        let mut grads = recording.grads;
+        let mut recording = recording;
+        let Recording { ops, steps, grads, .. } = &mut recording;
         grads.set_device(&self.device);
 
         // The loss may be a view into a larger buffer (a slice of an op's output, say):
@@ -73,16 +74,19 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
             self.device.try_from_host(host)?
         };
         let mut nodes: Vec<Option<D::Vec>> = Vec::new();
-        nodes.resize_with(recording.ops.len(), || None);
+        nodes.resize_with(ops.len(), || None);
         match loss_target {
             Target::Node(index) => nodes[index as usize] = Some(seed),
             Target::Leaf(id) => grads.add_leaf(id, seed, &self.device)?,
         }
 
         let keep_intermediate = grads.is_leaky();
-        for (index, op) in recording.ops.into_iter().enumerate().rev() {
+        for (index, op) in ops.iter_mut().enumerate().rev() {
             let Some(grad_output) = nodes[index].take() else {
                 continue; // this op's output does not reach the loss
+            };
+            let Some(step) = op.step.take() else {
+                continue;
             };
             let mut context = BackwardContext {
                 device: &self.device,
@@ -90,16 +94,16 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
                 keep_output: keep_intermediate,
                 inputs: op.inputs.as_slice(),
                 nodes: &mut nodes[..index],
-                grads: &mut grads,
+                grads,
             };
-            op.backward.call(&mut context)?;
+            steps.call(step, &mut context)?;
             if let Some(grad_output) = context.grad_output.take()
                 && keep_intermediate
             {
                 grads.put(op.output, grad_output);
             }
         }
-        Ok(grads)
+        Ok(std::mem::take(grads))
     }
 }
 

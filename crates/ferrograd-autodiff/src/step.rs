@@ -1,108 +1,133 @@
-//! A recorded backward step, stored inside the tape's list of ops when it is small.
+//! Recorded backward steps, stored one after another in one growing buffer per tape.
 //!
-//! Boxing every step's closure was one heap allocation per traced op, a third of what
-//! recording a small op cost. Nearly every step (a layout, a buffer handle or two, an
-//! op's parameters) fits in [`INLINE_WORDS`] machine words, so it is written into the
-//! op's slot of the tape itself; a larger one is boxed and the box stored there.
+//! Boxing every step's closure cost one heap allocation per traced op, a third of
+//! what recording a small op cost; a fixed inline slot per op cost as much again in
+//! copying. So a tape writes each closure, at its own size, at the end of one buffer
+//! of machine words (its *arena*), and calls it there. A closure aligned to more than
+//! a word (rare) is boxed and the box stored instead. Closures are plain values, so
+//! the arena may move them bitwise when it grows or when two tapes merge.
 
 use crate::backward::BackwardContext;
 use ferrograd_device::{Error, Storage, Unit};
 use std::marker::PhantomData;
 use std::mem::{MaybeUninit, align_of, size_of};
 
-/// Words of inline storage: room for a closure holding two layouts and a few handles.
-const INLINE_WORDS: usize = 40;
+type Word = MaybeUninit<usize>;
 
-type InlineBytes = MaybeUninit<[usize; INLINE_WORDS]>;
-
-/// A `FnOnce(&mut BackwardContext) -> Result<(), Error> + Send`, called at most once.
-pub(crate) struct BackwardStep<E: Unit, D: Storage<E>> {
-    storage: InlineBytes,
-    /// Reads the closure out of `storage` and calls it.
-    call: unsafe fn(*mut InlineBytes, &mut BackwardContext<'_, E, D>) -> Result<(), Error>,
-    /// Drops the closure in `storage` in place, when it is never called.
-    drop: unsafe fn(*mut InlineBytes),
-    /// Whether `storage` still holds a closure.
-    live: bool,
-    /// The closure is `Send` but maybe not `Sync`: so is this.
-    _send: PhantomData<Box<dyn FnOnce() + Send>>,
+/// Where a step lives in its arena and how to call or drop it. Holding one means the
+/// closure there is live: [`Steps::call`] and [`Steps::drop_step`] consume it.
+pub(crate) struct StepRef<E: Unit, D: Storage<E>> {
+    /// The step's first word in the arena.
+    offset: usize,
+    /// Reads the closure out of the arena and calls it.
+    call: unsafe fn(*mut Word, &mut BackwardContext<'_, E, D>) -> Result<(), Error>,
+    /// Drops the closure in place, when it is never called.
+    drop: unsafe fn(*mut Word),
 }
 
-/// Whether `F` can live in the inline storage.
-const fn fits<F>() -> bool {
-    size_of::<F>() <= size_of::<InlineBytes>() && align_of::<F>() <= align_of::<InlineBytes>()
+/// The arena: closures of the steps a tape recorded, back to back.
+pub(crate) struct Steps<E: Unit, D: Storage<E>> {
+    arena: Vec<Word>,
+    /// The closures are `Send` but maybe not `Sync`: so is this.
+    _send: PhantomData<Box<dyn FnOnce(&mut BackwardContext<'_, E, D>) + Send>>,
 }
 
-unsafe fn call_inline<E: Unit, D: Storage<E>, F>(
-    storage: *mut InlineBytes,
+const fn fits_a_word_alignment<F>() -> bool {
+    align_of::<F>() <= align_of::<Word>()
+}
+
+unsafe fn call_in_place<E: Unit, D: Storage<E>, F>(
+    at: *mut Word,
     context: &mut BackwardContext<'_, E, D>,
 ) -> Result<(), Error>
 where
     F: FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error>,
 {
-    // SAFETY: `storage` holds a live `F` (written by `new`, which checked it fits), and
-    // the caller marks it dead before calling, so it is read out exactly once.
-    let step = unsafe { storage.cast::<F>().read() };
+    // SAFETY: the caller passes where a live `F` was written, and gives up its
+    // `StepRef`, so the closure is read out exactly once.
+    let step = unsafe { at.cast::<F>().read() };
     step(context)
 }
 
-unsafe fn drop_inline<F>(storage: *mut InlineBytes) {
-    // SAFETY: `storage` holds a live `F`, and the caller never uses it again.
-    unsafe { storage.cast::<F>().drop_in_place() }
+unsafe fn drop_in_place<F>(at: *mut Word) {
+    // SAFETY: the caller passes where a live `F` was written and gives up its `StepRef`.
+    unsafe { at.cast::<F>().drop_in_place() }
 }
 
-impl<E: Unit, D: Storage<E>> BackwardStep<E, D> {
-    pub(crate) fn new<F>(step: F) -> Self
-    where
-        F: FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error> + Send + 'static,
-    {
-        if fits::<F>() {
-            Self::inline(step)
-        } else {
-            Self::inline(Box::new(step))
-        }
-    }
-
-    fn inline<F>(step: F) -> Self
-    where
-        F: FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error> + Send + 'static,
-    {
-        const { assert!(fits::<Box<()>>()) };
-        assert!(
-            fits::<F>(),
-            "BackwardStep::inline called with a closure that does not fit"
-        );
-        let mut storage = InlineBytes::uninit();
-        // SAFETY: `F` fits in `storage` in size and alignment (asserted above), and the
-        // storage is fresh, so nothing is overwritten without being dropped.
-        unsafe { storage.as_mut_ptr().cast::<F>().write(step) };
+impl<E: Unit, D: Storage<E>> Steps<E, D> {
+    /// An arena with room for `words` words before it grows.
+    pub(crate) fn with_capacity(words: usize) -> Self {
         Self {
-            storage,
-            call: call_inline::<E, D, F>,
-            drop: drop_inline::<F>,
-            live: true,
+            arena: Vec::with_capacity(words),
             _send: PhantomData,
         }
     }
 
-    /// Runs the step, consuming it.
-    pub(crate) fn call(mut self, context: &mut BackwardContext<'_, E, D>) -> Result<(), Error> {
-        // Dead before the call, so a panicking step is not dropped a second time.
-        self.live = false;
-        // SAFETY: the closure was live (this is the only place that consumes one), and
-        // `call` was made for the type `new` stored.
-        unsafe { (self.call)(&mut self.storage, context) }
+    /// Stores `step` at the end of the arena.
+    pub(crate) fn push<F>(&mut self, step: F) -> StepRef<E, D>
+    where
+        F: FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error> + Send + 'static,
+    {
+        if fits_a_word_alignment::<F>() {
+            self.push_aligned(step)
+        } else {
+            self.push_aligned(Box::new(step))
+        }
+    }
+
+    fn push_aligned<F>(&mut self, step: F) -> StepRef<E, D>
+    where
+        F: FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error> + Send + 'static,
+    {
+        assert!(
+            fits_a_word_alignment::<F>(),
+            "Steps::push_aligned: over-aligned closure"
+        );
+        let offset = self.arena.len();
+        let words = size_of::<F>().div_ceil(size_of::<Word>());
+        self.arena.reserve(words);
+        // SAFETY: `reserve` made room for `words` words past `offset`, which hold
+        // `size_of::<F>()` bytes at a word-aligned address, enough for `F` (asserted
+        // above). Nothing live is overwritten, and `MaybeUninit` words need no
+        // initialisation to be counted in the length.
+        unsafe {
+            self.arena.as_mut_ptr().add(offset).cast::<F>().write(step);
+            self.arena.set_len(offset + words);
+        }
+        StepRef {
+            offset,
+            call: call_in_place::<E, D, F>,
+            drop: drop_in_place::<F>,
+        }
+    }
+
+    /// Runs the step `step` refers to, consuming it.
+    pub(crate) fn call(&mut self, step: StepRef<E, D>, context: &mut BackwardContext<'_, E, D>) -> Result<(), Error> {
+        // SAFETY: a `StepRef` exists only for a live closure of this arena (made by
+        // `push`, or moved here with its bytes by `append`), and is consumed here.
+        unsafe { (step.call)(self.arena.as_mut_ptr().add(step.offset), context) }
+    }
+
+    /// Drops the step `step` refers to without running it.
+    pub(crate) fn drop_step(&mut self, step: StepRef<E, D>) {
+        // SAFETY: as in `call`: the closure is live, and the `StepRef` is consumed.
+        unsafe { (step.drop)(self.arena.as_mut_ptr().add(step.offset)) }
+    }
+
+    /// Moves every step of `other` to the end of this arena, returning by how many
+    /// words their offsets shift (see [`StepRef::shift`]).
+    pub(crate) fn append(&mut self, other: Steps<E, D>) -> usize {
+        let shift = self.arena.len();
+        // The closures move bitwise, as any Rust value may; `other` then holds none.
+        self.arena.extend_from_slice(&other.arena);
+        shift
     }
 }
 
-impl<E: Unit, D: Storage<E>> Drop for BackwardStep<E, D> {
-    fn drop(&mut self) {
-        if self.live {
-            // SAFETY: the closure is live and `drop` was made for its type; it is
-            // marked dead so it cannot be dropped twice.
-            self.live = false;
-            unsafe { (self.drop)(&mut self.storage) }
-        }
+impl<E: Unit, D: Storage<E>> StepRef<E, D> {
+    /// The same step after its arena was appended to another at `shift` words.
+    pub(crate) fn shift(&mut self, shift: usize) {
+        self.offset += shift;
     }
 }
 
@@ -147,63 +172,71 @@ mod tests {
         }
     }
 
-    fn run(step: BackwardStep<f32, NoDevice>) -> Result<(), Error> {
+    fn run(steps: &mut Steps<f32, NoDevice>, step: StepRef<f32, NoDevice>) -> Result<(), Error> {
         let device = NoDevice;
         let mut grads = Gradients::default();
         let mut context = BackwardContext::for_test(&device, &mut grads);
-        step.call(&mut context)
+        steps.call(step, &mut context)
     }
 
+    #[repr(align(64))]
+    struct OverAligned(u8);
+
     #[test]
-    fn small_and_large_steps_run_once_and_drop_what_they_captured() {
+    fn steps_of_every_size_run_once_and_drop_what_they_captured() {
         let drops = Arc::new(AtomicUsize::new(0));
         let calls = Arc::new(AtomicUsize::new(0));
-
+        // A tiny arena, so pushing grows (moves) it under the closures already there.
+        let mut steps = Steps::with_capacity(1);
+        let mut refs = Vec::new();
+        for size in [0usize, 1, 7, 100, 1000] {
+            let (guard, counter) = (Guard(drops.clone()), calls.clone());
+            let payload = vec![1u8; size];
+            let big = [size as u64; 40];
+            refs.push(steps.push(move |_: &mut BackwardContext<'_, f32, NoDevice>| {
+                let _keep = (&guard, big);
+                counter.fetch_add(payload.len(), Ordering::SeqCst);
+                Ok(())
+            }));
+        }
         let (guard, counter) = (Guard(drops.clone()), calls.clone());
-        let small = move |_: &mut BackwardContext<'_, f32, NoDevice>| {
+        let aligned = OverAligned(3);
+        refs.push(steps.push(move |_: &mut BackwardContext<'_, f32, NoDevice>| {
             let _keep = &guard;
-            counter.fetch_add(1, Ordering::SeqCst);
+            counter.fetch_add(aligned.0 as usize, Ordering::SeqCst);
             Ok(())
-        };
-        assert!(fits::<Guard>());
-        run(BackwardStep::new(small)).unwrap();
-
-        let (guard, counter) = (Guard(drops.clone()), calls.clone());
-        let big = [7u64; 2 * INLINE_WORDS];
-        let large = move |_: &mut BackwardContext<'_, f32, NoDevice>| {
-            let _keep = &guard;
-            counter.fetch_add(big.iter().sum::<u64>() as usize, Ordering::SeqCst);
-            Ok(())
-        };
-        run(BackwardStep::new(large)).unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 1 + 7 * 2 * INLINE_WORDS);
+        }));
+        // Run them in reverse, as backward does.
+        while let Some(step) = refs.pop() {
+            run(&mut steps, step).unwrap();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1 + 7 + 100 + 1000 + 3);
         assert_eq!(
             drops.load(Ordering::SeqCst),
-            2,
+            6,
             "each capture dropped once, after its call"
         );
     }
 
     #[test]
-    fn steps_never_called_drop_what_they_captured() {
+    fn appended_and_uncalled_steps_are_dropped_once() {
         let drops = Arc::new(AtomicUsize::new(0));
+        let mut first = Steps::<f32, NoDevice>::with_capacity(4);
+        let mut second = Steps::<f32, NoDevice>::with_capacity(4);
         let guard = Guard(drops.clone());
-        drop(BackwardStep::<f32, NoDevice>::new(move |_| {
+        let a = first.push(move |_| {
             let _keep = &guard;
             Ok(())
-        }));
+        });
         let guard = Guard(drops.clone());
-        let big = [1u8; 8 * INLINE_WORDS + 1];
-        drop(BackwardStep::<f32, NoDevice>::new(move |_| {
-            let _keep = (&guard, big);
-            Ok(())
-        }));
+        let payload = [9u64; 30];
+        let mut b = second.push(move |_| {
+            let _keep = (&guard, payload);
+            Err(Error::TapeAlreadyConsumed)
+        });
+        b.shift(first.append(second));
+        assert!(matches!(run(&mut first, b), Err(Error::TapeAlreadyConsumed)));
+        first.drop_step(a);
         assert_eq!(drops.load(Ordering::SeqCst), 2);
-    }
-
-    #[test]
-    fn an_error_from_a_step_comes_back() {
-        let result = run(BackwardStep::new(|_| Err(Error::TapeAlreadyConsumed)));
-        assert!(matches!(result, Err(Error::TapeAlreadyConsumed)));
     }
 }

@@ -15,7 +15,7 @@
 
 use crate::backward::BackwardContext;
 use crate::gradients::Gradients;
-use crate::step::BackwardStep;
+use crate::step::{StepRef, Steps};
 use crate::tensor::UniqueId;
 use ferrograd_device::{Error, Storage, Unit};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,12 +91,14 @@ pub(crate) struct RecordedOp<E: Unit, D: Storage<E>> {
     /// The id of the op's output, to keep its gradient when asked to.
     pub(crate) output: UniqueId,
     pub(crate) inputs: Inputs,
-    pub(crate) backward: BackwardStep<E, D>,
+    /// The backward step, in the recording's arena; `None` once run or dropped.
+    pub(crate) step: Option<StepRef<E, D>>,
 }
 
 /// What `backward` takes out of a tape.
 pub(crate) struct Recording<E: Unit, D: Storage<E>> {
     pub(crate) ops: Vec<RecordedOp<E, D>>,
+    pub(crate) steps: Steps<E, D>,
     pub(crate) grads: Gradients<E, D>,
     /// The tapes merged into this one, with the node number their node 0 became.
     merged: Vec<(u64, u32)>,
@@ -118,7 +120,10 @@ impl<E: Unit, D: Storage<E>> Recording<E, D> {
         }
     }
 
-    fn push(&mut self, own: u64, output: UniqueId, inputs: &[OpInput], backward: BackwardStep<E, D>) -> u32 {
+    fn push<F>(&mut self, own: u64, output: UniqueId, inputs: &[OpInput], backward: F) -> u32
+    where
+        F: FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error> + Send + 'static,
+    {
         let resolve = |input: &OpInput| ResolvedInput {
             target: self.resolve(own, input.source),
             len: input.len,
@@ -130,19 +135,24 @@ impl<E: Unit, D: Storage<E>> Recording<E, D> {
             many => Inputs::Spilled(many.iter().map(resolve).collect()),
         };
         let index = u32::try_from(self.ops.len()).expect("more than 4 billion ops recorded on one tape");
-        self.ops.push(RecordedOp {
-            output,
-            inputs,
-            backward,
-        });
+        let step = Some(self.steps.push(backward));
+        self.ops.push(RecordedOp { output, inputs, step });
         index
     }
 
     /// Appends `other`'s ops after this recording's, shifting their node numbers.
-    fn absorb(&mut self, other_tape: u64, other: Recording<E, D>) {
+    fn absorb(&mut self, other_tape: u64, mut other: Recording<E, D>) {
         let offset = u32::try_from(self.ops.len()).expect("more than 4 billion ops recorded on one tape");
-        let Recording { mut ops, grads, merged } = other;
+        let mut ops = std::mem::take(&mut other.ops);
+        let grads = std::mem::take(&mut other.grads);
+        let merged = std::mem::take(&mut other.merged);
+        let shift = self
+            .steps
+            .append(std::mem::replace(&mut other.steps, Steps::with_capacity(0)));
         for op in &mut ops {
+            if let Some(step) = &mut op.step {
+                step.shift(shift);
+            }
             for input in op.inputs.as_mut_slice() {
                 if let Target::Node(index) = &mut input.target {
                     *index += offset;
@@ -154,6 +164,18 @@ impl<E: Unit, D: Storage<E>> Recording<E, D> {
         self.merged
             .extend(merged.into_iter().map(|(tape, o)| (tape, o + offset)));
         self.grads.absorb(grads);
+    }
+}
+
+impl<E: Unit, D: Storage<E>> Drop for Recording<E, D> {
+    /// Drops the steps backward never ran (a graph dropped untraversed, or parts of
+    /// it that did not reach the loss), and with them the buffers they kept.
+    fn drop(&mut self) {
+        for op in &mut self.ops {
+            if let Some(step) = op.step.take() {
+                self.steps.drop_step(step);
+            }
+        }
     }
 }
 
@@ -264,8 +286,9 @@ impl<E: Unit, D: Storage<E>> OwnedTape<E, D> {
             cell: Arc::new(TapeCell {
                 number: NUMBERS.fetch_add(1, Ordering::Relaxed),
                 state: Mutex::new(TapeState::Recording(Recording {
-                    // Small graphs then never grow the list while recording.
+                    // Small graphs then never grow the lists while recording.
                     ops: Vec::with_capacity(32),
+                    steps: Steps::with_capacity(32 * 24),
                     grads,
                     merged: Vec::new(),
                 })),
@@ -362,8 +385,6 @@ impl<E: Unit, D: Storage<E>> Tape<E, D> for OwnedTape<E, D> {
     where
         F: FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error> + Send + 'static,
     {
-        // Built before the lock, so the lock covers only the push.
-        let backward = BackwardStep::new(backward);
         // One lock in the usual case; a merge since this handle last recorded sends it
         // on to the tape it joined, which it then keeps.
         let mut followed: Option<Arc<TapeCell<E, D>>> = None;

@@ -462,3 +462,20 @@ fn recording_while_another_thread_merges() {
         assert_eq!(grads.get(&x).array(), [dx, dx]);
     }
 }
+
+/// A graph dropped without backward frees what its steps kept: the tape drops the
+/// steps it never ran.
+#[test]
+fn a_graph_dropped_without_backward_frees_its_saved_buffers() {
+    let dev = Cpu::default();
+    let x: Tensor<Rank1<3>, f64, Cpu> = dev.tensor([1.0, 2.0, 3.0]);
+    let y = x.leaky_trace().exp(); // backward of exp keeps its output
+    let output = y.shared_storage().clone();
+    assert_eq!(
+        std::sync::Arc::strong_count(&output),
+        3,
+        "y, its backward step, and this handle"
+    );
+    drop(y);
+    assert_eq!(std::sync::Arc::strong_count(&output), 1, "the step went with the tape");
+}
