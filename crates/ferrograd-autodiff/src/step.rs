@@ -28,8 +28,9 @@ pub(crate) struct StepRef<E: Unit, D: Storage<E>> {
 /// The arena: closures of the steps a tape recorded, back to back.
 pub(crate) struct Steps<E: Unit, D: Storage<E>> {
     arena: Vec<Word>,
-    /// The closures are `Send` but maybe not `Sync`: so is this.
-    _send: PhantomData<Box<dyn FnOnce(&mut BackwardContext<'_, E, D>) + Send>>,
+    /// The closures are `Send` but maybe not `Sync`, so is this; and they take
+    /// contexts of `E` on `D`.
+    _marker: PhantomData<(Box<dyn Send>, fn() -> (E, D))>,
 }
 
 const fn fits_a_word_alignment<F>() -> bool {
@@ -59,7 +60,7 @@ impl<E: Unit, D: Storage<E>> Steps<E, D> {
     pub(crate) fn with_capacity(words: usize) -> Self {
         Self {
             arena: Vec::with_capacity(words),
-            _send: PhantomData,
+            _marker: PhantomData,
         }
     }
 
