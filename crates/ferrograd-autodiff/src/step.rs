@@ -14,6 +14,9 @@ use std::mem::{MaybeUninit, align_of, size_of};
 
 type Word = MaybeUninit<usize>;
 
+/// A type that is `Send` and not `Sync`, whatever `T` is.
+type SendNotSync<T> = (Box<dyn Send>, fn() -> T);
+
 /// Where a step lives in its arena and how to call or drop it. Holding one means the
 /// closure there is live: [`Steps::call`] and [`Steps::drop_step`] consume it.
 pub(crate) struct StepRef<E: Unit, D: Storage<E>> {
@@ -30,7 +33,7 @@ pub(crate) struct Steps<E: Unit, D: Storage<E>> {
     arena: Vec<Word>,
     /// The closures are `Send` but maybe not `Sync`, so is this; and they take
     /// contexts of `E` on `D`.
-    _marker: PhantomData<(Box<dyn Send>, fn() -> (E, D))>,
+    _marker: PhantomData<SendNotSync<(E, D)>>,
 }
 
 const fn fits_a_word_alignment<F>() -> bool {
