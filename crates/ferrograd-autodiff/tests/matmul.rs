@@ -243,3 +243,42 @@ fn f32_products_match_f64() {
         .as_vec();
     assert_close(&single, &exact, 1e-5, "f32 vs f64");
 }
+
+/// Outputs that are overwritten entirely (a product, a concat, a contiguous copy, and
+/// a product's first weight gradient) take freed buffers without clearing them: none
+/// of the old values, here NaN, may survive into a result. Run for a small size (the
+/// thread's pool) and a large one (the shared cache).
+#[test]
+fn reused_buffers_leave_nothing_of_their_old_values() {
+    fn poison(dev: &Cpu, len: usize) {
+        for _ in 0..4 {
+            drop(dev.tensor_from_vec(vec![f64::NAN; len], (len,)));
+        }
+    }
+    let dev = Cpu::default();
+    for (m, k, n) in [(3, 5, 4), (96, 40, 100)] {
+        let a: Tensor<(usize, usize), f64, Cpu> = dev.sample_normal_like(&(m, k));
+        let b: Tensor<(usize, usize), f64, Cpu> = dev.sample_normal_like(&(k, n));
+        poison(&dev, m * n);
+        let product = a.clone().matmul(b.clone());
+        let expected = naive(&a.as_vec(), &b.as_vec(), 1, false, m, k, n);
+        assert_close(&product.as_vec(), &expected, 1e-12, "product");
+
+        poison(&dev, m * k);
+        let grads = a.leaky_trace().matmul(b.clone()).sum::<Rank0, _>().backward();
+        let row_sums: Vec<f64> = (0..k).map(|p| (0..n).map(|j| b.as_vec()[p * n + j]).sum()).collect();
+        let expected: Vec<f64> = (0..m * k).map(|i| row_sums[i % k]).collect();
+        assert_close(&grads.get(&a).as_vec(), &expected, 1e-12, "weight gradient");
+
+        poison(&dev, 2 * m * k);
+        let joined = a.clone().concat_along(Axis::<0>, a.clone());
+        let mut expected = a.as_vec();
+        expected.extend(a.as_vec());
+        assert_eq!(joined.as_vec(), expected, "concat");
+
+        poison(&dev, m * k);
+        let transposed = a.clone().t().contiguous();
+        let expected: Vec<f64> = (0..k * m).map(|i| a.as_vec()[(i % m) * k + i / m]).collect();
+        assert_eq!(transposed.as_vec(), expected, "contiguous");
+    }
+}

@@ -50,9 +50,9 @@ impl Default for Cpu {
 /// A buffer in host memory. Large buffers go back to a cache when dropped, so the
 /// next op of the same size reuses memory that is already mapped (see [`Cpu::empty_cache`]).
 #[derive(Clone, Debug, PartialEq)]
-pub struct CpuBuffer<E: Send + 'static>(pub(crate) Vec<E>);
+pub struct CpuBuffer<E: Copy + Send + 'static>(pub(crate) Vec<E>);
 
-impl<E: Send + 'static> Drop for CpuBuffer<E> {
+impl<E: Copy + Send + 'static> Drop for CpuBuffer<E> {
     fn drop(&mut self) {
         cache::give_back(std::mem::take(&mut self.0));
     }
@@ -94,7 +94,8 @@ mod cache {
         capacity * size_of::<E>()
     }
 
-    /// An empty Vec with capacity `len`, from the cache when one is there.
+    /// A Vec with capacity `len` from the cache when one is there, still holding some
+    /// or all of its old elements.
     pub(crate) fn take<E: Send + 'static>(len: usize) -> Option<Vec<E>> {
         if bytes_of::<E>(len) < MIN_BYTES {
             return small::take(len);
@@ -102,12 +103,12 @@ mod cache {
         let mut pool = pool();
         let found = pool.free.get_mut(&(TypeId::of::<E>(), len))?.pop()?;
         pool.bytes -= bytes_of::<E>(len);
-        let mut vec = *found.downcast::<Vec<E>>().ok()?;
-        vec.clear();
-        Some(vec)
+        // Returned as it was given back: its elements are old values, which a caller
+        // that overwrites everything need not clear (`try_vec_for_overwrite`).
+        found.downcast::<Vec<E>>().ok().map(|vec| *vec)
     }
 
-    pub(crate) fn give_back<E: Send + 'static>(vec: Vec<E>) {
+    pub(crate) fn give_back<E: Copy + Send + 'static>(vec: Vec<E>) {
         let bytes = bytes_of::<E>(vec.capacity());
         if bytes < MIN_BYTES {
             small::give_back(vec);
@@ -188,7 +189,8 @@ mod cache {
             static POOL: RefCell<Pool> = RefCell::new(Pool::default());
         }
 
-        /// An empty `Vec` with capacity `len` from this thread's pool, if it holds one.
+        /// A `Vec` of capacity `len` from this thread's pool, if it holds one, full of
+        /// its old elements.
         pub(crate) fn take<E: 'static>(len: usize) -> Option<Vec<E>> {
             POOL.try_with(|pool| {
                 let mut pool = pool.try_borrow_mut().ok()?;
@@ -199,22 +201,22 @@ mod cache {
                 let buffer = parked.buffers.pop()?;
                 *bytes -= len * size_of::<E>();
                 // SAFETY: `buffer` was parked by `give_back::<E>` (the type id matches)
-                // from a `Vec<E>` of capacity `len`, and is now taken out, so it has
-                // one owner again.
-                Some(unsafe { Vec::from_raw_parts(buffer.cast::<E>().as_ptr(), 0, len) })
+                // from a `Vec<E>` of capacity `len` whose `len` elements were all
+                // initialised, and is now taken out, so it has one owner again.
+                Some(unsafe { Vec::from_raw_parts(buffer.cast::<E>().as_ptr(), len, len) })
             })
             .ok()
             .flatten()
         }
 
         /// Parks `vec`'s allocation in this thread's pool, or frees it when the pool
-        /// is full (or the thread is exiting).
-        pub(crate) fn give_back<E: 'static>(mut vec: Vec<E>) {
+        /// is full (or the thread is exiting). Only full vectors are parked, so every
+        /// parked buffer's elements are initialised.
+        pub(crate) fn give_back<E: Copy + 'static>(mut vec: Vec<E>) {
             let capacity = vec.capacity();
-            if capacity == 0 || size_of::<E>() == 0 {
+            if capacity == 0 || size_of::<E>() == 0 || vec.len() != capacity {
                 return;
             }
-            vec.clear();
             let _ = POOL.try_with(|pool| {
                 let Ok(mut pool) = pool.try_borrow_mut() else {
                     return;
@@ -275,14 +277,14 @@ mod cache {
     }
 }
 
-impl<E: Send> std::ops::Deref for CpuBuffer<E> {
+impl<E: Copy + Send> std::ops::Deref for CpuBuffer<E> {
     type Target = [E];
     fn deref(&self) -> &[E] {
         &self.0
     }
 }
 
-impl<E: Send> std::ops::DerefMut for CpuBuffer<E> {
+impl<E: Copy + Send> std::ops::DerefMut for CpuBuffer<E> {
     fn deref_mut(&mut self) -> &mut [E] {
         &mut self.0
     }
@@ -291,7 +293,8 @@ impl<E: Send> std::ops::DerefMut for CpuBuffer<E> {
 /// An empty `Vec` with room for `len` elements (from the buffer cache when it holds one
 /// of that size), or `Error::OutOfMemory`.
 pub(crate) fn try_vec<E: Unit>(len: usize) -> Result<Vec<E>, Error> {
-    if let Some(v) = cache::take(len) {
+    if let Some(mut v) = cache::take(len) {
+        v.clear();
         return Ok(v);
     }
     let mut v = Vec::new();
@@ -302,11 +305,26 @@ pub(crate) fn try_vec<E: Unit>(len: usize) -> Result<Vec<E>, Error> {
     Ok(v)
 }
 
+/// A `Vec` of `len` elements with unspecified values, for an output that is then
+/// overwritten entirely: a cached buffer keeps its old values instead of being filled.
+pub(crate) fn try_vec_for_overwrite<E: Unit>(len: usize) -> Result<Vec<E>, Error> {
+    let mut v = match cache::take(len) {
+        Some(v) => v,
+        None => try_vec(len)?,
+    };
+    v.resize(len, E::default());
+    Ok(v)
+}
+
 impl<E: Unit> Storage<E> for Cpu {
     type Vec = CpuBuffer<E>;
 
     fn try_alloc_zeros(&self, len: usize) -> Result<Self::Vec, Error> {
         self.try_alloc_filled(len, E::default())
+    }
+
+    fn try_alloc_for_overwrite(&self, len: usize) -> Result<Self::Vec, Error> {
+        try_vec_for_overwrite(len).map(CpuBuffer)
     }
 
     fn try_alloc_filled(&self, len: usize, value: E) -> Result<Self::Vec, Error> {

@@ -12,6 +12,12 @@ pub trait Storage<E: Unit>: 'static + Clone + Debug + Send + Sync {
 
     /// A buffer of `len` elements, each `E::default()` (zero, or `false`).
     fn try_alloc_zeros(&self, len: usize) -> Result<Self::Vec, Error>;
+    /// A buffer of `len` elements whose values are unspecified (but initialised):
+    /// for an output the caller overwrites entirely, so a device may hand out a freed
+    /// buffer as it is instead of filling it first. Zeros by default.
+    fn try_alloc_for_overwrite(&self, len: usize) -> Result<Self::Vec, Error> {
+        self.try_alloc_zeros(len)
+    }
     /// A buffer of `len` copies of `value`.
     fn try_alloc_filled(&self, len: usize, value: E) -> Result<Self::Vec, Error>;
     /// Sets every element of `buffer` to `value`.

@@ -25,7 +25,7 @@ fn join<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>>(
     device: D,
     tape: T,
 ) -> Result<Tensor<S, E, D, T>, Error> {
-    let mut out = device.try_alloc_zeros(shape.num_elements())?;
+    let mut out = device.try_alloc_for_overwrite(shape.num_elements())?;
     for part in &parts {
         device.copy_strided(&part.data, &part.layout, &mut out, &part.region)?;
     }

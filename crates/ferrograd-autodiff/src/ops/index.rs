@@ -378,7 +378,7 @@ impl<S: Shape, E: Dtype, D: ScatterAddKernel<E> + CopyKernel<E>, T: Tape<E, D>> 
         let mut out = match unique {
             Ok(buffer) => buffer,
             Err(data) => {
-                let mut out = <D as Storage<E>>::try_alloc_zeros(&device, numel)?;
+                let mut out = <D as Storage<E>>::try_alloc_for_overwrite(&device, numel)?;
                 device.copy_strided(&data, &layout, &mut out, &out_layout)?;
                 out
             }

@@ -111,7 +111,7 @@ impl<S: Shape, E: Dtype, D: MatmulKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         let rhs_matrix = matrix_layout(&rhs.layout, batch_dims, true);
 
         let device = self.device.clone();
-        let mut out = device.try_alloc_zeros(out_dims.as_ref().iter().product())?;
+        let mut out = device.try_alloc_for_overwrite(out_dims.as_ref().iter().product())?;
         device.gemm_batched(
             (m, k, n),
             &self.data,
@@ -199,8 +199,14 @@ fn gemm_destination<'c, E: Dtype, D: Storage<E>>(
     let beta = match entry {
         Some(_) => E::ONE,
         None => {
-            *entry = Some(device.try_alloc_zeros(len)?);
-            if written_once { E::ZERO } else { E::ONE }
+            if written_once {
+                // beta = 0 never reads the buffer, so it need not be zeroed.
+                *entry = Some(device.try_alloc_for_overwrite(len)?);
+                E::ZERO
+            } else {
+                *entry = Some(device.try_alloc_zeros(len)?);
+                E::ONE
+            }
         }
     };
     Ok(entry.as_mut().map(|grad| (grad, beta)))

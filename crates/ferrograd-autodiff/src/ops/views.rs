@@ -310,7 +310,7 @@ impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
             return Ok(self);
         }
         let out_layout = Layout::contiguous(&self.shape);
-        let mut out = self.device.try_alloc_zeros(self.num_elements())?;
+        let mut out = self.device.try_alloc_for_overwrite(self.num_elements())?;
         self.device
             .copy_strided(&self.data, &self.layout, &mut out, &out_layout)?;
         let Tensor {
