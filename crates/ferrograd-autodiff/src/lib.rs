@@ -45,6 +45,23 @@
 //!
 //! A second `backward` on the same graph is an error (the tape is consumed), as in
 //! PyTorch; to compute several losses' gradients at once, add the losses.
+//!
+//! # Training loops
+//!
+//! `leaky_trace()` keeps every gradient, intermediate ones included. In a training
+//! loop, trace the input with gradients allocated for the parameters instead
+//! (`x.traced(model.try_alloc_grads()?)`, see [`VisitParameters`]): backward then keeps
+//! only those and frees the rest as soon as it has used them.
+//!
+//! # Writing ops and optimizers in other crates
+//!
+//! Everything an op, a layer or an optimizer needs is public: a tensor's
+//! [`storage`](Tensor::storage), [`layout`](Tensor::layout) and
+//! [`device`](Tensor::device); [`Tensor::try_from_storage`]; [`Tensor::op_input`] and
+//! [`Tensor::record_op`] with a [`BackwardContext`] to define a differentiable op;
+//! [`Gradients::try_grad`] to lend a gradient; [`Tensor::storage_mut`] to update a
+//! parameter in place, keeping its id; and [`VisitParameters`] to visit a model's
+//! parameters by name. How the tape works: `docs/tape.md` in the repository.
 
 use ferrograd_device::Error;
 
