@@ -60,21 +60,7 @@ impl<E: Dtype, Op: UnaryOp + UnaryFn<E>> UnaryKernel<Op, E> for Cpu {
         let covers_buffer = layout.is_contiguous() && numel == grad_len;
         match grad_input {
             None if covers_buffer => {
-                // First contribution over the whole buffer: write, never zero-fill then add.
-                *grad_input = Some(match grad_output {
-                    Input::Unique(mut buffer) if buffer.len() == numel => {
-                        for (i, g) in buffer.iter_mut().enumerate() {
-                            *g *= derivative(i, i);
-                        }
-                        buffer
-                    }
-                    grad_output => {
-                        let go = grad_output.get();
-                        let mut out = try_vec(numel)?;
-                        out.extend(go[..numel].iter().enumerate().map(|(i, &g)| g * derivative(i, i)));
-                        CpuBuffer(out)
-                    }
-                });
+                *grad_input = Some(first_gradient(grad_output, numel, false, |i| derivative(i, i))?);
             }
             None => {
                 let mut grad = self.try_alloc_zeros(grad_len)?;
@@ -84,6 +70,34 @@ impl<E: Dtype, Op: UnaryOp + UnaryFn<E>> UnaryKernel<Op, E> for Cpu {
             Some(grad) => accumulate_unary(grad, layout, grad_output.get(), covers_buffer, derivative),
         }
         Ok(())
+    }
+}
+
+/// The first contribution to a gradient that covers its whole buffer densely:
+/// `grad_output[i] · factor(i)`, written into `grad_output`'s own buffer when it is
+/// ours to reuse (or that buffer as it is, when `factor` is known to be 1), else into
+/// a new one. Never a zero-fill followed by an add.
+fn first_gradient<E: Dtype>(
+    grad_output: Input<'_, CpuBuffer<E>>,
+    numel: usize,
+    factor_is_one: bool,
+    factor: impl Fn(usize) -> E,
+) -> Result<CpuBuffer<E>, Error> {
+    match grad_output {
+        Input::Unique(mut buffer) if buffer.len() == numel => {
+            if !factor_is_one {
+                for (i, g) in buffer.iter_mut().enumerate() {
+                    *g *= factor(i);
+                }
+            }
+            Ok(buffer)
+        }
+        grad_output => {
+            let go = grad_output.get();
+            let mut out = try_vec(numel)?;
+            out.extend(go[..numel].iter().enumerate().map(|(i, &g)| g * factor(i)));
+            Ok(CpuBuffer(out))
+        }
     }
 }
 
@@ -188,24 +202,9 @@ impl<E: Dtype, Op: BinaryOp + BinaryFn<E>> BinaryKernel<Op, E> for Cpu {
         let dense = operands_dense && grad_layout.is_contiguous() && numel == grad_len;
         match grad {
             None if dense => {
-                // First contribution over the whole buffer: write (or, for `x + y`, just
-                // move the output's gradient), never zero-fill then add.
-                *grad = Some(match grad_output {
-                    Input::Unique(mut buffer) if buffer.len() == numel => {
-                        if Op::DERIVATIVES_READ_OPERANDS || partial(0, 0) != E::ONE {
-                            for (i, g) in buffer.iter_mut().enumerate() {
-                                *g *= partial(i, i);
-                            }
-                        }
-                        buffer
-                    }
-                    grad_output => {
-                        let go = grad_output.get();
-                        let mut out = try_vec(numel)?;
-                        out.extend(go[..numel].iter().enumerate().map(|(i, &g)| g * partial(i, i)));
-                        CpuBuffer(out)
-                    }
-                });
+                // For `x + y` the output's gradient is just moved.
+                let moves = !Op::DERIVATIVES_READ_OPERANDS && partial(0, 0) == E::ONE;
+                *grad = Some(first_gradient(grad_output, numel, moves, |i| partial(i, i))?);
             }
             None => {
                 let mut buffer = self.try_alloc_zeros(grad_len)?;
