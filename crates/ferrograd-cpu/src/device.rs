@@ -52,6 +52,13 @@ impl Default for Cpu {
 #[derive(Clone, Debug, PartialEq)]
 pub struct CpuBuffer<E: Copy + Send + 'static>(pub(crate) Vec<E>);
 
+impl<E: Copy + Send + 'static> Default for CpuBuffer<E> {
+    /// An empty buffer (no allocation).
+    fn default() -> Self {
+        CpuBuffer(Vec::new())
+    }
+}
+
 impl<E: Copy + Send + 'static> Drop for CpuBuffer<E> {
     fn drop(&mut self) {
         cache::give_back(std::mem::take(&mut self.0));

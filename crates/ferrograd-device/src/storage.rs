@@ -7,8 +7,10 @@ use std::fmt::Debug;
 /// Buffers are the device's own type ([`Storage::Vec`]), so a device can add a cache of
 /// freed buffers behind `try_alloc_*` without any change visible to callers.
 pub trait Storage<E: Unit>: 'static + Clone + Debug + Send + Sync {
-    /// A buffer of elements on this device.
-    type Vec: 'static + Clone + Debug + Send + Sync;
+    /// A buffer of elements on this device. Its `Default` is an empty buffer, which
+    /// lets an op move a buffer out of a shared handle it holds alone, and put the
+    /// result back.
+    type Vec: 'static + Clone + Debug + Default + Send + Sync;
 
     /// A buffer of `len` elements, each `E::default()` (zero, or `false`).
     fn try_alloc_zeros(&self, len: usize) -> Result<Self::Vec, Error>;

@@ -19,12 +19,20 @@ use ferrograd_device::{Dtype, Error, Input, Layout, Storage};
 use ferrograd_shapes::Shape;
 use std::sync::Arc;
 
-/// Hands a buffer to a kernel: `Unique` (reusable in place) when this was the last
-/// reference to it.
-fn with_input<V, R>(data: Arc<V>, f: impl FnOnce(Input<'_, V>) -> R) -> R {
-    match Arc::try_unwrap(data) {
-        Ok(owned) => f(Input::Unique(owned)),
-        Err(shared) => f(Input::Shared(&shared)),
+/// Runs a kernel that may write its result over its input: the buffer goes in as
+/// `Unique` when this was the last reference to it, and then the result goes back into
+/// the same `Arc`, so an op that reuses its input's buffer allocates nothing at all.
+fn reusing_input<V: Default>(
+    mut data: Arc<V>,
+    kernel: impl FnOnce(Input<'_, V>) -> Result<V, Error>,
+) -> Result<Arc<V>, Error> {
+    match Arc::get_mut(&mut data) {
+        Some(slot) => {
+            let input = std::mem::take(slot);
+            *slot = kernel(Input::Unique(input))?;
+            Ok(data)
+        }
+        None => Ok(Arc::new(kernel(Input::Shared(&data))?)),
     }
 }
 
@@ -124,8 +132,8 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
                 tape,
                 ..
             } = self;
-            let out = with_input(data, |input| device.forward(&op, input, &layout))?;
-            return Ok(Tensor::from_arc(Arc::new(out), shape, device, tape));
+            let out = reusing_input(data, |input| device.forward(&op, input, &layout))?;
+            return Ok(Tensor::from_arc(out, shape, device, tape));
         }
         let input = self.op_input();
         let Tensor {
@@ -143,13 +151,10 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
             ),
             // Backward never reads the input, so its buffer may become the output.
             Saved::Output => {
-                let out = Arc::new(with_input(data, |input| device.forward(&op, input, &layout))?);
+                let out = reusing_input(data, |input| device.forward(&op, input, &layout))?;
                 (out.clone(), Some(out))
             }
-            Saved::Nothing => (
-                Arc::new(with_input(data, |input| device.forward(&op, input, &layout))?),
-                None,
-            ),
+            Saved::Nothing => (reusing_input(data, |input| device.forward(&op, input, &layout))?, None),
         };
         let result = Tensor::from_arc(out, shape, device, tape);
         Ok(result.record_op(&[input], move |ctx| {
@@ -190,8 +195,8 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         let tape = tape.merge_tapes(rhs.tape);
         if !<MergedTape<T, R> as Tape<E, D>>::TRACING || !Op::DERIVATIVES_READ_OPERANDS {
             // Nothing to keep for backward: the lhs buffer may become the output.
-            let out = with_input(data, |lhs| device.forward(&op, lhs, &layout, &rhs.data, &rhs.layout))?;
-            let result = Tensor::from_arc(Arc::new(out), shape, device, tape);
+            let out = reusing_input(data, |lhs| device.forward(&op, lhs, &layout, &rhs.data, &rhs.layout))?;
+            let result = Tensor::from_arc(out, shape, device, tape);
             let rhs_layout = rhs.layout;
             return Ok(result.record_op(&inputs, move |ctx| {
                 binary_backward(ctx, &op, inputs, None, &layout, None, &rhs_layout)

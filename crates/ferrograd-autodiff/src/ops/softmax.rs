@@ -8,14 +8,13 @@
 //! let _ = x.softmax::<Axis<2>>();
 //! ```
 
-use super::with_input;
+use super::reusing_input;
 use crate::OrPanic;
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 use ferrograd_device::ops::softmax::{SoftmaxKernel, SoftmaxKind};
 use ferrograd_device::{Dtype, Error};
 use ferrograd_shapes::{Axes, ReduceShape, Shape};
-use std::sync::Arc;
 
 impl<S: Shape, E: Dtype, D: SoftmaxKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     /// `exp(x) / Σ exp(x)` along the axis `Ax` (name it: `x.softmax::<Axis<1>>()`), same
@@ -86,12 +85,12 @@ impl<S: Shape, E: Dtype, D: SoftmaxKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> 
             tape,
         } = self;
         if !T::TRACING {
-            let out = with_input(data, |input| device.forward(kind, input, &layout, axes))?;
-            return Ok(Tensor::from_arc(Arc::new(out), shape, device, tape));
+            let out = reusing_input(data, |input| device.forward(kind, input, &layout, axes))?;
+            return Ok(Tensor::from_arc(out, shape, device, tape));
         }
         let input_len = D::len(&data);
         // Backward needs only the output, so the input's buffer may become the output.
-        let out = Arc::new(with_input(data, |input| device.forward(kind, input, &layout, axes))?);
+        let out = reusing_input(data, |input| device.forward(kind, input, &layout, axes))?;
         let mut result = Tensor::from_arc(out.clone(), shape, device, tape);
         result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
             device.backward(kind, &layout, axes, &out, grad, grad_output)
