@@ -15,8 +15,25 @@ pub struct Layout {
 
 impl Layout {
     /// The row-major layout of `shape`.
+    #[inline]
     pub fn contiguous<S: Shape>(shape: &S) -> Self {
-        Self::from_parts(shape.concrete().as_ref(), shape.strides().as_ref())
+        // Written out rather than through `from_parts`: every op's result takes this
+        // path, and for small tensors the copies were a tenth of an op's cost.
+        let dims = shape.concrete();
+        let dims = dims.as_ref();
+        let mut layout = Self {
+            rank: dims.len(),
+            dims: [1; MAX_RANK],
+            strides: [0; MAX_RANK],
+            offset: 0,
+        };
+        let mut step = 1;
+        for axis in (0..dims.len().min(MAX_RANK)).rev() {
+            layout.dims[axis] = dims[axis];
+            layout.strides[axis] = step;
+            step *= dims[axis];
+        }
+        layout
     }
 
     /// A layout from sizes and strides of equal length, at most [`MAX_RANK`].
@@ -24,6 +41,7 @@ impl Layout {
     /// # Panics
     /// When the lengths differ or exceed [`MAX_RANK`]: both come from a [`Shape`], so
     /// this is a bug in the caller, not bad user data.
+    #[inline]
     pub fn from_parts(dims: &[usize], strides: &[usize]) -> Self {
         assert!(dims.len() == strides.len() && dims.len() <= MAX_RANK);
         let mut layout = Self {
@@ -38,38 +56,45 @@ impl Layout {
     }
 
     /// The same layout starting `offset` elements into the buffer (a slice's view).
+    #[inline]
     pub fn with_offset(mut self, offset: usize) -> Self {
         self.offset = offset;
         self
     }
 
     /// Where element 0 lives in the buffer.
+    #[inline]
     pub fn offset(&self) -> usize {
         self.offset
     }
 
     /// The rank.
+    #[inline]
     pub fn rank(&self) -> usize {
         self.rank
     }
 
     /// The size of each axis.
+    #[inline]
     pub fn dims(&self) -> &[usize] {
         &self.dims[..self.rank]
     }
 
     /// The stride of each axis, in elements.
+    #[inline]
     pub fn strides(&self) -> &[usize] {
         &self.strides[..self.rank]
     }
 
     /// The number of elements the layout addresses (repeats counted).
+    #[inline]
     pub fn num_elements(&self) -> usize {
         self.dims().iter().product()
     }
 
     /// Whether the strides are exactly row-major and the offset 0, so element `i` lives
     /// at offset `i`.
+    #[inline]
     pub fn is_contiguous(&self) -> bool {
         if self.offset != 0 {
             return false;
