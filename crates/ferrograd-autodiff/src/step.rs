@@ -17,18 +17,24 @@ type Word = MaybeUninit<usize>;
 /// A type that is `Send` and not `Sync`, whatever `T` is.
 type SendNotSync<T> = (Box<dyn Send>, fn() -> T);
 
-/// Where a step lives in its arena and how to call or drop it. Holding one means the
-/// closure there is live: [`Steps::call`] and [`Steps::drop_step`] consume it.
-pub(crate) struct StepRef<E: Unit, D: Storage<E>> {
-    /// The step's first word in the arena.
+/// Reads a closure out of the arena at the given word and calls it.
+type CallFn<E, D> = unsafe fn(*mut Word, &mut BackwardContext<'_, E, D>) -> Result<(), Error>;
+/// Drops a closure in place at the given word, when it is never called.
+type DropFn = unsafe fn(*mut Word);
+
+/// Words before each closure: its call and drop functions.
+const HEADER_WORDS: usize = 2;
+
+/// Where a step lives in its arena. Holding one means the closure there is live:
+/// [`Steps::call`] and [`Steps::drop_step`] consume it. It names no types, so a
+/// tape's list of ops can be kept and reused by the next tape on the thread.
+#[derive(Debug)]
+pub(crate) struct StepRef {
+    /// The step's first word (its header) in the arena.
     offset: usize,
-    /// Reads the closure out of the arena and calls it.
-    call: unsafe fn(*mut Word, &mut BackwardContext<'_, E, D>) -> Result<(), Error>,
-    /// Drops the closure in place, when it is never called.
-    drop: unsafe fn(*mut Word),
 }
 
-/// The arena: closures of the steps a tape recorded, back to back.
+/// The arena: the steps a tape recorded, each a header and a closure, back to back.
 pub(crate) struct Steps<E: Unit, D: Storage<E>> {
     arena: Vec<Word>,
     /// The closures are `Send` but maybe not `Sync`, so is this; and they take
@@ -59,16 +65,23 @@ unsafe fn drop_in_place<F>(at: *mut Word) {
 }
 
 impl<E: Unit, D: Storage<E>> Steps<E, D> {
-    /// An arena with room for `words` words before it grows.
-    pub(crate) fn with_capacity(words: usize) -> Self {
+    /// An arena over `arena`'s memory, emptied first (the next tape reuses the last
+    /// one's).
+    pub(crate) fn reusing(mut arena: Vec<MaybeUninit<usize>>) -> Self {
+        arena.clear();
         Self {
-            arena: Vec::with_capacity(words),
+            arena,
             _marker: PhantomData,
         }
     }
 
+    /// The arena's memory, for the next tape, once every step in it is gone.
+    pub(crate) fn into_memory(self) -> Vec<MaybeUninit<usize>> {
+        self.arena
+    }
+
     /// Stores `step` at the end of the arena.
-    pub(crate) fn push<F>(&mut self, step: F) -> StepRef<E, D>
+    pub(crate) fn push<F>(&mut self, step: F) -> StepRef
     where
         F: FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error> + Send + 'static,
     {
@@ -79,7 +92,7 @@ impl<E: Unit, D: Storage<E>> Steps<E, D> {
         }
     }
 
-    fn push_aligned<F>(&mut self, step: F) -> StepRef<E, D>
+    fn push_aligned<F>(&mut self, step: F) -> StepRef
     where
         F: FnOnce(&mut BackwardContext<'_, E, D>) -> Result<(), Error> + Send + 'static,
     {
@@ -87,35 +100,47 @@ impl<E: Unit, D: Storage<E>> Steps<E, D> {
             fits_a_word_alignment::<F>(),
             "Steps::push_aligned: over-aligned closure"
         );
+        const { assert!(size_of::<CallFn<E, D>>() <= size_of::<Word>() && size_of::<DropFn>() <= size_of::<Word>()) };
         let offset = self.arena.len();
-        let words = size_of::<F>().div_ceil(size_of::<Word>());
+        let words = HEADER_WORDS + size_of::<F>().div_ceil(size_of::<Word>());
         self.arena.reserve(words);
-        // SAFETY: `reserve` made room for `words` words past `offset`, which hold
-        // `size_of::<F>()` bytes at a word-aligned address, enough for `F` (asserted
-        // above). Nothing live is overwritten, and `MaybeUninit` words need no
-        // initialisation to be counted in the length.
+        let call: CallFn<E, D> = call_in_place::<E, D, F>;
+        let drop: DropFn = drop_in_place::<F>;
+        // SAFETY: `reserve` made room for `words` words past `offset`: the two header
+        // words take a function pointer each (word-sized, asserted at compile time above),
+        // and the rest hold `size_of::<F>()` bytes at a word-aligned address, enough
+        // for `F` (asserted above). Nothing live is overwritten, and `MaybeUninit`
+        // words need no initialisation to be counted in the length.
         unsafe {
-            self.arena.as_mut_ptr().add(offset).cast::<F>().write(step);
+            let at = self.arena.as_mut_ptr().add(offset);
+            at.cast::<CallFn<E, D>>().write(call);
+            at.add(1).cast::<DropFn>().write(drop);
+            at.add(HEADER_WORDS).cast::<F>().write(step);
             self.arena.set_len(offset + words);
         }
-        StepRef {
-            offset,
-            call: call_in_place::<E, D, F>,
-            drop: drop_in_place::<F>,
-        }
+        StepRef { offset }
     }
 
     /// Runs the step `step` refers to, consuming it.
-    pub(crate) fn call(&mut self, step: StepRef<E, D>, context: &mut BackwardContext<'_, E, D>) -> Result<(), Error> {
-        // SAFETY: a `StepRef` exists only for a live closure of this arena (made by
-        // `push`, or moved here with its bytes by `append`), and is consumed here.
-        unsafe { (step.call)(self.arena.as_mut_ptr().add(step.offset), context) }
+    pub(crate) fn call(&mut self, step: StepRef, context: &mut BackwardContext<'_, E, D>) -> Result<(), Error> {
+        // SAFETY: a `StepRef` exists only for a live step of this arena (made by
+        // `push`, or moved here with its words by `append`), whose header holds the
+        // call function of its closure's type for this `E` and `D`; it is consumed.
+        unsafe {
+            let at = self.arena.as_mut_ptr().add(step.offset);
+            let call = at.cast::<CallFn<E, D>>().read();
+            call(at.add(HEADER_WORDS), context)
+        }
     }
 
     /// Drops the step `step` refers to without running it.
-    pub(crate) fn drop_step(&mut self, step: StepRef<E, D>) {
-        // SAFETY: as in `call`: the closure is live, and the `StepRef` is consumed.
-        unsafe { (step.drop)(self.arena.as_mut_ptr().add(step.offset)) }
+    pub(crate) fn drop_step(&mut self, step: StepRef) {
+        // SAFETY: as in `call`, with the header's drop function.
+        unsafe {
+            let at = self.arena.as_mut_ptr().add(step.offset);
+            let drop = at.add(1).cast::<DropFn>().read();
+            drop(at.add(HEADER_WORDS));
+        }
     }
 
     /// Moves every step of `other` to the end of this arena, returning by how many
@@ -128,7 +153,7 @@ impl<E: Unit, D: Storage<E>> Steps<E, D> {
     }
 }
 
-impl<E: Unit, D: Storage<E>> StepRef<E, D> {
+impl StepRef {
     /// The same step after its arena was appended to another at `shift` words.
     pub(crate) fn shift(&mut self, shift: usize) {
         self.offset += shift;
@@ -176,7 +201,7 @@ mod tests {
         }
     }
 
-    fn run(steps: &mut Steps<f32, NoDevice>, step: StepRef<f32, NoDevice>) -> Result<(), Error> {
+    fn run(steps: &mut Steps<f32, NoDevice>, step: StepRef) -> Result<(), Error> {
         let device = NoDevice;
         let mut grads = Gradients::default();
         let mut context = BackwardContext::for_test(&device, &mut grads);
@@ -191,7 +216,7 @@ mod tests {
         let drops = Arc::new(AtomicUsize::new(0));
         let calls = Arc::new(AtomicUsize::new(0));
         // A tiny arena, so pushing grows (moves) it under the closures already there.
-        let mut steps = Steps::with_capacity(1);
+        let mut steps = Steps::reusing(Vec::with_capacity(1));
         let mut refs = Vec::new();
         for size in [0usize, 1, 7, 100, 1000] {
             let (guard, counter) = (Guard(drops.clone()), calls.clone());
@@ -225,8 +250,8 @@ mod tests {
     #[test]
     fn appended_and_uncalled_steps_are_dropped_once() {
         let drops = Arc::new(AtomicUsize::new(0));
-        let mut first = Steps::<f32, NoDevice>::with_capacity(4);
-        let mut second = Steps::<f32, NoDevice>::with_capacity(4);
+        let mut first = Steps::<f32, NoDevice>::reusing(Vec::with_capacity(4));
+        let mut second = Steps::<f32, NoDevice>::reusing(Vec::new());
         let guard = Guard(drops.clone());
         let a = first.push(move |_| {
             let _keep = &guard;

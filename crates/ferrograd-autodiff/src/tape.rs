@@ -87,17 +87,17 @@ impl Inputs {
     }
 }
 
-pub(crate) struct RecordedOp<E: Unit, D: Storage<E>> {
+pub(crate) struct RecordedOp {
     /// The id of the op's output, to keep its gradient when asked to.
     pub(crate) output: UniqueId,
     pub(crate) inputs: Inputs,
     /// The backward step, in the recording's arena; `None` once run or dropped.
-    pub(crate) step: Option<StepRef<E, D>>,
+    pub(crate) step: Option<StepRef>,
 }
 
 /// What `backward` takes out of a tape.
 pub(crate) struct Recording<E: Unit, D: Storage<E>> {
-    pub(crate) ops: Vec<RecordedOp<E, D>>,
+    pub(crate) ops: Vec<RecordedOp>,
     pub(crate) steps: Steps<E, D>,
     pub(crate) grads: Gradients<E, D>,
     /// The tapes merged into this one, with the node number their node 0 became.
@@ -148,7 +148,7 @@ impl<E: Unit, D: Storage<E>> Recording<E, D> {
         let merged = std::mem::take(&mut other.merged);
         let shift = self
             .steps
-            .append(std::mem::replace(&mut other.steps, Steps::with_capacity(0)));
+            .append(std::mem::replace(&mut other.steps, Steps::reusing(Vec::new())));
         for op in &mut ops {
             if let Some(step) = &mut op.step {
                 step.shift(shift);
@@ -169,13 +169,59 @@ impl<E: Unit, D: Storage<E>> Recording<E, D> {
 
 impl<E: Unit, D: Storage<E>> Drop for Recording<E, D> {
     /// Drops the steps backward never ran (a graph dropped untraversed, or parts of
-    /// it that did not reach the loss), and with them the buffers they kept.
+    /// it that did not reach the loss), and with them the buffers they kept; then
+    /// leaves the two lists' memory to the next tape on this thread.
     fn drop(&mut self) {
         for op in &mut self.ops {
             if let Some(step) = op.step.take() {
                 self.steps.drop_step(step);
             }
         }
+        let steps = std::mem::replace(&mut self.steps, Steps::reusing(Vec::new()));
+        spare::give_back(std::mem::take(&mut self.ops), steps.into_memory());
+    }
+}
+
+/// The memory of the last finished tape's two lists, kept per thread: a training
+/// loop records a graph of the same size every step, and the lists' first allocations
+/// (several KiB, past what the allocator serves cheaply) were a noticeable part of a
+/// small model's step.
+mod spare {
+    use super::RecordedOp;
+    use std::cell::RefCell;
+    use std::mem::MaybeUninit;
+
+    /// Lists larger than this many bytes go back to the allocator.
+    const MAX_BYTES: usize = 1 << 20;
+
+    type Lists = (Vec<RecordedOp>, Vec<MaybeUninit<usize>>);
+
+    thread_local! {
+        static SPARE: RefCell<Option<Lists>> = const { RefCell::new(None) };
+    }
+
+    /// Empty lists for a new tape: the last tape's, or new ones with room for a small
+    /// graph.
+    pub(super) fn take() -> Lists {
+        SPARE
+            .try_with(|spare| spare.try_borrow_mut().ok().and_then(|mut spare| spare.take()))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| (Vec::with_capacity(32), Vec::with_capacity(32 * 24)))
+    }
+
+    pub(super) fn give_back(mut ops: Vec<RecordedOp>, mut arena: Vec<MaybeUninit<usize>>) {
+        let bytes = ops.capacity() * size_of::<RecordedOp>() + arena.capacity() * size_of::<usize>();
+        if bytes > MAX_BYTES || ops.capacity() == 0 {
+            return;
+        }
+        ops.clear();
+        arena.clear();
+        let _ = SPARE.try_with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut() {
+                spare.get_or_insert((ops, arena));
+            }
+        });
     }
 }
 
@@ -285,12 +331,14 @@ impl<E: Unit, D: Storage<E>> OwnedTape<E, D> {
         Self {
             cell: Arc::new(TapeCell {
                 number: NUMBERS.fetch_add(1, Ordering::Relaxed),
-                state: Mutex::new(TapeState::Recording(Recording {
-                    // Small graphs then never grow the lists while recording.
-                    ops: Vec::with_capacity(32),
-                    steps: Steps::with_capacity(32 * 24),
-                    grads,
-                    merged: Vec::new(),
+                state: Mutex::new(TapeState::Recording({
+                    let (ops, arena) = spare::take();
+                    Recording {
+                        ops,
+                        steps: Steps::reusing(arena),
+                        grads,
+                        merged: Vec::new(),
+                    }
                 })),
             }),
             node: None,
