@@ -391,8 +391,9 @@ fn a_loss_that_is_a_view_of_an_op_output() {
     let x: Tensor<Rank1<4>, f64, Cpu> = dev.tensor(values);
     let y = x.leaky_trace().exp();
     let loss = y.slice((1..2,)).realize::<Rank1<1>>().squeeze::<0>();
-    // d exp(x₁)/dx = exp(x₁) at index 1, 0 elsewhere.
-    assert_eq!(loss.backward().get(&x).array(), [0.0, values[1].exp(), 0.0, 0.0]);
+    // d exp(x₁)/dx = exp(x₁) at index 1, 0 elsewhere (exactly 0: nothing reaches them).
+    let g = loss.backward().get(&x).as_vec();
+    assert_close(&g, &[0.0, values[1].exp(), 0.0, 0.0], 1e-14, 0.0, "d exp(x)[1] / dx");
     // The same through a permuted 2-d output: the loss reads element [1][0] of exp(xᵀ).
     let m: Tensor<Rank2<2, 2>, f64, Cpu> = dev.tensor([[0.5, -1.0], [2.0, 0.25]]);
     let e = m.leaky_trace().exp().permute::<Axes2<1, 0>>();
@@ -401,7 +402,8 @@ fn a_loss_that_is_a_view_of_an_op_output() {
         .realize::<Rank2<1, 1>>()
         .squeeze::<0>()
         .squeeze::<0>();
-    assert_eq!(loss.backward().get(&m).array(), [[0.0, (-1.0f64).exp()], [0.0, 0.0]]);
+    let g = loss.backward().get(&m).as_vec();
+    assert_close(&g, &[0.0, (-1.0f64).exp(), 0.0, 0.0], 1e-14, 0.0, "d exp(mᵀ)[1][0] / dm");
 }
 
 /// A handle recorded on a tape that was merged since: its node numbers must be
@@ -420,8 +422,8 @@ fn recording_through_a_handle_of_a_merged_tape() {
     // d/dx Σ e^x = e^x; d/dw Σ (e^w + sin e^w) = e^w (1 + cos e^w).
     let expected_x: Vec<f64> = x.as_vec().iter().map(|v| v.exp()).collect();
     let expected_w: Vec<f64> = w.as_vec().iter().map(|v| v.exp() * (1.0 + v.exp().cos())).collect();
-    assert_close(&grads.get(&x).as_vec(), &expected_x, 1e-15, 0.0, "dx");
-    assert_close(&grads.get(&w).as_vec(), &expected_w, 1e-15, 0.0, "dw");
+    assert_close(&grads.get(&x).as_vec(), &expected_x, 1e-13, 0.0, "dx");
+    assert_close(&grads.get(&w).as_vec(), &expected_w, 1e-13, 0.0, "dw");
 }
 
 /// Recording never loses an op, however merges and recordings on other threads
