@@ -514,19 +514,27 @@ unsafe fn kernel<E: Avx512>(
     for (i, sum) in sums.iter().enumerate() {
         if i < rows {
             // SAFETY: row `i < rows` of the tile has `columns` writable elements, and
-            // the masks keep the loads and stores to them.
+            // the masks keep the loads and stores to them. `row + lanes` is formed only
+            // when `columns > lanes`, so it points into the row.
             unsafe {
                 let row = c.add(i * row_stride);
                 let mut first = E::multiply(alpha, sum[0]);
-                let mut second = E::multiply(alpha, sum[1]);
                 // With beta = 0, `c` is not read, so a NaN there does not survive.
                 if !beta_is_zero {
                     first = E::mul_add(beta, E::load_first(row, first_columns), first);
-                    second = E::mul_add(beta, E::load_first(row.add(lanes), second_columns), second);
                 }
                 E::store_first(row, first_columns, first);
+                // Only a tile wider than one vector has a second half. In a narrower
+                // one `row + lanes` can lie past the end of `c`'s allocation, and
+                // merely computing such a pointer with `add` is undefined behaviour,
+                // masked access or not.
                 if second_columns > 0 {
-                    E::store_first(row.add(lanes), second_columns, second);
+                    let row = row.add(lanes);
+                    let mut second = E::multiply(alpha, sum[1]);
+                    if !beta_is_zero {
+                        second = E::mul_add(beta, E::load_first(row, second_columns), second);
+                    }
+                    E::store_first(row, second_columns, second);
                 }
             }
         }
