@@ -479,10 +479,20 @@ unsafe fn kernel<E: Avx512>(
 ) {
     let lanes = E::LANES;
     // Ask for the tile of `c` now, so that it is in L1 when the sums are added to it.
+    // (`wrapping_add`: a row's second line can lie past the end of `c`; a prefetch may
+    // name such an address, but `add` may not form it.)
     for i in 0..rows {
         let row = c.wrapping_add(i * row_stride).cast::<i8>();
-        _mm_prefetch::<_MM_HINT_T0>(row);
-        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(64));
+        // `_mm_prefetch` is an unsafe fn in Rust 1.89 (the MSRV), which warns under
+        // `unsafe_op_in_unsafe_fn` without this block; newer releases (1.95) made it
+        // safe and call the block unused.
+        #[allow(unused_unsafe)]
+        // SAFETY: a prefetch is only a hint: it reads nothing and cannot fault, whatever
+        // the address. SSE, which it needs, comes with AVX-512F.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(row);
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(64));
+        }
     }
     // SAFETY: AVX-512F is available, as the caller guarantees.
     let mut sums = [[unsafe { E::zero() }; 2]; MR];
