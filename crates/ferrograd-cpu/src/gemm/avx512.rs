@@ -479,10 +479,20 @@ unsafe fn kernel<E: Avx512>(
 ) {
     let lanes = E::LANES;
     // Ask for the tile of `c` now, so that it is in L1 when the sums are added to it.
+    // (`wrapping_add`: a row's second line can lie past the end of `c`; a prefetch may
+    // name such an address, but `add` may not form it.)
     for i in 0..rows {
         let row = c.wrapping_add(i * row_stride).cast::<i8>();
-        _mm_prefetch::<_MM_HINT_T0>(row);
-        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(64));
+        // `_mm_prefetch` is an unsafe fn in Rust 1.89 (the MSRV), which warns under
+        // `unsafe_op_in_unsafe_fn` without this block; newer releases (1.95) made it
+        // safe and call the block unused.
+        #[allow(unused_unsafe)]
+        // SAFETY: a prefetch is only a hint: it reads nothing and cannot fault, whatever
+        // the address. SSE, which it needs, comes with AVX-512F.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(row);
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(64));
+        }
     }
     // SAFETY: AVX-512F is available, as the caller guarantees.
     let mut sums = [[unsafe { E::zero() }; 2]; MR];
@@ -514,19 +524,27 @@ unsafe fn kernel<E: Avx512>(
     for (i, sum) in sums.iter().enumerate() {
         if i < rows {
             // SAFETY: row `i < rows` of the tile has `columns` writable elements, and
-            // the masks keep the loads and stores to them.
+            // the masks keep the loads and stores to them. `row + lanes` is formed only
+            // when `columns > lanes`, so it points into the row.
             unsafe {
                 let row = c.add(i * row_stride);
                 let mut first = E::multiply(alpha, sum[0]);
-                let mut second = E::multiply(alpha, sum[1]);
                 // With beta = 0, `c` is not read, so a NaN there does not survive.
                 if !beta_is_zero {
                     first = E::mul_add(beta, E::load_first(row, first_columns), first);
-                    second = E::mul_add(beta, E::load_first(row.add(lanes), second_columns), second);
                 }
                 E::store_first(row, first_columns, first);
+                // Only a tile wider than one vector has a second half. In a narrower
+                // one `row + lanes` can lie past the end of `c`'s allocation, and
+                // merely computing such a pointer with `add` is undefined behaviour,
+                // masked access or not.
                 if second_columns > 0 {
-                    E::store_first(row.add(lanes), second_columns, second);
+                    let row = row.add(lanes);
+                    let mut second = E::multiply(alpha, sum[1]);
+                    if !beta_is_zero {
+                        second = E::mul_add(beta, E::load_first(row, second_columns), second);
+                    }
+                    E::store_first(row, second_columns, second);
                 }
             }
         }

@@ -328,6 +328,99 @@ fn larger_shapes_f64() {
     larger_cases::<f64>();
 }
 
+/// [`check_on`] with `c` filling its allocation exactly: a boxed slice no longer than its
+/// last element needs (no slot of slack), so that its last row (column, if column-major)
+/// ends where the allocation ends. `a` and `b` are row-major.
+fn check_c_at_end_of_allocation<E: Elem>(
+    backend: Backend,
+    (m, k, n): (usize, usize, usize),
+    c_layout: Layout,
+    alpha: f64,
+    beta: f64,
+    seed: u64,
+) {
+    let mut values = Values(seed);
+    let a = Operand::<E>::new(m, k, Layout::RowMajor, &mut values);
+    let b = Operand::<E>::new(k, n, Layout::RowMajor, &mut values);
+    let c_values = Operand::<E>::new(m, n, c_layout, &mut values);
+    let (rs, cs) = (c_values.rs, c_values.cs);
+    let len = super::required_len(m, n, rs, cs).unwrap();
+    // A fresh allocation of exactly `len` elements.
+    let mut c: Box<[E]> = c_values.data[..len].into();
+
+    gemm_with(
+        backend,
+        m,
+        k,
+        n,
+        E::from_f64(alpha),
+        a.as_ref(),
+        b.as_ref(),
+        E::from_f64(beta),
+        MatrixMut::new(&mut c, rs, cs),
+    );
+
+    let mut addressed = vec![false; len];
+    for i in 0..m {
+        for j in 0..n {
+            let sum: f64 = (0..k).map(|p| a.logical[i * k + p] * b.logical[p * n + j]).sum();
+            let old = c_values.logical[i * n + j];
+            let expected = if beta == 0.0 {
+                alpha * sum
+            } else {
+                alpha * sum + beta * old
+            };
+            let at = i * rs + j * cs;
+            addressed[at] = true;
+            let got = c[at].to_f64();
+            assert!(
+                (got - expected).abs() <= E::TOL * (1.0 + expected.abs()),
+                "{backend:?}: {m}×{k}×{n} c {c_layout:?} at the end of its allocation, alpha {alpha} \
+                 beta {beta} <{}>: c[{i}][{j}] = {got}, expected {expected}",
+                std::any::type_name::<E>(),
+            );
+        }
+    }
+    for (at, _) in addressed.iter().enumerate().filter(|(_, a)| !**a) {
+        assert!(
+            c[at] == c_values.data[at],
+            "{backend:?}: {m}×{k}×{n} c {c_layout:?} at the end of its allocation: slot {at} outside c changed",
+        );
+    }
+}
+
+/// Issue #9: `c` ending exactly where its allocation ends, with widths (the row length
+/// the kernels write: `n`, or `m` for a column-major `c`) whose right-edge tile is
+/// narrower than one vector (16 columns in f32, 8 in f64), exactly one, or wider. The
+/// AVX-512 kernel formed a pointer one vector into such a tile whenever it read `c`,
+/// past the end of the allocation. `k = 300` spans two depth blocks, the second of
+/// which reads `c` even when `beta` is zero.
+fn c_at_end_of_allocation_cases<E: Elem>() {
+    let mut case = 0;
+    for backend in Backend::available() {
+        for n in [1, 5, 8, 15, 16, 17, 20, 31, 32, 33, 47, 49] {
+            for (m, k) in [(1, 3), (15, 4), (3, 300)] {
+                for c_layout in [Layout::RowMajor, Layout::PaddedRows, Layout::ColMajor] {
+                    for (alpha, beta) in [(1.0, 0.0), (0.5, -1.5)] {
+                        check_c_at_end_of_allocation::<E>(backend, (m, k, n), c_layout, alpha, beta, case);
+                        case += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn c_at_end_of_allocation_f32() {
+    c_at_end_of_allocation_cases::<f32>();
+}
+
+#[test]
+fn c_at_end_of_allocation_f64() {
+    c_at_end_of_allocation_cases::<f64>();
+}
+
 #[test]
 fn k_zero_scales_c_and_beta_zero_clears_nan() {
     for beta in [0.0, 1.0, -2.0] {
