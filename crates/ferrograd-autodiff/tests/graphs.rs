@@ -403,7 +403,13 @@ fn a_loss_that_is_a_view_of_an_op_output() {
         .squeeze::<0>()
         .squeeze::<0>();
     let g = loss.backward().get(&m).as_vec();
-    assert_close(&g, &[0.0, (-1.0f64).exp(), 0.0, 0.0], 1e-14, 0.0, "d exp(mᵀ)[1][0] / dm");
+    assert_close(
+        &g,
+        &[0.0, (-1.0f64).exp(), 0.0, 0.0],
+        1e-14,
+        0.0,
+        "d exp(mᵀ)[1][0] / dm",
+    );
 }
 
 /// A handle recorded on a tape that was merged since: its node numbers must be
