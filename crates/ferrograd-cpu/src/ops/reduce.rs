@@ -40,6 +40,16 @@ impl Groups {
     /// Splits `layout`'s elements into the groups of a reduction over `axes`.
     pub(crate) fn new(layout: &Layout, axes: &[usize]) -> Self {
         let (dims, strides) = (layout.dims(), layout.strides());
+        // A loss is usually every axis of a contiguous tensor reduced to a scalar: one
+        // run, known without the general analysis below (which this skips, not changes).
+        if axes.len() == dims.len() && layout.is_contiguous() {
+            let len = layout.num_elements();
+            return Self {
+                count: 1,
+                len,
+                runs: (len > 0).then(|| Layout::from_parts(&[], &[])),
+            };
+        }
         let len: usize = axes.iter().map(|&a| dims[a]).product();
         let count: usize = (0..dims.len()).filter(|a| !axes.contains(a)).map(|a| dims[a]).product();
         // Runs: going from the last axis backwards, the reduced axes of size > 1 come
