@@ -2,8 +2,7 @@ use crate::OrPanic;
 use crate::tensor::{Tensor, UniqueId};
 use ferrograd_device::{Dtype, Error, Storage, Unit};
 use ferrograd_shapes::Shape;
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -28,7 +27,22 @@ impl Hasher for IdHasher {
 }
 
 type IdMap<V> = HashMap<UniqueId, V, BuildHasherDefault<IdHasher>>;
-type IdSet = HashSet<UniqueId, BuildHasherDefault<IdHasher>>;
+
+/// One tensor's gradient and whether backward keeps it: one table for both, so
+/// tracing and backward look each tensor up once.
+struct Entry<V> {
+    grad: Option<V>,
+    kept: bool,
+}
+
+impl<V> Default for Entry<V> {
+    fn default() -> Self {
+        Self {
+            grad: None,
+            kept: false,
+        }
+    }
+}
 
 /// The gradients a backward pass computed, by tensor.
 ///
@@ -41,10 +55,9 @@ type IdSet = HashSet<UniqueId, BuildHasherDefault<IdHasher>>;
 /// A gradient is a buffer laid out like its tensor's buffer: [`Gradients::get`] gives
 /// it as a tensor, [`Gradients::try_grad`] lends it without a copy.
 pub struct Gradients<E: Unit, D: Storage<E>> {
-    /// `None` marks a gradient that is kept but not computed yet.
-    buffers: IdMap<Option<D::Vec>>,
+    /// By tensor: its gradient (`None` until computed) and whether it is kept.
+    entries: IdMap<Entry<D::Vec>>,
     leaky: bool,
-    retained: IdSet,
     device: Option<D>,
 }
 
@@ -52,9 +65,8 @@ impl<E: Unit, D: Storage<E>> Default for Gradients<E, D> {
     /// An empty set that keeps only the gradients it is told to.
     fn default() -> Self {
         Self {
-            buffers: IdMap::default(),
+            entries: IdMap::default(),
             leaky: false,
-            retained: IdSet::default(),
             device: None,
         }
     }
@@ -63,7 +75,7 @@ impl<E: Unit, D: Storage<E>> Default for Gradients<E, D> {
 impl<E: Unit, D: Storage<E>> std::fmt::Debug for Gradients<E, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gradients")
-            .field("count", &self.buffers.values().filter(|b| b.is_some()).count())
+            .field("count", &self.entries.values().filter(|e| e.grad.is_some()).count())
             .field("leaky", &self.leaky)
             .finish()
     }
@@ -80,24 +92,18 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
 
     /// Allocates a zero gradient for `tensor` and keeps its gradient after backward.
     pub fn try_alloc_for<S: Shape, T>(&mut self, tensor: &Tensor<S, E, D, T>) -> Result<(), Error> {
-        match self.buffers.entry(tensor.id) {
-            Entry::Occupied(mut entry) => {
-                if entry.get().is_none() {
-                    entry.insert(Some(tensor.device.try_alloc_zeros(tensor.buffer_len())?));
-                }
-            }
-            Entry::Vacant(entry) => {
-                entry.insert(Some(tensor.device.try_alloc_zeros(tensor.buffer_len())?));
-            }
+        let entry = self.entries.entry(tensor.id).or_default();
+        if entry.grad.is_none() {
+            entry.grad = Some(tensor.device.try_alloc_zeros(tensor.buffer_len())?);
         }
+        entry.kept = true;
         self.device.get_or_insert_with(|| tensor.device.clone());
-        self.retained.insert(tensor.id);
         Ok(())
     }
 
     /// Whether a gradient for `tensor` is held.
     pub fn contains<S: Shape, T>(&self, tensor: &Tensor<S, E, D, T>) -> bool {
-        matches!(self.buffers.get(&tensor.id), Some(Some(_)))
+        self.entries.get(&tensor.id).is_some_and(|e| e.grad.is_some())
     }
 
     /// The gradient of `tensor`, with its shape and strides; zeros when backward never
@@ -109,9 +115,9 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
 
     /// [`Gradients::get`], returning an allocation error instead of panicking.
     pub fn try_get<S: Shape, T>(&self, tensor: &Tensor<S, E, D, T>) -> Result<Tensor<S, E, D>, Error> {
-        let buffer = match self.buffers.get(&tensor.id) {
-            Some(Some(buffer)) => buffer.clone(),
-            _ => tensor.device.try_alloc_zeros(tensor.buffer_len())?,
+        let buffer = match self.entries.get(&tensor.id).and_then(|e| e.grad.as_ref()) {
+            Some(buffer) => buffer.clone(),
+            None => tensor.device.try_alloc_zeros(tensor.buffer_len())?,
         };
         Ok(Tensor {
             id: UniqueId::next(),
@@ -140,10 +146,10 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn try_grad<S: Shape, T>(&self, tensor: &Tensor<S, E, D, T>) -> Result<&D::Vec, Error> {
-        match self.buffers.get(&tensor.id) {
-            Some(Some(buffer)) => Ok(buffer),
-            _ => Err(missing(tensor)),
-        }
+        self.entries
+            .get(&tensor.id)
+            .and_then(|e| e.grad.as_ref())
+            .ok_or_else(|| missing(tensor))
     }
 
     /// Lends the gradient of `tensor` to change in place (to clip or scale it).
@@ -151,16 +157,16 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
     /// # Errors
     /// [`Error::MissingGradient`] when no gradient of `tensor` was computed or allocated.
     pub fn try_grad_mut<S: Shape, T>(&mut self, tensor: &Tensor<S, E, D, T>) -> Result<&mut D::Vec, Error> {
-        match self.buffers.get_mut(&tensor.id) {
-            Some(Some(buffer)) => Ok(buffer),
-            _ => Err(missing(tensor)),
+        match self.entries.get_mut(&tensor.id).and_then(|e| e.grad.as_mut()) {
+            Some(buffer) => Ok(buffer),
+            None => Err(missing(tensor)),
         }
     }
 
     /// Sets every held gradient to zero, keeping the buffers.
     pub fn zero_grads(&mut self) -> Result<(), Error> {
         if let Some(device) = &self.device {
-            for buffer in self.buffers.values_mut().flatten() {
+            for buffer in self.entries.values_mut().filter_map(|e| e.grad.as_mut()) {
                 device.try_fill(buffer, E::default())?;
             }
         }
@@ -169,12 +175,11 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
 
     /// Drops the gradient of `tensor`.
     pub fn remove<S: Shape, T>(&mut self, tensor: &Tensor<S, E, D, T>) {
-        self.buffers.remove(&tensor.id);
-        self.retained.remove(&tensor.id);
+        self.entries.remove(&tensor.id);
     }
 
     pub(crate) fn retain(&mut self, id: UniqueId) {
-        self.retained.insert(id);
+        self.entries.entry(id).or_default().kept = true;
     }
 
     pub(crate) fn is_leaky(&self) -> bool {
@@ -182,7 +187,7 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
     }
 
     pub(crate) fn keeps(&self, id: UniqueId) -> bool {
-        self.leaky || self.retained.contains(&id)
+        self.leaky || self.entries.get(&id).is_some_and(|e| e.kept)
     }
 
     pub(crate) fn set_device(&mut self, device: &D) {
@@ -192,31 +197,25 @@ impl<E: Unit, D: Storage<E>> Gradients<E, D> {
     /// The gradient slot of a leaf during backward; `None` when it is not kept.
     pub(crate) fn leaf_entry(&mut self, id: UniqueId) -> Option<&mut Option<D::Vec>> {
         if self.keeps(id) {
-            Some(self.buffers.entry(id).or_insert(None))
+            Some(&mut self.entries.entry(id).or_default().grad)
         } else {
             None
         }
     }
 
     pub(crate) fn put(&mut self, id: UniqueId, buffer: D::Vec) {
-        self.buffers.insert(id, Some(buffer));
+        self.entries.entry(id).or_default().grad = Some(buffer);
     }
 
     /// Moves another set's gradients and keep-list into this one (tapes merging).
     pub(crate) fn absorb(&mut self, other: Self) {
-        for (id, buffer) in other.buffers {
-            match self.buffers.entry(id) {
-                Entry::Vacant(entry) => {
-                    entry.insert(buffer);
-                }
-                Entry::Occupied(mut entry) => {
-                    if entry.get().is_none() {
-                        entry.insert(buffer);
-                    }
-                }
+        for (id, theirs) in other.entries {
+            let ours = self.entries.entry(id).or_default();
+            if ours.grad.is_none() {
+                ours.grad = theirs.grad;
             }
+            ours.kept |= theirs.kept;
         }
-        self.retained.extend(other.retained);
         self.leaky |= other.leaky;
         if self.device.is_none() {
             self.device = other.device;
