@@ -16,19 +16,12 @@
 mod device;
 pub mod gemm;
 mod ops;
+mod threads;
 
 pub use device::{Cpu, CpuBuffer};
+pub use threads::{NUM_THREADS_ENV, num_threads, set_num_threads, try_set_num_threads};
 
-/// The most threads a kernel splits its work across.
-const MAX_THREADS: usize = 8;
-
-/// The number of threads large kernels use: the cores available (read once), at most
-/// [`MAX_THREADS`].
+/// The number of threads large kernels use: see [`num_threads`].
 pub(crate) fn threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_THREADS)
-    })
+    threads::num_threads()
 }

@@ -22,7 +22,7 @@ pub use ferrograd_device as device;
 pub use ferrograd_shapes as shapes;
 
 pub use ferrograd_autodiff::{Gradients, NoneTape, OwnedTape, Tensor};
-pub use ferrograd_cpu::Cpu;
+pub use ferrograd_cpu::{Cpu, num_threads, set_num_threads, try_set_num_threads};
 pub use ferrograd_device::Error;
 
 /// Everything a typical program needs: `use ferrograd::prelude::*;`.

@@ -15,8 +15,8 @@
 //! wide, `a` in blocks of [`ROW_BLOCK`] rows into panels [`MR`] high, and the
 //! micro-kernel multiplies one panel of each into a tile of `c`. Panels are
 //! zero-padded, so ragged edges cost masked loads and stores, not a second kernel.
-//! Large products split `c` into one share per core on rayon's pool, each share
-//! packing its own operands, so the threads never wait on each other.
+//! Large products split `c` into one share per thread of ferrograd's setting (the
+//! caller runs one, the pool the others), each packing its own operands, so the threads never wait on each other.
 
 use std::arch::x86_64::{
     __m512, __m512d, _MM_HINT_T0, _mm_prefetch, _mm512_fmadd_pd, _mm512_fmadd_ps, _mm512_loadu_pd, _mm512_loadu_ps,
@@ -26,8 +26,6 @@ use std::arch::x86_64::{
 use std::cell::RefCell;
 use std::ops::Range;
 use std::thread::LocalKey;
-
-use rayon::prelude::*;
 
 use super::{GemmElement, MatrixMut, MatrixRef};
 
@@ -46,7 +44,7 @@ const DEPTH_BLOCK: usize = 256;
 /// which stays in the 2 MiB L2 cache together with the packed rows of `a`.
 const PACKED_B_BYTES: usize = 1 << 20;
 /// Floating-point operations (2·m·k·n) below which a product stays on one thread.
-/// Handing shares to rayon's threads and waiting for them costs about 10 µs, so two
+/// Handing shares to the pool's threads and waiting for them costs about 10 µs, so two
 /// threads pay from about 20 µs of work: 3 million operations on one core. Measured
 /// in f32: 96³ (1.8 million) ran at 130 GFLOP/s on one thread, 90 on two; 160³ (8.2
 /// million) at 150 on one, 160–190 on two.
@@ -272,7 +270,7 @@ pub(super) fn gemm<E: Avx512>(
     if share >= length {
         run(0);
     } else {
-        (0..length).into_par_iter().step_by(share).for_each(run);
+        crate::threads::map_shares(length.div_ceil(share), |k| run(k * share));
     }
 }
 

@@ -19,6 +19,40 @@ use intel_mkl_src as _;
 #[cfg(feature = "openblas")]
 use openblas_src as _;
 
+#[cfg(feature = "openblas")]
+unsafe extern "C" {
+    /// OpenBLAS's thread count for its own pool.
+    fn openblas_set_num_threads(threads: std::ffi::c_int);
+}
+
+#[cfg(feature = "mkl-threaded")]
+unsafe extern "C" {
+    /// MKL's thread count for its OpenMP threads (`mkl_set_num_threads` in C).
+    fn MKL_Set_Num_Threads(threads: std::ffi::c_int);
+}
+
+/// The count the library was last told; 0 before the first product.
+#[cfg(any(feature = "mkl-threaded", feature = "openblas"))]
+static TOLD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Tells the library to use `threads` threads.
+#[cfg(any(feature = "mkl-threaded", feature = "openblas"))]
+pub(super) fn set_threads(threads: usize) {
+    let count = std::ffi::c_int::try_from(threads).unwrap_or(std::ffi::c_int::MAX);
+    // SAFETY: both functions only store the count for the library's later calls, and
+    // take any positive `int`; `threads` is at least 1 (`try_set_num_threads`).
+    #[cfg(feature = "openblas")]
+    unsafe {
+        openblas_set_num_threads(count)
+    };
+    // SAFETY: as above.
+    #[cfg(feature = "mkl-threaded")]
+    unsafe {
+        MKL_Set_Num_Threads(count)
+    };
+    TOLD.store(threads, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// [`super::gemm`] on CBLAS, for non-empty `m`, `k`, `n` and operands whose slices the
 /// caller has checked are long enough.
 #[allow(clippy::too_many_arguments)]
@@ -32,6 +66,12 @@ pub(super) fn gemm<E: GemmElement>(
     beta: E,
     c: MatrixMut<'_, E>,
 ) {
+    // The setting may come from the environment or the default, which the library
+    // has not been told yet.
+    #[cfg(any(feature = "mkl-threaded", feature = "openblas"))]
+    if TOLD.load(std::sync::atomic::Ordering::Relaxed) != crate::threads() {
+        set_threads(crate::threads());
+    }
     // The LP64 interface counts in `int`: larger problems go to matrixmultiply.
     let (Some(mi), Some(ki), Some(ni)) = (to_int(m), to_int(k), to_int(n)) else {
         super::matrixmultiply::gemm(m, k, n, alpha, a, b, beta, c);

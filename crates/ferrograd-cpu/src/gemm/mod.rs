@@ -28,6 +28,16 @@ compile_error!(
      enable only one of them"
 );
 
+/// Tells the BLAS library, when it keeps threads of its own (MKL's threaded build,
+/// OpenBLAS), the thread count; the other backends split their work on ferrograd's
+/// pool, which follows the setting by itself.
+pub(crate) fn set_blas_threads(threads: usize) {
+    #[cfg(any(feature = "mkl-threaded", feature = "openblas"))]
+    cblas::set_threads(threads);
+    #[cfg(not(any(feature = "mkl-threaded", feature = "openblas")))]
+    let _ = threads;
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]

@@ -313,17 +313,7 @@ pub(crate) fn for_row_shares<E: Send>(data: &mut [E], len: usize, f: impl Fn(usi
         return;
     }
     let per_share = rows.div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let mut shares = data.chunks_mut(per_share * len).enumerate();
-        let first = shares.next();
-        for (k, share) in shares {
-            scope.spawn(move || f(k * per_share, share));
-        }
-        if let Some((_, share)) = first {
-            f(0, share);
-        }
-    });
+    crate::threads::for_each_chunk_mut(data, per_share * len, |k, share| f(k * per_share, share));
 }
 
 // ---------------------------------------------------------------------------------
@@ -570,51 +560,32 @@ fn sum_runs_parallel<E: Dtype>(input: &[E], starts: &Layout, len: usize, out: &m
     if threads < 2 || count * len < PARALLEL_MIN {
         return sum_runs(input, starts, len, out);
     }
-    let join = |handle: std::thread::ScopedJoinHandle<'_, Vec<E>>| {
-        handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    };
     if count >= threads {
         let per_thread = count.div_ceil(threads);
-        std::thread::scope(|scope| {
-            let others: Vec<_> = (1..threads)
-                .map(|k| {
-                    scope.spawn(move || {
-                        let mut sums = Vec::with_capacity(per_thread);
-                        sum_runs_range(input, starts, len, k * per_thread, per_thread, &mut sums);
-                        sums
-                    })
-                })
-                .collect();
-            sum_runs_range(input, starts, len, 0, per_thread, out);
-            for handle in others {
-                out.extend(join(handle));
-            }
+        let shares = crate::threads::map_shares(threads, |k| {
+            let mut sums = Vec::with_capacity(per_thread);
+            sum_runs_range(input, starts, len, k * per_thread, per_thread, &mut sums);
+            sums
         });
+        for sums in shares {
+            out.extend(sums);
+        }
     } else {
         let piece = len.div_ceil(threads);
+        let one_run = Layout::from_parts(&[1], &[0]);
         for start in starts.offsets() {
             let run = &input[start..start + len];
-            let total = std::thread::scope(|scope| {
-                let others: Vec<_> = run
-                    .chunks(piece)
-                    .skip(1)
-                    .map(|chunk| {
-                        scope.spawn(move || {
-                            let mut sum = Vec::with_capacity(1);
-                            sum_runs(chunk, &Layout::from_parts(&[1], &[0]), chunk.len(), &mut sum);
-                            sum
-                        })
-                    })
-                    .collect();
-                let mut first = Vec::with_capacity(1);
-                let head = &run[..piece.min(len)];
-                sum_runs(head, &Layout::from_parts(&[1], &[0]), head.len(), &mut first);
-                others
-                    .into_iter()
-                    .map(join)
-                    .fold(first[0], |total, part| total + part[0])
+            let pieces = run.len().div_ceil(piece);
+            let totals = crate::threads::map_shares(pieces, |k| {
+                let chunk = &run[k * piece..((k + 1) * piece).min(len)];
+                let mut sum = Vec::with_capacity(1);
+                sum_runs(chunk, &one_run, chunk.len(), &mut sum);
+                sum[0]
             });
-            out.push(total);
+            // In piece order, as before: the first piece's sum, then each later one.
+            let mut totals = totals.into_iter();
+            let first = totals.next().unwrap_or(E::ZERO);
+            out.push(totals.fold(first, |total, part| total + part));
         }
     }
 }
