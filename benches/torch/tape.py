@@ -6,37 +6,16 @@ tensors, where the arithmetic is nothing and the bookkeeping is everything.
 
 tape.rs starts this with --serve and asks for a round between its own, so that both
 libraries see the same machine noise. Each round prints one line of `name=µs` pairs, the
-median time per iteration over BATCHES batches of about BATCH_S seconds each.
+median time per iteration over timing.BATCHES batches of about timing.BATCH_S seconds each.
 """
 
-import statistics
 import sys
-import time
 
 import torch
 
+from timing import per_iteration_us
+
 torch.set_num_threads(1)
-
-WARM_UP_S = 0.1
-BATCH_S = 0.05
-BATCHES = 7
-
-
-def per_iteration_us(f):
-    # The warm-up also tells how many iterations fill a batch.
-    n = 0
-    start = time.perf_counter()
-    while n < 3 or time.perf_counter() - start < WARM_UP_S:
-        f()
-        n += 1
-    iters = max(1, round(BATCH_S / ((time.perf_counter() - start) / n)))
-    times = []
-    for _ in range(BATCHES):
-        start = time.perf_counter()
-        for _ in range(iters):
-            f()
-        times.append((time.perf_counter() - start) / iters)
-    return statistics.median(times) * 1e6
 
 
 x = torch.tensor([0.1, -0.2, 0.3, -0.4], requires_grad=True)

@@ -33,13 +33,10 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use ferrograd::prelude::*;
+use ferrograd_benches::{BATCH, BATCHES, Torch, median, per_iteration_us};
 
 /// Counts every allocation and reallocation (frees are not counted).
 struct Counting;
@@ -100,36 +97,7 @@ fn traced_pair(x: &Vector, w: &Vector) -> (Traced, Traced) {
     (x.put_tape(tape.clone()), w.clone().put_tape(tape))
 }
 
-/// Mirrors `benches/torch/tape.py`, so both sides time alike.
-const WARM_UP: Duration = Duration::from_millis(100);
-const BATCH: Duration = Duration::from_millis(50);
-const BATCHES: usize = 7;
 const ROUNDS: usize = 3;
-
-/// The median µs per call of `f` over [`BATCHES`] batches, after a warm-up.
-fn per_iteration_us(mut f: impl FnMut()) -> f64 {
-    // The warm-up also tells how many iterations fill a batch.
-    let start = Instant::now();
-    let mut n = 0u32;
-    while n < 3 || start.elapsed() < WARM_UP {
-        f();
-        n += 1;
-    }
-    let iters = (BATCH.as_secs_f64() / (start.elapsed().as_secs_f64() / f64::from(n)))
-        .round()
-        .max(1.0) as u32;
-    let mut times: Vec<f64> = (0..BATCHES)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            start.elapsed().as_secs_f64() / f64::from(iters) * 1e6
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[BATCHES / 2]
-}
 
 /// Workload names as `tape.py` prints them, with their labels here.
 const WORKLOADS: [(&str, &str); 4] = [
@@ -161,78 +129,10 @@ fn ferrograd_round(x: &Vector, w: &Vector) -> [f64; 4] {
     ]
 }
 
-/// `tape.py --serve`, running: one round per line written to it.
-struct Torch {
-    child: Child,
-    input: Option<ChildStdin>,
-    output: BufReader<ChildStdout>,
-    version: String,
-}
-
-impl Torch {
-    /// Starts the script, or says why it could not.
-    fn start() -> Result<Self, String> {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let python = match std::env::var_os("FERROGRAD_TORCH_PYTHON") {
-            Some(python) => PathBuf::from(python),
-            None => {
-                let target = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), |t| root.join(t));
-                target.join("parity-venv/bin/python")
-            }
-        };
-        if !python.exists() {
-            return Err(format!("no interpreter at {}", python.display()));
-        }
-        let mut child = Command::new(&python)
-            .args(["-B", "benches/torch/tape.py", "--serve"])
-            .current_dir(&root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", python.display()))?;
-        let input = child.stdin.take().unwrap();
-        let mut output = BufReader::new(child.stdout.take().unwrap());
-        let mut version = String::new();
-        output.read_line(&mut version).map_err(|e| e.to_string())?;
-        if version.is_empty() {
-            let _ = child.wait();
-            return Err(format!("{} tape.py failed (is torch installed?)", python.display()));
-        }
-        Ok(Self {
-            child,
-            input: Some(input),
-            output,
-            version: version.trim().to_owned(),
-        })
-    }
-
-    /// One round of PyTorch's figures, in the order of [`WORKLOADS`].
-    fn round(&mut self) -> [f64; 4] {
-        writeln!(self.input.as_mut().unwrap()).unwrap();
-        let mut line = String::new();
-        self.output.read_line(&mut line).unwrap();
-        let value = |name: &str| -> f64 {
-            let pair = line
-                .split_whitespace()
-                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='));
-            pair.and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("tape.py gave no {name}: {line:?}"))
-        };
-        WORKLOADS.map(|(name, _)| value(name))
-    }
-}
-
-impl Drop for Torch {
-    fn drop(&mut self) {
-        // Closing its stdin ends the script's loop.
-        self.input.take();
-        let _ = self.child.wait();
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// One round of PyTorch's figures, in the order of [`WORKLOADS`].
+fn torch_round(torch: &mut Torch) -> [f64; 4] {
+    let reply = torch.request("");
+    WORKLOADS.map(|(name, _)| reply.value(name))
 }
 
 fn main() {
@@ -284,16 +184,7 @@ fn main() {
     println!("  one traced add, both operands traced        {add:>4}");
     println!("  (goal, issue #9: at most 1 on the forward path of an op whose output reuses no buffer)\n");
 
-    let mut torch = match Torch::start() {
-        Ok(torch) => Some(torch),
-        Err(why) => {
-            println!(
-                "PyTorch not found ({why}): ferrograd's figures only. `cargo xtask parity` creates \
-                 the venv, or set FERROGRAD_TORCH_PYTHON to a python with torch.\n"
-            );
-            None
-        }
-    };
+    let mut torch = Torch::start_or_explain("tape.py", &[]);
     println!(
         "µs per iteration, median of {BATCHES} batches of ~{} ms; ferrograd on 1 thread{}",
         BATCH.as_millis(),
@@ -305,7 +196,7 @@ fn main() {
     let (mut our_shares, mut their_shares) = (Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
         let ours = ferrograd_round(&x, &w);
-        let theirs = torch.as_mut().map(Torch::round);
+        let theirs = torch.as_mut().map(torch_round);
         for (i, (_, label)) in WORKLOADS.iter().enumerate() {
             match theirs {
                 Some(theirs) => {
