@@ -22,9 +22,8 @@
 //! venv (`target/parity-venv/bin/python`, made by `cargo xtask parity`); without one,
 //! only ferrograd's figures are printed.
 //!
-//! ferrograd's thread count cannot be set yet: it runs as it is, on every core (at most
-//! 8) for large kernels and on the calling thread for small ones. [`set_threads`] is
-//! where the setting goes once it exists.
+//! ferrograd runs at each thread count too (`ferrograd::set_num_threads`), so each
+//! ratio compares the two libraries on the same number of threads.
 
 use std::hint::black_box;
 
@@ -33,7 +32,7 @@ use ferrograd::prelude::*;
 use ferrograd_benches::{BATCH, BATCHES, Torch, median, per_iteration_us};
 
 const ROUNDS: usize = 3;
-/// The thread counts PyTorch runs at, and ferrograd once [`set_threads`] can.
+/// The thread counts both libraries run at.
 const THREADS: [usize; 2] = [1, 2];
 const BATCH_SIZE: usize = 64;
 const MATMUL_SIZES: [usize; 5] = [64, 128, 256, 1024, 2048];
@@ -51,15 +50,11 @@ const WORKLOADS: [(&str, &str, f64); 8] = [
     ("matmul_2048", "f32 matmul 2048³", 1.0),
 ];
 
-/// Puts ferrograd on `n` threads, returning whether it could. It cannot yet:
-/// `ferrograd_cpu::set_num_threads` is being written. Once it exists, call it here and
-/// return `true`; the rounds then measure ferrograd once per thread count.
+/// Puts ferrograd on `n` threads, returning whether it could (it can: the rounds then
+/// measure ferrograd once per thread count).
 fn set_threads(n: usize) -> bool {
-    println!(
-        "set_threads({n}): ferrograd's thread count cannot be set yet (ferrograd_cpu::set_num_threads is \
-         being added), so ferrograd runs as it is: every core for large kernels, one for small ones"
-    );
-    false
+    ferrograd::set_num_threads(n);
+    true
 }
 
 type Matrix<const R: usize, const C: usize, T = NoneTape> = Tensor<Rank2<R, C>, f32, Cpu, T>;
@@ -263,9 +258,8 @@ fn main() {
         let (mut our_round, mut their_round) = (Vec::new(), Vec::new());
         for (i, &n) in THREADS.iter().enumerate() {
             if i < ours_per_round {
-                if i > 0 {
-                    set_threads(n);
-                }
+                // Every time: the previous round ended on the last setting.
+                set_threads(n);
                 our_round.push(workloads.ferrograd_round());
             }
             if let Some(torch) = torch.as_mut() {
