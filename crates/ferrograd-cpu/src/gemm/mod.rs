@@ -43,16 +43,19 @@ mod avx512;
 #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
 mod cblas;
 mod matrixmultiply;
+mod skinny;
 #[cfg(test)]
 mod tests;
 
 use std::fmt::Debug;
-use std::ops::Mul;
+use std::ops::{Add, Mul};
 
 /// Element types the GEMM handles: `f32` and `f64`.
 ///
 /// The trait is sealed: the backends have a kernel for exactly these types.
-pub trait GemmElement: sealed::Kernels + Copy + Send + Sync + 'static + Debug + PartialEq + Mul<Output = Self> {
+pub trait GemmElement:
+    sealed::Kernels + Copy + Send + Sync + 'static + Debug + PartialEq + Mul<Output = Self> + Add<Output = Self>
+{
     /// The additive identity, `0.0`.
     const ZERO: Self;
     /// The multiplicative identity, `1.0`.
@@ -445,7 +448,7 @@ pub fn gemm_with<E: GemmElement>(
     a: MatrixRef<'_, E>,
     b: MatrixRef<'_, E>,
     beta: E,
-    c: MatrixMut<'_, E>,
+    mut c: MatrixMut<'_, E>,
 ) {
     assert!(
         backend.is_available(),
@@ -461,6 +464,12 @@ pub fn gemm_with<E: GemmElement>(
     }
     if k == 0 || alpha == E::ZERO {
         scale(m, n, beta, c);
+        return;
+    }
+    // A batch of one (and its weight gradient) streams the matrix once instead of
+    // packing it; BLAS libraries have such paths of their own.
+    let blas = matches!(backend, Backend::Blas);
+    if !blas && (m == 1 || k == 1) && skinny::try_gemm(m, k, n, alpha, &a, &b, beta, &mut c) {
         return;
     }
 

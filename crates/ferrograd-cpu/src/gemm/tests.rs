@@ -222,7 +222,7 @@ fn check_on<E: Elem>(
     }
 }
 
-const SMALL_SHAPES: [(usize, usize, usize); 12] = [
+const SMALL_SHAPES: [(usize, usize, usize); 15] = [
     (1, 1, 1),
     (1, 7, 1),
     (1, 5, 6),
@@ -234,6 +234,9 @@ const SMALL_SHAPES: [(usize, usize, usize); 12] = [
     (40, 3, 1),  // tall and skinny
     (2, 3, 37),  // wide
     (1, 64, 40), // a row vector times a matrix
+    (1, 19, 3),  // a row vector, k not a multiple of the dot product's lanes
+    (30, 1, 17), // an outer product
+    (1, 1, 9),   // both
     (5, 0, 4),   // k = 0
 ];
 

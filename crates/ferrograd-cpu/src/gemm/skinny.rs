@@ -1,0 +1,186 @@
+//! Products with a side of 1 — a row vector times a matrix (a batch of one), and an
+//! outer product (`k = 1`, the weight gradient of a batch of one) — without the
+//! blocked kernels' packing: packing the whole weight matrix to multiply it by one row
+//! cost more than the product, and 13 of a tile's 14 rows were padding. Each case
+//! streams the matrix once in its memory order.
+//!
+//! A layout these loops do not read in memory order returns `false`, and the caller
+//! takes the general path.
+
+use super::{GemmElement, MatrixMut, MatrixRef, is_non_overlapping};
+
+/// Independent sums per dot product, so the adds can overlap and vectorise.
+const LANES: usize = 8;
+
+/// `c = alpha · a·b + beta · c` for `m = 1` or `k = 1` when the operands' layouts allow a
+/// single streaming pass; `false` (nothing written) otherwise.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn try_gemm<E: GemmElement>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: E,
+    a: &MatrixRef<'_, E>,
+    b: &MatrixRef<'_, E>,
+    beta: E,
+    c: &mut MatrixMut<'_, E>,
+) -> bool {
+    // An output whose elements share memory is left to the general path's rules.
+    if !is_non_overlapping(m, n, c.row_stride, c.column_stride) {
+        return false;
+    }
+    if m == 1 && c.column_stride == 1 && b.column_stride == 1 {
+        // c (1×n) += Σ_p alpha·a[p] · b[p, :], one contiguous row of b at a time.
+        let row = &mut c.data[..n];
+        scale_row(row, beta);
+        add_scaled_rows(row, a.data, a.column_stride, b.data, b.row_stride, alpha, k);
+        return true;
+    }
+    if m == 1 && a.column_stride == 1 && b.row_stride == 1 {
+        // c[j] = alpha · (a · b[:, j]) + beta · c[j], each column of b contiguous.
+        dot_columns(
+            &a.data[..k],
+            b.data,
+            b.column_stride,
+            alpha,
+            beta,
+            c.data,
+            c.column_stride,
+            n,
+        );
+        return true;
+    }
+    if k == 1 && c.column_stride == 1 && b.column_stride == 1 {
+        // An outer product: c[i, :] = alpha·a[i] · b[0, :] + beta · c[i, :].
+        outer_rows(a.data, a.row_stride, &b.data[..n], alpha, beta, c.data, c.row_stride, m);
+        return true;
+    }
+    false
+}
+
+/// Compiles a loop for AVX-512 and AVX2 as well as the baseline, and runs the widest
+/// this CPU has. The loops multiply and add separately (no fused multiply-add), so
+/// every version gives the same bits.
+macro_rules! widest_vectors {
+    ($(#[$meta:meta])* fn $name:ident<$E:ident>($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name<$E: GemmElement>($($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body<$E: GemmElement>($($arg: $ty),*) $body
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            #[allow(clippy::too_many_arguments)]
+            fn avx512<$E: GemmElement>($($arg: $ty),*) {
+                body::<$E>($($arg),*)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            #[allow(clippy::too_many_arguments)]
+            fn avx2<$E: GemmElement>($($arg: $ty),*) {
+                body::<$E>($($arg),*)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: `avx512` needs only AVX-512F, checked just above.
+                    return unsafe { avx512::<$E>($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: `avx2` needs only AVX2, checked just above.
+                    return unsafe { avx2::<$E>($($arg),*) };
+                }
+            }
+            body::<$E>($($arg),*)
+        }
+    };
+}
+
+widest_vectors! {
+    /// `row += Σ_p alpha·a[p·a_stride] · b[p·b_stride ..][..row.len()]`.
+    fn add_scaled_rows<E>(row: &mut [E], a: &[E], a_stride: usize, b: &[E], b_stride: usize, alpha: E, k: usize) {
+        let n = row.len();
+        for p in 0..k {
+            let factor = alpha * a[p * a_stride];
+            let b_row = &b[p * b_stride..p * b_stride + n];
+            for (c, &b) in row.iter_mut().zip(b_row) {
+                *c = *c + factor * b;
+            }
+        }
+    }
+}
+
+widest_vectors! {
+    /// `c[j·c_stride] = alpha · (a · column j) + beta · c[j·c_stride]` for `j < n`,
+    /// column `j` being `b[j·b_stride ..][..a.len()]`.
+    fn dot_columns<E>(a: &[E], b: &[E], b_stride: usize, alpha: E, beta: E, c: &mut [E], c_stride: usize, n: usize) {
+        let k = a.len();
+        for j in 0..n {
+            let dot = dot(a, &b[j * b_stride..j * b_stride + k]);
+            let c = &mut c[j * c_stride];
+            *c = if beta == E::ZERO { alpha * dot } else { alpha * dot + beta * *c };
+        }
+    }
+}
+
+widest_vectors! {
+    /// `c[i·c_stride ..][..b.len()] = alpha·a[i·a_stride] · b + beta · (the same)` for
+    /// `i < m`.
+    fn outer_rows<E>(a: &[E], a_stride: usize, b: &[E], alpha: E, beta: E, c: &mut [E], c_stride: usize, m: usize) {
+        let n = b.len();
+        for i in 0..m {
+            let factor = alpha * a[i * a_stride];
+            let row = &mut c[i * c_stride..i * c_stride + n];
+            if beta == E::ZERO {
+                for (c, &b) in row.iter_mut().zip(b) {
+                    *c = factor * b;
+                }
+            } else {
+                for (c, &b) in row.iter_mut().zip(b) {
+                    *c = factor * b + beta * *c;
+                }
+            }
+        }
+    }
+}
+
+/// `row = beta · row`, where `beta = 0` clears it (a NaN there does not survive, as in
+/// BLAS).
+fn scale_row<E: GemmElement>(row: &mut [E], beta: E) {
+    if beta == E::ZERO {
+        row.fill(E::ZERO);
+    } else if beta != E::ONE {
+        for c in row {
+            *c = beta * *c;
+        }
+    }
+}
+
+/// The dot product of two slices of one length, in [`LANES`] interleaved sums added
+/// pairwise at the end.
+#[inline(always)]
+fn dot<E: GemmElement>(x: &[E], y: &[E]) -> E {
+    let mut sums = [E::ZERO; LANES];
+    let mut x_chunks = x.chunks_exact(LANES);
+    let mut y_chunks = y.chunks_exact(LANES);
+    for (xs, ys) in (&mut x_chunks).zip(&mut y_chunks) {
+        for lane in 0..LANES {
+            sums[lane] = sums[lane] + xs[lane] * ys[lane];
+        }
+    }
+    for (&x, &y) in x_chunks.remainder().iter().zip(y_chunks.remainder()) {
+        sums[0] = sums[0] + x * y;
+    }
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for lane in 0..width {
+            sums[lane] = sums[lane] + sums[lane + width];
+        }
+    }
+    sums[0]
+}
