@@ -1171,3 +1171,60 @@ fn tensor_from_vec_with_the_wrong_length_errs() {
         [0]
     );
 }
+
+/// A bias broadcast over the leading axes (the row-repeating fast path of the CPU
+/// kernels), on either side of every binary op, forward against the element-wise
+/// definition and both gradients against finite differences; in f32 too, whose values
+/// must match the generic path's bit for bit.
+#[test]
+fn binary_ops_with_a_row_broadcast_operand() {
+    let dev = Cpu::default();
+    let x: Tensor<Rank3<2, 3, 4>, f64, Cpu> = dev.tensor([
+        [[0.5, -1.2, 2.0, 0.3], [1.1, -0.4, 0.9, -2.2], [0.7, 1.6, -0.8, 0.05]],
+        [[-0.3, 0.8, 1.4, -1.9], [2.3, 0.2, -0.6, 1.0], [-1.1, 0.45, 0.6, -0.7]],
+    ]);
+    let b: Tensor<Rank1<4>, f64, Cpu> = dev.tensor([0.9, -0.35, 1.3, 0.6]);
+    macro_rules! both_sides {
+        ($op:ident, $f:expr) => {{
+            let f: fn(f64, f64) -> f64 = $f;
+            let bias = || b.clone().broadcast::<Rank3<2, 3, 4>, _>();
+            let forward = x.clone().$op(bias()).as_vec();
+            let expected: Vec<f64> = x
+                .as_vec()
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| f(v, b.as_vec()[i % 4]))
+                .collect();
+            assert_close(&forward, &expected, 1e-15, 0.0, concat!(stringify!($op), ": x op b"));
+            // An lhs nobody else holds is overwritten in place.
+            let in_place = (x.clone() * 1.0).$op(bias()).as_vec();
+            assert_close(
+                &in_place,
+                &expected,
+                1e-15,
+                0.0,
+                concat!(stringify!($op), ": x op b in place"),
+            );
+            let backward = bias().$op(x.clone()).as_vec();
+            let expected: Vec<f64> = x
+                .as_vec()
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| f(b.as_vec()[i % 4], v))
+                .collect();
+            assert_close(&backward, &expected, 1e-15, 0.0, concat!(stringify!($op), ": b op x"));
+            check_gradient2(&x, &b, |x, b| weighted_sum(x.$op(b.broadcast::<Rank3<2, 3, 4>, _>())));
+            check_gradient2(&x, &b, |x, b| weighted_sum(b.broadcast::<Rank3<2, 3, 4>, _>().$op(x)));
+            // f32 through the fast path against the same op on a materialised copy.
+            let (x32, b32) = (x.to_dtype::<f32>(), b.to_dtype::<f32>());
+            let fast = x32.clone().$op(b32.clone().broadcast::<Rank3<2, 3, 4>, _>()).as_vec();
+            let copy = x32.$op(b32.broadcast::<Rank3<2, 3, 4>, _>().contiguous()).as_vec();
+            assert_eq!(fast, copy, concat!(stringify!($op), ": f32 fast path"));
+        }};
+    }
+    both_sides!(add, |a, b| a + b);
+    both_sides!(sub, |a, b| a - b);
+    both_sides!(mul, |a, b| a * b);
+    both_sides!(div, |a, b| a / b);
+    both_sides!(maximum, |a, b| if a.is_nan() || a > b { a } else { b });
+}

@@ -139,26 +139,45 @@ impl<E: Dtype, Op: BinaryOp + BinaryFn<E>> BinaryKernel<Op, E> for Cpu {
     ) -> Result<Self::Vec, Error> {
         let numel = lhs_layout.num_elements();
         let rhs_dense = is_dense(rhs_layout, rhs);
+        // A bias broadcast over the leading axes: one row of `rhs`, read again per row.
+        let rhs_row = if rhs_dense { None } else { repeated_row(rhs_layout, rhs) };
         match lhs {
-            Input::Unique(mut buffer) if rhs_dense && is_dense(lhs_layout, &buffer) => {
+            Input::Unique(mut buffer) if (rhs_dense || rhs_row.is_some()) && is_dense(lhs_layout, &buffer) => {
                 buffer.0.truncate(numel);
-                for (x, &y) in buffer.iter_mut().zip(&rhs[..numel]) {
-                    *x = op.value(*x, y);
+                match rhs_row {
+                    Some(row) => {
+                        for chunk in buffer.chunks_mut(row.len()) {
+                            for (x, &y) in chunk.iter_mut().zip(row) {
+                                *x = op.value(*x, y);
+                            }
+                        }
+                    }
+                    None => {
+                        for (x, &y) in buffer.iter_mut().zip(&rhs[..numel]) {
+                            *x = op.value(*x, y);
+                        }
+                    }
                 }
                 Ok(buffer)
             }
             lhs => {
                 let x = lhs.get();
                 let mut out = try_vec(numel)?;
-                if rhs_dense && is_dense(lhs_layout, x) {
-                    out.extend(x[..numel].iter().zip(&rhs[..numel]).map(|(&a, &b)| op.value(a, b)));
-                } else {
-                    out.extend(
+                match rhs_row {
+                    Some(row) if is_dense(lhs_layout, x) => out.extend(
+                        x[..numel]
+                            .chunks(row.len())
+                            .flat_map(|chunk| chunk.iter().zip(row).map(|(&a, &b)| op.value(a, b))),
+                    ),
+                    _ if rhs_dense && is_dense(lhs_layout, x) => {
+                        out.extend(x[..numel].iter().zip(&rhs[..numel]).map(|(&a, &b)| op.value(a, b)))
+                    }
+                    _ => out.extend(
                         lhs_layout
                             .offsets()
                             .zip(rhs_layout.offsets())
                             .map(|(i, j)| op.value(x[i], rhs[j])),
-                    );
+                    ),
                 }
                 Ok(CpuBuffer(out))
             }
@@ -200,6 +219,36 @@ impl<E: Dtype, Op: BinaryOp + BinaryFn<E>> BinaryKernel<Op, E> for Cpu {
         let numel = grad_layout.num_elements();
         let operands_dense = !Op::DERIVATIVES_READ_OPERANDS || (is_dense(lhs_layout, lhs) && is_dense(rhs_layout, rhs));
         let dense = operands_dense && grad_layout.is_contiguous() && numel == grad_len;
+        // The gradient of a bias broadcast over the leading axes: a sum over rows,
+        // row by row, when the other operand (if read) is dense.
+        let (other_layout, other) = match operand {
+            Operand::Lhs => (rhs_layout, rhs),
+            Operand::Rhs => (lhs_layout, lhs),
+        };
+        let other_dense = !Op::DERIVATIVES_READ_OPERANDS || is_dense(other_layout, other);
+        let row = match grad_layout.dims().last() {
+            Some(&n) if !dense && other_dense && n > 0 && is_repeated_row(grad_layout) => Some(n),
+            _ => None,
+        };
+        if let Some(n) = row {
+            let offset = grad_layout.offset();
+            let buffer = match grad {
+                Some(buffer) => buffer,
+                None => grad.insert(self.try_alloc_zeros(grad_len)?),
+            };
+            let go = grad_output.get();
+            for (r, go_row) in go[..numel].chunks(n).enumerate() {
+                let sums = &mut buffer[offset..offset + n];
+                for (j, (sum, &g)) in sums.iter_mut().zip(go_row).enumerate() {
+                    let (i_lhs, i_rhs) = match operand {
+                        Operand::Lhs => (offset + j, r * n + j),
+                        Operand::Rhs => (r * n + j, offset + j),
+                    };
+                    *sum += g * partial(i_lhs, i_rhs);
+                }
+            }
+            return Ok(());
+        }
         match grad {
             None if dense => {
                 // For `x + y` the output's gradient is just moved.
@@ -231,6 +280,28 @@ impl<E: Dtype, Op: BinaryOp + BinaryFn<E>> BinaryKernel<Op, E> for Cpu {
         }
         Ok(())
     }
+}
+
+/// Whether `layout` reads one contiguous row again and again: its last axis has
+/// stride 1 and every other axis stride 0 (or size 1) — a bias broadcast over the
+/// leading axes.
+fn is_repeated_row(layout: &Layout) -> bool {
+    let (dims, strides) = (layout.dims(), layout.strides());
+    let Some((&n, outer)) = dims.split_last() else {
+        return false;
+    };
+    let last_stride = strides[dims.len() - 1];
+    (last_stride == 1 || n == 1) && outer.iter().zip(strides).all(|(&d, &s)| s == 0 || d == 1)
+}
+
+/// The row `layout` repeats, when it is one (see [`is_repeated_row`]) and `buffer`
+/// holds it.
+fn repeated_row<'b, E>(layout: &Layout, buffer: &'b [E]) -> Option<&'b [E]> {
+    let n = *layout.dims().last()?;
+    if n == 0 || !is_repeated_row(layout) {
+        return None;
+    }
+    buffer.get(layout.offset()..layout.offset() + n)
 }
 
 /// `grad[g] += grad_output[k] · partial(i, j)` over the three layouts.
