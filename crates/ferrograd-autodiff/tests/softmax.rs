@@ -427,3 +427,30 @@ fn gradients_of_f32_agree_with_f64() {
         assert_close(&widen(&g32), &g64, 1e-4, 1e-6, "f32 gradient vs f64");
     }
 }
+
+/// The output buffer is taken without clearing it: nothing of a freed buffer's old
+/// values (NaN here) may survive, on the row path (rows of the last axis) and on the
+/// general walk (a permuted input), for a small size and one past the shared cache's
+/// threshold.
+#[test]
+fn reused_buffers_leave_nothing_of_their_old_values() {
+    let dev = Cpu::default();
+    for (rows, len) in [(3usize, 5usize), (40, 300)] {
+        let x: Tensor<(usize, usize), f64, Cpu> = dev.sample_normal_like(&(rows, len));
+        let values = x.as_vec();
+        for (input, permuted) in [(x.clone(), false), (x.clone().t().contiguous().t(), true)] {
+            for _ in 0..4 {
+                drop(dev.tensor_from_vec(vec![f64::NAN; rows * len], (rows * len,)));
+            }
+            let y = input.clone().log_softmax::<Axis<1>>().as_vec();
+            let expected = per_row(&values, &[rows, len], &[1], ref_log_softmax);
+            assert_close(
+                &y,
+                &expected,
+                1e-12,
+                1e-12,
+                &format!("log_softmax, permuted: {permuted}"),
+            );
+        }
+    }
+}

@@ -7,7 +7,7 @@
 //! the tensor in row-major order three times with one running maximum and sum per row
 //! (kept in small buffers), never materialising an intermediate tensor.
 
-use crate::device::{Cpu, CpuBuffer, try_vec};
+use crate::device::{Cpu, CpuBuffer, try_vec, try_vec_for_overwrite};
 use crate::ops::elementwise::is_dense;
 use crate::ops::reduce::{
     Groups, MulAdd, Separate, Walk, contiguous_strides, exp, for_row_shares, max_ignoring_nan, multiversion, neg_inf,
@@ -177,11 +177,10 @@ impl<E: Dtype> SoftmaxKernel<E> for Cpu {
             input => input,
         };
         let x = input.get();
-        let mut out = try_vec(numel)?;
-        if groups.runs.is_some() && is_dense(layout, x) {
+        let out = if groups.runs.is_some() && is_dense(layout, x) {
             // Rows split across threads; each row is copied and then normalised while it
-            // sits in L1, so the output is written once after its zero fill.
-            out.resize(numel, E::ZERO);
+            // sits in L1. Every element is written, so the buffer is not filled first.
+            let mut out = try_vec_for_overwrite(numel)?;
             for_row_shares(&mut out, len, |first, rows| {
                 for (r, row) in rows.chunks_exact_mut(len).enumerate() {
                     let start = (first + r) * len;
@@ -189,14 +188,19 @@ impl<E: Dtype> SoftmaxKernel<E> for Cpu {
                     forward_rows_in_place(kind, row, len);
                 }
             });
+            out
         } else if let Some(starts) = groups.runs {
+            let mut out = try_vec(numel)?;
             forward_runs(kind, x, &starts, len, &mut out);
+            out
         } else {
-            out.resize(numel, E::ZERO);
+            // The walk visits every output element once.
+            let mut out = try_vec_for_overwrite(numel)?;
             let walk = softmax_walk(layout, axes);
             let (max, stat) = row_stats(kind, x, &walk, groups.count);
             walk.for_each(|[i, r, o]| out[o] = normalise(kind, x[i], max[r], stat[r]));
-        }
+            out
+        };
         Ok(CpuBuffer(out))
     }
 
