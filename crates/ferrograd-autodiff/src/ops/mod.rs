@@ -123,18 +123,6 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     where
         D: UnaryKernel<Op, E>,
     {
-        if !T::TRACING {
-            let Tensor {
-                data,
-                shape,
-                layout,
-                device,
-                tape,
-                ..
-            } = self;
-            let out = reusing_input(data, |input| device.forward(&op, input, &layout))?;
-            return Ok(Tensor::from_arc(out, shape, device, tape));
-        }
         let input = self.op_input();
         let Tensor {
             data,
@@ -145,16 +133,16 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
             ..
         } = self;
         let (out, saved) = match Op::SAVES {
-            Saved::Input => (
+            Saved::Input if T::TRACING => (
                 Arc::new(device.forward(&op, Input::Shared(&data), &layout)?),
                 Some(data),
             ),
-            // Backward never reads the input, so its buffer may become the output.
-            Saved::Output => {
+            // Nothing recorded reads the input, so its buffer may become the output.
+            _ => {
                 let out = reusing_input(data, |input| device.forward(&op, input, &layout))?;
-                (out.clone(), Some(out))
+                let saved = (T::TRACING && Op::SAVES == Saved::Output).then(|| out.clone());
+                (out, saved)
             }
-            Saved::Nothing => (reusing_input(data, |input| device.forward(&op, input, &layout))?, None),
         };
         let result = Tensor::from_arc(out, shape, device, tape);
         Ok(result.record_op(&[input], move |ctx| {

@@ -101,6 +101,13 @@ fn first_gradient<E: Dtype>(
     }
 }
 
+/// `grad[i] += grad_output[i] · factor(i)` over the first `numel` elements.
+fn accumulate_dense<E: Dtype>(grad: &mut [E], grad_output: &[E], numel: usize, factor: impl Fn(usize) -> E) {
+    for (i, (g, &go)) in grad[..numel].iter_mut().zip(&grad_output[..numel]).enumerate() {
+        *g += go * factor(i);
+    }
+}
+
 /// `grad[offset] += grad_output[i] · derivative(i, offset)` over the input's layout.
 fn accumulate_unary<E: Dtype>(
     grad: &mut [E],
@@ -110,10 +117,7 @@ fn accumulate_unary<E: Dtype>(
     derivative: impl Fn(usize, usize) -> E,
 ) {
     if dense {
-        let numel = layout.num_elements();
-        for (i, (g, &go)) in grad[..numel].iter_mut().zip(&grad_output[..numel]).enumerate() {
-            *g += go * derivative(i, i);
-        }
+        accumulate_dense(grad, grad_output, layout.num_elements(), |i| derivative(i, i));
     } else {
         for (i, offset) in layout.offsets().enumerate() {
             grad[offset] += grad_output[i] * derivative(i, offset);
@@ -315,10 +319,7 @@ fn accumulate_binary<E: Dtype>(
     partial: impl Fn(usize, usize) -> E,
 ) {
     if dense {
-        let numel = grad_layout.num_elements();
-        for (i, (g, &go)) in grad[..numel].iter_mut().zip(&grad_output[..numel]).enumerate() {
-            *g += go * partial(i, i);
-        }
+        accumulate_dense(grad, grad_output, grad_layout.num_elements(), |i| partial(i, i));
         return;
     }
     let offsets = lhs_layout
