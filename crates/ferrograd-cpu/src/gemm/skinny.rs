@@ -102,16 +102,63 @@ macro_rules! widest_vectors {
 
 widest_vectors! {
     /// `row += Σ_p alpha·a[p·a_stride] · b[p·b_stride ..][..row.len()]`.
+    ///
+    /// The row is summed in blocks held in registers across all of `p`: adding into
+    /// the row in memory made each step wait for the previous step's store.
     fn add_scaled_rows<E>(row: &mut [E], a: &[E], a_stride: usize, b: &[E], b_stride: usize, alpha: E, k: usize) {
-        let n = row.len();
+        let mut start = 0;
+        let mut blocks = row.chunks_exact_mut(ROW_BLOCK);
+        for block in &mut blocks {
+            add_scaled_block::<E, ROW_BLOCK>(block.try_into().unwrap(), a, a_stride, &b[start..], b_stride, alpha, k);
+            start += ROW_BLOCK;
+        }
+        let mut blocks = blocks.into_remainder().chunks_exact_mut(ROW_BLOCK / 4);
+        for block in &mut blocks {
+            add_scaled_block::<E, { ROW_BLOCK / 4 }>(block.try_into().unwrap(), a, a_stride, &b[start..], b_stride, alpha, k);
+            start += ROW_BLOCK / 4;
+        }
+        // Fewer columns than a block: still one pass over the rows, the sums kept
+        // apart so that their adds overlap.
+        let rest = blocks.into_remainder();
+        let mut sums = [E::ZERO; ROW_BLOCK / 4];
+        let sums = &mut sums[..rest.len()];
+        sums.copy_from_slice(rest);
         for p in 0..k {
             let factor = alpha * a[p * a_stride];
-            let b_row = &b[p * b_stride..p * b_stride + n];
-            for (c, &b) in row.iter_mut().zip(b_row) {
-                *c = *c + factor * b;
+            let b_row = &b[p * b_stride + start..p * b_stride + start + sums.len()];
+            for (sum, &b) in sums.iter_mut().zip(b_row) {
+                *sum = *sum + factor * b;
             }
         }
+        rest.copy_from_slice(sums);
     }
+}
+
+/// Columns of a one-row product summed together in registers: four AVX-512 vectors of
+/// f32 (eight of f64), enough independent sums to hide the adds' latency.
+const ROW_BLOCK: usize = 128;
+
+/// `block += Σ_p alpha·a[p·a_stride] · b[p·b_stride ..][..W]`, each sum in the same
+/// order as an add into memory would give.
+#[inline(always)]
+fn add_scaled_block<E: GemmElement, const W: usize>(
+    block: &mut [E; W],
+    a: &[E],
+    a_stride: usize,
+    b: &[E],
+    b_stride: usize,
+    alpha: E,
+    k: usize,
+) {
+    let mut sums = *block;
+    for p in 0..k {
+        let factor = alpha * a[p * a_stride];
+        let b_row: &[E; W] = b[p * b_stride..p * b_stride + W].try_into().unwrap();
+        for (sum, &b) in sums.iter_mut().zip(b_row) {
+            *sum = *sum + factor * b;
+        }
+    }
+    *block = sums;
 }
 
 widest_vectors! {

@@ -222,7 +222,7 @@ fn check_on<E: Elem>(
     }
 }
 
-const SMALL_SHAPES: [(usize, usize, usize); 15] = [
+const SMALL_SHAPES: [(usize, usize, usize); 16] = [
     (1, 1, 1),
     (1, 7, 1),
     (1, 5, 6),
@@ -235,6 +235,7 @@ const SMALL_SHAPES: [(usize, usize, usize); 15] = [
     (2, 3, 37),  // wide
     (1, 64, 40), // a row vector times a matrix
     (1, 19, 3),  // a row vector, k not a multiple of the dot product's lanes
+    (1, 9, 300), // a row vector: blocks of 128 and 32 columns, and 12 left over
     (30, 1, 17), // an outer product
     (1, 1, 9),   // both
     (5, 0, 4),   // k = 0
