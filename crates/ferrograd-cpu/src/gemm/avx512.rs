@@ -44,11 +44,10 @@ const DEPTH_BLOCK: usize = 256;
 /// which stays in the 2 MiB L2 cache together with the packed rows of `a`.
 const PACKED_B_BYTES: usize = 1 << 20;
 /// Floating-point operations (2·m·k·n) below which a product stays on one thread.
-/// Handing shares to the pool's threads and waiting for them costs about 10 µs, so two
-/// threads pay from about 20 µs of work: 3 million operations on one core. Measured
-/// in f32: 96³ (1.8 million) ran at 130 GFLOP/s on one thread, 90 on two; 160³ (8.2
-/// million) at 150 on one, 160–190 on two.
-const PARALLEL_MIN_FLOPS: usize = 1 << 22;
+/// Handing a share to a worker that is awake costs about a microsecond (see
+/// `threads.rs`). Measured in f32 on 1 and 2 threads, in a loop: 40³ 3.0 and 3.2 µs,
+/// 48³ 4.6 and 4.4 µs, 64³ 7.1 and 5.2–6.3 µs, 96³ 21 and 13–14 µs.
+const PARALLEL_MIN_FLOPS: usize = 1 << 18;
 
 /// Whether this CPU runs this module's kernels (checked once by `std`, then cached).
 pub(super) fn available() -> bool {

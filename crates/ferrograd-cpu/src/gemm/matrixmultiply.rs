@@ -88,7 +88,7 @@ pub(super) fn gemm<E: GemmElement>(
 
 /// Products below this many floating-point operations stay on one thread (the same
 /// threshold as the AVX-512 kernel's, measured there).
-const PARALLEL_MIN_FLOPS: usize = 1 << 22;
+const PARALLEL_MIN_FLOPS: usize = 1 << 18;
 
 /// A pointer the shares of one product hand to the pool's threads.
 #[derive(Clone, Copy)]

@@ -117,20 +117,37 @@ widest_vectors! {
             add_scaled_block::<E, { ROW_BLOCK / 4 }>(block.try_into().unwrap(), a, a_stride, &b[start..], b_stride, alpha, k);
             start += ROW_BLOCK / 4;
         }
-        // Fewer columns than a block: still one pass over the rows, the sums kept
-        // apart so that their adds overlap.
+        // Fewer columns than a block. Where a whole block's width of b lies past the
+        // start of a row, the row is summed a block wide in registers and the columns
+        // beyond the last are dropped: two vector operations rather than a dozen
+        // scalar ones. The last rows, whose block would run off the end of b, are
+        // summed column by column.
+        const W: usize = ROW_BLOCK / 4;
         let rest = blocks.into_remainder();
-        let mut sums = [E::ZERO; ROW_BLOCK / 4];
-        let sums = &mut sums[..rest.len()];
-        sums.copy_from_slice(rest);
-        for p in 0..k {
+        if rest.is_empty() {
+            return;
+        }
+        let mut sums = [E::ZERO; W];
+        sums[..rest.len()].copy_from_slice(rest);
+        let fits = |p: usize| p * b_stride + start + W <= b.len();
+        let wide_rows = if fits(0) {
+            match b_stride {
+                0 => k,
+                stride => ((b.len() - start - W) / stride + 1).min(k),
+            }
+        } else {
+            0
+        };
+        add_scaled_block::<E, W>(&mut sums, a, a_stride, &b[start..], b_stride, alpha, wide_rows);
+        let narrow = &mut sums[..rest.len()];
+        for p in wide_rows..k {
             let factor = alpha * a[p * a_stride];
-            let b_row = &b[p * b_stride + start..p * b_stride + start + sums.len()];
-            for (sum, &b) in sums.iter_mut().zip(b_row) {
+            let b_row = &b[p * b_stride + start..p * b_stride + start + narrow.len()];
+            for (sum, &b) in narrow.iter_mut().zip(b_row) {
                 *sum = *sum + factor * b;
             }
         }
-        rest.copy_from_slice(sums);
+        rest.copy_from_slice(narrow);
     }
 }
 
