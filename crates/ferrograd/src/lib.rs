@@ -14,11 +14,14 @@
 //!
 //! The crates behind it, re-exported here:
 //! [`shapes`] (dims, shapes, axes), [`device`] (dtypes, kernel traits, [`Error`]),
-//! [`cpu`] (the CPU device), [`autodiff`] (tensors, tapes, gradients).
+//! [`cpu`] (the CPU device), [`autodiff`] (tensors, tapes, gradients), [`nn`] (layers,
+//! losses, checkpoints), [`optim`] (optimizers).
 
 pub use ferrograd_autodiff as autodiff;
 pub use ferrograd_cpu as cpu;
 pub use ferrograd_device as device;
+pub use ferrograd_nn as nn;
+pub use ferrograd_optim as optim;
 pub use ferrograd_shapes as shapes;
 
 pub use ferrograd_autodiff::{Gradients, NoneTape, OwnedTape, Tensor};

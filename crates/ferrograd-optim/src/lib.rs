@@ -1,0 +1,1 @@
+//! Optimizers for ferrograd with PyTorch's defaults and update formulas.
