@@ -176,3 +176,33 @@ impl<S: Shape, E: Dtype, D: Storage<E>> VisitParameters<E, D> for Tensor<S, E, D
         visitor.visit_mut("", self)
     }
 }
+
+/// A tuple of modules is visited by position, as PyTorch names the layers of an
+/// `nn.Sequential`: `0.weight`, `1.bias`, `2.0.weight` for a nested one.
+macro_rules! tuple_parameters {
+    ($($part:ident $index:tt),+) => {
+        impl<E: Dtype, D: Storage<E>, $($part: VisitParameters<E, D>),+> VisitParameters<E, D> for ($($part,)+) {
+            fn visit_parameters<V: ParameterVisitor<E, D>>(&self, visitor: &mut V) -> Result<(), Error> {
+                $(self.$index.visit_parameters(&mut Prefixed::new(stringify!($index), visitor))?;)+
+                Ok(())
+            }
+
+            fn visit_parameters_mut<V: ParameterVisitorMut<E, D>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+                $(self.$index.visit_parameters_mut(&mut Prefixed::new(stringify!($index), visitor))?;)+
+                Ok(())
+            }
+        }
+    };
+}
+tuple_parameters!(A 0);
+tuple_parameters!(A 0, B 1);
+tuple_parameters!(A 0, B 1, C 2);
+tuple_parameters!(A 0, B 1, C 2, F 3);
+tuple_parameters!(A 0, B 1, C 2, F 3, G 4);
+tuple_parameters!(A 0, B 1, C 2, F 3, G 4, H 5);
+tuple_parameters!(A 0, B 1, C 2, F 3, G 4, H 5, I 6);
+tuple_parameters!(A 0, B 1, C 2, F 3, G 4, H 5, I 6, J 7);
+tuple_parameters!(A 0, B 1, C 2, F 3, G 4, H 5, I 6, J 7, K 8);
+tuple_parameters!(A 0, B 1, C 2, F 3, G 4, H 5, I 6, J 7, K 8, L 9);
+tuple_parameters!(A 0, B 1, C 2, F 3, G 4, H 5, I 6, J 7, K 8, L 9, M 10);
+tuple_parameters!(A 0, B 1, C 2, F 3, G 4, H 5, I 6, J 7, K 8, L 9, M 10, N 11);

@@ -1,2 +1,52 @@
-//! Neural-network building blocks for ferrograd: modules and layers, losses, and
-//! checkpoints that PyTorch reads, with PyTorch's defaults and `state_dict` names.
+//! Neural-network building blocks for ferrograd: modules and layers, and checkpoints
+//! that PyTorch reads, with PyTorch's defaults and `state_dict` names.
+//!
+//! An architecture is a type free of device and dtype — a layer such as
+//! [`Linear<784, 128>`](Linear), or a tuple of them run in sequence (PyTorch's
+//! `nn.Sequential`, whose parameters it names the same way: `0.weight`, `2.bias`).
+//! Building it on a device gives the model, with its parameters initialised as PyTorch
+//! initialises them:
+//!
+//! ```
+//! use ferrograd_cpu::Cpu;
+//! use ferrograd_nn::prelude::*;
+//!
+//! type Mlp = (Linear<784, 128>, ReLU, Linear<128, 10>);
+//!
+//! let dev = Cpu::seed_from_u64(0);
+//! let mlp = dev.build_module::<Mlp, f32>();
+//! assert_eq!(mlp.parameter_names()?, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+//!
+//! // Training: trace the input with gradients for the parameters, run forward_mut.
+//! let mut mlp = mlp;
+//! let x: Tensor<Rank2<16, 784>, f32, Cpu> = dev.sample_normal();
+//! let grads = mlp.try_alloc_grads()?;
+//! let logits = mlp.forward_mut(x.traced(grads));
+//! let grads = logits.square().mean::<Rank0, _>().backward();
+//! assert_eq!(grads.get(&mlp.0.weight).dims(), [128, 784]);
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! Consecutive layers whose sizes disagree (`(Linear<784, 128>, Linear<64, 10>)`) do not
+//! compile: the error says which layer cannot take which input.
+
+mod init;
+pub mod layers;
+mod module;
+mod tuples;
+
+pub use layers::*;
+pub use module::{BuildModule, BuildOnDevice, Built, Module, ModuleMut};
+
+/// The built modules (the types that hold tensors), by the name of their architecture.
+pub mod built {
+    pub use crate::layers::linear::built::Linear;
+}
+
+/// Everything a model definition needs: the autodiff prelude, the layers and the
+/// module traits.
+pub mod prelude {
+    pub use crate::layers::*;
+    pub use crate::{BuildModule, BuildOnDevice, Built, Module, ModuleMut};
+    pub use ferrograd_autodiff::prelude::*;
+}
