@@ -412,13 +412,23 @@ fn fixture_root() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
-/// Every `.npz` below `dir`, sorted.
+/// Fixture folders that other crates' tests read: layers and whole models
+/// (`ferrograd-nn`), losses (`ferrograd-nn`), optimizers (`ferrograd-optim`).
+const OTHER_CRATES_FOLDERS: [&str; 3] = ["models", "loss", "optim"];
+
+/// Every `.npz` below `dir` (but not in [`OTHER_CRATES_FOLDERS`]), sorted.
 fn fixture_files(dir: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
         for entry in entries {
             let path = entry.expect("directory entry").path();
             if path.is_dir() {
+                if path
+                    .file_name()
+                    .is_some_and(|name| OTHER_CRATES_FOLDERS.iter().any(|other| name == *other))
+                {
+                    continue;
+                }
                 walk(&path, out);
             } else if path.extension().is_some_and(|x| x == "npz") {
                 out.push(path);

@@ -42,6 +42,16 @@ pub enum Error {
         /// The tensor: a parameter's name where the caller knows it, else its id and shape.
         tensor: String,
     },
+    /// A checkpoint could not be written or read: a file that cannot be opened, keys
+    /// that do not match the model's, an array of the wrong shape or dtype, a damaged
+    /// file. The message names the key and what was expected.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint's file.
+        path: String,
+        /// What was wrong, and what was expected.
+        message: String,
+    },
 }
 
 impl Error {

@@ -30,11 +30,13 @@
 //! Consecutive layers whose sizes disagree (`(Linear<784, 128>, Linear<64, 10>)`) do not
 //! compile: the error says which layer cannot take which input.
 
+pub mod checkpoint;
 mod init;
 pub mod layers;
 mod module;
 mod tuples;
 
+pub use checkpoint::{Checkpoint, LoadOptions, LoadReport};
 pub use layers::*;
 pub use module::{BuildModule, BuildOnDevice, Built, Module, ModuleMut};
 
@@ -47,6 +49,6 @@ pub mod built {
 /// module traits.
 pub mod prelude {
     pub use crate::layers::*;
-    pub use crate::{BuildModule, BuildOnDevice, Built, Module, ModuleMut};
+    pub use crate::{BuildModule, BuildOnDevice, Built, Checkpoint, Module, ModuleMut};
     pub use ferrograd_autodiff::prelude::*;
 }

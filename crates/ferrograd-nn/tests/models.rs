@@ -1,0 +1,170 @@
+//! PyTorch models whose `state_dict` was exported to npz (`cargo xtask parity`, see
+//! `xtask/parity/models.py`) load into the matching ferrograd architecture and give
+//! PyTorch's outputs, input gradients and parameter gradients.
+
+#[path = "../../ferrograd-autodiff/tests/parity/npz.rs"]
+#[allow(dead_code)]
+mod npz;
+
+use ferrograd_autodiff::ParameterVisitor;
+use ferrograd_cpu::Cpu;
+use ferrograd_device::ops::elementwise::{BinaryKernel, Mul};
+use ferrograd_device::ops::reduce::SumKernel;
+use ferrograd_nn::checkpoint::CheckpointElement;
+use ferrograd_nn::prelude::*;
+use npz::{Array, Data};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The project's parity tolerances (`xtask/parity/README.md`): relative and absolute.
+trait Tolerance: CheckpointElement {
+    const RTOL: f64;
+    const ATOL: f64;
+    fn values(array: &Array) -> Vec<Self>;
+}
+
+impl Tolerance for f32 {
+    const RTOL: f64 = 1e-5;
+    const ATOL: f64 = 1e-6;
+    fn values(array: &Array) -> Vec<f32> {
+        match &array.data {
+            Data::F32(v) => v.clone(),
+            other => panic!("expected f32 data, found {other:?}"),
+        }
+    }
+}
+
+impl Tolerance for f64 {
+    const RTOL: f64 = 1e-10;
+    const ATOL: f64 = 1e-12;
+    fn values(array: &Array) -> Vec<f64> {
+        match &array.data {
+            Data::F64(v) => v.clone(),
+            other => panic!("expected f64 data, found {other:?}"),
+        }
+    }
+}
+
+fn assert_close<E: Tolerance>(what: &str, got: &[E], expected: &[E]) {
+    assert_eq!(got.len(), expected.len(), "{what}: lengths differ");
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        let (g, e) = (g.to_f64(), e.to_f64());
+        assert!(
+            (g - e).abs() <= E::ATOL + E::RTOL * e.abs(),
+            "{what}[{i}]: ferrograd {g}, PyTorch {e}"
+        );
+    }
+}
+
+fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/parity/models")
+}
+
+/// Collects every parameter's gradient by name.
+struct GradientsByName<'a, E: Dtype>(&'a Gradients<E, Cpu>, BTreeMap<String, Vec<E>>);
+
+impl<E: Dtype> ParameterVisitor<E, Cpu> for GradientsByName<'_, E> {
+    fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, Cpu>) -> Result<(), Error> {
+        self.1.insert(name.to_string(), self.0.try_get(parameter)?.as_vec());
+        Ok(())
+    }
+}
+
+type Traced<S, E> = Tensor<S, E, Cpu, OwnedTape<E, Cpu>>;
+
+/// Loads `<name>_<dtype>.state.npz` into a fresh `A` (strictly: the keys must be the
+/// architecture's), runs the fixture's input through it traced, and compares the
+/// output, the input's gradient and every parameter's gradient with PyTorch's.
+fn check<A, S, O, E>(name: &str)
+where
+    A: BuildOnDevice<E, Cpu> + Default,
+    A::Built: Module<Traced<S, E>, Output = Traced<O, E>>,
+    S: ConstShape,
+    O: Shape,
+    E: Tolerance,
+    Cpu: BinaryKernel<Mul, E> + SumKernel<E>,
+{
+    let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
+    let base = models_dir().join(format!("{name}_{dtype}"));
+    let dev = Cpu::seed_from_u64(0);
+    let mut model = dev.build_module::<A, E>();
+    model
+        .load(base.with_extension("state.npz"))
+        .unwrap_or_else(|e| panic!("{name} {dtype}: {e}"));
+    let io = npz::read_npz(&base.with_extension("io.npz")).unwrap_or_else(|e| panic!("{name} {dtype}: {e}"));
+
+    let x: Tensor<S, E, Cpu> = dev.tensor_from_vec(E::values(&io["input"]), S::default());
+    let mut grads = model.try_alloc_grads().unwrap();
+    grads.try_alloc_for(&x).unwrap();
+    let y = model.forward(x.clone().traced(grads));
+    assert_close(
+        &format!("{name} {dtype} output"),
+        &y.as_vec(),
+        &E::values(&io["output"]),
+    );
+
+    let upstream = dev.tensor_from_vec(E::values(&io["grad_output"]), *y.shape());
+    let grads = (y * upstream).flatten().sum::<Rank0, _>().backward();
+    assert_close(
+        &format!("{name} {dtype} input gradient"),
+        &grads.get(&x).as_vec(),
+        &E::values(&io["grad_input"]),
+    );
+    let mut by_name = GradientsByName(&grads, BTreeMap::new());
+    model.visit_parameters(&mut by_name).unwrap();
+    let expected: Vec<&str> = io.keys().filter_map(|k| k.strip_prefix("grad.")).collect();
+    assert_eq!(
+        by_name.1.keys().collect::<Vec<_>>(),
+        expected,
+        "{name} {dtype}: parameters"
+    );
+    for (key, gradient) in &by_name.1 {
+        assert_close(
+            &format!("{name} {dtype} gradient of {key}"),
+            gradient,
+            &E::values(&io[&format!("grad.{key}")]),
+        );
+    }
+}
+
+/// One test per fixture model, in f32 and f64: the architecture PyTorch's module
+/// corresponds to, and the input's shape.
+macro_rules! models {
+    ($($name:ident: $architecture:ty, $input:ty;)+) => {
+        $(
+            #[test]
+            fn $name() {
+                check::<$architecture, $input, _, f32>(stringify!($name));
+                check::<$architecture, $input, _, f64>(stringify!($name));
+            }
+        )+
+
+        /// Every model the generator wrote has a test here.
+        #[test]
+        fn every_fixture_model_is_checked() {
+            let known = [$(stringify!($name)),+];
+            for entry in std::fs::read_dir(models_dir()).unwrap() {
+                let file = entry.unwrap().file_name().into_string().unwrap();
+                let model = file.rsplit_once('_').map(|(model, _)| model).unwrap_or(&file);
+                assert!(known.contains(&model), "no test for the fixture model {model} ({file})");
+            }
+        }
+    };
+}
+
+models! {
+    mlp: (Linear<4, 8>, ReLU, Linear<8, 3>), Rank2<5, 4>;
+    linear_no_bias: LinearNoBias<6, 2>, Rank2<3, 6>;
+    linear_sequence: (Linear<4, 3>,), Rank3<2, 5, 4>;
+    linear_one_sample: (Linear<5, 2>, Tanh), Rank1<5>;
+    activations: (
+        (Linear<3, 6>, GELU),
+        (Linear<6, 6>, Tanh),
+        (Linear<6, 6>, SiLU),
+        (Linear<6, 4>, LeakyReLU),
+        (Linear<4, 4>, Sigmoid),
+        (Linear<4, 4>, GELUTanh),
+        (Linear<4, 3>, LogSoftmax),
+    ), Rank2<7, 3>;
+    nested_softmax: (Linear<3, 4>, (Linear<4, 4>, ReLU), Linear<4, 5>, Softmax), Rank2<2, 3>;
+}

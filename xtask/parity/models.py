@@ -1,0 +1,88 @@
+"""Whole-model fixtures: PyTorch modules whose `state_dict` ferrograd loads.
+
+For each model below and each dtype, `generate.py` calls `write_fixtures`, which writes
+into `OUT_DIR/models/`:
+
+    <name>_<dtype>.state.npz   the module's state_dict, exactly as a user exports it:
+                               {k: v.numpy() for k, v in model.state_dict().items()}
+    <name>_<dtype>.io.npz      input, output (eval mode), grad_output, grad_input (the
+                               input's gradient of sum(output * grad_output)), and
+                               grad.<key> for each parameter's gradient
+
+The Rust side (`crates/ferrograd-nn/tests/models.rs`) builds the matching ferrograd
+architecture, loads the state file with `load`, and compares everything. Weights come
+from PyTorch's own default initialisation under a seed from the model's name.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), (5, 4)
+
+
+def linear_no_bias():
+    return nn.Linear(6, 2, bias=False), (3, 6)
+
+
+def linear_sequence():
+    # A batch of sequences: (batch, steps, features).
+    return nn.Sequential(nn.Linear(4, 3)), (2, 5, 4)
+
+
+def linear_one_sample():
+    return nn.Sequential(nn.Linear(5, 2), nn.Tanh()), (5,)
+
+
+def activations():
+    # Each activation after a linear layer, in sequentials of two: keys like `3.0.weight`.
+    pairs = [(3, 6, nn.GELU()), (6, 6, nn.Tanh()), (6, 6, nn.SiLU()), (6, 4, nn.LeakyReLU(0.01)),
+             (4, 4, nn.Sigmoid()), (4, 4, nn.GELU(approximate="tanh")), (4, 3, nn.LogSoftmax(dim=-1))]
+    return nn.Sequential(*[nn.Sequential(nn.Linear(i, o), act) for i, o, act in pairs]), (7, 3)
+
+
+def nested_softmax():
+    # Sequentials inside sequentials: keys like `1.0.weight`.
+    return nn.Sequential(
+        nn.Linear(3, 4),
+        nn.Sequential(nn.Linear(4, 4), nn.ReLU()),
+        nn.Linear(4, 5),
+        nn.Softmax(dim=-1),
+    ), (2, 3)
+
+
+MODELS = [mlp, linear_no_bias, linear_sequence, linear_one_sample, activations, nested_softmax]
+
+
+def write_fixtures(out_dir, write_npz, seed_of, dtypes):
+    import os
+
+    os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
+    count = 0
+    for make in MODELS:
+        name = make.__name__
+        for dtype, (np_dtype, torch_dtype) in dtypes.items():
+            torch.manual_seed(seed_of(name))
+            model, input_shape = make()
+            model = model.to(torch_dtype).eval()
+            rng = np.random.default_rng(seed_of(name + dtype))
+            x = torch.tensor(rng.standard_normal(input_shape).astype(np_dtype), requires_grad=True)
+            out = model(x)
+            grad_output = torch.tensor(rng.standard_normal(tuple(out.shape)).astype(np_dtype))
+            (out * grad_output).sum().backward()
+            state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+            io_arrays = {
+                "input": x.detach().numpy(),
+                "output": out.detach().numpy(),
+                "grad_output": grad_output.numpy(),
+                "grad_input": x.grad.numpy(),
+            }
+            for key, parameter in model.named_parameters():
+                io_arrays[f"grad.{key}"] = parameter.grad.numpy()
+            base = os.path.join(out_dir, "models", f"{name}_{dtype}")
+            write_npz(base + ".state.npz", state)
+            write_npz(base + ".io.npz", io_arrays)
+            count += 2
+    return count
