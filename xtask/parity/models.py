@@ -6,8 +6,9 @@ into `OUT_DIR/models/`:
     <name>_<dtype>.state.npz   the module's state_dict, exactly as a user exports it:
                                {k: v.numpy() for k, v in model.state_dict().items()}
     <name>_<dtype>.io.npz      input, output (eval mode), grad_output, grad_input (the
-                               input's gradient of sum(output * grad_output)), and
-                               grad.<key> for each parameter's gradient
+                               input's gradient of sum(output * grad_output); none for
+                               int64 indices), and grad.<key> for each parameter's
+                               gradient
 
 The Rust side (`crates/ferrograd-nn/tests/models.rs`) builds the matching ferrograd
 architecture, loads the state file with `load`, and compares everything. Weights come
@@ -53,7 +54,47 @@ def nested_softmax():
     ), (2, 3)
 
 
-MODELS = [mlp, linear_no_bias, linear_sequence, linear_one_sample, activations, nested_softmax]
+def layer_norm():
+    return nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6)), (2, 5, 4)
+
+
+def layer_norm_no_bias():
+    return nn.Sequential(nn.Linear(5, 5), nn.LayerNorm(5, bias=False)), (3, 5)
+
+
+def layer_norm_no_affine():
+    return nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4, elementwise_affine=False)), (3,)
+
+
+def rms_norm():
+    return nn.Sequential(nn.Linear(4, 6), nn.RMSNorm(6)), (2, 3, 4)
+
+
+def rms_norm_eps():
+    return nn.Sequential(nn.Linear(4, 6), nn.RMSNorm(6, eps=1e-3)), (5, 4)
+
+
+def embedding():
+    # Indices (int64) in, with the padding index among them.
+    return nn.Sequential(nn.Embedding(10, 4, padding_idx=0), nn.Linear(4, 3)), ("indices", (2, 5), 10)
+
+
+def embedding_plain():
+    return nn.Embedding(7, 3), ("indices", (6,), 7)
+
+
+MODELS = [mlp, linear_no_bias, linear_sequence, linear_one_sample, activations, nested_softmax,
+          layer_norm, layer_norm_no_bias, layer_norm_no_affine, rms_norm, rms_norm_eps,
+          embedding, embedding_plain]
+
+
+def randomize_norms(model, rng, np_dtype):
+    """Norm layers start at ones and zeros, which would hide a swapped weight and bias."""
+    for module in model.modules():
+        if isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+            for parameter in module.parameters():
+                values = rng.standard_normal(tuple(parameter.shape)).astype(np_dtype)
+                parameter.data.copy_(torch.from_numpy(values))
 
 
 def write_fixtures(out_dir, write_npz, seed_of, dtypes):
@@ -68,7 +109,13 @@ def write_fixtures(out_dir, write_npz, seed_of, dtypes):
             model, input_shape = make()
             model = model.to(torch_dtype).eval()
             rng = np.random.default_rng(seed_of(name + dtype))
-            x = torch.tensor(rng.standard_normal(input_shape).astype(np_dtype), requires_grad=True)
+            randomize_norms(model, rng, np_dtype)
+            if input_shape[0] == "indices":
+                _, shape, count = input_shape
+                x = torch.tensor(rng.integers(0, count, size=shape), dtype=torch.int64)
+                x.view(-1)[0] = 0  # the padding index, where there is one
+            else:
+                x = torch.tensor(rng.standard_normal(input_shape).astype(np_dtype), requires_grad=True)
             out = model(x)
             grad_output = torch.tensor(rng.standard_normal(tuple(out.shape)).astype(np_dtype))
             (out * grad_output).sum().backward()
@@ -77,8 +124,9 @@ def write_fixtures(out_dir, write_npz, seed_of, dtypes):
                 "input": x.detach().numpy(),
                 "output": out.detach().numpy(),
                 "grad_output": grad_output.numpy(),
-                "grad_input": x.grad.numpy(),
             }
+            if x.grad is not None:
+                io_arrays["grad_input"] = x.grad.numpy()
             for key, parameter in model.named_parameters():
                 io_arrays[f"grad.{key}"] = parameter.grad.numpy()
             base = os.path.join(out_dir, "models", f"{name}_{dtype}")

@@ -302,6 +302,34 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
     }
 }
 
+impl<S: Shape, D: Storage<usize>> Tensor<S, usize, D, NoneTape> {
+    /// Indices (token ids, classes) carrying the tape of a float computation, so that a
+    /// layer taking indices (an embedding) records into it: the indices' counterpart of
+    /// [`Tensor::traced`]. The indices themselves have no gradient.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// use ferrograd_cpu::Cpu;
+    ///
+    /// let dev = Cpu::default();
+    /// let table: Tensor<Rank2<3, 2>, f64, Cpu> = dev.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+    /// let ids = dev.tensor([2usize, 0, 2]).traced_indices(table.alloc_grads());
+    /// let (ids, tape) = ids.split_tape();
+    /// let rows = table.clone().put_tape(tape).index_select::<0, _>(&ids);
+    /// let grads = rows.sum::<Rank0, _>().backward();
+    /// assert_eq!(grads.get(&table).array(), [[1.0, 1.0], [0.0, 0.0], [2.0, 2.0]]);
+    /// ```
+    pub fn traced_indices<E: ferrograd_device::Dtype>(
+        self,
+        grads: Gradients<E, D>,
+    ) -> Tensor<S, usize, D, OwnedTape<E, D>>
+    where
+        D: Storage<E>,
+    {
+        self.put_tape(OwnedTape::new(grads))
+    }
+}
+
 impl<S: Shape, E: Unit, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     /// Whether ops on this tensor are being recorded.
     pub fn is_traced(&self) -> bool {

@@ -75,9 +75,9 @@ type Traced<S, E> = Tensor<S, E, Cpu, OwnedTape<E, Cpu>>;
 /// Loads `<name>_<dtype>.state.npz` into a fresh `A` (strictly: the keys must be the
 /// architecture's), runs the fixture's input through it traced, and compares the
 /// output, the input's gradient and every parameter's gradient with PyTorch's.
-fn check<A, S, O, E>(name: &str)
+fn check<A, S, O, E>(name: &str, architecture: A)
 where
-    A: BuildOnDevice<E, Cpu> + Default,
+    A: BuildOnDevice<E, Cpu>,
     A::Built: Module<Traced<S, E>, Output = Traced<O, E>>,
     S: ConstShape,
     O: Shape,
@@ -85,13 +85,8 @@ where
     Cpu: BinaryKernel<Mul, E> + SumKernel<E>,
 {
     let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
-    let base = models_dir().join(format!("{name}_{dtype}"));
     let dev = Cpu::seed_from_u64(0);
-    let mut model = dev.build_module::<A, E>();
-    model
-        .load(base.with_extension("state.npz"))
-        .unwrap_or_else(|e| panic!("{name} {dtype}: {e}"));
-    let io = npz::read_npz(&base.with_extension("io.npz")).unwrap_or_else(|e| panic!("{name} {dtype}: {e}"));
+    let (model, io) = load(name, dtype, &dev, architecture);
 
     let x: Tensor<S, E, Cpu> = dev.tensor_from_vec(E::values(&io["input"]), S::default());
     let mut grads = model.try_alloc_grads().unwrap();
@@ -110,7 +105,35 @@ where
         &grads.get(&x).as_vec(),
         &E::values(&io["grad_input"]),
     );
-    let mut by_name = GradientsByName(&grads, BTreeMap::new());
+    check_parameter_gradients(name, dtype, &model, &grads, &io);
+}
+
+/// The model of `A` with `<name>_<dtype>.state.npz` loaded (strictly: the keys must be
+/// the architecture's), and the fixture's arrays.
+fn load<A: BuildOnDevice<E, Cpu>, E: Tolerance>(
+    name: &str,
+    dtype: &str,
+    dev: &Cpu,
+    architecture: A,
+) -> (A::Built, BTreeMap<String, Array>) {
+    let base = models_dir().join(format!("{name}_{dtype}"));
+    let mut model = dev.build_module_with::<A, E>(architecture);
+    model
+        .load(base.with_extension("state.npz"))
+        .unwrap_or_else(|e| panic!("{name} {dtype}: {e}"));
+    let io = npz::read_npz(&base.with_extension("io.npz")).unwrap_or_else(|e| panic!("{name} {dtype}: {e}"));
+    (model, io)
+}
+
+/// Every parameter's gradient against the fixture's `grad.<key>`, and the same keys.
+fn check_parameter_gradients<M: VisitParameters<E, Cpu>, E: Tolerance>(
+    name: &str,
+    dtype: &str,
+    model: &M,
+    grads: &Gradients<E, Cpu>,
+    io: &BTreeMap<String, Array>,
+) {
+    let mut by_name = GradientsByName(grads, BTreeMap::new());
     model.visit_parameters(&mut by_name).unwrap();
     let expected: Vec<&str> = io.keys().filter_map(|k| k.strip_prefix("grad.")).collect();
     assert_eq!(
@@ -127,15 +150,45 @@ where
     }
 }
 
+/// [`check`] for a model that takes indices (int64 in the fixture): no input gradient.
+fn check_indices<A, S, O, E>(name: &str, architecture: A)
+where
+    A: BuildOnDevice<E, Cpu>,
+    A::Built: Module<Tensor<S, usize, Cpu, OwnedTape<E, Cpu>>, Output = Traced<O, E>>,
+    S: ConstShape,
+    O: Shape,
+    E: Tolerance,
+    Cpu: BinaryKernel<Mul, E> + SumKernel<E>,
+{
+    let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
+    let dev = Cpu::seed_from_u64(0);
+    let (model, io) = load(name, dtype, &dev, architecture);
+    let Data::I64(indices) = &io["input"].data else {
+        panic!("{name}: the input is not int64 indices")
+    };
+    let indices: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
+    let x: Tensor<S, usize, Cpu> = TensorCreation::<usize>::tensor_from_vec(&dev, indices, S::default());
+    let y = model.forward(x.traced_indices(model.try_alloc_grads().unwrap()));
+    assert_close(
+        &format!("{name} {dtype} output"),
+        &y.as_vec(),
+        &E::values(&io["output"]),
+    );
+    let upstream = dev.tensor_from_vec(E::values(&io["grad_output"]), *y.shape());
+    let grads = (y * upstream).flatten().sum::<Rank0, _>().backward();
+    check_parameter_gradients(name, dtype, &model, &grads, &io);
+}
+
 /// One test per fixture model, in f32 and f64: the architecture PyTorch's module
-/// corresponds to, and the input's shape.
+/// corresponds to (its default, or the value after `=`), and the input's shape
+/// (`indices` before it for int64 inputs).
 macro_rules! models {
-    ($($name:ident: $architecture:ty, $input:ty;)+) => {
+    ($($name:ident: $architecture:ty $(= $value:expr)?, $(#[$indices:ident])? $input:ty;)+) => {
         $(
             #[test]
             fn $name() {
-                check::<$architecture, $input, _, f32>(stringify!($name));
-                check::<$architecture, $input, _, f64>(stringify!($name));
+                models!(@check $name, $architecture $(= $value)?, $($indices)? $input, f32);
+                models!(@check $name, $architecture $(= $value)?, $($indices)? $input, f64);
             }
         )+
 
@@ -149,6 +202,18 @@ macro_rules! models {
                 assert!(known.contains(&model), "no test for the fixture model {model} ({file})");
             }
         }
+    };
+    (@check $name:ident, $architecture:ty, $input:ty, $dtype:ty) => {
+        check::<$architecture, $input, _, $dtype>(stringify!($name), <$architecture>::default())
+    };
+    (@check $name:ident, $architecture:ty = $value:expr, $input:ty, $dtype:ty) => {
+        check::<$architecture, $input, _, $dtype>(stringify!($name), $value)
+    };
+    (@check $name:ident, $architecture:ty, indices $input:ty, $dtype:ty) => {
+        check_indices::<$architecture, $input, _, $dtype>(stringify!($name), <$architecture>::default())
+    };
+    (@check $name:ident, $architecture:ty = $value:expr, indices $input:ty, $dtype:ty) => {
+        check_indices::<$architecture, $input, _, $dtype>(stringify!($name), $value)
     };
 }
 
@@ -167,4 +232,11 @@ models! {
         (Linear<4, 3>, LogSoftmax),
     ), Rank2<7, 3>;
     nested_softmax: (Linear<3, 4>, (Linear<4, 4>, ReLU), Linear<4, 5>, Softmax), Rank2<2, 3>;
+    layer_norm: (Linear<4, 6>, LayerNorm<6>), Rank3<2, 5, 4>;
+    layer_norm_no_bias: (Linear<5, 5>, LayerNorm<5>) = (Linear::default(), LayerNorm { bias: false, ..Default::default() }), Rank2<3, 5>;
+    layer_norm_no_affine: (Linear<3, 4>, LayerNorm<4>) = (Linear::default(), LayerNorm { elementwise_affine: false, ..Default::default() }), Rank1<3>;
+    rms_norm: (Linear<4, 6>, RMSNorm<6>), Rank3<2, 3, 4>;
+    rms_norm_eps: (Linear<4, 6>, RMSNorm<6>) = (Linear::default(), RMSNorm { eps: Some(1e-3), ..Default::default() }), Rank2<5, 4>;
+    embedding: (Embedding<10, 4>, Linear<4, 3>) = (Embedding::default().padding_idx(0), Linear::default()), #[indices] Rank2<2, 5>;
+    embedding_plain: Embedding<7, 3>, #[indices] Rank1<6>;
 }

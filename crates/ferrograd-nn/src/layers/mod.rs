@@ -2,10 +2,16 @@
 
 pub mod activations;
 pub mod dropout;
+pub mod embedding;
+pub mod features;
 pub mod linear;
+pub mod normalization;
 pub mod residual;
 
 pub use activations::{GELU, GELUTanh, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh};
 pub use dropout::Dropout;
+pub use embedding::{Embedding, EmbeddingConfig};
+pub use features::FeaturesLast;
 pub use linear::{Linear, LinearConfig, LinearNoBias};
+pub use normalization::{LayerNorm, LayerNormConfig, RMSNorm, RMSNormConfig};
 pub use residual::{ParallelAdd, Residual};
