@@ -46,7 +46,9 @@ fn element(x: f64, t: f64, log_target: bool) -> Pointwise {
 /// `F.kl_div(input, target, reduction=..., log_target=...)`): `input` holds
 /// log-probabilities (as from `log_softmax`), `target` probabilities, or
 /// log-probabilities with `log_target`; per element `target·(ln target − input)`
-/// (0 where the target is 0), reduced. Both operands may be traced.
+/// (0 where the target is 0), reduced. Both operands may be traced. Where a
+/// probability target is exactly 0, its own gradient is `−∞` here (the limit of
+/// `ln t + 1 − x`) and NaN in PyTorch; pass such targets untraced.
 ///
 /// ```
 /// use ferrograd_autodiff::prelude::*;
