@@ -24,7 +24,7 @@ and each case becomes `OUT_DIR/<family>/<case name>_<dtype>.npz`, holding
                     gives a tuple (`torch.max(x, dim)`: values, indices); then meta
                     also lists them all as `outputs`
     grad_input<i>   d(sum over k of sum(output<k> * grad_output<k>)) / d input<i>
-                    (float inputs only)
+                    (float inputs only, except those made `.no_grad()`)
 
 While a case runs, torch's default dtype is the case's, so ops that make float
 tensors of their own (`arange`, a one-hot cast to float) make them in that dtype.
@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from spec import Case  # noqa: E402
 
 # One module `cases_<family>.py` per family; the fixtures go to `<family>/`.
-FAMILIES = ["unary", "scalar", "binary", "compare", "reduce", "views", "matmul", "softmax", "join", "index"]
+FAMILIES = ["unary", "scalar", "binary", "compare", "reduce", "views", "matmul", "softmax", "join", "index", "loss"]
 
 # Modules that write fixtures of their own layout: `write_fixtures(out_dir, write_npz,
 # seed_of, DTYPES)` returns how many files it wrote.
@@ -110,9 +110,9 @@ def run_case(family: str, case: Case, fn, dtype: str) -> dict:
         else:
             assert spec.kind == "float", (case.name, spec.kind)
             base = raw.astype(np_dtype)
-            leaf = torch.from_numpy(base.copy()).requires_grad_(True)
+            leaf = torch.from_numpy(base.copy()).requires_grad_(spec.grad)
         arrays[f"input{i}"] = base
-        leaves.append(leaf if spec.kind == "float" else None)
+        leaves.append(leaf if spec.kind == "float" and spec.grad else None)
         args.append(leaf.permute(*spec.permute) if spec.permute is not None else leaf)
         inputs_meta.append(
             {

@@ -29,17 +29,25 @@ class Input:
     them as `usize` tensors, which get no gradient) values of `shape`. With `permute`, the op receives the view
     `base.permute(permute)` of the contiguous base tensor, in PyTorch and in Rust,
     and the fixture stores the base and the gradient with respect to the base.
+    A float input with `grad=False` (`.no_grad()`: a loss's class weights, say) gets
+    no gradient and so no `grad_input<i>`.
     """
 
     shape: tuple
     make: Callable[[np.random.Generator, tuple], np.ndarray]
     kind: str = "float"  # "float" (gets a gradient), "bool" or "index"
     permute: Optional[tuple] = None
+    grad: bool = True
 
     def permuted(self, *axes: int) -> "Input":
         """This input seen through `permute(axes)` (a non-contiguous view)."""
         assert sorted(axes) == list(range(len(self.shape))), axes
-        return Input(self.shape, self.make, self.kind, tuple(axes))
+        return Input(self.shape, self.make, self.kind, tuple(axes), self.grad)
+
+    def no_grad(self) -> "Input":
+        """This float input as a constant: PyTorch computes no gradient for it."""
+        assert self.kind == "float", self.kind
+        return Input(self.shape, self.make, self.kind, self.permute, False)
 
 
 def normal(*shape: int, scale: float = 1.0, shift: float = 0.0) -> Input:

@@ -412,8 +412,9 @@ fn fixture_root() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
-/// Fixture folders that other crates' tests read: layers and whole models
-/// (`ferrograd-nn`), losses (`ferrograd-nn`), optimizers (`ferrograd-optim`).
+/// Fixture folders that other crates' tests read: whole models and losses
+/// (`ferrograd-nn`'s `tests/models.rs` and `tests/losses_parity.rs`), optimizers
+/// (`ferrograd-optim`).
 const OTHER_CRATES_FOLDERS: [&str; 3] = ["models", "loss", "optim"];
 
 /// Every `.npz` below `dir` (but not in [`OTHER_CRATES_FOLDERS`]), sorted.

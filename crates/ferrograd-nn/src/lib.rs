@@ -1,5 +1,5 @@
-//! Neural-network building blocks for ferrograd: modules and layers, and checkpoints
-//! that PyTorch reads, with PyTorch's defaults and `state_dict` names.
+//! Neural-network building blocks for ferrograd: modules and layers, losses, and
+//! checkpoints that PyTorch reads, with PyTorch's defaults and `state_dict` names.
 //!
 //! An architecture is a type free of device and dtype — a layer such as
 //! [`Linear<784, 128>`](Linear), or a tuple of them run in sequence (PyTorch's
@@ -27,12 +27,16 @@
 //! # Ok::<(), Error>(())
 //! ```
 //!
+//! [`losses`] holds PyTorch's loss functions (`mse_loss`, `cross_entropy`, `kl_div`, …),
+//! each with mean, sum and unreduced forms.
+//!
 //! Consecutive layers whose sizes disagree (`(Linear<784, 128>, Linear<64, 10>)`) do not
 //! compile: the error says which layer cannot take which input.
 
 pub mod checkpoint;
 mod init;
 pub mod layers;
+pub mod losses;
 mod module;
 mod tuples;
 
