@@ -54,6 +54,10 @@ from spec import Case  # noqa: E402
 # One module `cases_<family>.py` per family; the fixtures go to `<family>/`.
 FAMILIES = ["unary", "scalar", "binary", "compare", "reduce", "views", "matmul", "softmax", "join", "index"]
 
+# Families that are not op cases write their fixtures themselves: `cases_<family>.py`
+# defines `generate(out_dir, write_npz, seed_of) -> count`; they go to `<family>/`.
+GENERATORS = ["optim"]
+
 DTYPES = {"f32": (np.float32, torch.float32), "f64": (np.float64, torch.float64)}
 NP_DTYPE_NAMES = {
     np.dtype(np.float32): "f32",
@@ -199,6 +203,9 @@ def main(argv: list) -> int:
                     raise SystemExit(f"case `{case.name}` ({dtype}) in cases_{family}: {type(e).__name__}: {e}")
                 write_npz(os.path.join(out_dir, family, f"{case.name}_{dtype}.npz"), arrays)
                 count += 1
+    for family in GENERATORS:
+        module = importlib.import_module(f"cases_{family}")
+        count += module.generate(os.path.join(out_dir, family), write_npz, seed_of)
     print(f"wrote {count} fixtures ({len(names)} cases, {len(ops_seen)} ops) with torch {torch.__version__}, "
           f"numpy {np.__version__}", file=sys.stderr)
     return 0
