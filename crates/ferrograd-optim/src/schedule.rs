@@ -499,6 +499,10 @@ impl Default for OneCycleConfig {
 /// `max_lr / div_factor` to `max_lr`, then falls far below the start, over
 /// `total_steps` steps. It sets the groups' initial rates itself.
 ///
+/// As in PyTorch, the schedule may be stepped `total_steps` times, the last step one
+/// past the end of the last phase (the anneal carries on past its end); with a linear
+/// anneal that rate can fall below zero, which is an error here.
+///
 /// PyTorch also cycles the momentum (or Adam's β₁) inversely by default
 /// (`cycle_momentum=True`); this schedule drives the learning rates only, which are
 /// the same either way.
