@@ -373,7 +373,11 @@ impl<C: UpdateRule, E: Dtype, D: Storage<E>> Core<C, E, D> {
             });
         }
         let state = self.entry(parameter, dims);
-        if state.dims != dims {
+        if state.buffers.iter().all(Option::is_none) {
+            // The first buffer of this parameter (a step count alone has no dims).
+            state.dims.clear();
+            state.dims.extend_from_slice(dims);
+        } else if state.dims != dims {
             return Err(Error::ShapeMismatch {
                 op: "load_state",
                 message: format!(
