@@ -16,6 +16,8 @@
 //!
 //! [`VisitParameters`]: ferrograd_autodiff::VisitParameters
 
+#![warn(missing_docs)]
+
 mod adagrad;
 mod adam;
 mod clip;

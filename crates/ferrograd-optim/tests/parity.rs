@@ -68,7 +68,9 @@ fn compare(what: &str, got: &[f64], expected: &[f64], rtol: f64, atol: f64) -> R
         return Err(format!("{what}: {} values, PyTorch has {}", got.len(), expected.len()));
     }
     for (i, (&g, &e)) in got.iter().zip(expected).enumerate() {
-        if !((g - e).abs() <= atol + rtol * e.abs()) {
+        // Written so that a NaN on either side fails.
+        let within = (g - e).abs() <= atol + rtol * e.abs();
+        if !within {
             return Err(format!(
                 "{what}[{i}]: ferrograd {g}, PyTorch {e} (differ by {:e})",
                 (g - e).abs()
