@@ -58,6 +58,10 @@ FAMILIES = ["unary", "scalar", "binary", "compare", "reduce", "views", "matmul",
 # seed_of, DTYPES)` returns how many files it wrote.
 WRITERS = ["models"]
 
+# Families that are not op cases write their fixtures themselves: `cases_<family>.py`
+# defines `generate(out_dir, write_npz, seed_of) -> count`; they go to `<family>/`.
+GENERATORS = ["optim"]
+
 DTYPES = {"f32": (np.float32, torch.float32), "f64": (np.float64, torch.float64)}
 NP_DTYPE_NAMES = {
     np.dtype(np.float32): "f32",
@@ -206,6 +210,9 @@ def main(argv: list) -> int:
     # Whole models, written by modules of their own (see models.py).
     for writer in WRITERS:
         count += importlib.import_module(writer).write_fixtures(out_dir, write_npz, seed_of, DTYPES)
+    for family in GENERATORS:
+        module = importlib.import_module(f"cases_{family}")
+        count += module.generate(os.path.join(out_dir, family), write_npz, seed_of)
     print(f"wrote {count} fixtures ({len(names)} cases, {len(ops_seen)} ops) with torch {torch.__version__}, "
           f"numpy {np.__version__}", file=sys.stderr)
     return 0

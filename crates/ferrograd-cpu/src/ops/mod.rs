@@ -6,5 +6,6 @@ mod copy;
 mod elementwise;
 mod index;
 mod matmul;
+mod optimizer;
 mod reduce;
 mod softmax;

@@ -10,5 +10,6 @@ pub mod copy;
 pub mod elementwise;
 pub mod index;
 pub mod matmul;
+pub mod optimizer;
 pub mod reduce;
 pub mod softmax;
