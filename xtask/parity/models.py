@@ -3,12 +3,14 @@
 For each model below and each dtype, `generate.py` calls `write_fixtures`, which writes
 into `OUT_DIR/models/`:
 
-    <name>_<dtype>.state.npz   the module's state_dict, exactly as a user exports it:
+    <name>_<dtype>.state.npz   the module's state_dict before the forward pass, exactly
+                               as a user exports it:
                                {k: v.numpy() for k, v in model.state_dict().items()}
     <name>_<dtype>.io.npz      input, output (eval mode), grad_output, grad_input (the
                                input's gradient of sum(output * grad_output); none for
-                               int64 indices), and grad.<key> for each parameter's
-                               gradient
+                               int64 indices), grad.<key> for each parameter's
+                               gradient, and for models named train_* (run in training
+                               mode) after.<key>: each buffer after the forward pass
 
 The Rust side (`crates/ferrograd-nn/tests/models.rs`) builds the matching ferrograd
 architecture, loads the state file with `load`, and compares everything. Weights come
@@ -83,18 +85,47 @@ def embedding_plain():
     return nn.Embedding(7, 3), ("indices", (6,), 7)
 
 
+def batch_norm():
+    # Inference: running statistics (randomised below).
+    return nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6)), (5, 4)
+
+
+def batch_norm_sequence():
+    return nn.BatchNorm1d(3), (2, 3, 5)
+
+
+def train_batch_norm():
+    # Training mode: batch statistics; the fixture also holds the buffers after the step.
+    return nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6)), (8, 4)
+
+
+def train_batch_norm_cumulative():
+    # momentum=None: the running statistics are a cumulative average.
+    return nn.BatchNorm1d(3, momentum=None), (4, 3, 5)
+
+
+def train_batch_norm_no_affine():
+    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, affine=False, momentum=0.3)), (6, 3)
+
+
 MODELS = [mlp, linear_no_bias, linear_sequence, linear_one_sample, activations, nested_softmax,
           layer_norm, layer_norm_no_bias, layer_norm_no_affine, rms_norm, rms_norm_eps,
-          embedding, embedding_plain]
+          embedding, embedding_plain, batch_norm, batch_norm_sequence, train_batch_norm,
+          train_batch_norm_cumulative, train_batch_norm_no_affine]
 
 
 def randomize_norms(model, rng, np_dtype):
     """Norm layers start at ones and zeros, which would hide a swapped weight and bias."""
     for module in model.modules():
-        if isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+        if isinstance(module, (nn.LayerNorm, nn.RMSNorm, nn.BatchNorm1d)):
             for parameter in module.parameters():
                 values = rng.standard_normal(tuple(parameter.shape)).astype(np_dtype)
                 parameter.data.copy_(torch.from_numpy(values))
+        if isinstance(module, nn.BatchNorm1d):
+            shape = tuple(module.running_mean.shape)
+            module.running_mean.copy_(torch.from_numpy(rng.standard_normal(shape).astype(np_dtype)))
+            module.running_var.copy_(torch.from_numpy(rng.uniform(0.5, 2.0, shape).astype(np_dtype)))
+            module.num_batches_tracked.fill_(3)
 
 
 def write_fixtures(out_dir, write_npz, seed_of, dtypes):
@@ -107,7 +138,8 @@ def write_fixtures(out_dir, write_npz, seed_of, dtypes):
         for dtype, (np_dtype, torch_dtype) in dtypes.items():
             torch.manual_seed(seed_of(name))
             model, input_shape = make()
-            model = model.to(torch_dtype).eval()
+            model = model.to(torch_dtype)
+            model.train(name.startswith("train_"))
             rng = np.random.default_rng(seed_of(name + dtype))
             randomize_norms(model, rng, np_dtype)
             if input_shape[0] == "indices":
@@ -116,10 +148,10 @@ def write_fixtures(out_dir, write_npz, seed_of, dtypes):
                 x.view(-1)[0] = 0  # the padding index, where there is one
             else:
                 x = torch.tensor(rng.standard_normal(input_shape).astype(np_dtype), requires_grad=True)
+            state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
             out = model(x)
             grad_output = torch.tensor(rng.standard_normal(tuple(out.shape)).astype(np_dtype))
             (out * grad_output).sum().backward()
-            state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
             io_arrays = {
                 "input": x.detach().numpy(),
                 "output": out.detach().numpy(),
@@ -129,6 +161,9 @@ def write_fixtures(out_dir, write_npz, seed_of, dtypes):
                 io_arrays["grad_input"] = x.grad.numpy()
             for key, parameter in model.named_parameters():
                 io_arrays[f"grad.{key}"] = parameter.grad.numpy()
+            if name.startswith("train_"):
+                for key, buffer in model.named_buffers():
+                    io_arrays[f"after.{key}"] = buffer.numpy()
             base = os.path.join(out_dir, "models", f"{name}_{dtype}")
             write_npz(base + ".state.npz", state)
             write_npz(base + ".io.npz", io_arrays)

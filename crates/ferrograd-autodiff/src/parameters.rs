@@ -14,6 +14,21 @@ use ferrograd_shapes::Shape;
 pub trait ParameterVisitor<E: Dtype, D: Storage<E>> {
     /// Called once per parameter, with its full name.
     fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error>;
+
+    /// Called once per buffer: state saved with the model that is not trained, such as
+    /// batch norm's `running_mean` (PyTorch's `register_buffer`). Optimizers and
+    /// gradient allocation ignore buffers (the default); checkpoints save them.
+    fn visit_buffer<S: Shape>(&mut self, name: &str, buffer: &Tensor<S, E, D>) -> Result<(), Error> {
+        let _ = (name, buffer);
+        Ok(())
+    }
+
+    /// Called once per integer counter kept with the model, such as batch norm's
+    /// `num_batches_tracked` (an int64 in PyTorch's `state_dict`). Ignored by default.
+    fn visit_count(&mut self, name: &str, count: u64) -> Result<(), Error> {
+        let _ = (name, count);
+        Ok(())
+    }
 }
 
 /// Receives each parameter of a model, to change (an optimizer step, loading a
@@ -22,6 +37,20 @@ pub trait ParameterVisitor<E: Dtype, D: Storage<E>> {
 pub trait ParameterVisitorMut<E: Dtype, D: Storage<E>> {
     /// Called once per parameter, with its full name.
     fn visit_mut<S: Shape>(&mut self, name: &str, parameter: &mut Tensor<S, E, D>) -> Result<(), Error>;
+
+    /// Called once per buffer (see [`ParameterVisitor::visit_buffer`]), to change it
+    /// (loading a checkpoint). Ignored by default.
+    fn visit_buffer_mut<S: Shape>(&mut self, name: &str, buffer: &mut Tensor<S, E, D>) -> Result<(), Error> {
+        let _ = (name, buffer);
+        Ok(())
+    }
+
+    /// Called once per integer counter (see [`ParameterVisitor::visit_count`]), to
+    /// change it. Ignored by default.
+    fn visit_count_mut(&mut self, name: &str, count: &mut u64) -> Result<(), Error> {
+        let _ = (name, count);
+        Ok(())
+    }
 }
 
 /// A model, or any part of one, whose parameters can be visited by name.
@@ -156,12 +185,32 @@ impl<E: Dtype, D: Storage<E>, V: ParameterVisitor<E, D>> ParameterVisitor<E, D> 
         self.full_name(name);
         self.inner.visit(&self.name, parameter)
     }
+
+    fn visit_buffer<S: Shape>(&mut self, name: &str, buffer: &Tensor<S, E, D>) -> Result<(), Error> {
+        self.full_name(name);
+        self.inner.visit_buffer(&self.name, buffer)
+    }
+
+    fn visit_count(&mut self, name: &str, count: u64) -> Result<(), Error> {
+        self.full_name(name);
+        self.inner.visit_count(&self.name, count)
+    }
 }
 
 impl<E: Dtype, D: Storage<E>, V: ParameterVisitorMut<E, D>> ParameterVisitorMut<E, D> for Prefixed<'_, V> {
     fn visit_mut<S: Shape>(&mut self, name: &str, parameter: &mut Tensor<S, E, D>) -> Result<(), Error> {
         self.full_name(name);
         self.inner.visit_mut(&self.name, parameter)
+    }
+
+    fn visit_buffer_mut<S: Shape>(&mut self, name: &str, buffer: &mut Tensor<S, E, D>) -> Result<(), Error> {
+        self.full_name(name);
+        self.inner.visit_buffer_mut(&self.name, buffer)
+    }
+
+    fn visit_count_mut(&mut self, name: &str, count: &mut u64) -> Result<(), Error> {
+        self.full_name(name);
+        self.inner.visit_count_mut(&self.name, count)
     }
 }
 

@@ -114,10 +114,10 @@ pub trait Checkpoint<E: CheckpointElement, D: Storage<E>>: VisitParameters<E, D>
                 names: BTreeSet::new(),
             };
             self.visit_parameters(&mut writer)?;
-            let file = writer.zip.finish().map_err(|e| Error::Checkpoint {
-                path: path.display().to_string(),
-                message: format!("cannot finish the zip: {e}"),
-            })?;
+            let file = writer
+                .zip
+                .finish()
+                .map_err(|e| unnamed(format!("cannot finish the zip: {e}")))?;
             Ok(file)
         })
         .map_err(|error| with_path(error, path))
@@ -144,7 +144,7 @@ pub trait Checkpoint<E: CheckpointElement, D: Storage<E>>: VisitParameters<E, D>
 
         let mut expected = Expected::default();
         self.visit_parameters(&mut expected)?;
-        let wanted: BTreeSet<&str> = expected.parameters.iter().map(|p| p.name.as_str()).collect();
+        let wanted: BTreeSet<&str> = expected.entries.iter().map(|p| p.name.as_str()).collect();
         let report = LoadReport {
             missing_keys: wanted
                 .iter()
@@ -167,12 +167,15 @@ pub trait Checkpoint<E: CheckpointElement, D: Storage<E>>: VisitParameters<E, D>
 
         // Everything is read and checked before the model changes.
         let mut values = BTreeMap::new();
-        for parameter in &expected.parameters {
-            let Some(&index) = entries.get(&parameter.name) else {
+        for entry in &expected.entries {
+            let Some(&index) = entries.get(&entry.name) else {
                 continue;
             };
-            let array = read_array::<E, _>(&mut archive, index, &parameter.name, &parameter.dims).map_err(context)?;
-            values.insert(parameter.name.clone(), array);
+            let value = match &entry.kind {
+                Kind::Floats(dims) => read_array::<E, _>(&mut archive, index, &entry.name, dims).map(Loaded::Floats),
+                Kind::Count => read_count(&mut archive, index, &entry.name).map(Loaded::Count),
+            };
+            values.insert(entry.name.clone(), value.map_err(context)?);
         }
         self.visit_parameters_mut(&mut Assign { values: &mut values })?;
         Ok(report)
@@ -187,80 +190,161 @@ struct NpzWriter<W: Write + Seek> {
     names: BTreeSet<String>,
 }
 
-impl<E: CheckpointElement, D: Storage<E>, W: Write + Seek> ParameterVisitor<E, D> for NpzWriter<W> {
-    fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
-        let fail = |message: String| Error::Checkpoint {
-            path: String::new(),
-            message,
-        };
+impl<W: Write + Seek> NpzWriter<W> {
+    /// Starts the entry `name.npy`, refusing a name used twice.
+    fn start(&mut self, name: &str, bytes: usize) -> Result<(), Error> {
         if !self.names.insert(name.to_string()) {
-            return Err(fail(format!("the model has two parameters named {name:?}")));
+            return Err(unnamed(format!("the model has two tensors named {name:?}")));
         }
-        let values = parameter.try_as_vec()?;
-        let shape: Vec<u64> = parameter.layout().dims().iter().map(|&d| d as u64).collect();
         // Stored, not deflated: as numpy's `savez`, and quick for large models.
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
-            .large_file(values.len() * E::BYTES >= u32::MAX as usize);
+            .large_file(bytes >= u32::MAX as usize);
         self.zip
             .start_file(format!("{name}.npy"), options)
-            .map_err(|e| fail(format!("cannot write {name:?}: {e}")))?;
+            .map_err(|e| unnamed(format!("cannot write {name:?}: {e}")))
+    }
+
+    /// Writes `values` of `shape` as the entry `name.npy`.
+    fn write<T: npyz::AutoSerialize>(&mut self, name: &str, shape: &[u64], values: Vec<T>) -> Result<(), Error> {
+        self.start(name, values.len() * size_of::<T>())?;
         let write = |zip: &mut zip::ZipWriter<W>| -> std::io::Result<()> {
             use npyz::WriterBuilder;
-            let mut writer = npyz::WriteOptions::<E>::new()
+            let mut writer = npyz::WriteOptions::<T>::new()
                 .default_dtype()
-                .shape(&shape)
+                .shape(shape)
                 .writer(zip)
                 .begin_nd()?;
             writer.extend(values)?;
             writer.finish()
         };
-        write(&mut self.zip).map_err(|e| fail(format!("cannot write {name:?}: {e}")))
+        write(&mut self.zip).map_err(|e| unnamed(format!("cannot write {name:?}: {e}")))
+    }
+
+    fn write_tensor<S: Shape, E: CheckpointElement, D: Storage<E>>(
+        &mut self,
+        name: &str,
+        tensor: &Tensor<S, E, D>,
+    ) -> Result<(), Error> {
+        let shape: Vec<u64> = tensor.layout().dims().iter().map(|&d| d as u64).collect();
+        self.write(name, &shape, tensor.try_as_vec()?)
     }
 }
 
-/// A parameter's name and dims, as the model has them.
-struct ExpectedParameter {
-    name: String,
-    dims: Vec<usize>,
+/// A checkpoint error whose file the caller fills in ([`with_path`]).
+fn unnamed(message: String) -> Error {
+    Error::Checkpoint {
+        path: String::new(),
+        message,
+    }
 }
 
-/// Collects the model's parameters' names and dims.
+impl<E: CheckpointElement, D: Storage<E>, W: Write + Seek> ParameterVisitor<E, D> for NpzWriter<W> {
+    fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
+        self.write_tensor(name, parameter)
+    }
+
+    fn visit_buffer<S: Shape>(&mut self, name: &str, buffer: &Tensor<S, E, D>) -> Result<(), Error> {
+        self.write_tensor(name, buffer)
+    }
+
+    fn visit_count(&mut self, name: &str, count: u64) -> Result<(), Error> {
+        // PyTorch keeps counters as int64 scalars.
+        let count = i64::try_from(count).map_err(|_| unnamed(format!("{name:?}: {count} does not fit an int64")))?;
+        self.write(name, &[], vec![count])
+    }
+}
+
+/// What the model holds under one key.
+enum Kind {
+    /// A parameter or buffer of these dims.
+    Floats(Vec<usize>),
+    /// An integer counter.
+    Count,
+}
+
+/// A key of the model's, and what it holds.
+struct ExpectedEntry {
+    name: String,
+    kind: Kind,
+}
+
+/// Collects the model's keys: parameters, buffers and counters.
 #[derive(Default)]
 struct Expected {
-    parameters: Vec<ExpectedParameter>,
+    entries: Vec<ExpectedEntry>,
+}
+
+impl Expected {
+    fn push(&mut self, name: &str, kind: Kind) {
+        self.entries.push(ExpectedEntry {
+            name: name.to_string(),
+            kind,
+        });
+    }
 }
 
 impl<E: Dtype, D: Storage<E>> ParameterVisitor<E, D> for Expected {
     fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
-        self.parameters.push(ExpectedParameter {
-            name: name.to_string(),
-            dims: parameter.layout().dims().to_vec(),
-        });
+        self.push(name, Kind::Floats(parameter.layout().dims().to_vec()));
+        Ok(())
+    }
+
+    fn visit_buffer<S: Shape>(&mut self, name: &str, buffer: &Tensor<S, E, D>) -> Result<(), Error> {
+        self.push(name, Kind::Floats(buffer.layout().dims().to_vec()));
+        Ok(())
+    }
+
+    fn visit_count(&mut self, name: &str, _: u64) -> Result<(), Error> {
+        self.push(name, Kind::Count);
         Ok(())
     }
 }
 
-/// Puts the values read into the parameters, keeping each parameter's id.
+/// A value read from the file, checked against the model's.
+enum Loaded<E> {
+    Floats(Vec<E>),
+    Count(u64),
+}
+
+/// Puts the values read into the parameters, buffers and counters, keeping each
+/// tensor's id.
 struct Assign<'a, E> {
-    values: &'a mut BTreeMap<String, Vec<E>>,
+    values: &'a mut BTreeMap<String, Loaded<E>>,
+}
+
+impl<E: Dtype> Assign<'_, E> {
+    fn assign<S: Shape, D: Storage<E>>(&mut self, name: &str, tensor: &mut Tensor<S, E, D>) -> Result<(), Error> {
+        let Some(Loaded::Floats(values)) = self.values.remove(name) else {
+            return Ok(());
+        };
+        // Built tensors are contiguous from offset 0; anything else would be a view
+        // into a buffer the new values cannot simply replace.
+        if !tensor.layout().is_contiguous() || tensor.layout().offset() != 0 {
+            return Err(Error::InvalidArgument {
+                op: "load",
+                message: format!("{name:?} is a strided view; load needs contiguous tensors"),
+            });
+        }
+        let buffer = tensor.device().try_from_host(values)?;
+        *tensor.storage_mut() = buffer;
+        Ok(())
+    }
 }
 
 impl<E: Dtype, D: Storage<E>> ParameterVisitorMut<E, D> for Assign<'_, E> {
     fn visit_mut<S: Shape>(&mut self, name: &str, parameter: &mut Tensor<S, E, D>) -> Result<(), Error> {
-        let Some(values) = self.values.remove(name) else {
-            return Ok(());
-        };
-        let buffer = parameter.device().try_from_host(values)?;
-        // Built parameters are contiguous from offset 0; anything else would be a view
-        // into a buffer the new values cannot simply replace.
-        if !parameter.layout().is_contiguous() || parameter.layout().offset() != 0 {
-            return Err(Error::InvalidArgument {
-                op: "load",
-                message: format!("parameter {name:?} is a strided view; load needs contiguous parameters"),
-            });
+        self.assign(name, parameter)
+    }
+
+    fn visit_buffer_mut<S: Shape>(&mut self, name: &str, buffer: &mut Tensor<S, E, D>) -> Result<(), Error> {
+        self.assign(name, buffer)
+    }
+
+    fn visit_count_mut(&mut self, name: &str, count: &mut u64) -> Result<(), Error> {
+        if let Some(Loaded::Count(value)) = self.values.remove(name) {
+            *count = value;
         }
-        *parameter.storage_mut() = buffer;
         Ok(())
     }
 }
@@ -290,27 +374,25 @@ fn index_entries<R: Read + Seek>(archive: &mut zip::ZipArchive<R>) -> Result<BTr
 /// The longest `.npy` header read: numpy writes a few dozen bytes for a float array.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// Reads entry `index` as an array of `E` with exactly `dims`, in row-major order.
-fn read_array<E: CheckpointElement, R: Read + Seek>(
+/// The bytes of entry `index`, refused when longer than `data_bytes` of data plus the
+/// longest header: nothing in a well-formed entry for the model's tensor is longer.
+fn read_entry<R: Read + Seek>(
     archive: &mut zip::ZipArchive<R>,
     index: usize,
     key: &str,
-    dims: &[usize],
-) -> Result<Vec<E>, String> {
-    let elements: usize = dims.iter().product();
-    let data_bytes = elements * E::BYTES;
-    // The magic string, version, header length and header, then the data: nothing in
-    // a well-formed entry for this parameter is longer.
+    data_bytes: usize,
+    what: &dyn Fn() -> String,
+) -> Result<Vec<u8>, String> {
+    // The magic string, version, header length and header, then the data.
     let limit = 12 + MAX_HEADER_BYTES + data_bytes;
     let entry = archive
         .by_index(index)
         .map_err(|e| format!("{key:?}: the entry is unreadable: {e}"))?;
     if entry.size() > limit as u64 {
         return Err(format!(
-            "{key:?}: the entry declares {} bytes; a {} array of {} takes {data_bytes} bytes of data",
+            "{key:?}: the entry declares {} bytes; {} takes {data_bytes} bytes of data",
             entry.size(),
-            E::NUMPY_NAME,
-            format_dims(dims),
+            what()
         ));
     }
     let mut bytes = Vec::with_capacity((entry.size() as usize).min(limit));
@@ -320,27 +402,37 @@ fn read_array<E: CheckpointElement, R: Read + Seek>(
         .map_err(|e| format!("{key:?}: the entry is damaged: {e}"))?;
     if bytes.len() > limit {
         return Err(format!(
-            "{key:?}: the entry holds more than the {limit} bytes a {} array of {} can take",
-            E::NUMPY_NAME,
-            format_dims(dims)
+            "{key:?}: the entry holds more than the {limit} bytes {} can take",
+            what()
         ));
     }
+    Ok(bytes)
+}
+
+/// Reads entry `index` as an array of `E` with exactly `dims`, in row-major order.
+fn read_array<E: CheckpointElement, R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    index: usize,
+    key: &str,
+    dims: &[usize],
+) -> Result<Vec<E>, String> {
+    let elements: usize = dims.iter().product();
+    let data_bytes = elements * E::BYTES;
+    let what = || format!("a {} array of {}", E::NUMPY_NAME, format_dims(dims));
+    let bytes = read_entry(archive, index, key, data_bytes, &what)?;
     let header = NpyHeader::parse(&bytes).map_err(|e| format!("{key:?}: not a valid .npy array: {e}"))?;
-    let expected_descr = format!("<{}", header.kind_and_size_for::<E>());
-    let little_endian = match header.descr.as_str() {
-        d if d == expected_descr => true,
-        d if d == format!(">{}", header.kind_and_size_for::<E>()) => false,
-        other => {
-            return Err(format!(
-                "{key:?}: the array is of dtype {other:?} ({}); the model's parameter is {} ({expected_descr:?})",
-                describe_descr(other),
-                E::NUMPY_NAME
-            ));
-        }
-    };
+    let code = format!("f{}", E::BYTES);
+    let little_endian = byte_order(&header.descr, &code).ok_or_else(|| {
+        format!(
+            "{key:?}: the array is of dtype {:?} ({}); the model's tensor is {} (\"<{code}\")",
+            header.descr,
+            describe_descr(&header.descr),
+            E::NUMPY_NAME
+        )
+    })?;
     if header.shape != dims {
         return Err(format!(
-            "{key:?}: the array's shape is {}; the model's parameter is {}",
+            "{key:?}: the array's shape is {}; the model's tensor is {}",
             format_dims(&header.shape),
             format_dims(dims)
         ));
@@ -348,10 +440,9 @@ fn read_array<E: CheckpointElement, R: Read + Seek>(
     let data = &bytes[header.data_start..];
     if data.len() != data_bytes {
         return Err(format!(
-            "{key:?}: the array's data is {} bytes; a {} array of {} takes {data_bytes}",
+            "{key:?}: the array's data is {} bytes; {} takes {data_bytes}",
             data.len(),
-            E::NUMPY_NAME,
-            format_dims(dims)
+            what()
         ));
     }
     let values: Vec<E> = data
@@ -363,6 +454,46 @@ fn read_array<E: CheckpointElement, R: Read + Seek>(
     } else {
         values
     })
+}
+
+/// Reads entry `index` as a counter: an int64 scalar, as PyTorch stores
+/// `num_batches_tracked`.
+fn read_count<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, index: usize, key: &str) -> Result<u64, String> {
+    let what = || "an int64 scalar".to_string();
+    let bytes = read_entry(archive, index, key, 8, &what)?;
+    let header = NpyHeader::parse(&bytes).map_err(|e| format!("{key:?}: not a valid .npy array: {e}"))?;
+    let little_endian = byte_order(&header.descr, "i8").ok_or_else(|| {
+        format!(
+            "{key:?}: the array is of dtype {:?} ({}); the model's counter is int64 (\"<i8\")",
+            header.descr,
+            describe_descr(&header.descr)
+        )
+    })?;
+    let data = &bytes[header.data_start..];
+    if !(header.shape.is_empty() || header.shape == [1]) || data.len() != 8 {
+        return Err(format!(
+            "{key:?}: the counter has shape {} and {} bytes of data; the model's is a scalar of 8",
+            format_dims(&header.shape),
+            data.len()
+        ));
+    }
+    let bytes: [u8; 8] = data.try_into().expect("checked to be 8 bytes");
+    let value = if little_endian {
+        i64::from_le_bytes(bytes)
+    } else {
+        i64::from_be_bytes(bytes)
+    };
+    u64::try_from(value).map_err(|_| format!("{key:?}: the counter is negative ({value})"))
+}
+
+/// Whether `descr` is the dtype `code` (`f4`, `i8`) little-endian (`Some(true)`) or
+/// big-endian (`Some(false)`); `None` for any other dtype.
+fn byte_order(descr: &str, code: &str) -> Option<bool> {
+    match descr.split_at_checked(1)? {
+        ("<", rest) if rest == code => Some(true),
+        (">", rest) if rest == code => Some(false),
+        _ => None,
+    }
 }
 
 /// The header of a `.npy` array of plain numbers.
@@ -459,11 +590,6 @@ impl NpyHeader {
             shape: shape.ok_or("its header has no 'shape'")?,
             data_start: 0,
         })
-    }
-
-    /// The dtype code without byte order that `E` has: `f4`, `f8`.
-    fn kind_and_size_for<E: CheckpointElement>(&self) -> String {
-        format!("f{}", E::BYTES)
     }
 }
 

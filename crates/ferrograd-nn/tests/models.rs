@@ -179,6 +179,80 @@ where
     check_parameter_gradients(name, dtype, &model, &grads, &io);
 }
 
+/// [`check`] for a model PyTorch ran in training mode (`train_*`): `forward_mut`, and
+/// every buffer and counter after the step against PyTorch's.
+fn check_train<A, S, O, E>(name: &str, architecture: A)
+where
+    A: BuildOnDevice<E, Cpu>,
+    A::Built: ModuleMut<Traced<S, E>, Output = Traced<O, E>>,
+    S: ConstShape,
+    O: Shape,
+    E: Tolerance,
+    Cpu: BinaryKernel<Mul, E> + SumKernel<E>,
+{
+    let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
+    let dev = Cpu::seed_from_u64(0);
+    let (mut model, io) = load(name, dtype, &dev, architecture);
+    let x: Tensor<S, E, Cpu> = dev.tensor_from_vec(E::values(&io["input"]), S::default());
+    let mut grads = model.try_alloc_grads().unwrap();
+    grads.try_alloc_for(&x).unwrap();
+    let y = model.forward_mut(x.clone().traced(grads));
+    assert_close(
+        &format!("{name} {dtype} output"),
+        &y.as_vec(),
+        &E::values(&io["output"]),
+    );
+    let upstream = dev.tensor_from_vec(E::values(&io["grad_output"]), *y.shape());
+    let grads = (y * upstream).flatten().sum::<Rank0, _>().backward();
+    assert_close(
+        &format!("{name} {dtype} input gradient"),
+        &grads.get(&x).as_vec(),
+        &E::values(&io["grad_input"]),
+    );
+    check_parameter_gradients(name, dtype, &model, &grads, &io);
+
+    /// Every buffer's values and every counter, by name.
+    struct Buffers<E>(BTreeMap<String, Vec<f64>>, std::marker::PhantomData<E>);
+    impl<E: Dtype> ParameterVisitor<E, Cpu> for Buffers<E> {
+        fn visit<S: Shape>(&mut self, _: &str, _: &Tensor<S, E, Cpu>) -> Result<(), Error> {
+            Ok(())
+        }
+        fn visit_buffer<S: Shape>(&mut self, name: &str, buffer: &Tensor<S, E, Cpu>) -> Result<(), Error> {
+            self.0
+                .insert(name.into(), buffer.as_vec().iter().map(|v| v.to_f64()).collect());
+            Ok(())
+        }
+        fn visit_count(&mut self, name: &str, count: u64) -> Result<(), Error> {
+            self.0.insert(name.into(), vec![count as f64]);
+            Ok(())
+        }
+    }
+    let mut buffers = Buffers::<E>(BTreeMap::new(), std::marker::PhantomData);
+    model.visit_parameters(&mut buffers).unwrap();
+    let expected: Vec<&str> = io.keys().filter_map(|k| k.strip_prefix("after.")).collect();
+    assert_eq!(
+        buffers.0.keys().collect::<Vec<_>>(),
+        expected,
+        "{name} {dtype}: buffers"
+    );
+    for (key, values) in &buffers.0 {
+        let theirs: Vec<f64> = match &io[&format!("after.{key}")].data {
+            Data::I64(v) => v.iter().map(|&c| c as f64).collect(),
+            _ => E::values(&io[&format!("after.{key}")])
+                .iter()
+                .map(|v| v.to_f64())
+                .collect(),
+        };
+        assert_eq!(values.len(), theirs.len(), "{name} {dtype} {key}: lengths differ");
+        for (i, (ours, theirs)) in values.iter().zip(&theirs).enumerate() {
+            assert!(
+                (ours - theirs).abs() <= E::ATOL + E::RTOL * theirs.abs(),
+                "{name} {dtype} {key} after the step [{i}]: ferrograd {ours}, PyTorch {theirs}"
+            );
+        }
+    }
+}
+
 /// One test per fixture model, in f32 and f64: the architecture PyTorch's module
 /// corresponds to (its default, or the value after `=`), and the input's shape
 /// (`indices` before it for int64 inputs).
@@ -208,6 +282,12 @@ macro_rules! models {
     };
     (@check $name:ident, $architecture:ty = $value:expr, $input:ty, $dtype:ty) => {
         check::<$architecture, $input, _, $dtype>(stringify!($name), $value)
+    };
+    (@check $name:ident, $architecture:ty, train $input:ty, $dtype:ty) => {
+        check_train::<$architecture, $input, _, $dtype>(stringify!($name), <$architecture>::default())
+    };
+    (@check $name:ident, $architecture:ty = $value:expr, train $input:ty, $dtype:ty) => {
+        check_train::<$architecture, $input, _, $dtype>(stringify!($name), $value)
     };
     (@check $name:ident, $architecture:ty, indices $input:ty, $dtype:ty) => {
         check_indices::<$architecture, $input, _, $dtype>(stringify!($name), <$architecture>::default())
@@ -239,4 +319,9 @@ models! {
     rms_norm_eps: (Linear<4, 6>, RMSNorm<6>) = (Linear::default(), RMSNorm { eps: Some(1e-3), ..Default::default() }), Rank2<5, 4>;
     embedding: (Embedding<10, 4>, Linear<4, 3>) = (Embedding::default().padding_idx(0), Linear::default()), #[indices] Rank2<2, 5>;
     embedding_plain: Embedding<7, 3>, #[indices] Rank1<6>;
+    batch_norm: (Linear<4, 6>, BatchNorm1D<6>), Rank2<5, 4>;
+    batch_norm_sequence: BatchNorm1D<3>, Rank3<2, 3, 5>;
+    train_batch_norm: (Linear<4, 6>, BatchNorm1D<6>), #[train] Rank2<8, 4>;
+    train_batch_norm_cumulative: BatchNorm1D<3> = BatchNorm1D { momentum: None, ..Default::default() }, #[train] Rank3<4, 3, 5>;
+    train_batch_norm_no_affine: (Linear<3, 4>, BatchNorm1D<4>) = (Linear::default(), BatchNorm1D { affine: false, momentum: Some(0.3), ..Default::default() }), #[train] Rank2<6, 3>;
 }
