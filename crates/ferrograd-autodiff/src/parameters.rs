@@ -150,6 +150,37 @@ pub trait VisitParameters<E: Dtype, D: Storage<E>> {
         self.visit_parameters(&mut alloc)?;
         Ok(alloc.0)
     }
+
+    /// [`VisitParameters::try_alloc_grads`] for the parameters whose name `trainable`
+    /// accepts: the others are frozen (PyTorch's `requires_grad_(False)`). Backward
+    /// computes no gradient for a frozen parameter, and an optimizer told to skip
+    /// parameters without one leaves it unchanged.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// use ferrograd_cpu::Cpu;
+    ///
+    /// let dev = Cpu::default();
+    /// let (w, b): (Tensor<Rank1<2>, f64, Cpu>, Tensor<Rank1<2>, f64, Cpu>) = (dev.ones(), dev.ones());
+    /// let model = (w, b);
+    /// let grads = model.try_alloc_grads_where(|name| name != "1")?;
+    /// assert!(grads.contains(&model.0) && !grads.contains(&model.1));
+    /// # Ok::<(), Error>(())
+    /// ```
+    fn try_alloc_grads_where(&self, trainable: impl Fn(&str) -> bool) -> Result<Gradients<E, D>, Error> {
+        struct Alloc<E: Dtype, D: Storage<E>, F>(Gradients<E, D>, F);
+        impl<E: Dtype, D: Storage<E>, F: Fn(&str) -> bool> ParameterVisitor<E, D> for Alloc<E, D, F> {
+            fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
+                match (self.1)(name) {
+                    true => self.0.try_alloc_for(parameter),
+                    false => Ok(()),
+                }
+            }
+        }
+        let mut alloc = Alloc(Gradients::default(), trainable);
+        self.visit_parameters(&mut alloc)?;
+        Ok(alloc.0)
+    }
 }
 
 /// A visitor that puts `prefix.` before every name, for a module's sub-module.

@@ -28,10 +28,18 @@ pub use ferrograd_autodiff::{Gradients, NoneTape, OwnedTape, Tensor};
 pub use ferrograd_cpu::{Cpu, num_threads, set_num_threads, try_set_num_threads};
 pub use ferrograd_device::Error;
 
-/// Everything a typical program needs: `use ferrograd::prelude::*;`.
+/// Everything a typical program needs: `use ferrograd::prelude::*;` brings tensors,
+/// shapes, the layers and module traits, the `losses` module, checkpoints and the
+/// optimizers.
 pub mod prelude {
     pub use ferrograd_autodiff::prelude::*;
     pub use ferrograd_cpu::Cpu;
+    pub use ferrograd_nn::losses::{self, Reduction};
+    pub use ferrograd_nn::prelude::*;
+    pub use ferrograd_optim::{
+        Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, LearningRates, Optimizer, Rmsprop, RmspropConfig,
+        Sgd, SgdConfig,
+    };
 }
 
 // Compiles and runs the README's code blocks under `cargo test --doc`, so the front
