@@ -184,6 +184,173 @@ pub trait Checkpoint<E: CheckpointElement, D: Storage<E>>: VisitParameters<E, D>
 
 impl<E: CheckpointElement, D: Storage<E>, M: VisitParameters<E, D>> Checkpoint<E, D> for M {}
 
+/// Named arrays written into an npz: what [`Checkpoint::save`] is made of, for state
+/// that is not a model's (an optimizer's moments). See [`save_archive`].
+pub struct ArchiveWriter {
+    inner: NpzWriter<BufWriter<File>>,
+}
+
+impl ArchiveWriter {
+    /// Writes `values`, row-major in `dims`, as the entry `name.npy`.
+    pub fn write_floats<E: CheckpointElement>(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        values: Vec<E>,
+    ) -> Result<(), Error> {
+        if dims.iter().product::<usize>() != values.len() {
+            return Err(unnamed(format!(
+                "{name:?}: {} values cannot have the shape {}",
+                values.len(),
+                format_dims(dims)
+            )));
+        }
+        let shape: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+        self.inner.write(name, &shape, values)
+    }
+
+    /// Writes `count` as an int64 scalar, the entry `name.npy`.
+    pub fn write_count(&mut self, name: &str, count: u64) -> Result<(), Error> {
+        let count = i64::try_from(count).map_err(|_| unnamed(format!("{name:?}: {count} does not fit an int64")))?;
+        self.inner.write(name, &[], vec![count])
+    }
+}
+
+/// Writes an npz of the arrays `fill` writes, atomically, as [`Checkpoint::save`] does.
+///
+/// ```
+/// use ferrograd_nn::checkpoint::{ArchiveReader, ArchiveEntry, save_archive};
+///
+/// let path = std::env::temp_dir().join(format!("ferrograd-archive-{}.npz", std::process::id()));
+/// save_archive(&path, |archive| {
+///     archive.write_floats("moment", &[2], vec![0.5f32, -1.0])?;
+///     archive.write_count("step", 3)
+/// })?;
+/// let mut archive = ArchiveReader::open(&path)?;
+/// assert_eq!(archive.keys().collect::<Vec<_>>(), ["moment", "step"]);
+/// assert!(matches!(archive.read::<f32>("step")?, ArchiveEntry::Count(3)));
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), ferrograd_device::Error>(())
+/// ```
+pub fn save_archive(
+    path: impl AsRef<Path>,
+    fill: impl FnOnce(&mut ArchiveWriter) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let path = path.as_ref();
+    write_atomically(path, |file| {
+        let mut writer = ArchiveWriter {
+            inner: NpzWriter {
+                zip: zip::ZipWriter::new(file),
+                names: BTreeSet::new(),
+            },
+        };
+        fill(&mut writer)?;
+        writer
+            .inner
+            .zip
+            .finish()
+            .map_err(|e| unnamed(format!("cannot finish the zip: {e}")))
+    })
+    .map_err(|error| with_path(error, path))
+}
+
+/// One entry of an archive read by [`ArchiveReader::read`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum ArchiveEntry<E> {
+    /// Floats of the requested dtype, row-major in their dims.
+    Floats(Vec<usize>, Vec<E>),
+    /// An int64 scalar, as [`ArchiveWriter::write_count`] writes.
+    Count(u64),
+}
+
+/// Reads the named arrays of an npz whose shapes the caller does not know in advance
+/// (an optimizer's state). No entry is read past the file's own size, whatever it
+/// declares.
+pub struct ArchiveReader {
+    archive: zip::ZipArchive<BufReader<File>>,
+    entries: BTreeMap<String, usize>,
+    path: PathBuf,
+    file_bytes: usize,
+}
+
+impl ArchiveReader {
+    /// Opens the npz at `path`, refusing one that is not a zip or stores a key twice.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let context = |message: String| Error::Checkpoint {
+            path: path.display().to_string(),
+            message,
+        };
+        let file = File::open(&path).map_err(|e| context(format!("cannot open: {e}")))?;
+        let file_bytes = file.metadata().map_err(|e| context(format!("cannot read: {e}")))?.len() as usize;
+        let mut archive = zip::ZipArchive::new(BufReader::new(file))
+            .map_err(|e| context(format!("not a readable npz (zip) file: {e}")))?;
+        let entries = index_entries(&mut archive).map_err(context)?;
+        Ok(Self {
+            archive,
+            entries,
+            path,
+            file_bytes,
+        })
+    }
+
+    /// The keys (entry names without `.npy`), sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// The entry `key`: floats of dtype `E` in any shape, or an int64 counter.
+    pub fn read<E: CheckpointElement>(&mut self, key: &str) -> Result<ArchiveEntry<E>, Error> {
+        let context = |message: String| Error::Checkpoint {
+            path: self.path.display().to_string(),
+            message,
+        };
+        let &index = self
+            .entries
+            .get(key)
+            .ok_or_else(|| context(format!("there is no key {key:?}")))?;
+        let what = || "this file".to_string();
+        let bytes = read_entry(&mut self.archive, index, key, self.file_bytes, &what).map_err(context)?;
+        let header = NpyHeader::parse(&bytes).map_err(|e| context(format!("{key:?}: not a valid .npy array: {e}")))?;
+        let data = &bytes[header.data_start..];
+        if byte_order(&header.descr, "i8").is_some() {
+            let index = self.entries[key];
+            return read_count(&mut self.archive, index, key)
+                .map(ArchiveEntry::Count)
+                .map_err(context);
+        }
+        let little_endian = byte_order(&header.descr, &format!("f{}", E::BYTES)).ok_or_else(|| {
+            context(format!(
+                "{key:?}: the array is of dtype {:?} ({}); expected {}",
+                header.descr,
+                describe_descr(&header.descr),
+                E::NUMPY_NAME
+            ))
+        })?;
+        let elements = header
+            .shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| n.checked_mul(E::BYTES) == Some(data.len()))
+            .ok_or_else(|| {
+                context(format!(
+                    "{key:?}: the shape {} does not match the {} bytes of data",
+                    format_dims(&header.shape),
+                    data.len()
+                ))
+            })?;
+        let mut values: Vec<E> = data
+            .chunks_exact(E::BYTES)
+            .map(|b| E::from_bytes(b, little_endian))
+            .collect();
+        debug_assert_eq!(values.len(), elements);
+        if header.fortran_order {
+            values = fortran_to_row_major(&values, &header.shape);
+        }
+        Ok(ArchiveEntry::Floats(header.shape, values))
+    }
+}
+
 /// Writes each parameter it visits as `name.npy` into the zip.
 struct NpzWriter<W: Write + Seek> {
     zip: zip::ZipWriter<W>,

@@ -17,6 +17,8 @@
 //! [`cpu`] (the CPU device), [`autodiff`] (tensors, tapes, gradients), [`nn`] (layers,
 //! losses, checkpoints), [`optim`] (optimizers).
 
+pub mod optimizer_state;
+
 pub use ferrograd_autodiff as autodiff;
 pub use ferrograd_cpu as cpu;
 pub use ferrograd_device as device;
