@@ -15,6 +15,8 @@ use ferrograd::prelude::*;
 type Model = (Linear<1, 32>, Tanh, Linear<32, 1>);
 const MICRO_BATCHES: usize = 4;
 const MICRO: usize = 16;
+/// A micro-batch: inputs and targets.
+type Batch = (Tensor<Rank2<MICRO, 1>, f32, Cpu>, Tensor<Rank2<MICRO, 1>, f32, Cpu>);
 
 fn main() -> Result<(), Error> {
     let dev = Cpu::seed_from_u64(0);
@@ -22,7 +24,7 @@ fn main() -> Result<(), Error> {
 
     // y = sin(3x) on [-1, 1], split into micro-batches.
     let xs: Vec<f32> = (0..MICRO * MICRO_BATCHES).map(|i| i as f32 / 32.0 - 1.0).collect();
-    let batches: Vec<(Tensor<Rank2<MICRO, 1>, f32, Cpu>, Tensor<Rank2<MICRO, 1>, f32, Cpu>)> = xs
+    let batches: Vec<Batch> = xs
         .chunks(MICRO)
         .map(|chunk| {
             let x = dev.tensor_from_vec(chunk.to_vec(), Default::default());
@@ -84,13 +86,11 @@ fn main() -> Result<(), Error> {
 /// the samples (up to float rounding).
 fn check_accumulated_gradient(
     model: &Built<Model, f32, Cpu>,
-    batches: &[(Tensor<Rank2<MICRO, 1>, f32, Cpu>, Tensor<Rank2<MICRO, 1>, f32, Cpu>)],
+    batches: &[Batch],
     accumulated: &Gradients<f32, Cpu>,
 ) -> Result<(), Error> {
     let dev = Cpu::default();
-    let gather = |pick: fn(&(Tensor<Rank2<MICRO, 1>, f32, Cpu>, Tensor<Rank2<MICRO, 1>, f32, Cpu>)) -> Vec<f32>| {
-        batches.iter().flat_map(pick).collect::<Vec<f32>>()
-    };
+    let gather = |pick: fn(&Batch) -> Vec<f32>| batches.iter().flat_map(pick).collect::<Vec<f32>>();
     let x: Tensor<Rank2<64, 1>, f32, Cpu> = dev.tensor_from_vec(gather(|b| b.0.as_vec()), Default::default());
     let y: Tensor<Rank2<64, 1>, f32, Cpu> = dev.tensor_from_vec(gather(|b| b.1.as_vec()), Default::default());
     let loss = (model.forward(x.traced(model.try_alloc_grads()?)) - y)
