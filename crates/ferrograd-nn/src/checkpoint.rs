@@ -33,6 +33,8 @@ pub trait CheckpointElement: Dtype + npyz::AutoSerialize + sealed::Sealed {
     const BYTES: usize;
     /// The element from its bytes, little-endian or big-endian.
     fn from_bytes(bytes: &[u8], little_endian: bool) -> Self;
+    /// Appends the element's little-endian bytes.
+    fn write_le(self, out: &mut Vec<u8>);
 }
 
 mod sealed {
@@ -46,6 +48,9 @@ macro_rules! checkpoint_element {
         impl CheckpointElement for $type {
             const NUMPY_NAME: &'static str = $name;
             const BYTES: usize = std::mem::size_of::<$type>();
+            fn write_le(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
             fn from_bytes(bytes: &[u8], little_endian: bool) -> Self {
                 let bytes = bytes.try_into().expect("callers pass exactly BYTES bytes");
                 if little_endian {
@@ -142,47 +147,233 @@ pub trait Checkpoint<E: CheckpointElement, D: Storage<E>>: VisitParameters<E, D>
             .map_err(|e| context(format!("not a readable npz (zip) file: {e}")))?;
         let entries = index_entries(&mut archive).map_err(context)?;
 
-        let mut expected = Expected::default();
-        self.visit_parameters(&mut expected)?;
-        let wanted: BTreeSet<&str> = expected.entries.iter().map(|p| p.name.as_str()).collect();
-        let report = LoadReport {
-            missing_keys: wanted
-                .iter()
-                .filter(|name| !entries.contains_key(**name))
-                .map(|name| name.to_string())
-                .collect(),
-            unexpected_keys: entries
-                .keys()
-                .filter(|name| !wanted.contains(name.as_str()))
-                .cloned()
-                .collect(),
-        };
-        if options.strict && (!report.missing_keys.is_empty() || !report.unexpected_keys.is_empty()) {
-            return Err(context(format!(
-                "the keys do not match the model's: missing {:?}, unexpected {:?} (load_with and \
-                 LoadOptions {{ strict: false }} loads the keys that match)",
-                report.missing_keys, report.unexpected_keys
-            )));
-        }
-
-        // Everything is read and checked before the model changes.
-        let mut values = BTreeMap::new();
-        for entry in &expected.entries {
-            let Some(&index) = entries.get(&entry.name) else {
-                continue;
-            };
-            let value = match &entry.kind {
+        load_matching(self, entries.keys(), options, context, |entry| {
+            let index = entries[&entry.name];
+            match &entry.kind {
                 Kind::Floats(dims) => read_array::<E, _>(&mut archive, index, &entry.name, dims).map(Loaded::Floats),
                 Kind::Count => read_count(&mut archive, index, &entry.name).map(Loaded::Count),
-            };
-            values.insert(entry.name.clone(), value.map_err(context)?);
-        }
-        self.visit_parameters_mut(&mut Assign { values: &mut values })?;
-        Ok(report)
+            }
+        })
     }
 }
 
+/// Loads into `model` the file's keys that are the model's, reading each with `read`:
+/// the key check (strict or not) and the rule that nothing changes until every entry
+/// has been read and checked, shared by the file formats.
+fn load_matching<'k, E: Dtype, D: Storage<E>, M: VisitParameters<E, D> + ?Sized>(
+    model: &mut M,
+    file_keys: impl Iterator<Item = &'k String>,
+    options: LoadOptions,
+    context: impl Fn(String) -> Error,
+    mut read: impl FnMut(&ExpectedEntry) -> Result<Loaded<E>, String>,
+) -> Result<LoadReport, Error> {
+    let file_keys: BTreeSet<&str> = file_keys.map(String::as_str).collect();
+    let mut expected = Expected::default();
+    model.visit_parameters(&mut expected)?;
+    let wanted: BTreeSet<&str> = expected.entries.iter().map(|p| p.name.as_str()).collect();
+    let report = LoadReport {
+        missing_keys: wanted.difference(&file_keys).map(|name| name.to_string()).collect(),
+        unexpected_keys: file_keys.difference(&wanted).map(|name| name.to_string()).collect(),
+    };
+    if options.strict && (!report.missing_keys.is_empty() || !report.unexpected_keys.is_empty()) {
+        return Err(context(format!(
+            "the keys do not match the model's: missing {:?}, unexpected {:?} (load_with and \
+             LoadOptions {{ strict: false }} loads the keys that match)",
+            report.missing_keys, report.unexpected_keys
+        )));
+    }
+    let mut values = BTreeMap::new();
+    for entry in expected.entries.iter().filter(|e| file_keys.contains(e.name.as_str())) {
+        values.insert(entry.name.clone(), read(entry).map_err(&context)?);
+    }
+    model.visit_parameters_mut(&mut Assign { values: &mut values })?;
+    Ok(report)
+}
+
 impl<E: CheckpointElement, D: Storage<E>, M: VisitParameters<E, D>> Checkpoint<E, D> for M {}
+
+/// Checkpoints in Hugging Face's safetensors format (feature `safetensors`), with the
+/// same keys, strictness and guarantees as the npz ones: written atomically, read only
+/// as far as the file's own size, checked before the model changes. PyTorch reads them
+/// with `safetensors.torch.load_file(path)`.
+///
+/// ```
+/// use ferrograd_cpu::Cpu;
+/// use ferrograd_nn::prelude::*;
+/// use ferrograd_nn::checkpoint::SafetensorsCheckpoint;
+///
+/// let dev = Cpu::seed_from_u64(0);
+/// let model = dev.build_module::<(Linear<4, 8>, BatchNorm1D<8>), f32>();
+/// let path = std::env::temp_dir().join(format!("ferrograd-doc-{}.safetensors", std::process::id()));
+/// model.save_safetensors(&path)?;
+/// let mut other = dev.build_module::<(Linear<4, 8>, BatchNorm1D<8>), f32>();
+/// other.load_safetensors(&path)?;
+/// assert_eq!(other.0.weight.as_vec(), model.0.weight.as_vec());
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), Error>(())
+/// ```
+#[cfg(feature = "safetensors")]
+pub trait SafetensorsCheckpoint<E: CheckpointElement, D: Storage<E>>: VisitParameters<E, D> {
+    /// Writes every parameter, buffer and counter to `path` as safetensors, atomically.
+    fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        let mut collect = safetensors_format::Collect::default();
+        self.visit_parameters(&mut collect)
+            .map_err(|error| with_path(error, path))?;
+        let bytes = collect.serialize().map_err(|error| with_path(error, path))?;
+        write_atomically(path, |mut file| {
+            file.write_all(&bytes)
+                .map_err(|e| unnamed(format!("cannot write: {e}")))?;
+            Ok(file)
+        })
+        .map_err(|error| with_path(error, path))
+    }
+
+    /// Reads every parameter, buffer and counter from `path`, strictly.
+    fn load_safetensors(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
+        self.load_safetensors_with(path, LoadOptions::default()).map(|_| ())
+    }
+
+    /// [`SafetensorsCheckpoint::load_safetensors`] with options, as
+    /// [`Checkpoint::load_with`].
+    fn load_safetensors_with(&mut self, path: impl AsRef<Path>, options: LoadOptions) -> Result<LoadReport, Error> {
+        let path = path.as_ref();
+        let context = |message: String| Error::Checkpoint {
+            path: path.display().to_string(),
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|e| context(format!("cannot read: {e}")))?;
+        let file = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| context(format!("not a valid safetensors file: {e}")))?;
+        let keys: Vec<String> = file.names().into_iter().map(str::to_string).collect();
+        load_matching(self, keys.iter(), options, context, |entry| {
+            safetensors_format::read::<E>(&file, entry)
+        })
+    }
+}
+
+#[cfg(feature = "safetensors")]
+impl<E: CheckpointElement, D: Storage<E>, M: VisitParameters<E, D>> SafetensorsCheckpoint<E, D> for M {}
+
+/// The safetensors side: what is written, and reading one entry.
+#[cfg(feature = "safetensors")]
+mod safetensors_format {
+    use super::*;
+    use safetensors::Dtype as StDtype;
+
+    /// Every tensor and counter of a model, as little-endian bytes.
+    #[derive(Default)]
+    pub(super) struct Collect {
+        entries: Vec<(String, StDtype, Vec<usize>, Vec<u8>)>,
+    }
+
+    fn float_dtype<E: CheckpointElement>() -> StDtype {
+        if E::BYTES == 4 { StDtype::F32 } else { StDtype::F64 }
+    }
+
+    impl Collect {
+        fn push_tensor<S: Shape, E: CheckpointElement, D: Storage<E>>(
+            &mut self,
+            name: &str,
+            tensor: &Tensor<S, E, D>,
+        ) -> Result<(), Error> {
+            if self.entries.iter().any(|(n, ..)| n == name) {
+                return Err(unnamed(format!("the model has two tensors named {name:?}")));
+            }
+            let mut bytes = Vec::with_capacity(tensor.num_elements() * E::BYTES);
+            for value in tensor.try_as_vec()? {
+                value.write_le(&mut bytes);
+            }
+            self.entries.push((
+                name.to_string(),
+                float_dtype::<E>(),
+                tensor.layout().dims().to_vec(),
+                bytes,
+            ));
+            Ok(())
+        }
+
+        pub(super) fn serialize(self) -> Result<Vec<u8>, Error> {
+            let views = self
+                .entries
+                .iter()
+                .map(|(name, dtype, shape, bytes)| {
+                    safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)
+                        .map(|view| (name.clone(), view))
+                        .map_err(|e| unnamed(format!("{name:?}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            safetensors::serialize(views, None).map_err(|e| unnamed(format!("cannot serialize: {e}")))
+        }
+    }
+
+    impl<E: CheckpointElement, D: Storage<E>> ParameterVisitor<E, D> for Collect {
+        fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
+            self.push_tensor(name, parameter)
+        }
+        fn visit_buffer<S: Shape>(&mut self, name: &str, buffer: &Tensor<S, E, D>) -> Result<(), Error> {
+            self.push_tensor(name, buffer)
+        }
+        fn visit_count(&mut self, name: &str, count: u64) -> Result<(), Error> {
+            let count =
+                i64::try_from(count).map_err(|_| unnamed(format!("{name:?}: {count} does not fit an int64")))?;
+            self.entries
+                .push((name.to_string(), StDtype::I64, Vec::new(), count.to_le_bytes().to_vec()));
+            Ok(())
+        }
+    }
+
+    /// The entry for `entry`, checked against what the model holds there.
+    pub(super) fn read<E: CheckpointElement>(
+        file: &safetensors::SafeTensors<'_>,
+        entry: &ExpectedEntry,
+    ) -> Result<Loaded<E>, String> {
+        let key = &entry.name;
+        let view = file.tensor(key).map_err(|e| format!("{key:?}: {e}"))?;
+        match &entry.kind {
+            Kind::Floats(dims) => {
+                if view.dtype() != float_dtype::<E>() {
+                    return Err(format!(
+                        "{key:?}: the tensor is of dtype {:?}; the model's is {}",
+                        view.dtype(),
+                        E::NUMPY_NAME
+                    ));
+                }
+                if view.shape() != dims.as_slice() {
+                    return Err(format!(
+                        "{key:?}: the tensor's shape is {}; the model's is {}",
+                        format_dims(view.shape()),
+                        format_dims(dims)
+                    ));
+                }
+                // The crate has checked that the data spans exactly the shape.
+                Ok(Loaded::Floats(
+                    view.data()
+                        .chunks_exact(E::BYTES)
+                        .map(|b| E::from_bytes(b, true))
+                        .collect(),
+                ))
+            }
+            Kind::Count => {
+                let data: [u8; 8] = view
+                    .data()
+                    .try_into()
+                    .ok()
+                    .filter(|_| view.dtype() == StDtype::I64 && view.shape().iter().product::<usize>() == 1)
+                    .ok_or_else(|| {
+                        format!(
+                            "{key:?}: expected an int64 scalar, found {:?} {}",
+                            view.dtype(),
+                            format_dims(view.shape())
+                        )
+                    })?;
+                u64::try_from(i64::from_le_bytes(data))
+                    .map_err(|_| format!("{key:?}: the counter is negative"))
+                    .map(Loaded::Count)
+            }
+        }
+    }
+}
 
 /// Named arrays written into an npz: what [`Checkpoint::save`] is made of, for state
 /// that is not a model's (an optimizer's moments). See [`save_archive`].

@@ -40,6 +40,8 @@ pub mod losses;
 mod module;
 mod tuples;
 
+#[cfg(feature = "safetensors")]
+pub use checkpoint::SafetensorsCheckpoint;
 pub use checkpoint::{Checkpoint, LoadOptions, LoadReport};
 pub use layers::*;
 pub use module::{BuildModule, BuildOnDevice, Built, Module, ModuleMut};
