@@ -92,20 +92,39 @@ where
     let mut grads = model.try_alloc_grads().unwrap();
     grads.try_alloc_for(&x).unwrap();
     let y = model.forward(x.clone().traced(grads));
+    compare_with_pytorch(name, dtype, &model, &io, &x, y);
+}
+
+/// The output `y` of `model` on `x`, then (backward from the fixture's upstream
+/// gradient) the input's and every parameter's gradient, against PyTorch's.
+fn compare_with_pytorch<M, S, O, E>(
+    name: &str,
+    dtype: &str,
+    model: &M,
+    io: &BTreeMap<String, Array>,
+    x: &Tensor<S, E, Cpu>,
+    y: Traced<O, E>,
+) where
+    M: VisitParameters<E, Cpu>,
+    S: Shape,
+    O: Shape,
+    E: Tolerance,
+    Cpu: BinaryKernel<Mul, E> + SumKernel<E>,
+{
+    let dev = Cpu::default();
     assert_close(
         &format!("{name} {dtype} output"),
         &y.as_vec(),
         &E::values(&io["output"]),
     );
-
     let upstream = dev.tensor_from_vec(E::values(&io["grad_output"]), *y.shape());
     let grads = (y * upstream).flatten().sum::<Rank0, _>().backward();
     assert_close(
         &format!("{name} {dtype} input gradient"),
-        &grads.get(&x).as_vec(),
+        &grads.get(x).as_vec(),
         &E::values(&io["grad_input"]),
     );
-    check_parameter_gradients(name, dtype, &model, &grads, &io);
+    check_parameter_gradients(name, dtype, model, &grads, io);
 }
 
 /// The model of `A` with `<name>_<dtype>.state.npz` loaded (strictly: the keys must be
@@ -197,19 +216,7 @@ where
     let mut grads = model.try_alloc_grads().unwrap();
     grads.try_alloc_for(&x).unwrap();
     let y = model.forward_mut(x.clone().traced(grads));
-    assert_close(
-        &format!("{name} {dtype} output"),
-        &y.as_vec(),
-        &E::values(&io["output"]),
-    );
-    let upstream = dev.tensor_from_vec(E::values(&io["grad_output"]), *y.shape());
-    let grads = (y * upstream).flatten().sum::<Rank0, _>().backward();
-    assert_close(
-        &format!("{name} {dtype} input gradient"),
-        &grads.get(&x).as_vec(),
-        &E::values(&io["grad_input"]),
-    );
-    check_parameter_gradients(name, dtype, &model, &grads, &io);
+    compare_with_pytorch(name, dtype, &model, &io, &x, y);
 
     /// Every buffer's values and every counter, by name.
     struct Buffers<E>(BTreeMap<String, Vec<f64>>, std::marker::PhantomData<E>);
