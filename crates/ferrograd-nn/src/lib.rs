@@ -46,6 +46,7 @@ pub use module::{BuildModule, BuildOnDevice, Built, Module, ModuleMut};
 
 /// The built modules (the types that hold tensors), by the name of their architecture.
 pub mod built {
+    pub use crate::layers::attention::built::MultiHeadAttention;
     pub use crate::layers::embedding::built::Embedding;
     pub use crate::layers::linear::built::Linear;
     pub use crate::layers::normalization::built::{LayerNorm, RMSNorm};

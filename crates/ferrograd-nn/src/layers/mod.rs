@@ -1,6 +1,7 @@
 //! The layers, one file each, with their architecture types and built modules.
 
 pub mod activations;
+pub mod attention;
 pub mod dropout;
 pub mod embedding;
 pub mod features;
@@ -9,6 +10,7 @@ pub mod normalization;
 pub mod residual;
 
 pub use activations::{GELU, GELUTanh, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh};
+pub use attention::{AttentionMask, AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
 pub use dropout::Dropout;
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use features::FeaturesLast;
