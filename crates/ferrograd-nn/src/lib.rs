@@ -50,6 +50,9 @@ pub mod built {
     pub use crate::layers::embedding::built::Embedding;
     pub use crate::layers::linear::built::Linear;
     pub use crate::layers::normalization::built::{LayerNorm, RMSNorm};
+    pub use crate::layers::transformer::built::{
+        Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
+    };
 }
 
 /// Everything a model definition needs: the autodiff prelude, the layers and the

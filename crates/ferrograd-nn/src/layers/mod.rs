@@ -8,6 +8,7 @@ pub mod features;
 pub mod linear;
 pub mod normalization;
 pub mod residual;
+pub mod transformer;
 
 pub use activations::{GELU, GELUTanh, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh};
 pub use attention::{AttentionMask, AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
@@ -17,3 +18,8 @@ pub use features::FeaturesLast;
 pub use linear::{Linear, LinearConfig, LinearNoBias};
 pub use normalization::{LayerNorm, LayerNormConfig, RMSNorm, RMSNormConfig};
 pub use residual::{ParallelAdd, Residual};
+pub use transformer::{
+    Activation, DecoderMasks, Transformer, TransformerConfig, TransformerDecoder, TransformerDecoderConfig,
+    TransformerDecoderLayer, TransformerDecoderLayerConfig, TransformerEncoder, TransformerEncoderConfig,
+    TransformerEncoderLayer, TransformerEncoderLayerConfig, TransformerMasks,
+};
