@@ -56,7 +56,7 @@ FAMILIES = ["unary", "scalar", "binary", "compare", "reduce", "views", "matmul",
 
 # Modules that write fixtures of their own layout: `write_fixtures(out_dir, write_npz,
 # seed_of, DTYPES)` returns how many files it wrote.
-WRITERS = ["models"]
+WRITERS = ["models", "models_attention"]
 
 DTYPES = {"f32": (np.float32, torch.float32), "f64": (np.float64, torch.float64)}
 NP_DTYPE_NAMES = {
