@@ -56,7 +56,7 @@ FAMILIES = ["unary", "scalar", "binary", "compare", "reduce", "views", "matmul",
 
 # Modules that write fixtures of their own layout: `write_fixtures(out_dir, write_npz,
 # seed_of, DTYPES)` returns how many files it wrote.
-WRITERS = ["models"]
+WRITERS = ["models", "models_attention"]
 
 # Families that are not op cases write their fixtures themselves: `cases_<family>.py`
 # defines `generate(out_dir, write_npz, seed_of) -> count`; they go to `<family>/`.

@@ -48,10 +48,14 @@ pub use module::{BuildModule, BuildOnDevice, Built, Module, ModuleMut};
 
 /// The built modules (the types that hold tensors), by the name of their architecture.
 pub mod built {
+    pub use crate::layers::attention::built::MultiHeadAttention;
     pub use crate::layers::batch_norm::built::BatchNorm1D;
     pub use crate::layers::embedding::built::Embedding;
     pub use crate::layers::linear::built::Linear;
     pub use crate::layers::normalization::built::{LayerNorm, RMSNorm};
+    pub use crate::layers::transformer::built::{
+        Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
+    };
 }
 
 /// Everything a model definition needs: the autodiff prelude, the layers and the

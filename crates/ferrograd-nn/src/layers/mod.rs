@@ -1,6 +1,7 @@
 //! The layers, one file each, with their architecture types and built modules.
 
 pub mod activations;
+pub mod attention;
 pub mod batch_norm;
 pub mod dropout;
 pub mod embedding;
@@ -8,8 +9,10 @@ pub mod features;
 pub mod linear;
 pub mod normalization;
 pub mod residual;
+pub mod transformer;
 
 pub use activations::{GELU, GELUTanh, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh};
+pub use attention::{AttentionMask, AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
 pub use batch_norm::{BatchNorm1D, BatchNorm1DConfig};
 pub use dropout::Dropout;
 pub use embedding::{Embedding, EmbeddingConfig};
@@ -17,3 +20,8 @@ pub use features::FeaturesLast;
 pub use linear::{Linear, LinearConfig, LinearNoBias};
 pub use normalization::{LayerNorm, LayerNormConfig, RMSNorm, RMSNormConfig};
 pub use residual::{ParallelAdd, Residual};
+pub use transformer::{
+    Activation, DecoderMasks, Transformer, TransformerConfig, TransformerDecoder, TransformerDecoderConfig,
+    TransformerDecoderLayer, TransformerDecoderLayerConfig, TransformerEncoder, TransformerEncoderConfig,
+    TransformerEncoderLayer, TransformerEncoderLayerConfig, TransformerMasks,
+};
