@@ -7,7 +7,6 @@
 use crate::worker::{Finding, Stats, generate, save_finding};
 use std::collections::VecDeque;
 use std::io::Read;
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -109,12 +108,19 @@ fn run_child(options: &Options, start: u64, count: u64) -> Result<Stats, String>
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     // `ulimit -v` through the shell: std has no setrlimit, and a libc dependency for
     // one call is not worth it. A failing ulimit (a lower hard limit) is ignored.
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -v \"$1\" 2>/dev/null; shift; exec \"$@\"")
-        .arg("sh")
-        .arg((options.address_space_mib * 1024).to_string())
-        .arg(exe)
+    let mut command = if cfg!(unix) {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg("ulimit -v \"$1\" 2>/dev/null; shift; exec \"$@\"")
+            .arg("sh")
+            .arg((options.address_space_mib * 1024).to_string())
+            .arg(exe);
+        command
+    } else {
+        Command::new(exe)
+    };
+    let mut child = command
         .args(["worker", &start.to_string(), &count.to_string()])
         .arg(&options.findings)
         .stdin(Stdio::null())
@@ -162,7 +168,7 @@ fn run_child(options: &Options, start: u64, count: u64) -> Result<Stats, String>
         Some(status) if status.success() => {
             Stats::from_lines(&out).ok_or_else(|| format!("exited without its counts; stderr: {last_words}"))
         }
-        Some(status) => Err(match status.signal() {
+        Some(status) => Err(match signal(status) {
             Some(signal) => format!(
                 "killed by signal {signal} ({}); stderr: {last_words}",
                 signal_name(signal)
@@ -170,6 +176,17 @@ fn run_child(options: &Options, start: u64, count: u64) -> Result<Stats, String>
             None => format!("{status}; stderr: {last_words}"),
         }),
     }
+}
+
+/// The signal that ended a process, where the platform has signals.
+#[cfg(unix)]
+fn signal(status: std::process::ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(&status)
+}
+
+#[cfg(not(unix))]
+fn signal(_: std::process::ExitStatus) -> Option<i32> {
+    None
 }
 
 fn signal_name(signal: i32) -> &'static str {
@@ -227,6 +244,12 @@ fn report(total: &Stats, options: &Options, elapsed: Duration) -> bool {
         options.max_rss_mib,
         total.peak_virtual_kib as f64 / 1024.0,
         options.address_space_mib
+    );
+    println!(
+        "  slowest     one load took {:.1} ms (seed {}, {})",
+        total.slowest.0 as f64 / 1000.0,
+        total.slowest.1,
+        total.slowest.2
     );
     for (kind, findings) in [
         ("PANIC", &total.panics),

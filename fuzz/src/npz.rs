@@ -90,6 +90,9 @@ impl Format for Npz {
                 edit_zip_field(&mut bytes, rng, log);
             }
         }
+        if rng.chance(3) {
+            repeat_record(&mut bytes, rng, log);
+        }
         bytes
     }
 }
@@ -742,6 +745,30 @@ fn edit_zip_field(bytes: &mut [u8], rng: &mut Rng, log: &mut Vec<String>) {
     write_le(bytes, at + offset, width, value);
     log.push(format!(
         "set the {name} at {at}'s field +{offset} from {old:#x} to {value:#x}"
+    ));
+}
+
+/// Inserts up to thousands of copies of one zip record: a reader that tries every
+/// end record or header it finds must not take quadratic time or memory on them.
+fn repeat_record(bytes: &mut Vec<u8>, rng: &mut Rng, log: &mut Vec<String>) {
+    let starts: Vec<usize> = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w[..2] == *b"PK")
+        .map(|(at, _)| at)
+        .collect();
+    let Some(&at) = starts.get(rng.below(starts.len().max(1))) else {
+        return;
+    };
+    let record = bytes[at..(at + 22 + rng.below(40)).min(bytes.len())].to_vec();
+    let most = if rng.chance(50) { 50 } else { 5000 };
+    let copies = 2 + rng.below(most);
+    let to = if rng.chance(50) { at } else { bytes.len() };
+    let repeated: Vec<u8> = record.iter().copied().cycle().take(record.len() * copies).collect();
+    bytes.splice(to..to, repeated);
+    log.push(format!(
+        "insert {copies} copies of the {} bytes at {at} at {to}",
+        record.len()
     ));
 }
 

@@ -5,8 +5,9 @@ use crate::mutate;
 use crate::rng::Rng;
 use crate::targets::Target;
 use ferrograd_nn::prelude::Error;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::io::{Seek, SeekFrom, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,9 @@ pub struct Stats {
     pub peak_rss_kib: u64,
     /// The largest virtual size of any child, in KiB (VmPeak).
     pub peak_virtual_kib: u64,
+    /// The slowest load: microseconds, seed, target. Reported, not judged: timings on
+    /// a shared machine are noise, but a quadratic reader shows up here first.
+    pub slowest: (u64, u64, String),
 }
 
 impl Stats {
@@ -60,6 +64,9 @@ impl Stats {
         self.aborts.extend(other.aborts);
         self.peak_rss_kib = self.peak_rss_kib.max(other.peak_rss_kib);
         self.peak_virtual_kib = self.peak_virtual_kib.max(other.peak_virtual_kib);
+        if other.slowest.0 > self.slowest.0 {
+            self.slowest = other.slowest;
+        }
     }
 
     /// The counts as lines of tab-separated fields, ended by `done`.
@@ -68,6 +75,12 @@ impl Stats {
         let mut out = format!(
             "inputs\t{}\nok\t{}\t{}\nmemory\t{}\t{}\n",
             self.inputs, self.ok_strict, self.ok_lenient, self.peak_rss_kib, self.peak_virtual_kib
+        );
+        out += &format!(
+            "slowest\t{}\t{}\t{}\n",
+            self.slowest.0,
+            self.slowest.1,
+            clean(&self.slowest.2)
         );
         for (kind, n) in &self.errors {
             out += &format!("error\t{n}\t{}\n", clean(kind));
@@ -97,6 +110,7 @@ impl Stats {
                 "inputs" => stats.inputs = number(1)?,
                 "ok" => (stats.ok_strict, stats.ok_lenient) = (number(1)?, number(2)?),
                 "memory" => (stats.peak_rss_kib, stats.peak_virtual_kib) = (number(1)?, number(2)?),
+                "slowest" => stats.slowest = (number(1)?, number(2)?, fields.get(3)?.to_string()),
                 "error" => *stats.errors.entry(fields.get(2)?.to_string()).or_default() += number(1)?,
                 tag @ ("panic" | "changed") => {
                     let finding = Finding {
@@ -165,15 +179,31 @@ pub fn generate(targets: &[Target], seed: u64) -> (usize, Vec<u8>, Vec<String>) 
 thread_local! {
     /// The last panic's message and place, kept by the hook for the finding.
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Whether a load is running: its panics are findings, kept quiet; any other
+    /// panic is the harness's own, and is printed as usual.
+    static IN_LOAD: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Replaces the default panic output (a line per caught panic) with a note for the
-/// finding.
+/// Replaces the default panic output during loads (a backtrace per caught panic) with
+/// a note for the finding.
 fn quiet_panics() {
-    std::panic::set_hook(Box::new(|info| {
-        let message = info.to_string();
-        LAST_PANIC.with(|last| *last.borrow_mut() = Some(message));
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if IN_LOAD.with(Cell::get) {
+            let message = info.to_string();
+            LAST_PANIC.with(|last| *last.borrow_mut() = Some(message));
+        } else {
+            default(info);
+        }
     }));
+}
+
+/// Runs one load with its panics caught and kept quiet.
+fn caught<T>(load: impl FnOnce() -> T) -> std::thread::Result<T> {
+    IN_LOAD.with(|flag| flag.set(true));
+    let outcome = catch_unwind(AssertUnwindSafe(load));
+    IN_LOAD.with(|flag| flag.set(false));
+    outcome
 }
 
 /// The kind of a load's error: its message with the key, numbers and quoted text
@@ -235,7 +265,12 @@ pub fn run(start: u64, count: u64, findings: &Path) -> Stats {
         file.put(&bytes);
         let target = &mut targets[t];
         for strict in [true, false] {
-            let outcome = catch_unwind(AssertUnwindSafe(|| target.load(&scratch, strict)));
+            let started = std::time::Instant::now();
+            let outcome = caught(|| target.load(&scratch, strict));
+            let micros = started.elapsed().as_micros() as u64;
+            if micros > stats.slowest.0 {
+                stats.slowest = (micros, seed, target.name.clone());
+            }
             let finding = |message: String| Finding {
                 seed,
                 target: format!(
@@ -306,13 +341,11 @@ impl ScratchFile {
     /// than truncated to nothing and rewritten: ext4 flushes a file truncated to zero
     /// when it is closed (`auto_da_alloc`), which made every input wait on the disk.
     fn put(&mut self, bytes: &[u8]) {
-        use std::os::unix::fs::FileExt;
-        self.0
-            .write_all_at(bytes, 0)
+        let file = &mut self.0;
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(bytes))
+            .and_then(|_| file.set_len(bytes.len() as u64))
             .expect("writing an input to the scratch file");
-        self.0
-            .set_len(bytes.len() as u64)
-            .expect("cutting the scratch file to length");
     }
 }
 
@@ -345,4 +378,73 @@ pub fn memory_peaks() -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmHWM:"), field("VmPeak:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_input_is_made_from_its_seed_alone() {
+        // What replay and the bisection rely on: the same seed, the same bytes, whatever
+        // was generated before.
+        let targets = crate::targets::all();
+        let later = generate(&targets, 1234);
+        for seed in 0..50 {
+            generate(&targets, seed);
+        }
+        let again = generate(&targets, 1234);
+        assert_eq!((later.0, &later.1, &later.2), (again.0, &again.1, &again.2));
+    }
+
+    #[test]
+    fn errors_group_by_what_went_wrong() {
+        let error = |message: &str| Error::Checkpoint {
+            path: "/tmp/x.npz".into(),
+            message: message.into(),
+        };
+        assert_eq!(
+            error_kind(&error(
+                "\"0.bias\": the array's shape is (4, 8); the model's parameter is (8,)"
+            )),
+            error_kind(&error(
+                "\"2.weight\": the array's shape is (3, 1); the model's parameter is (7,)"
+            )),
+        );
+        assert_eq!(
+            error_kind(&error("the keys do not match: missing [\"a\"], unexpected []")),
+            "the keys do not match: missing […], unexpected […]"
+        );
+    }
+
+    #[test]
+    fn counts_survive_the_trip_through_the_pipe() {
+        let mut stats = Stats {
+            inputs: 3,
+            ok_strict: 1,
+            ok_lenient: 2,
+            peak_rss_kib: 4000,
+            peak_virtual_kib: 9000,
+            ..Stats::default()
+        };
+        stats.errors.insert("a kind\twith a tab".into(), 5);
+        stats.panics.push(Finding {
+            seed: 7,
+            target: "mlp".into(),
+            mutation: "flip bit 3 at 10".into(),
+            message: "panicked at x.rs:1:2:\nboom".into(),
+        });
+        let back = Stats::from_lines(&stats.to_lines()).unwrap();
+        assert_eq!((back.inputs, back.ok_strict, back.ok_lenient), (3, 1, 2));
+        assert_eq!((back.peak_rss_kib, back.peak_virtual_kib), (4000, 9000));
+        assert_eq!(back.errors["a kind with a tab"], 5);
+        assert_eq!(
+            (back.panics[0].seed, back.panics[0].message.as_str()),
+            (7, "panicked at x.rs:1:2:\\nboom")
+        );
+        assert!(
+            Stats::from_lines("inputs\t3\n").is_none(),
+            "a child cut short has no counts"
+        );
+    }
 }
