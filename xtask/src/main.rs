@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod fuzz_checkpoints;
 mod parity;
 mod setup_blas;
 
@@ -28,6 +29,11 @@ const COMMANDS: &[Command] = &[
         name: "parity",
         about: "regenerate the PyTorch parity fixtures in fixtures/parity/ (`--check`: fail if stale)",
         run: parity::run,
+    },
+    Command {
+        name: "fuzz-checkpoints",
+        about: "fuzz the checkpoint loaders: `fuzz-checkpoints [N] [options]` (default 20 000 inputs)",
+        run: fuzz_checkpoints::run,
     },
     Command {
         name: "setup-blas",
@@ -63,7 +69,7 @@ fn main() -> ExitCode {
 fn print_help() {
     eprintln!("usage: cargo xtask <command> [args]\n\ncommands:");
     for c in COMMANDS {
-        eprintln!("  {:<12} {}", c.name, c.about);
+        eprintln!("  {:<17} {}", c.name, c.about);
     }
 }
 
