@@ -179,13 +179,20 @@ impl Training {
         );
         println!("|  steps | VmRSS kB |\n|-------:|---------:|");
         let mut done = 0;
+        let mut figures = Vec::new();
         for target in MEMORY_STEPS {
             while done < target {
                 drop(self.step(&x, &y));
                 done += 1;
             }
-            println!("| {done:>6} | {:>8} |", resident_kb());
+            figures.push(resident_kb());
+            println!("| {done:>6} | {:>8} |", figures[figures.len() - 1]);
         }
+        let growth = figures[figures.len() - 1] as i64 - figures[0] as i64;
+        println!(
+            "\ngrowth from {} to {done} steps: {growth:+} kB (goal, issue #11: none)",
+            MEMORY_STEPS[0]
+        );
     }
 }
 
