@@ -1,6 +1,8 @@
 //! Benchmark programs live in `src/bin/`. This library holds what the programs that
 //! compare with PyTorch share: the timing loop (mirrored by `torch/timing.py`, so both
-//! sides time alike) and the PyTorch side, a script in `torch/` run as a child process.
+//! sides time alike), the PyTorch side, a script in `torch/` run as a child process,
+//! and the side-by-side comparison ([`compare`]): rounds of ferrograd and PyTorch
+//! interleaved over thread counts, printed as one table per [`Workload`].
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -107,6 +109,21 @@ impl Torch {
             .ok()
     }
 
+    /// Sends `check` and compares each of `ours` (a name and ferrograd's value) with the
+    /// script's value of that name, printing both.
+    ///
+    /// # Panics
+    /// Naming the first value that differs by more than `relative` of PyTorch's: the
+    /// two sides would not compute the same thing, and the ratios would mean nothing.
+    pub fn check(&mut self, ours: &[(&str, f64)], relative: f64) {
+        let reply = self.request("check");
+        for &(name, ours) in ours {
+            let theirs = reply.value(name);
+            println!("check {name}: ferrograd {ours:.7}, PyTorch {theirs:.7}");
+            assert!((ours - theirs).abs() <= relative * theirs.abs(), "{name} differs");
+        }
+    }
+
     /// Sends `request` as one line and returns the script's answer.
     pub fn request(&mut self, request: &str) -> Reply {
         writeln!(self.input.as_mut().unwrap(), "{request}").unwrap();
@@ -142,4 +159,139 @@ impl Reply {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{} gave no {name}: {:?}", self.script, self.line))
     }
+}
+
+/// One row of a comparison: what both sides time, and the goal for their ratio.
+#[derive(Clone, Copy, Debug)]
+pub struct Workload {
+    /// The name the PyTorch script gives its figure (`mlp_train_b64`).
+    pub name: &'static str,
+    /// The table's title.
+    pub label: &'static str,
+    /// The goal for ferrograd's time / PyTorch's, met at or below it.
+    pub goal: f64,
+}
+
+/// The thread counts both libraries run at, in each round.
+pub const THREADS: [usize; 2] = [1, 2];
+
+/// A side-by-side comparison of [`Workload`]s with PyTorch.
+#[derive(Clone, Copy, Debug)]
+pub struct Comparison<'a> {
+    /// The workloads, in the order ferrograd's round returns their figures.
+    pub workloads: &'a [Workload],
+    /// Rounds of every workload on every thread count.
+    pub rounds: usize,
+    /// Where the goals come from, for the goal column's header (`issue #10`).
+    pub goals_from: &'a str,
+}
+
+impl Comparison<'_> {
+    /// Runs the rounds and prints one table per workload: each round's figures and
+    /// ratios, their medians, and whether the median ratios meet the goal.
+    ///
+    /// A round runs, for each of [`THREADS`], `ferrograd_round` (µs per iteration of
+    /// each workload, in the order of `workloads`) on that many ferrograd threads, then
+    /// `torch`'s round on as many; so machine noise hits both libraries alike. Without
+    /// `torch`, only ferrograd's figures are printed.
+    pub fn run(&self, mut torch: Option<&mut Torch>, mut ferrograd_round: impl FnMut() -> Vec<f64>) {
+        let rounds = self.rounds;
+        println!(
+            "µs per iteration, median of {BATCHES} batches of ~{} ms, in {rounds} rounds{}; {} cores\n",
+            BATCH.as_millis(),
+            torch.as_ref().map_or(String::new(), |t| format!(
+                " interleaved with PyTorch's on {THREADS:?} threads ({})",
+                t.version
+            )),
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        );
+
+        // [round][thread count][workload]
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for round in 1..=rounds {
+            eprintln!("round {round} of {rounds}…");
+            let (mut our_round, mut their_round) = (Vec::new(), Vec::new());
+            for &n in &THREADS {
+                // Every time: the previous round ended on the last count.
+                ferrograd::set_num_threads(n);
+                our_round.push(ferrograd_round());
+                if let Some(torch) = torch.as_deref_mut() {
+                    let reply = torch.request(&format!("round {n}"));
+                    their_round.push(self.workloads.iter().map(|w| reply.value(w.name)).collect::<Vec<_>>());
+                }
+            }
+            ours.push(our_round);
+            theirs.push(their_round);
+        }
+        for (w, workload) in self.workloads.iter().enumerate() {
+            // Per round: ferrograd's times, PyTorch's times, the ratios.
+            let rows: Vec<Vec<f64>> = (0..rounds)
+                .map(|r| {
+                    let ours: Vec<f64> = ours[r].iter().map(|t: &Vec<f64>| t[w]).collect();
+                    let theirs: Vec<f64> = theirs[r].iter().map(|t: &Vec<f64>| t[w]).collect();
+                    let ratios: Vec<f64> = ours.iter().zip(&theirs).map(|(o, t)| o / t).collect();
+                    [ours, theirs, ratios].concat()
+                })
+                .collect();
+            self.print_table(workload, &rows, torch.is_some());
+        }
+    }
+
+    /// One workload's table from its rows (ferrograd's times, then PyTorch's, then the
+    /// ratios, per thread count).
+    fn print_table(&self, workload: &Workload, rows: &[Vec<f64>], with_torch: bool) {
+        let thr = |i: usize| format!("{} thr", THREADS[i]);
+        let torch_columns = if with_torch { THREADS.len() } else { 0 };
+        let mut header: Vec<String> = (0..THREADS.len()).map(|i| format!("ferrograd {} µs", thr(i))).collect();
+        header.extend((0..torch_columns).map(|i| format!("PyTorch {} µs", thr(i))));
+        header.extend((0..torch_columns).map(|i| format!("ratio {}", thr(i))));
+        let times = THREADS.len() + torch_columns;
+        let cells = |values: &[f64]| -> Vec<String> {
+            let (us, ratios) = values.split_at(times);
+            let us = us.iter().map(|t| format!("{t:.2}"));
+            us.chain(ratios.iter().map(|r| format!("{r:.3}×"))).collect()
+        };
+        let medians: Vec<f64> = (0..header.len())
+            .map(|c| median(rows.iter().map(|row| row[c]).collect()))
+            .collect();
+
+        // The goal column: empty in the rounds' rows, met or not by the medians.
+        let goal = workload.goal;
+        let verdicts: Vec<String> = medians[times..]
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| format!("{} {}", thr(i), if r <= goal { "yes" } else { "no" }))
+            .collect();
+        let goal_cell = |last: bool| match (with_torch, last) {
+            (false, _) => String::new(),
+            (true, false) => "  |".to_owned(),
+            (true, true) => format!(" ≤ {goal:.2}: {} |", verdicts.join(", ")),
+        };
+        let goal_header = if with_torch {
+            format!(" goal ({}) |", self.goals_from)
+        } else {
+            String::new()
+        };
+        println!("{}", workload.label);
+        println!("|  round | {} |{goal_header}", header.join(" | "));
+        let rule: String = header
+            .iter()
+            .map(|h| format!("{}:|", "-".repeat(h.chars().count() + 1)))
+            .collect();
+        println!("|-------:|{rule}{}", if with_torch { "---|" } else { "" });
+        for (r, row) in rows.iter().enumerate() {
+            println!("| {:>6} | {} |{}", r + 1, pad(&cells(row), &header), goal_cell(false));
+        }
+        println!("| median | {} |{}\n", pad(&cells(&medians), &header), goal_cell(true));
+    }
+}
+
+/// `cells` right-aligned to the widths of the `header` cells.
+fn pad(cells: &[String], header: &[String]) -> String {
+    cells
+        .iter()
+        .zip(header)
+        .map(|(c, h)| format!("{c:>width$}", width = h.chars().count()))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }

@@ -29,32 +29,27 @@ use std::hint::black_box;
 
 use ferrograd::autodiff::MergeTapes;
 use ferrograd::prelude::*;
-use ferrograd_benches::{BATCH, BATCHES, Torch, median, per_iteration_us};
+use ferrograd_benches::{Comparison, Torch, Workload, per_iteration_us};
 
 const ROUNDS: usize = 3;
-/// The thread counts both libraries run at.
-const THREADS: [usize; 2] = [1, 2];
 const BATCH_SIZE: usize = 64;
 const MATMUL_SIZES: [usize; 5] = [64, 128, 256, 1024, 2048];
 
-/// Workload names as `cpu_gaps.py` prints them, labels, and the goal for the ratio
-/// ferrograd / PyTorch (issue #10), in the order of [`Workloads::ferrograd_round`].
-const WORKLOADS: [(&str, &str, f64); 8] = [
-    ("mlp_infer_b1", "MLP inference, batch 1", 0.3),
-    ("mlp_train_b1", "MLP forward + backward, batch 1", 0.15),
-    ("mlp_train_b64", "MLP forward + backward, batch 64", 0.8),
-    ("matmul_64", "f32 matmul 64³", 1.0),
-    ("matmul_128", "f32 matmul 128³", 1.0),
-    ("matmul_256", "f32 matmul 256³", 1.0),
-    ("matmul_1024", "f32 matmul 1024³", 1.0),
-    ("matmul_2048", "f32 matmul 2048³", 1.0),
+/// Workloads with their names in `cpu_gaps.py` and the goals for the ratio ferrograd /
+/// PyTorch (issue #10), in the order of [`Workloads::ferrograd_round`].
+const WORKLOADS: [Workload; 8] = [
+    workload("mlp_infer_b1", "MLP inference, batch 1", 0.3),
+    workload("mlp_train_b1", "MLP forward + backward, batch 1", 0.15),
+    workload("mlp_train_b64", "MLP forward + backward, batch 64", 0.8),
+    workload("matmul_64", "f32 matmul 64³", 1.0),
+    workload("matmul_128", "f32 matmul 128³", 1.0),
+    workload("matmul_256", "f32 matmul 256³", 1.0),
+    workload("matmul_1024", "f32 matmul 1024³", 1.0),
+    workload("matmul_2048", "f32 matmul 2048³", 1.0),
 ];
 
-/// Puts ferrograd on `n` threads, returning whether it could (it can: the rounds then
-/// measure ferrograd once per thread count).
-fn set_threads(n: usize) -> bool {
-    ferrograd::set_num_threads(n);
-    true
+const fn workload(name: &'static str, label: &'static str, goal: f64) -> Workload {
+    Workload { name, label, goal }
 }
 
 type Matrix<const R: usize, const C: usize, T = NoneTape> = Tensor<Rank2<R, C>, f32, Cpu, T>;
@@ -214,126 +209,20 @@ impl Workloads {
     }
 }
 
-/// One round of PyTorch's figures on `threads` threads, in the order of [`WORKLOADS`].
-fn torch_round(torch: &mut Torch, threads: usize) -> Vec<f64> {
-    let reply = torch.request(&format!("round {threads}"));
-    WORKLOADS.iter().map(|(name, ..)| reply.value(name)).collect()
-}
-
 fn main() {
     let workloads = Workloads::new();
-    let mut torch = None;
     // The data file only has to outlive the script's start; it reads it at once.
     let data = std::env::temp_dir().join(format!("ferrograd-cpu-gaps-{}.f32", std::process::id()));
     std::fs::write(&data, workloads.to_bytes()).expect("writing the data file");
-    if let Some(mut t) = Torch::start_or_explain("cpu_gaps.py", &[data.to_str().unwrap()]) {
-        // Both sides must compute the same thing, or the ratios mean nothing.
-        let reply = t.request("check");
-        for (name, ours) in workloads.check() {
-            let theirs = reply.value(name);
-            println!("check {name}: ferrograd {ours:.7}, PyTorch {theirs:.7}");
-            assert!((ours - theirs).abs() <= 1e-4 * theirs.abs(), "{name} differs");
-        }
-        torch = Some(t);
-    }
+    let mut torch = Torch::start_or_explain("cpu_gaps.py", &[data.to_str().unwrap()]);
     let _ = std::fs::remove_file(&data);
-
-    // ferrograd is measured once per thread count where it can be set, else once.
-    let settable = set_threads(THREADS[0]);
-    let ours_per_round = if settable { THREADS.len() } else { 1 };
-    println!(
-        "µs per iteration, median of {BATCHES} batches of ~{} ms, in {ROUNDS} rounds{}; {} cores\n",
-        BATCH.as_millis(),
-        torch.as_ref().map_or(String::new(), |t| format!(
-            " interleaved with PyTorch's on {THREADS:?} threads ({})",
-            t.version
-        )),
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
-
-    // [round][thread setting][workload]
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for round in 1..=ROUNDS {
-        eprintln!("round {round} of {ROUNDS}…");
-        let (mut our_round, mut their_round) = (Vec::new(), Vec::new());
-        for (i, &n) in THREADS.iter().enumerate() {
-            if i < ours_per_round {
-                // Every time: the previous round ended on the last setting.
-                set_threads(n);
-                our_round.push(workloads.ferrograd_round());
-            }
-            if let Some(torch) = torch.as_mut() {
-                their_round.push(torch_round(torch, n));
-            }
-        }
-        ours.push(our_round);
-        theirs.push(their_round);
+    if let Some(torch) = torch.as_mut() {
+        torch.check(&workloads.check(), 1e-4);
     }
-
-    let thr = |i: usize| format!("{} thr", THREADS[i]);
-    let torch_columns = if torch.is_some() { THREADS.len() } else { 0 };
-    let mut header: Vec<String> = match ours_per_round {
-        1 => vec!["ferrograd µs (as is)".to_owned()],
-        _ => (0..ours_per_round)
-            .map(|i| format!("ferrograd {} µs", thr(i)))
-            .collect(),
+    let comparison = Comparison {
+        workloads: &WORKLOADS,
+        rounds: ROUNDS,
+        goals_from: "issue #10",
     };
-    header.extend((0..torch_columns).map(|i| format!("PyTorch {} µs", thr(i))));
-    header.extend((0..torch_columns).map(|i| format!("ratio {}", thr(i))));
-    let times = ours_per_round + torch_columns;
-    let cells = |values: &[f64]| -> Vec<String> {
-        let (us, ratios) = values.split_at(times);
-        let us = us.iter().map(|t| format!("{t:.2}"));
-        us.chain(ratios.iter().map(|r| format!("{r:.3}×"))).collect()
-    };
-    for (w, (_, label, goal)) in WORKLOADS.iter().enumerate() {
-        // Per round: ferrograd's times, PyTorch's times, the ratios.
-        let rows: Vec<Vec<f64>> = (0..ROUNDS)
-            .map(|r| {
-                let ours: Vec<f64> = ours[r].iter().map(|t: &Vec<f64>| t[w]).collect();
-                let theirs: Vec<f64> = theirs[r].iter().map(|t: &Vec<f64>| t[w]).collect();
-                // While ferrograd is measured once a round, that figure faces both of PyTorch's.
-                let ratios = theirs.iter().enumerate().map(|(i, t)| ours[i.min(ours.len() - 1)] / t);
-                ours.iter().chain(&theirs).copied().chain(ratios).collect()
-            })
-            .collect();
-        let medians: Vec<f64> = (0..header.len())
-            .map(|c| median(rows.iter().map(|row| row[c]).collect()))
-            .collect();
-
-        // The goal column: empty in the rounds' rows, met or not by the medians.
-        let verdicts: Vec<String> = medians[times..]
-            .iter()
-            .enumerate()
-            .map(|(i, &r)| format!("{} {}", thr(i), if r <= *goal { "yes" } else { "no" }))
-            .collect();
-        let goal_cell = |last: bool| match (torch.is_some(), last) {
-            (false, _) => String::new(),
-            (true, false) => "  |".to_owned(),
-            (true, true) => format!(" ≤ {goal:.2}: {} |", verdicts.join(", ")),
-        };
-        let goal_header = if torch.is_some() { " goal (issue #10) |" } else { "" };
-        println!("{label}");
-        println!("|  round | {} |{goal_header}", header.join(" | "));
-        let rule: String = header
-            .iter()
-            .map(|h| format!("{}:|", "-".repeat(h.chars().count() + 1)))
-            .collect();
-        println!("|-------:|{rule}{}", if torch.is_some() { "---|" } else { "" });
-        for (r, row) in rows.iter().enumerate() {
-            println!("| {:>6} | {} |{}", r + 1, pad(&cells(row), &header), goal_cell(false));
-        }
-        println!("| median | {} |{}\n", pad(&cells(&medians), &header), goal_cell(true));
-    }
-    torch.take();
-}
-
-/// `cells` right-aligned to the widths of the `header` cells.
-fn pad(cells: &[String], header: &[String]) -> String {
-    cells
-        .iter()
-        .zip(header)
-        .map(|(c, h)| format!("{c:>width$}", width = h.chars().count()))
-        .collect::<Vec<_>>()
-        .join(" | ")
+    comparison.run(torch.as_mut(), || workloads.ferrograd_round());
 }
