@@ -120,7 +120,7 @@ fn main() -> Result<(), Error> {
     let mut first = None;
     for step in 0..=200 {
         let grads = model.try_alloc_grads()?;
-        let logits = model.forward_mut(x.clone().traced(grads));
+        let logits = model.forward_mut(x.clone().traced_input(grads));
         let loss = losses::cross_entropy(logits, &y, Reduction::Mean, Default::default());
         let value = loss.array();
         first.get_or_insert(value);

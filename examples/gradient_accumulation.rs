@@ -48,7 +48,7 @@ fn main() -> Result<(), Error> {
     for step in 0..300 {
         let mut total = 0.0;
         for (x, y) in &batches {
-            let prediction = model.forward_mut(x.clone().traced(grads));
+            let prediction = model.forward_mut(x.clone().traced_input(grads));
             let loss = (prediction - y.clone()).square().mean::<Rank0, _>() / MICRO_BATCHES as f32;
             total += loss.array();
             grads = loss.backward(); // adds to the gradients of the micro-batches before

@@ -107,7 +107,7 @@ impl Training {
     /// update), untouched in the timed loops as PyTorch's side leaves its own.
     fn step<const B: usize>(&mut self, x: &Inputs<B>, y: &Labels<B>) -> Tensor<Rank0, f32, Cpu> {
         let grads = self.model.try_alloc_grads().unwrap();
-        let logits = self.model.forward_mut(x.clone().traced(grads));
+        let logits = self.model.forward_mut(x.clone().traced_input(grads));
         let loss = cross_entropy(logits, y, Reduction::Mean, CrossEntropyOptions::default());
         let value = loss.detach();
         let grads = loss.backward();

@@ -50,8 +50,9 @@
 //!
 //! `leaky_trace()` keeps every gradient, intermediate ones included. In a training
 //! loop, trace the input with gradients allocated for the parameters instead
-//! (`x.traced(model.try_alloc_grads()?)`, see [`VisitParameters`]): backward then keeps
-//! only those and frees the rest as soon as it has used them.
+//! (`x.traced_input(model.try_alloc_grads()?)`, see [`VisitParameters`]): backward then
+//! computes no gradient for the input, keeps only the parameters' and frees the rest
+//! as soon as it has used them.
 //!
 //! # Writing ops and optimizers in other crates
 //!

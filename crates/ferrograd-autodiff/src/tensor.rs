@@ -271,6 +271,29 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
         self.put_tape(OwnedTape::new(grads))
     }
 
+    /// Starts recording like [`Tensor::traced`], without keeping this tensor's own
+    /// gradient: for a training step's input, whose gradient nobody reads (PyTorch's
+    /// inputs do not require grad). Backward then skips computing it, which in a
+    /// first layer is a whole matrix product per step.
+    ///
+    /// ```
+    /// use ferrograd_autodiff::prelude::*;
+    /// use ferrograd_cpu::Cpu;
+    ///
+    /// let dev = Cpu::default();
+    /// let w: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([1.0, 2.0]);
+    /// let x: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([3.0, 4.0]);
+    /// let grads = (x.clone().traced_input(w.alloc_grads()) * w.clone()).sum::<Rank0, _>().backward();
+    /// assert_eq!(grads.get(&w).array(), [3.0, 4.0]);
+    /// assert!(!grads.contains(&x));
+    /// ```
+    pub fn traced_input(self, grads: Gradients<E, D>) -> Tensor<S, E, D, OwnedTape<E, D>>
+    where
+        E: ferrograd_device::Dtype,
+    {
+        self.put_tape(OwnedTape::new(grads))
+    }
+
     /// Starts recording into a tape that keeps the gradient of every tensor in the
     /// graph, intermediate ones included: handy for inspection and tests, wasteful in
     /// training loops (use [`Tensor::traced`] there).

@@ -21,7 +21,7 @@
 //! let mut mlp = mlp;
 //! let x: Tensor<Rank2<16, 784>, f32, Cpu> = dev.sample_normal();
 //! let grads = mlp.try_alloc_grads()?;
-//! let logits = mlp.forward_mut(x.traced(grads));
+//! let logits = mlp.forward_mut(x.traced_input(grads));
 //! let grads = logits.square().mean::<Rank0, _>().backward();
 //! assert_eq!(grads.get(&mlp.0.weight).dims(), [128, 784]);
 //! # Ok::<(), Error>(())

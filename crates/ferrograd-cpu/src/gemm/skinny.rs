@@ -9,8 +9,10 @@
 
 use super::{GemmElement, MatrixMut, MatrixRef, is_non_overlapping};
 
-/// Independent sums per dot product, so the adds can overlap and vectorise.
-const LANES: usize = 8;
+/// Independent sums per dot product, so the adds can overlap and vectorise: one
+/// AVX-512 vector of f32 (measured on a 784-long dot: 8 lanes 9.5 µs for 128 columns,
+/// 16 lanes 7.9, 32 lanes 8.3).
+const LANES: usize = 16;
 
 /// `c = alpha · a·b + beta · c` for `m = 1` or `k = 1` when the operands' layouts allow a
 /// single streaming pass; `false` (nothing written) otherwise.
@@ -181,12 +183,27 @@ fn add_scaled_block<E: GemmElement, const W: usize>(
 widest_vectors! {
     /// `c[j·c_stride] = alpha · (a · column j) + beta · c[j·c_stride]` for `j < n`,
     /// column `j` being `b[j·b_stride ..][..a.len()]`.
+    ///
+    /// Four columns at a time share each load of `a` and keep four sets of sums going
+    /// at once: one column at a time was a chain of dependent adds (a weight stored
+    /// `(out, in)` as PyTorch's Linear, times one sample, takes this path).
     fn dot_columns<E>(a: &[E], b: &[E], b_stride: usize, alpha: E, beta: E, c: &mut [E], c_stride: usize, n: usize) {
         let k = a.len();
-        for j in 0..n {
-            let dot = dot(a, &b[j * b_stride..j * b_stride + k]);
+        let column = |j: usize| &b[j * b_stride..j * b_stride + k];
+        let mut store = |j: usize, dot: E| {
             let c = &mut c[j * c_stride];
             *c = if beta == E::ZERO { alpha * dot } else { alpha * dot + beta * *c };
+        };
+        let mut j = 0;
+        while j + 4 <= n {
+            let dots = dot4(a, [column(j), column(j + 1), column(j + 2), column(j + 3)]);
+            for (t, dot) in dots.into_iter().enumerate() {
+                store(j + t, dot);
+            }
+            j += 4;
+        }
+        for j in j..n {
+            store(j, dot(a, column(j)));
         }
     }
 }
@@ -239,6 +256,43 @@ fn dot<E: GemmElement>(x: &[E], y: &[E]) -> E {
     for (&x, &y) in x_chunks.remainder().iter().zip(y_chunks.remainder()) {
         sums[0] = sums[0] + x * y;
     }
+    pairwise_sum(sums)
+}
+
+/// The dot products of `x` with four slices of its length, each summed as [`dot`] sums.
+#[inline(always)]
+fn dot4<E: GemmElement>(x: &[E], [y0, y1, y2, y3]: [&[E]; 4]) -> [E; 4] {
+    let (mut s0, mut s1, mut s2, mut s3) = ([E::ZERO; LANES], [E::ZERO; LANES], [E::ZERO; LANES], [E::ZERO; LANES]);
+    let full = x.len() / LANES * LANES;
+    let mut start = 0;
+    while start < full {
+        let xs = &x[start..start + LANES];
+        let (c0, c1, c2, c3) = (
+            &y0[start..start + LANES],
+            &y1[start..start + LANES],
+            &y2[start..start + LANES],
+            &y3[start..start + LANES],
+        );
+        for lane in 0..LANES {
+            s0[lane] = s0[lane] + xs[lane] * c0[lane];
+            s1[lane] = s1[lane] + xs[lane] * c1[lane];
+            s2[lane] = s2[lane] + xs[lane] * c2[lane];
+            s3[lane] = s3[lane] + xs[lane] * c3[lane];
+        }
+        start += LANES;
+    }
+    for i in full..x.len() {
+        s0[0] = s0[0] + x[i] * y0[i];
+        s1[0] = s1[0] + x[i] * y1[i];
+        s2[0] = s2[0] + x[i] * y2[i];
+        s3[0] = s3[0] + x[i] * y3[i];
+    }
+    [pairwise_sum(s0), pairwise_sum(s1), pairwise_sum(s2), pairwise_sum(s3)]
+}
+
+/// The sum of [`LANES`] values, added in halves.
+#[inline(always)]
+fn pairwise_sum<E: GemmElement>(mut sums: [E; LANES]) -> E {
     let mut width = LANES;
     while width > 1 {
         width /= 2;
