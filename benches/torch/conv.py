@@ -33,13 +33,14 @@ def load(path):
         flat = flat[n:]
     assert flat.numel() == 0, "data file longer than expected"
     x, w, b = tensors
-    return x, w.requires_grad_(), b.requires_grad_()
+    return x.requires_grad_(), w.requires_grad_(), b.requires_grad_()
 
 
 def train_step(x, w, b):
-    # The gradients of a first layer's parameters (the input needs none), fresh each
-    # step as with `zero_grad(set_to_none=True)`.
-    w.grad, b.grad = None, None
+    # The gradients of the input, the weight and the bias, fresh each step as with
+    # `zero_grad(set_to_none=True)`: ferrograd's `x.traced(grads)` keeps the traced
+    # input's gradient too, so PyTorch's input requires one here.
+    x.grad, w.grad, b.grad = None, None, None
     F.conv2d(x, w, b).sum().backward()
 
 
@@ -56,7 +57,7 @@ def main():
             case ["round", threads]:
                 torch.set_num_threads(int(threads))
                 times = {}
-                with torch.inference_mode():
+                with torch.no_grad():
                     times["forward"] = per_iteration_us(lambda: F.conv2d(x, w, b))
                 times["train"] = per_iteration_us(lambda: train_step(x, w, b))
                 print(" ".join(f"{k}={v:.4f}" for k, v in times.items()), flush=True)

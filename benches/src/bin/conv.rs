@@ -6,8 +6,8 @@
 //! ```
 //!
 //! Workloads: the forward pass alone (untraced), and forward + backward of the
-//! output's sum with gradients for the weight and the bias (a first layer: the input
-//! needs none). PyTorch (`benches/torch/conv.py`) runs the same on the same data, which
+//! output's sum with gradients for the input, the weight and the bias (`traced(grads)`
+//! keeps the traced input's gradient, so PyTorch's input requires one too). PyTorch (`benches/torch/conv.py`) runs the same on the same data, which
 //! this program writes to a temporary file; both check that they compute the same
 //! thing before anything is timed. Rounds on 1 and 2 threads are interleaved between
 //! the two libraries; each figure is the median over the rounds of medians per batch.
