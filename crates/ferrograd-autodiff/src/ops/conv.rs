@@ -160,7 +160,7 @@ impl<S: Shape, E: Dtype, D: Conv2dKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     /// # Panics
     /// As [`Tensor::try_conv2d`] fails.
     #[track_caller]
-    pub fn conv2d<W: Shape, R: Tape<E, D>>(
+    pub fn conv2d<W: Shape, R>(
         self,
         weight: Tensor<W, E, D, R>,
         bias: Option<Conv2dBias<S::OutChannels, E, D, R>>,
@@ -169,7 +169,7 @@ impl<S: Shape, E: Dtype, D: Conv2dKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     where
         S: Conv2dShape<W>,
         T: MergeTapes<R>,
-        R: MergeTapes<R, Output = R>,
+        R: Tape<E, D> + MergeTapes<R, Output = R>,
         MergedTape<T, R>: Tape<E, D>,
     {
         self.try_conv2d(weight, bias, options).or_panic()
@@ -181,7 +181,7 @@ impl<S: Shape, E: Dtype, D: Conv2dKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     /// stride, dilation or group count of 0, or "same" padding with a stride other
     /// than 1. Each message names the sizes.
     #[allow(clippy::type_complexity)] // the result type is the op's own: shape, dtype, device, tape
-    pub fn try_conv2d<W: Shape, R: Tape<E, D>>(
+    pub fn try_conv2d<W: Shape, R>(
         self,
         weight: Tensor<W, E, D, R>,
         bias: Option<Conv2dBias<S::OutChannels, E, D, R>>,
@@ -190,7 +190,7 @@ impl<S: Shape, E: Dtype, D: Conv2dKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     where
         S: Conv2dShape<W>,
         T: MergeTapes<R>,
-        R: MergeTapes<R, Output = R>,
+        R: Tape<E, D> + MergeTapes<R, Output = R>,
         MergedTape<T, R>: Tape<E, D>,
     {
         let input_layout = batched(&self.layout);
