@@ -79,6 +79,7 @@ pub use backward::{BackwardContext, ScalarShape, TracedTape};
 pub use create::{SampleTensor, TensorCreation, TensorData};
 pub use gradients::Gradients;
 pub use ops::concat::{Stack, stack};
+pub use ops::conv::{Conv2dBias, Conv2dOptions, Padding, Size2};
 pub use parameters::{ParameterVisitor, ParameterVisitorMut, Prefixed, VisitParameters};
 pub use tape::{MergeTapes, MergedTape, NoneTape, OpInput, OwnedTape, Tape};
 pub use tensor::{Tensor, UniqueId};

@@ -33,6 +33,7 @@
 //! ```
 
 mod axes;
+mod conv;
 mod dim;
 mod index;
 mod layout;
@@ -42,6 +43,7 @@ mod shape;
 mod slice;
 
 pub use axes::{Axes, Axes2, Axes3, Axes4, Axes5, Axes6, Axis, SingleAxis};
+pub use conv::{ChannelsPerGroup, Conv2dShape};
 pub use dim::{Const, ConstDim, Dim};
 pub use index::{AppendAxis, ReplaceAxis, ReplaceAxisTo, SelectIndexShape};
 pub use layout::{Layout, MAX_RANK};

@@ -3,6 +3,7 @@
 mod binary;
 mod compare;
 pub(crate) mod concat;
+pub(crate) mod conv;
 mod dropout;
 pub(crate) mod index;
 mod matmul;

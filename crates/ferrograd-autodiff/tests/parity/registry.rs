@@ -14,7 +14,7 @@
 //! without a gradient (`Out::Const`: compared only), a mask or indices (compared
 //! exactly), or several of these (`Out::Tuple`) for an op that PyTorch gives a tuple
 //! (`torch.max(x, dim)`: values and indices). `"name" loosen 10 => ...` multiplies the dtype's tolerances for that op by
-//! 10; say why in a comment (no entry needs it now).
+//! 10; say why in a comment (`conv2d` needs it).
 
 use crate::dyn_tensor::{Dyn, DynShape, Traced, rank_like};
 use crate::json::Json;
@@ -305,6 +305,49 @@ macro_rules! select_arms {
     };
 }
 
+/// A `stride` or `dilation` param: an int for both axes or a `[height, width]` list;
+/// `default` when the case leaves it out.
+fn size2(p: &Params, key: &str, default: usize) -> Result<[usize; 2], String> {
+    let Ok(value) = p.0.get(key) else {
+        return Ok([default, default]);
+    };
+    match value.as_usize() {
+        Ok(both) => Ok([both, both]),
+        Err(_) => match value.as_usizes()?.as_slice() {
+            &[height, width] => Ok([height, width]),
+            other => Err(format!("param `{key}`: {other:?} is not one size or two")),
+        },
+    }
+}
+
+/// The options of a `conv2d` case: PyTorch's `stride`, `padding` (an int, a pair,
+/// `"same"` or `"valid"`), `dilation` and `groups`, each defaulting as PyTorch's do.
+fn conv2d_options(p: &Params) -> Result<ferrograd_autodiff::Conv2dOptions, String> {
+    use ferrograd_autodiff::Padding;
+    let padding = match p.0.get("padding") {
+        Err(_) => Padding::Valid,
+        Ok(value) => match value.as_str() {
+            Ok("same") => Padding::Same,
+            Ok("valid") => Padding::Valid,
+            Ok(other) => return Err(format!("padding {other:?}: not \"same\" or \"valid\"")),
+            Err(_) => {
+                let [height, width] = size2(p, "padding", 0)?;
+                Padding::Symmetric(height, width)
+            }
+        },
+    };
+    let groups = if p.0.get("groups").is_ok() {
+        p.usize("groups")?
+    } else {
+        1
+    };
+    Ok(ferrograd_autodiff::Conv2dOptions::default()
+        .stride(size2(p, "stride", 1)?)
+        .padding(padding)
+        .dilation(size2(p, "dilation", 1)?)
+        .groups(groups))
+}
+
 fn err(e: Error) -> String {
     e.to_string()
 }
@@ -466,6 +509,24 @@ registry! {
             (Dyn::R3(x), Dyn::R3(y)) => Dyn::R3(x.try_matmul(y).map_err(err)?),
             (Dyn::R4(x), Dyn::R4(y)) => Dyn::R4(x.try_matmul(y).map_err(err)?),
             (x, y) => return Err(format!("matmul of ranks {} and {}: not a supported form", x.rank(), y.rank())),
+        }))
+    },
+
+    // Convolutions (cases_conv.py): input, weight and an optional bias.
+    // Loosened for f32: a weight-gradient element sums N·OH·OW products of values of
+    // order 1 (100 in `conv2d_everything`), and where they cancel to ~3e-3 the f32
+    // rounding of any summation order reaches ~1.5e-6 (ours 1.6e-6 from the exact value
+    // of the f32 inputs, PyTorch's 1.6e-7), past the plain 1e-6 absolute tolerance.
+    "conv2d" loosen 4 => |p, a| {
+        let options = conv2d_options(p)?;
+        let mut tensors = all_floats(a)?.into_iter();
+        let (x, w, b) = (tensors.next(), tensors.next(), tensors.next());
+        Ok(Out::Float(match (x, w, b, tensors.next()) {
+            (Some(Dyn::R4(x)), Some(Dyn::R4(w)), None, None) => Dyn::R4(x.try_conv2d(w, None, options).map_err(err)?),
+            (Some(Dyn::R4(x)), Some(Dyn::R4(w)), Some(Dyn::R1(b)), None) => {
+                Dyn::R4(x.try_conv2d(w, Some(b), options).map_err(err)?)
+            }
+            _ => return Err("conv2d: expected a rank-4 input, a rank-4 weight and an optional rank-1 bias".into()),
         }))
     },
 

@@ -1,6 +1,7 @@
 //! The CPU kernel of each op family, one module per family as in `ferrograd-device`.
 
 mod compare;
+mod conv;
 mod convert;
 mod copy;
 mod elementwise;

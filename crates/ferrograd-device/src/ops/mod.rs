@@ -5,6 +5,7 @@
 //! trait, so an error names the one missing kernel.
 
 pub mod compare;
+pub mod conv;
 pub mod convert;
 pub mod copy;
 pub mod elementwise;
