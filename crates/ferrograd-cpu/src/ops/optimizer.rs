@@ -76,7 +76,7 @@ fn sgd_loop<E: Dtype, const DECAY: bool, const MOMENTUM: bool, const NESTEROV: b
     if !MOMENTUM {
         for (p, &g) in param.iter_mut().zip(grad) {
             let g = sgd_gradient::<E, DECAY>(u, g, *p);
-            *p = *p + neg_lr * g;
+            *p += neg_lr * g;
         }
         return;
     }
@@ -85,7 +85,7 @@ fn sgd_loop<E: Dtype, const DECAY: bool, const MOMENTUM: bool, const NESTEROV: b
         let g = sgd_gradient::<E, DECAY>(u, g, *p);
         *b = *b * u.momentum + u.one_minus_dampening * g;
         let direction = if NESTEROV { g + u.momentum * *b } else { *b };
-        *p = *p + neg_lr * direction;
+        *p += neg_lr * direction;
     }
 }
 
@@ -104,7 +104,7 @@ fn sgd_first_loop<E: Dtype, const DECAY: bool, const NESTEROV: bool>(
         let g = sgd_gradient::<E, DECAY>(u, g, *p);
         *b = g;
         let direction = if NESTEROV { g + u.momentum * *b } else { *b };
-        *p = *p + neg_lr * direction;
+        *p += neg_lr * direction;
     }
 }
 
@@ -151,10 +151,10 @@ fn adam_loop<E: Dtype, const DECAY: bool, const NEAR_START: bool>(
     let sign = if u.maximize { -E::ONE } else { E::ONE };
     let weight = u.one_minus_beta1;
     let moments = |i: usize, p: &mut E, m: &mut [E], v: &mut [E]| {
-        *p = *p * u.decay_factor;
+        *p *= u.decay_factor;
         let mut g = grad[i] * sign;
         if DECAY {
-            g = g + u.weight_decay * *p;
+            g += u.weight_decay * *p;
         }
         m[i] = if NEAR_START {
             m[i] + weight * (g - m[i])
@@ -165,7 +165,7 @@ fn adam_loop<E: Dtype, const DECAY: bool, const NEAR_START: bool>(
     };
     let finish = |p: &mut E, m: E, second: E| {
         let denom = second.sqrt() / u.bias_correction2_sqrt + u.eps;
-        *p = *p + neg_step_size * m / denom;
+        *p += neg_step_size * m / denom;
     };
     match max_exp_avg_sq {
         None => {
