@@ -157,21 +157,28 @@ pub(crate) fn for_each_chunk_mut<E: Send>(data: &mut [E], chunk_len: usize, work
 /// pool, runs on its calling thread alone). A panic in a share is raised again here,
 /// after every share has ended.
 fn run_shares(shares: usize, run: &(dyn Fn(usize) + Sync)) {
-    let pool = pool().filter(|_| shares > 1);
-    let Some(pool) = pool else {
-        (0..shares).for_each(run);
-        return;
+    if shares == 1 {
+        return run(0);
+    }
+    let Some(pool) = pool() else {
+        return run_here(shares, run);
     };
     // (A share's panic passes through here and poisons the lock; the pool is sound.)
     let _pool_is_ours = match pool.in_use.try_lock() {
         Ok(ours) => ours,
         Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-        Err(TryLockError::WouldBlock) => {
-            (0..shares).for_each(run);
-            return;
-        }
+        Err(TryLockError::WouldBlock) => return run_here(shares, run),
     };
     pool.shared.run(shares, run);
+}
+
+/// Runs every share on the calling thread, under the pool's rule for panics (every
+/// share runs; the first panic is raised again at the end), so that a kernel behaves
+/// the same whether or not the pool was free.
+fn run_here(shares: usize, run: &(dyn Fn(usize) + Sync)) {
+    let job = Job::new(run, shares, 0);
+    job.work();
+    job.raise_panic();
 }
 
 /// Threads that take shares of the kernels the calling threads publish.
@@ -211,7 +218,25 @@ struct Job<'a> {
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    /// A job of `shares` shares, the first to claim being `first_claim`.
+    fn new(run: &'a (dyn Fn(usize) + Sync), shares: usize, first_claim: usize) -> Self {
+        Job {
+            run,
+            shares,
+            next: AtomicUsize::new(first_claim),
+            ended: AtomicUsize::new(0),
+            panic: Mutex::new(None),
+        }
+    }
+
+    /// Raises again the first panic of a share, if any.
+    fn raise_panic(self) {
+        if let Some(payload) = self.panic.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            resume_unwind(payload);
+        }
+    }
+
     /// Runs shares until none is left to claim; whether there was any.
     fn work(&self) -> bool {
         let mut claimed_any = false;
@@ -259,15 +284,9 @@ impl Shared {
     /// The caller's side: publishes the job, works on it, waits for the shares the
     /// workers claimed, and takes the job back.
     fn run(&self, shares: usize, run: &(dyn Fn(usize) + Sync)) {
-        let job = Job {
-            run,
-            shares,
-            // Share 0 is the caller's: a kernel called again with the same operands then
-            // finds its part of them in its own core's cache.
-            next: AtomicUsize::new(1),
-            ended: AtomicUsize::new(0),
-            panic: Mutex::new(None),
-        };
+        // Share 0 is the caller's: a kernel called again with the same operands then
+        // finds its part of them in its own core's cache.
+        let job = Job::new(run, shares, 1);
         let pointer: *const Job<'_> = &job;
         self.job.store(pointer.cast_mut().cast(), Ordering::SeqCst);
         self.published.fetch_add(1, Ordering::SeqCst);
@@ -280,9 +299,7 @@ impl Shared {
         wait_until(|| job.ended.load(Ordering::Acquire) == shares);
         self.job.store(std::ptr::null_mut(), Ordering::SeqCst);
         wait_until(|| self.using_job.load(Ordering::SeqCst) == 0);
-        if let Some(payload) = job.panic.into_inner().unwrap_or_else(PoisonError::into_inner) {
-            resume_unwind(payload);
-        }
+        job.raise_panic();
     }
 
     /// A worker's life: take shares of published jobs; when there are none, spin a
@@ -496,19 +513,27 @@ mod tests {
     fn a_panicking_share_panics_its_caller() {
         let _setting = hold_setting();
         set_num_threads(2);
-        let ended = AtomicUsize::new(0);
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            map_shares(8, |k| {
-                if k == 5 {
-                    panic!("share five");
-                }
-                ended.fetch_add(1, Ordering::SeqCst);
-            })
-        }));
-        let payload = outcome.expect_err("the share's panic reaches the caller");
-        assert_eq!(payload.downcast_ref::<&str>(), Some(&"share five"));
-        assert_eq!(ended.load(Ordering::SeqCst), 7);
-        assert_eq!(map_shares(4, |k| k * 10), [0, 10, 20, 30]);
+        let check = |how: &str| {
+            let ended = AtomicUsize::new(0);
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                map_shares(8, |k| {
+                    if k == 5 {
+                        panic!("share five");
+                    }
+                    ended.fetch_add(1, Ordering::SeqCst);
+                })
+            }));
+            let payload = outcome.expect_err("the share's panic reaches the caller");
+            assert_eq!(payload.downcast_ref::<&str>(), Some(&"share five"), "{how}");
+            assert_eq!(ended.load(Ordering::SeqCst), 7, "{how}: every other share runs");
+            assert_eq!(map_shares(4, |k| k * 10), [0, 10, 20, 30], "{how}");
+        };
+        check("on the pool, when it is free");
+        // Busy (another thread's kernel holds it): the calling thread runs every share,
+        // with the same rule for panics.
+        let pool = pool().expect("2 threads have a pool");
+        let _busy = pool.in_use.lock().unwrap_or_else(PoisonError::into_inner);
+        check("on the calling thread, when the pool is busy");
     }
 
     /// Kernels called from several threads at once, and from inside a share, all
