@@ -1,7 +1,7 @@
 //! Benchmark programs live in `src/bin/`. This library holds what the programs that
 //! compare with PyTorch share: the timing loop (mirrored by `torch/timing.py`, so both
 //! sides time alike), the PyTorch side, a script in `torch/` run as a child process,
-//! and the side-by-side comparison ([`compare`]): rounds of ferrograd and PyTorch
+//! and the side-by-side comparison ([`Comparison`]): rounds of ferrograd and PyTorch
 //! interleaved over thread counts, printed as one table per [`Workload`].
 
 use std::io::{BufRead, BufReader, Write};

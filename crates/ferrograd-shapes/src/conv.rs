@@ -26,8 +26,8 @@ use crate::shape::Shape;
 
 /// The weight's in-channel dim `Self` fits an input with `C` channels: the same const,
 /// or a run-time size on either side (then checked against the groups when the
-/// convolution runs). See the [module docs](self) for why grouped convolutions name
-/// this dim `usize`.
+/// convolution runs). Grouped convolutions name this dim `usize`: its size is
+/// `C_IN / groups`, and stable Rust cannot divide const generics.
 #[diagnostic::on_unimplemented(
     message = "a convolution weight with `{Self}` input channels does not fit an input with `{C}` channels",
     label = "the weight's second dim must be the input's channel count",

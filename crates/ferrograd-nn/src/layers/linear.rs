@@ -9,7 +9,7 @@ use ferrograd_device::{Dtype, Error, SampleKernel, Storage};
 use ferrograd_shapes::{Axes2, Axis, Const, Dim};
 
 /// A fully connected layer from `I` to `O` features, with a bias: the architecture
-/// `Linear<784, 128>` builds a [`built::Linear`](crate::built::Linear) whose `weight`
+/// `Linear<784, 128>` builds a [`built::Linear`] whose `weight`
 /// is `(O, I)` and `bias` `(O,)`, as in PyTorch's `nn.Linear(784, 128)` (and its
 /// `state_dict`), initialised as PyTorch does: both `U(-1/√I, 1/√I)`.
 ///
