@@ -4,13 +4,11 @@
 //! f32 and f64, masks included. Also the errors a wrong head count or mask shape gives,
 //! and dropout acting in training only.
 
-#[path = "../../ferrograd-autodiff/tests/parity/npz.rs"]
-#[allow(dead_code)]
-mod npz;
+mod model_fixtures;
 
-use ferrograd_autodiff::ParameterVisitor;
+use model_fixtures::{GradientsByName, Tolerance, models_dir, npz};
+
 use ferrograd_cpu::Cpu;
-use ferrograd_nn::checkpoint::CheckpointElement;
 use ferrograd_nn::prelude::*;
 use ferrograd_nn::transformer::TransformerKernels;
 use ferrograd_nn::{
@@ -19,36 +17,6 @@ use ferrograd_nn::{
 };
 use npz::{Array, Data};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-/// The project's parity tolerances (`xtask/parity/README.md`): relative and absolute.
-trait Tolerance: CheckpointElement {
-    const RTOL: f64;
-    const ATOL: f64;
-    fn values(array: &Array) -> Vec<Self>;
-}
-
-impl Tolerance for f32 {
-    const RTOL: f64 = 1e-5;
-    const ATOL: f64 = 1e-6;
-    fn values(array: &Array) -> Vec<f32> {
-        match &array.data {
-            Data::F32(v) => v.clone(),
-            other => panic!("expected f32 data, found {other:?}"),
-        }
-    }
-}
-
-impl Tolerance for f64 {
-    const RTOL: f64 = 1e-10;
-    const ATOL: f64 = 1e-12;
-    fn values(array: &Array) -> Vec<f64> {
-        match &array.data {
-            Data::F64(v) => v.clone(),
-            other => panic!("expected f64 data, found {other:?}"),
-        }
-    }
-}
 
 /// ferrograd's values `got` against PyTorch's `expected`, element by element, within
 /// the tolerance. In f32 the fixture also holds `reference`, the same computation in
@@ -78,20 +46,6 @@ fn reference(io: &BTreeMap<String, Array>, key: &str) -> Option<Vec<f64>> {
         Data::F64(values) => values.clone(),
         other => panic!("expected f64 reference data, found {other:?}"),
     })
-}
-
-fn models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/parity/models")
-}
-
-/// Collects every parameter's gradient by name.
-struct GradientsByName<'a, E: Dtype>(&'a Gradients<E, Cpu>, BTreeMap<String, Vec<E>>);
-
-impl<E: Dtype> ParameterVisitor<E, Cpu> for GradientsByName<'_, E> {
-    fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, Cpu>) -> Result<(), Error> {
-        self.1.insert(name.to_string(), self.0.try_get(parameter)?.as_vec());
-        Ok(())
-    }
 }
 
 /// A batch of sequences of `M` features on the test's tape.

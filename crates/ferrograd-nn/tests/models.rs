@@ -2,48 +2,17 @@
 //! `xtask/parity/models.py`) load into the matching ferrograd architecture and give
 //! PyTorch's outputs, input gradients and parameter gradients.
 
-#[path = "../../ferrograd-autodiff/tests/parity/npz.rs"]
-#[allow(dead_code)]
-mod npz;
+mod model_fixtures;
+
+use model_fixtures::{GradientsByName, Tolerance, models_dir, npz};
 
 use ferrograd_autodiff::ParameterVisitor;
 use ferrograd_cpu::Cpu;
 use ferrograd_device::ops::elementwise::{BinaryKernel, Mul};
 use ferrograd_device::ops::reduce::SumKernel;
-use ferrograd_nn::checkpoint::CheckpointElement;
 use ferrograd_nn::prelude::*;
 use npz::{Array, Data};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-/// The project's parity tolerances (`xtask/parity/README.md`): relative and absolute.
-trait Tolerance: CheckpointElement {
-    const RTOL: f64;
-    const ATOL: f64;
-    fn values(array: &Array) -> Vec<Self>;
-}
-
-impl Tolerance for f32 {
-    const RTOL: f64 = 1e-5;
-    const ATOL: f64 = 1e-6;
-    fn values(array: &Array) -> Vec<f32> {
-        match &array.data {
-            Data::F32(v) => v.clone(),
-            other => panic!("expected f32 data, found {other:?}"),
-        }
-    }
-}
-
-impl Tolerance for f64 {
-    const RTOL: f64 = 1e-10;
-    const ATOL: f64 = 1e-12;
-    fn values(array: &Array) -> Vec<f64> {
-        match &array.data {
-            Data::F64(v) => v.clone(),
-            other => panic!("expected f64 data, found {other:?}"),
-        }
-    }
-}
 
 fn assert_close<E: Tolerance>(what: &str, got: &[E], expected: &[E]) {
     assert_eq!(got.len(), expected.len(), "{what}: lengths differ");
@@ -53,20 +22,6 @@ fn assert_close<E: Tolerance>(what: &str, got: &[E], expected: &[E]) {
             (g - e).abs() <= E::ATOL + E::RTOL * e.abs(),
             "{what}[{i}]: ferrograd {g}, PyTorch {e}"
         );
-    }
-}
-
-fn models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/parity/models")
-}
-
-/// Collects every parameter's gradient by name.
-struct GradientsByName<'a, E: Dtype>(&'a Gradients<E, Cpu>, BTreeMap<String, Vec<E>>);
-
-impl<E: Dtype> ParameterVisitor<E, Cpu> for GradientsByName<'_, E> {
-    fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, Cpu>) -> Result<(), Error> {
-        self.1.insert(name.to_string(), self.0.try_get(parameter)?.as_vec());
-        Ok(())
     }
 }
 
