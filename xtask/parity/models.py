@@ -108,20 +108,67 @@ def train_batch_norm_no_affine():
     return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, affine=False, momentum=0.3)), (6, 3)
 
 
+def conv_net():
+    # (2, 2, 9, 8) -> 3x3 -> (7, 6) -> 3x3 stride 2 padding 1 -> (4, 3): 6 * 4 * 3 = 72 features.
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.Flatten(), nn.Linear(72, 5)
+    ), (2, 2, 9, 8)
+
+
+def conv_grouped():
+    return nn.Conv2d(4, 8, (3, 2), padding="same", dilation=2, groups=2), (2, 4, 7, 6)
+
+
+def conv_depthwise():
+    return nn.Conv2d(3, 3, 3, padding=1, groups=3, bias=False), (1, 3, 5, 6)
+
+
+def conv_one_image():
+    return nn.Conv2d(2, 3, (2, 3), stride=(2, 1)), (2, 7, 5)
+
+
+def batch_norm2d():
+    return nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3)), (2, 2, 6, 5)
+
+
+def train_batch_norm2d():
+    # No bias before a batch norm (as in ResNet): the norm removes it, and its gradient
+    # would be zero up to rounding, which no tolerance compares.
+    return nn.Sequential(nn.Conv2d(2, 3, 3, bias=False), nn.BatchNorm2d(3), nn.ReLU()), (3, 2, 6, 5)
+
+
+def train_batch_norm2d_no_affine():
+    return nn.BatchNorm2d(3, affine=False, momentum=0.2), (2, 3, 4, 3)
+
+
+def group_norm():
+    return nn.Sequential(nn.Conv2d(2, 6, 1), nn.GroupNorm(3, 6)), (2, 2, 5, 4)
+
+
+def group_norm_sequence():
+    return nn.GroupNorm(2, 4, eps=1e-3), (3, 4, 5)
+
+
+def group_norm_no_affine():
+    return nn.GroupNorm(1, 3, affine=False), (2, 3)
+
+
 MODELS = [mlp, linear_no_bias, linear_sequence, linear_one_sample, activations, nested_softmax,
           layer_norm, layer_norm_no_bias, layer_norm_no_affine, rms_norm, rms_norm_eps,
           embedding, embedding_plain, batch_norm, batch_norm_sequence, train_batch_norm,
-          train_batch_norm_cumulative, train_batch_norm_no_affine]
+          train_batch_norm_cumulative, train_batch_norm_no_affine, conv_net, conv_grouped, conv_depthwise,
+          conv_one_image, batch_norm2d, train_batch_norm2d, train_batch_norm2d_no_affine, group_norm,
+          group_norm_sequence, group_norm_no_affine]
 
 
 def randomize_norms(model, rng, np_dtype):
     """Norm layers start at ones and zeros, which would hide a swapped weight and bias."""
     for module in model.modules():
-        if isinstance(module, (nn.LayerNorm, nn.RMSNorm, nn.BatchNorm1d)):
+        if isinstance(module, (nn.LayerNorm, nn.RMSNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
             for parameter in module.parameters():
                 values = rng.standard_normal(tuple(parameter.shape)).astype(np_dtype)
                 parameter.data.copy_(torch.from_numpy(values))
-        if isinstance(module, nn.BatchNorm1d):
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
             shape = tuple(module.running_mean.shape)
             module.running_mean.copy_(torch.from_numpy(rng.standard_normal(shape).astype(np_dtype)))
             module.running_var.copy_(torch.from_numpy(rng.uniform(0.5, 2.0, shape).astype(np_dtype)))

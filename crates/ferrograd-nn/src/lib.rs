@@ -49,8 +49,10 @@ pub use module::{BuildModule, BuildOnDevice, Built, Module, ModuleMut};
 /// The built modules (the types that hold tensors), by the name of their architecture.
 pub mod built {
     pub use crate::layers::attention::built::MultiHeadAttention;
-    pub use crate::layers::batch_norm::built::BatchNorm1D;
+    pub use crate::layers::batch_norm::built::{BatchNorm, BatchNorm1D, BatchNorm2D};
+    pub use crate::layers::conv::built::Conv2D;
     pub use crate::layers::embedding::built::Embedding;
+    pub use crate::layers::group_norm::built::GroupNorm;
     pub use crate::layers::linear::built::Linear;
     pub use crate::layers::normalization::built::{LayerNorm, RMSNorm};
     pub use crate::layers::transformer::built::{
@@ -64,4 +66,5 @@ pub mod prelude {
     pub use crate::layers::*;
     pub use crate::{BuildModule, BuildOnDevice, Built, Checkpoint, Module, ModuleMut};
     pub use ferrograd_autodiff::prelude::*;
+    pub use ferrograd_autodiff::{Conv2dOptions, Padding};
 }

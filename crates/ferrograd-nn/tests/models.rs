@@ -287,4 +287,14 @@ models! {
     train_batch_norm: (Linear<4, 6>, BatchNorm1D<6>), #[train] Rank2<8, 4>;
     train_batch_norm_cumulative: BatchNorm1D<3> = BatchNorm1D { momentum: None, ..Default::default() }, #[train] Rank3<4, 3, 5>;
     train_batch_norm_no_affine: (Linear<3, 4>, BatchNorm1D<4>) = (Linear::default(), BatchNorm1D { affine: false, momentum: Some(0.3), ..Default::default() }), #[train] Rank2<6, 3>;
+    conv_net: (Conv2D<2, 4, 3>, ReLU, Conv2D<4, 6, 3, 2, 1>, Flatten, Linear<72, 5>), Rank4<2, 2, 9, 8>;
+    conv_grouped: Conv2DConfig<Const<4>, Const<8>> = Conv2DConfig::new(Const, Const, (3, 2)).padding(Padding::Same).dilation(2).groups(2), Rank4<2, 4, 7, 6>;
+    conv_depthwise: Conv2DConfig<Const<3>, Const<3>> = Conv2DConfig::new(Const, Const, 3).padding(1).groups(3).without_bias(), Rank4<1, 3, 5, 6>;
+    conv_one_image: Conv2DConfig<Const<2>, Const<3>> = Conv2DConfig::new(Const, Const, (2, 3)).stride((2, 1)), Rank3<2, 7, 5>;
+    batch_norm2d: (Conv2D<2, 3, 3>, BatchNorm2D<3>), Rank4<2, 2, 6, 5>;
+    train_batch_norm2d: (Conv2DConfig<Const<2>, Const<3>>, BatchNorm2D<3>, ReLU) = (Conv2DConfig::new(Const, Const, 3).without_bias(), BatchNorm2D::default(), ReLU), #[train] Rank4<3, 2, 6, 5>;
+    train_batch_norm2d_no_affine: BatchNorm2D<3> = BatchNorm2D { affine: false, momentum: Some(0.2), ..Default::default() }, #[train] Rank4<2, 3, 4, 3>;
+    group_norm: (Conv2D<2, 6, 1>, GroupNorm<3, 6>), Rank4<2, 2, 5, 4>;
+    group_norm_sequence: GroupNormConfig<Const<4>> = GroupNormConfig { eps: 1e-3, ..GroupNormConfig::new(2, Const) }, Rank3<3, 4, 5>;
+    group_norm_no_affine: GroupNormConfig<Const<3>> = GroupNormConfig { affine: false, ..GroupNormConfig::new(1, Const) }, Rank2<2, 3>;
 }

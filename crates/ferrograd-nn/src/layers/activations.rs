@@ -45,6 +45,7 @@ macro_rules! parameter_free {
         same_in_training!([] $layer);
     };
 }
+pub(crate) use parameter_free;
 
 /// An element-wise activation as a layer over any shape.
 macro_rules! elementwise_activation {

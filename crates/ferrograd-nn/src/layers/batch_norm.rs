@@ -1,18 +1,19 @@
-//! `BatchNorm1D`: normalisation by each channel's statistics over the batch.
+//! `BatchNorm1D` and `BatchNorm2D`: normalisation by each channel's statistics over
+//! the batch.
 
 use crate::layers::normalization::NormalizationKernels;
 use crate::module::{BuildOnDevice, Module, ModuleMut};
 use ferrograd_autodiff::{
-    MergeTapes, NoneTape, ParameterVisitor, ParameterVisitorMut, Tape, Tensor, TensorCreation, VisitParameters,
+    MergeTapes, ParameterVisitor, ParameterVisitorMut, Tape, Tensor, TensorCreation, VisitParameters,
 };
 use ferrograd_device::{Dtype, Error, Storage};
-use ferrograd_shapes::{Axes3, Axis, Const, Dim};
+use ferrograd_shapes::{Axes2, Const, Dim, Shape};
 
 /// Normalises each of `C` channels by its mean and variance, over the batch in
 /// training and from running statistics at inference: PyTorch's `nn.BatchNorm1d(C)`
 /// (eps 1e-5, momentum 0.1, weight ones, bias zeros; buffers `running_mean` zeros,
 /// `running_var` ones and the counter `num_batches_tracked`, all in its `state_dict`).
-/// It takes `(N, C)` or `(N, C, L)`.
+/// It takes `(N, C)` or `(N, C, L)`; [`BatchNorm2D`] is the same layer for images.
 ///
 /// ```
 /// use ferrograd_cpu::Cpu;
@@ -32,11 +33,37 @@ use ferrograd_shapes::{Axes3, Axis, Const, Dim};
 /// let y = norm.forward(x).array();
 /// assert!((y[0][0] - (1.0 - 0.2) / (norm.running_var.array()[0] + 1e-5).sqrt()).abs() < 1e-12);
 /// ```
-pub type BatchNorm1D<const C: usize> = BatchNorm1DConfig<Const<C>>;
+pub type BatchNorm1D<const C: usize> = BatchNormConfig<Const<C>>;
 
-/// A [`BatchNorm1D`]'s channels and options.
+/// Normalises each of `C` channels of images `(N, C, H, W)` by its mean and variance
+/// over the batch and the pixels in training, and by running statistics at inference:
+/// PyTorch's `nn.BatchNorm2d(C)`, with [`BatchNorm1D`]'s defaults, parameters and
+/// buffers (the two are one layer; the name says what it is for).
+///
+/// ```
+/// use ferrograd_cpu::Cpu;
+/// use ferrograd_nn::prelude::*;
+///
+/// let dev = Cpu::default();
+/// let mut norm = dev.build_module::<BatchNorm2D<3>, f64>();
+/// let x: Tensor<Rank4<4, 3, 5, 5>, f64, Cpu> = dev.sample_normal();
+/// let y = norm.forward_mut(x).array();
+/// // Training: each channel has mean 0 over the batch and the pixels.
+/// let channel_sum: f64 = y.iter().flat_map(|image| image[1].iter().flatten()).sum();
+/// assert!(channel_sum.abs() < 1e-9);
+/// assert_eq!(norm.num_batches_tracked, 1);
+/// ```
+pub type BatchNorm2D<const C: usize> = BatchNormConfig<Const<C>>;
+
+/// [`BatchNormConfig`], by the name of the 1-d layer.
+pub type BatchNorm1DConfig<C> = BatchNormConfig<C>;
+
+/// [`BatchNormConfig`], by the name of the 2-d layer.
+pub type BatchNorm2DConfig<C> = BatchNormConfig<C>;
+
+/// A [`BatchNorm1D`]'s or [`BatchNorm2D`]'s channels and options.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BatchNorm1DConfig<C: Dim> {
+pub struct BatchNormConfig<C: Dim> {
     /// The channels (axis 1 of the input).
     pub num_features: C,
     /// Added to the variance: 1e-5.
@@ -51,7 +78,7 @@ pub struct BatchNorm1DConfig<C: Dim> {
     pub track_running_stats: bool,
 }
 
-impl<C: Dim> BatchNorm1DConfig<C> {
+impl<C: Dim> BatchNormConfig<C> {
     /// PyTorch's defaults for `num_features` channels.
     pub fn new(num_features: C) -> Self {
         Self {
@@ -64,20 +91,20 @@ impl<C: Dim> BatchNorm1DConfig<C> {
     }
 }
 
-impl<const C: usize> Default for BatchNorm1DConfig<Const<C>> {
+impl<const C: usize> Default for BatchNormConfig<Const<C>> {
     fn default() -> Self {
         Self::new(Const)
     }
 }
 
-impl<C: Dim, E: Dtype, D: TensorCreation<E>> BuildOnDevice<E, D> for BatchNorm1DConfig<C> {
-    type Built = built::BatchNorm1D<C, E, D>;
+impl<C: Dim, E: Dtype, D: TensorCreation<E>> BuildOnDevice<E, D> for BatchNormConfig<C> {
+    type Built = built::BatchNorm<C, E, D>;
     fn try_build_on_device(&self, device: &D) -> Result<Self::Built, Error> {
         if let Some(momentum) = self.momentum
             && !(0.0..=1.0).contains(&momentum)
         {
             return Err(Error::InvalidArgument {
-                op: "BatchNorm1D",
+                op: "BatchNorm",
                 message: format!("momentum must be in [0, 1], got {momentum}"),
             });
         }
@@ -89,7 +116,7 @@ impl<C: Dim, E: Dtype, D: TensorCreation<E>> BuildOnDevice<E, D> for BatchNorm1D
             ),
             false => (None, None),
         };
-        Ok(built::BatchNorm1D {
+        Ok(built::BatchNorm {
             weight,
             bias,
             running_mean: device.try_zeros_like(&shape)?,
@@ -106,9 +133,9 @@ impl<C: Dim, E: Dtype, D: TensorCreation<E>> BuildOnDevice<E, D> for BatchNorm1D
 pub mod built {
     use super::*;
 
-    /// A built [`BatchNorm1D`](super::BatchNorm1D).
+    /// A built [`BatchNorm1D`](super::BatchNorm1D) or [`BatchNorm2D`](super::BatchNorm2D).
     #[derive(Clone, Debug)]
-    pub struct BatchNorm1D<C: Dim, E: Dtype, D: Storage<E>> {
+    pub struct BatchNorm<C: Dim, E: Dtype, D: Storage<E>> {
         /// `(C,)`, absent without `affine`.
         pub weight: Option<Tensor<(C,), E, D>>,
         /// `(C,)`, absent without `affine`.
@@ -121,13 +148,19 @@ pub mod built {
         pub num_batches_tracked: u64,
         /// Added to the variance.
         pub eps: f64,
-        /// See [`BatchNorm1DConfig::momentum`](super::BatchNorm1DConfig::momentum).
+        /// See [`BatchNormConfig::momentum`](super::BatchNormConfig::momentum).
         pub momentum: Option<f64>,
-        /// See [`BatchNorm1DConfig::track_running_stats`](super::BatchNorm1DConfig::track_running_stats).
+        /// See [`BatchNormConfig::track_running_stats`](super::BatchNormConfig::track_running_stats).
         pub track_running_stats: bool,
     }
 
-    impl<C: Dim, E: Dtype, D: Storage<E>> VisitParameters<E, D> for BatchNorm1D<C, E, D> {
+    /// A built [`BatchNorm1D`](super::BatchNorm1D).
+    pub type BatchNorm1D<C, E, D> = BatchNorm<C, E, D>;
+
+    /// A built [`BatchNorm2D`](super::BatchNorm2D).
+    pub type BatchNorm2D<C, E, D> = BatchNorm<C, E, D>;
+
+    impl<C: Dim, E: Dtype, D: Storage<E>> VisitParameters<E, D> for BatchNorm<C, E, D> {
         fn visit_parameters<V: ParameterVisitor<E, D>>(&self, visitor: &mut V) -> Result<(), Error> {
             if let (Some(weight), Some(bias)) = (&self.weight, &self.bias) {
                 visitor.visit("weight", weight)?;
@@ -155,51 +188,56 @@ pub mod built {
         }
     }
 
-    impl<C: Dim, E: Dtype, D: NormalizationKernels<E>> BatchNorm1D<C, E, D> {
-        /// Normalises `(rows, C)` by the batch's statistics, returning them too (the
-        /// mean and the biased variance, untraced) for the running statistics.
-        #[allow(clippy::type_complexity)] // a tensor and its two statistics
+    /// The input seen as `(N, C, R)`, its other axes joined (free for contiguous data).
+    type Planes<E, D, T> = Tensor<(usize, usize, usize), E, D, T>;
+
+    impl<C: Dim, E: Dtype, D: NormalizationKernels<E>> BatchNorm<C, E, D> {
+        /// The batch's statistics: the mean and the biased variance of each channel,
+        /// over the batch and the other axes.
+        #[allow(clippy::type_complexity)] // the normalised input and two statistics
         fn by_batch<T: Tape<E, D> + MergeTapes<T, Output = T>>(
             &self,
-            x: Tensor<(usize, usize), E, D, T>,
-        ) -> Result<
-            (
-                Tensor<(usize, usize), E, D, T>,
-                Tensor<(usize,), E, D>,
-                Tensor<(usize,), E, D>,
-            ),
-            Error,
-        > {
-            let rows = *x.shape();
-            if rows.0 < 2 {
+            x: Planes<E, D, T>,
+        ) -> Result<(Planes<E, D, T>, Tensor<(usize,), E, D>, Tensor<(usize,), E, D>), Error> {
+            let shape = *x.shape();
+            let count = shape.0 * shape.2;
+            if count < 2 {
                 return Err(Error::InvalidArgument {
-                    op: "BatchNorm1D",
+                    op: "BatchNorm",
                     message: format!(
-                        "expected more than 1 value per channel when training, got {} (PyTorch refuses too)",
-                        rows.0
+                        "expected more than 1 value per channel when training, got {count} (PyTorch refuses too)"
                     ),
                 });
             }
-            let mean = x.clone().try_mean::<(usize,), Axis<0>>()?;
-            let centered = x.try_sub(mean.clone().try_broadcast_like::<_, Axis<0>>(&rows)?)?;
-            let variance = centered.clone().try_square()?.try_mean::<(usize,), Axis<0>>()?;
-            let (mean, variance_values) = (mean.detach(), variance.detach());
+            let mean = x.clone().try_mean::<(usize,), Axes2<0, 2>>()?;
+            let centered = x.try_sub(mean.clone().try_broadcast_like::<_, Axes2<0, 2>>(&shape)?)?;
+            let variance = centered.clone().try_square()?.try_mean::<(usize,), Axes2<0, 2>>()?;
+            let (mean, variance_values) = (mean.detach(), variance.clone().detach());
             let inverse_deviation = variance
                 .try_add_scalar(E::from_f64(self.eps))?
                 .try_sqrt()?
-                .try_recip()?
-                .try_broadcast_like::<_, Axis<0>>(&rows)?;
-            Ok((centered.try_mul(inverse_deviation)?, mean, variance_values))
+                .try_recip()?;
+            // The weight joins the per-channel factor, so the input is scaled once.
+            let factor = match &self.weight {
+                Some(weight) => inverse_deviation.try_mul(weight.clone().try_reshape_like(&(shape.1,))?)?,
+                None => inverse_deviation,
+            };
+            let normalized = centered.try_mul(factor.try_broadcast_like::<_, Axes2<0, 2>>(&shape)?)?;
+            let shifted = match &self.bias {
+                Some(bias) => normalized.try_add(
+                    bias.clone()
+                        .try_reshape_like(&(shape.1,))?
+                        .try_broadcast_like::<_, Axes2<0, 2>>(&shape)?,
+                )?,
+                None => normalized,
+            };
+            Ok((shifted, mean, variance_values))
         }
 
-        /// Normalises `(rows, C)` by the running statistics.
-        fn by_running<T: Tape<E, D>>(
-            &self,
-            x: Tensor<(usize, usize), E, D, T>,
-        ) -> Result<Tensor<(usize, usize), E, D, T>, Error> {
-            let rows = *x.shape();
-            let channels = (rows.1,);
-            let mean = self.running_mean.clone().try_reshape_like(&channels)?;
+        /// Normalises by the running statistics.
+        fn by_running<T: Tape<E, D>>(&self, x: Planes<E, D, T>) -> Result<Planes<E, D, T>, Error> {
+            let shape = *x.shape();
+            let channels = (shape.1,);
             let inverse_deviation = self
                 .running_var
                 .clone()
@@ -207,8 +245,35 @@ pub mod built {
                 .try_add_scalar(E::from_f64(self.eps))?
                 .try_sqrt()?
                 .try_recip()?;
-            x.try_sub(mean.try_broadcast_like::<_, Axis<0>>(&rows)?)?
-                .try_mul(inverse_deviation.try_broadcast_like::<_, Axis<0>>(&rows)?)
+            let mean = self.running_mean.clone().try_reshape_like(&channels)?;
+            let per_channel = |p: Tensor<(usize,), E, D>| p.try_broadcast_like::<_, Axes2<0, 2>>(&shape);
+            if !T::TRACING {
+                // Inference proper: one scale and one shift per channel, two passes.
+                let scale = match &self.weight {
+                    Some(weight) => inverse_deviation.try_mul(weight.clone().try_reshape_like(&channels)?)?,
+                    None => inverse_deviation,
+                };
+                let offset = mean.try_mul(scale.clone())?;
+                let shift = match &self.bias {
+                    Some(bias) => bias.clone().try_reshape_like(&channels)?.try_sub(offset)?,
+                    None => offset.try_mul_scalar(E::from_f64(-1.0))?,
+                };
+                return x.try_mul(per_channel(scale)?)?.try_add(per_channel(shift)?);
+            }
+            // Traced (fine-tuning in eval mode): the weight and bias meet the traced
+            // input, so that their gradients are recorded.
+            let shift = mean
+                .try_mul(inverse_deviation.clone())?
+                .try_mul_scalar(E::from_f64(-1.0))?;
+            let normalized = x
+                .try_mul(per_channel(inverse_deviation)?)?
+                .try_add(per_channel(shift)?)?;
+            let (Some(weight), Some(bias)) = (&self.weight, &self.bias) else {
+                return Ok(normalized);
+            };
+            normalized
+                .try_mul(per_channel(weight.clone().try_reshape_like(&channels)?)?)?
+                .try_add(per_channel(bias.clone().try_reshape_like(&channels)?)?)
         }
 
         /// Moves the running statistics towards a training batch's (PyTorch stores the
@@ -240,115 +305,105 @@ pub mod built {
             Ok(())
         }
 
-        fn scale_and_shift<T: Tape<E, D>>(
-            &self,
-            x: Tensor<(usize, usize), E, D, T>,
-        ) -> Result<Tensor<(usize, usize), E, D, T>, Error> {
-            let rows = *x.shape();
-            let (Some(weight), Some(bias)) = (&self.weight, &self.bias) else {
-                return Ok(x);
-            };
-            let as_rows = |p: &Tensor<(C,), E, D>| -> Result<Tensor<(usize, usize), E, D, NoneTape>, Error> {
-                p.clone()
-                    .try_reshape_like(&(rows.1,))?
-                    .try_broadcast_like::<_, Axis<0>>(&rows)
-            };
-            x.try_mul(as_rows(weight)?)?.try_add(as_rows(bias)?)
-        }
-
-        /// The input as rows of channels, and how to put the result back.
-        fn check_channels(&self, channels: usize) -> Result<(), Error> {
+        /// `x` (`(N, C, …)`) as `(N, C, R)`, after checking its channels.
+        fn planes<S: Shape, T: Tape<E, D>>(&self, x: Tensor<S, E, D, T>) -> Result<Planes<E, D, T>, Error> {
+            let dims = x.dims();
+            let dims = dims.as_ref();
             let expected = self.running_mean.layout().dims()[0];
-            if channels != expected {
+            if dims[1] != expected {
                 return Err(Error::ShapeMismatch {
-                    op: "BatchNorm1D",
-                    message: format!("the input has {channels} channels (axis 1); the layer has {expected}"),
+                    op: "BatchNorm",
+                    message: format!("the input has {} channels (axis 1); the layer has {expected}", dims[1]),
                 });
             }
-            Ok(())
+            x.try_reshape_like(&(dims[0], dims[1], dims[2..].iter().product::<usize>()))
+        }
+
+        /// Normalises `x` by the running statistics (inference), or by the batch's
+        /// when none are kept.
+        fn infer<S: Shape, T: Tape<E, D> + MergeTapes<T, Output = T>>(
+            &self,
+            x: Tensor<S, E, D, T>,
+        ) -> Result<Tensor<S, E, D, T>, Error> {
+            let shape = *x.shape();
+            let planes = self.planes(x)?;
+            let normalized = match self.track_running_stats {
+                true => self.by_running(planes)?,
+                false => self.by_batch(planes)?.0,
+            };
+            normalized.try_reshape_like(&shape)
+        }
+
+        /// Normalises `x` by the batch's statistics and updates the running ones.
+        fn train<S: Shape, T: Tape<E, D> + MergeTapes<T, Output = T>>(
+            &mut self,
+            x: Tensor<S, E, D, T>,
+        ) -> Result<Tensor<S, E, D, T>, Error> {
+            let shape = *x.shape();
+            let planes = self.planes(x)?;
+            let count = planes.shape().0 * planes.shape().2;
+            let (normalized, mean, variance) = self.by_batch(planes)?;
+            if self.track_running_stats {
+                self.update_running(mean, variance, count)?;
+            }
+            normalized.try_reshape_like(&shape)
         }
     }
 
-    /// `(N, C)`, at inference.
-    impl<N: Dim, C: Dim, E: Dtype, D: NormalizationKernels<E>, T> Module<Tensor<(N, C), E, D, T>> for BatchNorm1D<C, E, D>
+    macro_rules! batch_norm_input {
+        ($($doc:literal: ($($dim:ident),+)),+ $(,)?) => {$(
+            #[doc = $doc]
+            #[doc = ", at inference: normalised by the running statistics."]
+            impl<N: Dim, C: Dim, $($dim: Dim,)* E: Dtype, D: NormalizationKernels<E>, T>
+                Module<Tensor<(N, C, $($dim,)*), E, D, T>> for BatchNorm<C, E, D>
+            where
+                T: Tape<E, D> + MergeTapes<T, Output = T>,
+            {
+                type Output = Tensor<(N, C, $($dim,)*), E, D, T>;
+                fn try_forward(&self, x: Tensor<(N, C, $($dim,)*), E, D, T>) -> Result<Self::Output, Error> {
+                    self.infer(x)
+                }
+            }
+
+            #[doc = $doc]
+            #[doc = ", in training: normalised by the batch's statistics, which update the running ones."]
+            impl<N: Dim, C: Dim, $($dim: Dim,)* E: Dtype, D: NormalizationKernels<E>, T>
+                ModuleMut<Tensor<(N, C, $($dim,)*), E, D, T>> for BatchNorm<C, E, D>
+            where
+                T: Tape<E, D> + MergeTapes<T, Output = T>,
+            {
+                type Output = Tensor<(N, C, $($dim,)*), E, D, T>;
+                fn try_forward_mut(&mut self, x: Tensor<(N, C, $($dim,)*), E, D, T>) -> Result<Self::Output, Error> {
+                    self.train(x)
+                }
+            }
+        )+};
+    }
+
+    batch_norm_input!(
+        "`(N, C, L)` (`BatchNorm1d`'s sequences)": (L),
+        "`(N, C, H, W)` (`BatchNorm2d`)": (H, W),
+    );
+
+    /// `(N, C)` (`BatchNorm1d`'s features), at inference.
+    impl<N: Dim, C: Dim, E: Dtype, D: NormalizationKernels<E>, T> Module<Tensor<(N, C), E, D, T>> for BatchNorm<C, E, D>
     where
         T: Tape<E, D> + MergeTapes<T, Output = T>,
     {
         type Output = Tensor<(N, C), E, D, T>;
         fn try_forward(&self, x: Tensor<(N, C), E, D, T>) -> Result<Self::Output, Error> {
-            let shape = *x.shape();
-            let rows = (shape.0.size(), shape.1.size());
-            self.check_channels(rows.1)?;
-            let x = x.try_reshape_like(&rows)?;
-            let normalized = match self.track_running_stats {
-                true => self.by_running(x)?,
-                false => self.by_batch(x)?.0,
-            };
-            self.scale_and_shift(normalized)?.try_reshape_like(&shape)
+            self.infer(x)
         }
     }
 
-    /// `(N, C)`, in training: batch statistics, running statistics updated.
-    impl<N: Dim, C: Dim, E: Dtype, D: NormalizationKernels<E>, T> ModuleMut<Tensor<(N, C), E, D, T>>
-        for BatchNorm1D<C, E, D>
+    /// `(N, C)`, in training.
+    impl<N: Dim, C: Dim, E: Dtype, D: NormalizationKernels<E>, T> ModuleMut<Tensor<(N, C), E, D, T>> for BatchNorm<C, E, D>
     where
         T: Tape<E, D> + MergeTapes<T, Output = T>,
     {
         type Output = Tensor<(N, C), E, D, T>;
         fn try_forward_mut(&mut self, x: Tensor<(N, C), E, D, T>) -> Result<Self::Output, Error> {
-            let shape = *x.shape();
-            let rows = (shape.0.size(), shape.1.size());
-            self.check_channels(rows.1)?;
-            let (normalized, mean, variance) = self.by_batch(x.try_reshape_like(&rows)?)?;
-            if self.track_running_stats {
-                self.update_running(mean, variance, rows.0)?;
-            }
-            self.scale_and_shift(normalized)?.try_reshape_like(&shape)
-        }
-    }
-
-    /// `(N, C, L)`, at inference: statistics over `N` and `L`.
-    impl<N: Dim, C: Dim, L: Dim, E: Dtype, D: NormalizationKernels<E>, T> Module<Tensor<(N, C, L), E, D, T>>
-        for BatchNorm1D<C, E, D>
-    where
-        T: Tape<E, D> + MergeTapes<T, Output = T>,
-    {
-        type Output = Tensor<(N, C, L), E, D, T>;
-        fn try_forward(&self, x: Tensor<(N, C, L), E, D, T>) -> Result<Self::Output, Error> {
-            let (n, c, l) = *x.shape();
-            self.check_channels(c.size())?;
-            // Channels last, as rows: (N·L, C).
-            let rows = (n.size() * l.size(), c.size());
-            let x = x.permute::<Axes3<0, 2, 1>>().try_reshape_like(&rows)?;
-            let normalized = match self.track_running_stats {
-                true => self.by_running(x)?,
-                false => self.by_batch(x)?.0,
-            };
-            self.scale_and_shift(normalized)?
-                .try_reshape_like(&(n, l, c))
-                .map(|x| x.permute::<Axes3<0, 2, 1>>())
-        }
-    }
-
-    /// `(N, C, L)`, in training.
-    impl<N: Dim, C: Dim, L: Dim, E: Dtype, D: NormalizationKernels<E>, T> ModuleMut<Tensor<(N, C, L), E, D, T>>
-        for BatchNorm1D<C, E, D>
-    where
-        T: Tape<E, D> + MergeTapes<T, Output = T>,
-    {
-        type Output = Tensor<(N, C, L), E, D, T>;
-        fn try_forward_mut(&mut self, x: Tensor<(N, C, L), E, D, T>) -> Result<Self::Output, Error> {
-            let (n, c, l) = *x.shape();
-            self.check_channels(c.size())?;
-            let rows = (n.size() * l.size(), c.size());
-            let x = x.permute::<Axes3<0, 2, 1>>().try_reshape_like(&rows)?;
-            let (normalized, mean, variance) = self.by_batch(x)?;
-            if self.track_running_stats {
-                self.update_running(mean, variance, rows.0)?;
-            }
-            self.scale_and_shift(normalized)?
-                .try_reshape_like(&(n, l, c))
-                .map(|x| x.permute::<Axes3<0, 2, 1>>())
+            self.train(x)
         }
     }
 }

@@ -182,5 +182,61 @@ pub mod built {
         }
     }
 
+    /// Checks that a run-time feature count is the layer's `IN`, so that the input
+    /// can be given the layer's type.
+    fn check_features<const IN: usize>(features: usize) -> Result<(), Error> {
+        if features != IN {
+            return Err(Error::ShapeMismatch {
+                op: "Linear",
+                message: format!("the input has {features} features (its last axis), the layer takes {IN}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Run-time features into a layer of const size, e.g. after `Flatten` (whose
+    /// output size stable Rust cannot compute as a const): checked, then as `(B, IN)`.
+    impl<B: Dim, const IN: usize, O: Dim, E: Dtype, D, T> Module<Tensor<(B, usize), E, D, T>> for Linear<Const<IN>, O, E, D>
+    where
+        D: MatmulKernel<E> + BinaryKernel<Add, E>,
+        T: Tape<E, D>,
+    {
+        type Output = Tensor<(B, O), E, D, T>;
+
+        fn try_forward(&self, input: Tensor<(B, usize), E, D, T>) -> Result<Self::Output, Error> {
+            check_features::<IN>(input.shape().1)?;
+            self.try_forward(input.try_realize::<(B, Const<IN>)>()?)
+        }
+    }
+
+    /// One sample of run-time features into a layer of const size: checked.
+    impl<const IN: usize, O: Dim, E: Dtype, D, T> Module<Tensor<(usize,), E, D, T>> for Linear<Const<IN>, O, E, D>
+    where
+        D: MatmulKernel<E> + BinaryKernel<Add, E>,
+        T: Tape<E, D>,
+    {
+        type Output = Tensor<(O,), E, D, T>;
+
+        fn try_forward(&self, input: Tensor<(usize,), E, D, T>) -> Result<Self::Output, Error> {
+            check_features::<IN>(input.shape().0)?;
+            self.try_forward(input.try_realize::<(Const<IN>,)>()?)
+        }
+    }
+
+    /// Sequences of run-time features into a layer of const size: checked.
+    impl<B: Dim, S: Dim, const IN: usize, O: Dim, E: Dtype, D, T> Module<Tensor<(B, S, usize), E, D, T>>
+        for Linear<Const<IN>, O, E, D>
+    where
+        D: MatmulKernel<E> + BinaryKernel<Add, E>,
+        T: Tape<E, D>,
+    {
+        type Output = Tensor<(B, S, O), E, D, T>;
+
+        fn try_forward(&self, input: Tensor<(B, S, usize), E, D, T>) -> Result<Self::Output, Error> {
+            check_features::<IN>(input.shape().2)?;
+            self.try_forward(input.try_realize::<(B, S, Const<IN>)>()?)
+        }
+    }
+
     same_in_training!([I: Dim, O: Dim, E: Dtype, D: Storage<E>] Linear<I, O, E, D>);
 }

@@ -3,9 +3,12 @@
 pub mod activations;
 pub mod attention;
 pub mod batch_norm;
+pub mod conv;
 pub mod dropout;
 pub mod embedding;
 pub mod features;
+pub mod flatten;
+pub mod group_norm;
 pub mod linear;
 pub mod normalization;
 pub mod residual;
@@ -13,10 +16,13 @@ pub mod transformer;
 
 pub use activations::{GELU, GELUTanh, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh};
 pub use attention::{AttentionMask, AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
-pub use batch_norm::{BatchNorm1D, BatchNorm1DConfig};
+pub use batch_norm::{BatchNorm1D, BatchNorm1DConfig, BatchNorm2D, BatchNorm2DConfig, BatchNormConfig};
+pub use conv::{Conv2D, Conv2DConfig};
 pub use dropout::Dropout;
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use features::FeaturesLast;
+pub use flatten::Flatten;
+pub use group_norm::{GroupNorm, GroupNormConfig};
 pub use linear::{Linear, LinearConfig, LinearNoBias};
 pub use normalization::{LayerNorm, LayerNormConfig, RMSNorm, RMSNormConfig};
 pub use residual::{ParallelAdd, Residual};

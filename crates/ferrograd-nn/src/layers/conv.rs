@@ -1,0 +1,283 @@
+//! Convolution layers: `Conv2D`, PyTorch's `nn.Conv2d`.
+
+use crate::init::uniform_by_fan_in;
+use crate::module::{BuildOnDevice, Module, same_in_training};
+use ferrograd_autodiff::{
+    Conv2dOptions, Padding, ParameterVisitor, ParameterVisitorMut, Size2, Tape, Tensor, VisitParameters,
+};
+use ferrograd_device::ops::conv::Conv2dKernel;
+use ferrograd_device::{Dtype, Error, SampleKernel, Storage};
+use ferrograd_shapes::{Const, Dim};
+
+/// A 2-d convolution from `IN` to `OUT` channels with a `K`×`K` kernel, a bias, and
+/// PyTorch's `stride`, `padding` (zeros on every side), `dilation` and `groups`:
+/// `Conv2D<1, 8, 3>` is PyTorch's `nn.Conv2d(1, 8, 3)`, `Conv2D<64, 64, 3, 1, 1>` is
+/// `nn.Conv2d(64, 64, 3, stride=1, padding=1)`. Its `weight` is
+/// `(OUT, IN / GROUPS, K, K)` and its `bias` `(OUT,)`, with PyTorch's names and
+/// initialisation (both `U(-1/√fan_in, 1/√fan_in)`, `fan_in = IN / GROUPS · K · K`).
+/// Non-square kernels, per-axis options, `"same"` padding and run-time channel counts
+/// are [`Conv2DConfig`]'s.
+///
+/// It takes a batch `(N, IN, H, W)` or one image `(IN, H, W)` and gives
+/// `(N, OUT, usize, usize)` (or `(OUT, usize, usize)`): the batch and channel dims keep
+/// their types, so a layer whose input channels are not the previous layer's output
+/// channels does not compile; the output's height and width are run-time sizes.
+///
+/// ```
+/// use ferrograd_cpu::Cpu;
+/// use ferrograd_nn::prelude::*;
+///
+/// let dev = Cpu::seed_from_u64(0);
+/// type Net = (Conv2D<1, 4, 3>, ReLU, Conv2D<4, 8, 3, 2, 1>);
+/// let net = dev.build_module::<Net, f32>();
+/// assert_eq!(net.parameter_names()?, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+/// assert_eq!(net.0.weight.dims(), [4, 1, 3, 3]);
+/// let x: Tensor<Rank4<2, 1, 28, 28>, f32, Cpu> = dev.sample_normal();
+/// // 28 → 26 (3×3, no padding) → 13 (stride 2, padding 1).
+/// let y: Tensor<(Const<2>, Const<8>, usize, usize), f32, Cpu> = net.forward(x);
+/// assert_eq!(y.dims(), [2, 8, 13, 13]);
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conv2D<
+    const IN: usize,
+    const OUT: usize,
+    const K: usize,
+    const STRIDE: usize = 1,
+    const PAD: usize = 0,
+    const DILATION: usize = 1,
+    const GROUPS: usize = 1,
+>;
+
+/// A 2-d convolution's channels, as types (`Const<N>`) or run-time values (`usize`),
+/// and its options, PyTorch's defaults by [`Conv2DConfig::new`]: stride 1, no padding,
+/// dilation 1, one group, a bias.
+///
+/// ```
+/// use ferrograd_cpu::Cpu;
+/// use ferrograd_nn::prelude::*;
+///
+/// let dev = Cpu::seed_from_u64(0);
+/// // nn.Conv2d(32, 32, (3, 5), padding="same", groups=32, bias=False): depthwise.
+/// let config = Conv2DConfig::new(Const::<32>, Const::<32>, (3, 5))
+///     .padding(Padding::Same)
+///     .groups(32)
+///     .without_bias();
+/// let layer = dev.build_module_with::<_, f32>(config);
+/// assert_eq!(layer.weight.dims(), [32, 1, 3, 5]);
+/// let x: Tensor<Rank4<1, 32, 9, 9>, f32, Cpu> = dev.sample_normal();
+/// assert_eq!(layer.forward(x).dims(), [1, 32, 9, 9]);
+/// // Channels that the groups do not divide are refused when the layer is built.
+/// let bad = Conv2DConfig::new(6usize, 4usize, 3).groups(4);
+/// assert!(dev.try_build_module_with::<_, f32>(bad).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2DConfig<I: Dim, O: Dim> {
+    /// Channels of the input.
+    pub in_channels: I,
+    /// Channels of the output.
+    pub out_channels: O,
+    /// The kernel's `[height, width]`.
+    pub kernel_size: [usize; 2],
+    /// Stride, padding, dilation and groups, as the op takes them.
+    pub options: Conv2dOptions,
+    /// Whether the layer adds a bias (PyTorch's default: it does).
+    pub bias: bool,
+}
+
+impl<I: Dim, O: Dim> Conv2DConfig<I, O> {
+    /// A convolution from `in_channels` to `out_channels` with a kernel of
+    /// `kernel_size` (`3` or `(3, 5)`), with PyTorch's defaults.
+    pub fn new(in_channels: I, out_channels: O, kernel_size: impl Size2) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel_size: kernel_size.size2(),
+            options: Conv2dOptions::default(),
+            bias: true,
+        }
+    }
+
+    /// With stride `stride` (`2` or `(2, 1)`).
+    pub fn stride(mut self, stride: impl Size2) -> Self {
+        self.options = self.options.stride(stride);
+        self
+    }
+
+    /// With padding `padding` (`1`, `(1, 2)`, or a [`Padding`] such as `Padding::Same`).
+    pub fn padding(mut self, padding: impl Into<Padding>) -> Self {
+        self.options = self.options.padding(padding);
+        self
+    }
+
+    /// With dilation `dilation` (`2` or `(2, 1)`).
+    pub fn dilation(mut self, dilation: impl Size2) -> Self {
+        self.options = self.options.dilation(dilation);
+        self
+    }
+
+    /// With `groups` channel groups (the input's channel count: depthwise).
+    pub fn groups(mut self, groups: usize) -> Self {
+        self.options = self.options.groups(groups);
+        self
+    }
+
+    /// The same layer without a bias.
+    pub fn without_bias(self) -> Self {
+        Self { bias: false, ..self }
+    }
+}
+
+impl<
+    const IN: usize,
+    const OUT: usize,
+    const K: usize,
+    const STRIDE: usize,
+    const PAD: usize,
+    const DILATION: usize,
+    const GROUPS: usize,
+> From<Conv2D<IN, OUT, K, STRIDE, PAD, DILATION, GROUPS>> for Conv2DConfig<Const<IN>, Const<OUT>>
+{
+    fn from(_: Conv2D<IN, OUT, K, STRIDE, PAD, DILATION, GROUPS>) -> Self {
+        Conv2DConfig::new(Const, Const, K)
+            .stride(STRIDE)
+            .padding(PAD)
+            .dilation(DILATION)
+            .groups(GROUPS)
+    }
+}
+
+/// Checks what a layer's sizes must satisfy whatever its input: PyTorch refuses the
+/// same when `nn.Conv2d` is constructed.
+pub(crate) fn check_channels(
+    layer: &'static str,
+    in_channels: usize,
+    out_channels: usize,
+    kernel_size: &[usize],
+    groups: usize,
+) -> Result<(), Error> {
+    let invalid = |message: String| Err(Error::InvalidArgument { op: layer, message });
+    if groups == 0 {
+        return invalid("the group count must be at least 1, got 0".into());
+    }
+    if !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
+        return invalid(format!(
+            "{groups} groups must divide both the {in_channels} input channels and the {out_channels} output channels"
+        ));
+    }
+    if kernel_size.contains(&0) {
+        return invalid(format!("the kernel size must be at least 1, got {kernel_size:?}"));
+    }
+    Ok(())
+}
+
+impl<I: Dim, O: Dim, E: Dtype, D: SampleKernel<E>> BuildOnDevice<E, D> for Conv2DConfig<I, O> {
+    type Built = built::Conv2D<I, O, E, D>;
+
+    fn try_build_on_device(&self, device: &D) -> Result<Self::Built, Error> {
+        let (inputs, outputs) = (self.in_channels.size(), self.out_channels.size());
+        let groups = self.options.groups;
+        check_channels("Conv2D", inputs, outputs, &self.kernel_size, groups)?;
+        let [height, width] = self.kernel_size;
+        let fan_in = inputs / groups * height * width;
+        let weight = uniform_by_fan_in(device, &(self.out_channels, inputs / groups, height, width), fan_in)?;
+        let bias = match self.bias {
+            true => Some(uniform_by_fan_in(device, &(self.out_channels,), fan_in)?),
+            false => None,
+        };
+        Ok(built::Conv2D {
+            weight,
+            bias,
+            options: self.options,
+            in_channels: self.in_channels,
+        })
+    }
+}
+
+impl<
+    const IN: usize,
+    const OUT: usize,
+    const K: usize,
+    const STRIDE: usize,
+    const PAD: usize,
+    const DILATION: usize,
+    const GROUPS: usize,
+    E: Dtype,
+    D: SampleKernel<E>,
+> BuildOnDevice<E, D> for Conv2D<IN, OUT, K, STRIDE, PAD, DILATION, GROUPS>
+{
+    type Built = built::Conv2D<Const<IN>, Const<OUT>, E, D>;
+
+    fn try_build_on_device(&self, device: &D) -> Result<Self::Built, Error> {
+        Conv2DConfig::from(*self).try_build_on_device(device)
+    }
+}
+
+/// Built convolution layers.
+pub mod built {
+    use super::*;
+
+    /// A built [`Conv2D`](super::Conv2D) or [`Conv2DConfig`](super::Conv2DConfig).
+    ///
+    /// The weight's in-channel and kernel dims are run-time sizes: grouped layers
+    /// have `I / groups` in-channels, which stable Rust cannot compute from a const.
+    /// The layer's input channels are checked through `I` instead.
+    #[derive(Clone, Debug)]
+    pub struct Conv2D<I: Dim, O: Dim, E: Dtype, D: Storage<E>> {
+        /// `(out_channels, in_channels / groups, kernel_height, kernel_width)`.
+        pub weight: Tensor<(O, usize, usize, usize), E, D>,
+        /// `(out_channels,)`, absent in a layer built without one.
+        pub bias: Option<Tensor<(O,), E, D>>,
+        /// Stride, padding, dilation and groups.
+        pub options: Conv2dOptions,
+        /// The input's channels.
+        pub in_channels: I,
+    }
+
+    impl<I: Dim, O: Dim, E: Dtype, D: Storage<E>> VisitParameters<E, D> for Conv2D<I, O, E, D> {
+        fn visit_parameters<V: ParameterVisitor<E, D>>(&self, visitor: &mut V) -> Result<(), Error> {
+            visitor.visit("weight", &self.weight)?;
+            match &self.bias {
+                Some(bias) => visitor.visit("bias", bias),
+                None => Ok(()),
+            }
+        }
+
+        fn visit_parameters_mut<V: ParameterVisitorMut<E, D>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+            visitor.visit_mut("weight", &mut self.weight)?;
+            match &mut self.bias {
+                Some(bias) => visitor.visit_mut("bias", bias),
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// A batch: `(N, I, H, W)` → `(N, O, usize, usize)`.
+    impl<N: Dim, I: Dim, O: Dim, H: Dim, W: Dim, E: Dtype, D, T> Module<Tensor<(N, I, H, W), E, D, T>>
+        for Conv2D<I, O, E, D>
+    where
+        D: Conv2dKernel<E>,
+        T: Tape<E, D>,
+    {
+        type Output = Tensor<(N, O, usize, usize), E, D, T>;
+
+        fn try_forward(&self, input: Tensor<(N, I, H, W), E, D, T>) -> Result<Self::Output, Error> {
+            input.try_conv2d(self.weight.clone(), self.bias.clone(), self.options)
+        }
+    }
+
+    /// One image: `(I, H, W)` → `(O, usize, usize)`.
+    impl<I: Dim, O: Dim, H: Dim, W: Dim, E: Dtype, D, T> Module<Tensor<(I, H, W), E, D, T>> for Conv2D<I, O, E, D>
+    where
+        D: Conv2dKernel<E>,
+        T: Tape<E, D>,
+    {
+        type Output = Tensor<(O, usize, usize), E, D, T>;
+
+        fn try_forward(&self, input: Tensor<(I, H, W), E, D, T>) -> Result<Self::Output, Error> {
+            input.try_conv2d(self.weight.clone(), self.bias.clone(), self.options)
+        }
+    }
+
+    same_in_training!([I: Dim, O: Dim, E: Dtype, D: Storage<E>] Conv2D<I, O, E, D>);
+}
