@@ -6,6 +6,7 @@
 
 pub mod compare;
 pub mod conv;
+pub mod conv_transpose;
 pub mod convert;
 pub mod copy;
 pub mod elementwise;
