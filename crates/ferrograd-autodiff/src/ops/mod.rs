@@ -4,6 +4,8 @@ mod binary;
 mod compare;
 pub(crate) mod concat;
 pub(crate) mod conv;
+pub(crate) mod conv1d;
+pub(crate) mod conv_transpose;
 mod dropout;
 pub(crate) mod index;
 mod matmul;
