@@ -35,8 +35,8 @@ fn bias(len: usize, seed: u64) -> Tensor<(usize,), f64, Cpu> {
 /// times its value, `out[n, g·og + o, y·s - p + i·d, x·s - p + j·d] += x[n, c, y, x] ·
 /// w[c, o, i, j]` for the channels `c` of group `g`, into an output of PyTorch's size.
 fn direct(x: &Image, w: &Image, b: Option<&[f64]>, o: ConvTranspose2dOptions) -> (Vec<f64>, [usize; 4]) {
-    let [n, c, h, wd] = x.dims().into();
-    let [_, og, kh, kw] = w.dims().into();
+    let [n, c, h, wd] = x.dims();
+    let [_, og, kh, kw] = w.dims();
     let (xv, wv) = (x.as_vec(), w.as_vec());
     let g = o.groups;
     let co = og * g;
@@ -290,7 +290,7 @@ fn conv_transpose_errors_name_the_sizes() {
 #[test]
 fn one_d_ops_are_the_2d_ops_with_height_1() {
     let height1 = |t: &Seq| {
-        let [a, b, l] = t.dims().into();
+        let [a, b, l] = t.dims();
         Cpu::default().tensor_from_vec(t.as_vec(), (a, b, 1, l))
     };
     let opts = GradCheck::default();

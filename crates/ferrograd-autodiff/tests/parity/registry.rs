@@ -556,7 +556,7 @@ registry! {
     },
 
     // Transposed and 1-d convolutions (cases_conv_transpose.py): input, weight and an
-    // optional bias. Loosened as conv2d is, for the same sums of products.
+    // optional bias. Loosened like conv2d: the same long sums of products in f32.
     "conv_transpose2d" loosen 4 => |p, a| {
         let options = conv_transpose2d_options(p)?;
         let mut tensors = all_floats(a)?.into_iter();
