@@ -343,6 +343,45 @@ where
     }
 }
 
+/// An image `(C, H, W)` or a batch of images `(N, C, H, W)` whose height and width are
+/// resized (upsampling): batch and channels keep their types, the new height and width
+/// are `usize`.
+///
+/// ```
+/// use ferrograd_shapes::*;
+/// let x: Rank4<2, 3, 8, 8> = Default::default();
+/// let out: (Const<2>, Const<3>, usize, usize) = Resize2dShape::resized(&x, 16, 12);
+/// assert_eq!(out.concrete(), [2, 3, 16, 12]);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "cannot resize the height and width of a tensor of shape `{Self}`",
+    label = "the input must be (N, C, H, W) or (C, H, W)"
+)]
+pub trait Resize2dShape: Shape {
+    /// The shape with the new height and width.
+    type Resized: Shape;
+    /// Whether `Self` has a batch axis (rank 4) rather than being one image (rank 3).
+    const BATCHED: bool;
+    /// The shape with `height` rows and `width` columns.
+    fn resized(&self, height: usize, width: usize) -> Self::Resized;
+}
+
+impl<N: Dim, C: Dim, H: Dim, W: Dim> Resize2dShape for (N, C, H, W) {
+    type Resized = (N, C, usize, usize);
+    const BATCHED: bool = true;
+    fn resized(&self, height: usize, width: usize) -> Self::Resized {
+        (self.0, self.1, height, width)
+    }
+}
+
+impl<C: Dim, H: Dim, W: Dim> Resize2dShape for (C, H, W) {
+    type Resized = (C, usize, usize);
+    const BATCHED: bool = false;
+    fn resized(&self, height: usize, width: usize) -> Self::Resized {
+        (self.0, height, width)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ mod matmul;
 mod softmax;
 mod sum;
 mod unary;
+pub(crate) mod upsample;
 mod views;
 
 use crate::backward::BackwardContext;

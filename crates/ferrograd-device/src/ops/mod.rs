@@ -15,3 +15,4 @@ pub mod matmul;
 pub mod optimizer;
 pub mod reduce;
 pub mod softmax;
+pub mod upsample;
