@@ -617,6 +617,36 @@ registry! {
         }))
     },
 
+    // Upsampling (cases_upsample.py): `size` or `scale_factor` (one or a pair), `mode`
+    // and `align_corners`.
+    "upsample2d" => |p, a| {
+        use ferrograd_autodiff::{Interpolation, UpsampleSize};
+        let [x] = floats::<_, 1>(a)?;
+        let size = if p.0.get("size").is_ok() {
+            UpsampleSize::Size(size2(p, "size", 0)?)
+        } else {
+            let factor = p.0.get("scale_factor")?;
+            match factor.as_f64() {
+                Ok(both) => UpsampleSize::Scale([both, both]),
+                Err(_) => match factor.as_array()? {
+                    [h, w] => UpsampleSize::Scale([h.as_f64()?, w.as_f64()?]),
+                    other => return Err(format!("scale_factor of {} values", other.len())),
+                },
+            }
+        };
+        let mode = match p.str("mode").unwrap_or("nearest") {
+            "nearest" => Interpolation::Nearest,
+            "bilinear" => Interpolation::Bilinear {
+                align_corners: p.0.get("align_corners")? == &crate::json::Json::Bool(true),
+            },
+            other => return Err(format!("mode {other:?}: not \"nearest\" or \"bilinear\"")),
+        };
+        Ok(Out::Float(match x {
+            Dyn::R4(x) => Dyn::R4(x.try_upsample2d(size, mode).map_err(err)?),
+            other => return Err(format!("upsample2d of a rank-{} tensor: expected rank 4", other.rank())),
+        }))
+    },
+
     // Softmax (cases_softmax.py).
     "softmax" => |p, a| normalise!(p, a, softmax),
     "log_softmax" => |p, a| normalise!(p, a, log_softmax),
