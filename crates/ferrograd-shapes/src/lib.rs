@@ -43,7 +43,10 @@ mod shape;
 mod slice;
 
 pub use axes::{Axes, Axes2, Axes3, Axes4, Axes5, Axes6, Axis, SingleAxis};
-pub use conv::{ChannelsPerGroup, Conv2dShape};
+pub use conv::{
+    ChannelsPerGroup, Conv1dShape, Conv2dShape, ConvTranspose1dShape, ConvTranspose2dShape, Resize2dShape,
+    TransposedInChannels,
+};
 pub use dim::{Const, ConstDim, Dim};
 pub use index::{AppendAxis, ReplaceAxis, ReplaceAxisTo, SelectIndexShape};
 pub use layout::{Layout, MAX_RANK};

@@ -204,55 +204,83 @@ impl<S: Shape, E: Dtype, D: Conv2dKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
             options.dilation,
             options.groups,
         )?;
-        let device = self.device.clone();
-        let out = device.conv2d_forward(
-            &spec,
-            (&self.data, &input_layout),
-            (&weight.data, &weight.layout),
-            bias.as_ref().map(|b| (&*b.data, &b.layout)),
-        )?;
         let shape = Conv2dShape::output(&self.shape, &weight.shape, spec.out_height, spec.out_width);
-
-        let mut inputs = vec![self.op_input(), weight.op_input()];
-        let (weight_tape, bias_parts) = match bias {
-            Some(bias) => {
-                inputs.push(bias.op_input());
-                (weight.tape.merge_tapes(bias.tape), Some(bias.layout))
-            }
-            None => (weight.tape, None),
-        };
-        let tape = self.tape.merge_tapes(weight_tape);
-        let result = Tensor::from_arc(Arc::new(out), shape, device, tape);
-        if !<MergedTape<T, R> as Tape<E, D>>::TRACING {
-            return Ok(result);
-        }
-        let (input_data, weight_data, weight_layout) = (self.data, weight.data, weight.layout);
-        Ok(result.record_op(&inputs, move |ctx| {
-            ctx.with_grad_output(|ctx, grad_output| {
-                let device = ctx.device;
-                if let Some(grad) = ctx.grad_mut(0)? {
-                    device.conv2d_backward_input(
-                        &spec,
-                        (&weight_data, &weight_layout),
-                        grad_output,
-                        (grad, &input_layout),
-                    )?;
-                }
-                if let Some(grad) = ctx.grad_mut(1)? {
-                    device.conv2d_backward_weight(
-                        &spec,
-                        (&input_data, &input_layout),
-                        grad_output,
-                        (grad, &weight_layout),
-                    )?;
-                }
-                if let Some(bias_layout) = bias_parts
-                    && let Some(grad) = ctx.grad_mut(2)?
-                {
-                    device.conv2d_backward_bias(&spec, grad_output, (grad, &bias_layout))?;
-                }
-                Ok(())
-            })
-        }))
+        let weight_layout = weight.layout;
+        conv2d_on_layouts(self, input_layout, weight, weight_layout, bias, &spec, shape)
     }
+}
+
+/// The convolution `spec` of `input` seen through the rank-4 `input_layout` with
+/// `weight` seen through `weight_layout`, as a tensor of shape `shape`: conv2d itself,
+/// and conv1d, whose layouts are those of its operands with a height of 1.
+pub(crate) fn conv2d_on_layouts<S, W, B, O, E, D, T, R>(
+    input: Tensor<S, E, D, T>,
+    input_layout: Layout,
+    weight: Tensor<W, E, D, R>,
+    weight_layout: Layout,
+    bias: Option<Tensor<B, E, D, R>>,
+    spec: &Conv2dSpec,
+    shape: O,
+) -> Result<Tensor<O, E, D, MergedTape<T, R>>, Error>
+where
+    S: Shape,
+    W: Shape,
+    B: Shape,
+    O: Shape,
+    E: Dtype,
+    D: Conv2dKernel<E>,
+    T: Tape<E, D> + MergeTapes<R>,
+    R: Tape<E, D> + MergeTapes<R, Output = R>,
+    MergedTape<T, R>: Tape<E, D>,
+{
+    let spec = *spec;
+    let device = input.device.clone();
+    let out = device.conv2d_forward(
+        &spec,
+        (&input.data, &input_layout),
+        (&weight.data, &weight_layout),
+        bias.as_ref().map(|b| (&*b.data, &b.layout)),
+    )?;
+
+    let mut inputs = vec![input.op_input(), weight.op_input()];
+    let (weight_tape, bias_parts) = match bias {
+        Some(bias) => {
+            inputs.push(bias.op_input());
+            (weight.tape.merge_tapes(bias.tape), Some(bias.layout))
+        }
+        None => (weight.tape, None),
+    };
+    let tape = input.tape.merge_tapes(weight_tape);
+    let result = Tensor::from_arc(Arc::new(out), shape, device, tape);
+    if !<MergedTape<T, R> as Tape<E, D>>::TRACING {
+        return Ok(result);
+    }
+    let (input_data, weight_data) = (input.data, weight.data);
+    Ok(result.record_op(&inputs, move |ctx| {
+        ctx.with_grad_output(|ctx, grad_output| {
+            let device = ctx.device;
+            if let Some(grad) = ctx.grad_mut(0)? {
+                device.conv2d_backward_input(
+                    &spec,
+                    (&weight_data, &weight_layout),
+                    grad_output,
+                    (grad, &input_layout),
+                )?;
+            }
+            if let Some(grad) = ctx.grad_mut(1)? {
+                device.conv2d_backward_weight(
+                    &spec,
+                    (&input_data, &input_layout),
+                    grad_output,
+                    (grad, &weight_layout),
+                )?;
+            }
+            if let Some(bias_layout) = bias_parts
+                && let Some(grad) = ctx.grad_mut(2)?
+            {
+                device.conv2d_backward_bias(&spec, grad_output, (grad, &bias_layout))?;
+            }
+            Ok(())
+        })
+    }))
 }

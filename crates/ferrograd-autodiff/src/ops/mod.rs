@@ -4,12 +4,15 @@ mod binary;
 mod compare;
 pub(crate) mod concat;
 pub(crate) mod conv;
+pub(crate) mod conv1d;
+pub(crate) mod conv_transpose;
 mod dropout;
 pub(crate) mod index;
 mod matmul;
 mod softmax;
 mod sum;
 mod unary;
+pub(crate) mod upsample;
 mod views;
 
 use crate::backward::BackwardContext;

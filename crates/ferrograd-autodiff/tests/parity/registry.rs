@@ -348,6 +348,31 @@ fn conv2d_options(p: &Params) -> Result<ferrograd_autodiff::Conv2dOptions, Strin
         .groups(groups))
 }
 
+/// The options of a `conv_transpose2d` case: PyTorch's `stride`, `padding`,
+/// `output_padding` and `dilation` (an int or a pair) and `groups`, each defaulting as
+/// PyTorch's do.
+fn conv_transpose2d_options(p: &Params) -> Result<ferrograd_autodiff::ConvTranspose2dOptions, String> {
+    Ok(ferrograd_autodiff::ConvTranspose2dOptions::default()
+        .stride(size2(p, "stride", 1)?)
+        .padding(size2(p, "padding", 0)?)
+        .output_padding(size2(p, "output_padding", 0)?)
+        .dilation(size2(p, "dilation", 1)?)
+        .groups(if p.0.get("groups").is_ok() {
+            p.usize("groups")?
+        } else {
+            1
+        }))
+}
+
+/// An int param of a 1-d case, `default` when the case leaves it out.
+fn size1(p: &Params, key: &str, default: usize) -> Result<usize, String> {
+    if p.0.get(key).is_ok() {
+        p.usize(key)
+    } else {
+        Ok(default)
+    }
+}
+
 fn err(e: Error) -> String {
     e.to_string()
 }
@@ -527,6 +552,98 @@ registry! {
                 Dyn::R4(x.try_conv2d(w, Some(b), options).map_err(err)?)
             }
             _ => return Err("conv2d: expected a rank-4 input, a rank-4 weight and an optional rank-1 bias".into()),
+        }))
+    },
+
+    // Transposed and 1-d convolutions (cases_conv_transpose.py): input, weight and an
+    // optional bias. Loosened like conv2d: the same long sums of products in f32.
+    "conv_transpose2d" loosen 4 => |p, a| {
+        let options = conv_transpose2d_options(p)?;
+        let mut tensors = all_floats(a)?.into_iter();
+        let (x, w, b) = (tensors.next(), tensors.next(), tensors.next());
+        Ok(Out::Float(match (x, w, b, tensors.next()) {
+            (Some(Dyn::R4(x)), Some(Dyn::R4(w)), None, None) => {
+                Dyn::R4(x.try_conv_transpose2d(w, None, options).map_err(err)?)
+            }
+            (Some(Dyn::R4(x)), Some(Dyn::R4(w)), Some(Dyn::R1(b)), None) => {
+                Dyn::R4(x.try_conv_transpose2d(w, Some(b), options).map_err(err)?)
+            }
+            _ => return Err("conv_transpose2d: expected a rank-4 input, a rank-4 weight and an optional rank-1 bias".into()),
+        }))
+    },
+    "conv_transpose1d" loosen 4 => |p, a| {
+        let options = ferrograd_autodiff::ConvTranspose1dOptions::default()
+            .stride(size1(p, "stride", 1)?)
+            .padding(size1(p, "padding", 0)?)
+            .output_padding(size1(p, "output_padding", 0)?)
+            .dilation(size1(p, "dilation", 1)?)
+            .groups(size1(p, "groups", 1)?);
+        let mut tensors = all_floats(a)?.into_iter();
+        let (x, w, b) = (tensors.next(), tensors.next(), tensors.next());
+        Ok(Out::Float(match (x, w, b, tensors.next()) {
+            (Some(Dyn::R3(x)), Some(Dyn::R3(w)), None, None) => {
+                Dyn::R3(x.try_conv_transpose1d(w, None, options).map_err(err)?)
+            }
+            (Some(Dyn::R3(x)), Some(Dyn::R3(w)), Some(Dyn::R1(b)), None) => {
+                Dyn::R3(x.try_conv_transpose1d(w, Some(b), options).map_err(err)?)
+            }
+            _ => return Err("conv_transpose1d: expected a rank-3 input, a rank-3 weight and an optional rank-1 bias".into()),
+        }))
+    },
+    "conv1d" loosen 4 => |p, a| {
+        use ferrograd_autodiff::Padding1d;
+        let padding = match p.0.get("padding") {
+            Err(_) => Padding1d::Valid,
+            Ok(value) => match value.as_str() {
+                Ok("same") => Padding1d::Same,
+                Ok("valid") => Padding1d::Valid,
+                Ok(other) => return Err(format!("padding {other:?}: not \"same\" or \"valid\"")),
+                Err(_) => Padding1d::Symmetric(p.usize("padding")?),
+            },
+        };
+        let options = ferrograd_autodiff::Conv1dOptions::default()
+            .stride(size1(p, "stride", 1)?)
+            .padding(padding)
+            .dilation(size1(p, "dilation", 1)?)
+            .groups(size1(p, "groups", 1)?);
+        let mut tensors = all_floats(a)?.into_iter();
+        let (x, w, b) = (tensors.next(), tensors.next(), tensors.next());
+        Ok(Out::Float(match (x, w, b, tensors.next()) {
+            (Some(Dyn::R3(x)), Some(Dyn::R3(w)), None, None) => Dyn::R3(x.try_conv1d(w, None, options).map_err(err)?),
+            (Some(Dyn::R3(x)), Some(Dyn::R3(w)), Some(Dyn::R1(b)), None) => {
+                Dyn::R3(x.try_conv1d(w, Some(b), options).map_err(err)?)
+            }
+            _ => return Err("conv1d: expected a rank-3 input, a rank-3 weight and an optional rank-1 bias".into()),
+        }))
+    },
+
+    // Upsampling (cases_upsample.py): `size` or `scale_factor` (one or a pair), `mode`
+    // and `align_corners`.
+    "upsample2d" => |p, a| {
+        use ferrograd_autodiff::{Interpolation, UpsampleSize};
+        let [x] = floats::<_, 1>(a)?;
+        let size = if p.0.get("size").is_ok() {
+            UpsampleSize::Size(size2(p, "size", 0)?)
+        } else {
+            let factor = p.0.get("scale_factor")?;
+            match factor.as_f64() {
+                Ok(both) => UpsampleSize::Scale([both, both]),
+                Err(_) => match factor.as_array()? {
+                    [h, w] => UpsampleSize::Scale([h.as_f64()?, w.as_f64()?]),
+                    other => return Err(format!("scale_factor of {} values", other.len())),
+                },
+            }
+        };
+        let mode = match p.str("mode").unwrap_or("nearest") {
+            "nearest" => Interpolation::Nearest,
+            "bilinear" => Interpolation::Bilinear {
+                align_corners: p.0.get("align_corners")? == &crate::json::Json::Bool(true),
+            },
+            other => return Err(format!("mode {other:?}: not \"nearest\" or \"bilinear\"")),
+        };
+        Ok(Out::Float(match x {
+            Dyn::R4(x) => Dyn::R4(x.try_upsample2d(size, mode).map_err(err)?),
+            other => return Err(format!("upsample2d of a rank-{} tensor: expected rank 4", other.rank())),
         }))
     },
 

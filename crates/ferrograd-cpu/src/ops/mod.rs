@@ -10,3 +10,4 @@ mod matmul;
 mod optimizer;
 mod reduce;
 mod softmax;
+mod upsample;

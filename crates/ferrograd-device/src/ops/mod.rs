@@ -6,6 +6,7 @@
 
 pub mod compare;
 pub mod conv;
+pub mod conv_transpose;
 pub mod convert;
 pub mod copy;
 pub mod elementwise;
@@ -14,3 +15,4 @@ pub mod matmul;
 pub mod optimizer;
 pub mod reduce;
 pub mod softmax;
+pub mod upsample;
