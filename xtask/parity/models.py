@@ -153,12 +153,33 @@ def group_norm_no_affine():
     return nn.GroupNorm(1, 3, affine=False), (2, 3)
 
 
+def conv1d_net():
+    return nn.Sequential(nn.Conv1d(3, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Conv1d(4, 2, 2, dilation=2)), (2, 3, 9)
+
+
+def conv_transpose():
+    return nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1), (2, 4, 4, 5)
+
+
+def conv_transpose_grouped():
+    return nn.ConvTranspose2d(4, 6, (2, 3), groups=2, dilation=(1, 2), bias=False), (1, 4, 3, 3)
+
+
+def upsample_nearest():
+    return nn.Sequential(nn.Conv2d(2, 3, 1), nn.Upsample(scale_factor=2)), (2, 2, 3, 4)
+
+
+def upsample_bilinear():
+    return nn.Sequential(nn.Conv2d(2, 2, 1), nn.Upsample(size=(5, 7), mode="bilinear")), (1, 2, 3, 4)
+
+
 MODELS = [mlp, linear_no_bias, linear_sequence, linear_one_sample, activations, nested_softmax,
           layer_norm, layer_norm_no_bias, layer_norm_no_affine, rms_norm, rms_norm_eps,
           embedding, embedding_plain, batch_norm, batch_norm_sequence, train_batch_norm,
           train_batch_norm_cumulative, train_batch_norm_no_affine, conv_net, conv_grouped, conv_depthwise,
           conv_one_image, batch_norm2d, train_batch_norm2d, train_batch_norm2d_no_affine, group_norm,
-          group_norm_sequence, group_norm_no_affine]
+          group_norm_sequence, group_norm_no_affine, conv1d_net, conv_transpose, conv_transpose_grouped,
+          upsample_nearest, upsample_bilinear]
 
 
 def randomize_norms(model, rng, np_dtype):

@@ -50,7 +50,7 @@ pub use module::{BuildModule, BuildOnDevice, Built, Module, ModuleMut};
 pub mod built {
     pub use crate::layers::attention::built::MultiHeadAttention;
     pub use crate::layers::batch_norm::built::{BatchNorm, BatchNorm1D, BatchNorm2D};
-    pub use crate::layers::conv::built::Conv2D;
+    pub use crate::layers::conv::built::{Conv1D, Conv2D, ConvTranspose2D};
     pub use crate::layers::embedding::built::Embedding;
     pub use crate::layers::group_norm::built::GroupNorm;
     pub use crate::layers::linear::built::Linear;
@@ -66,5 +66,7 @@ pub mod prelude {
     pub use crate::layers::*;
     pub use crate::{BuildModule, BuildOnDevice, Built, Checkpoint, Module, ModuleMut};
     pub use ferrograd_autodiff::prelude::*;
-    pub use ferrograd_autodiff::{Conv2dOptions, Padding};
+    pub use ferrograd_autodiff::{
+        Conv1dOptions, Conv2dOptions, ConvTranspose2dOptions, Interpolation, Padding, Padding1d, UpsampleSize,
+    };
 }

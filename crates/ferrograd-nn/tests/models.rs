@@ -296,5 +296,10 @@ models! {
     train_batch_norm2d_no_affine: BatchNorm2D<3> = BatchNorm2D { affine: false, momentum: Some(0.2), ..Default::default() }, #[train] Rank4<2, 3, 4, 3>;
     group_norm: (Conv2D<2, 6, 1>, GroupNorm<3, 6>), Rank4<2, 2, 5, 4>;
     group_norm_sequence: GroupNormConfig<Const<4>> = GroupNormConfig { eps: 1e-3, ..GroupNormConfig::new(2, Const) }, Rank3<3, 4, 5>;
+    conv1d_net: (Conv1D<3, 4, 3, 2, 1>, ReLU, Conv1D<4, 2, 2, 1, 0, 2>), Rank3<2, 3, 9>;
+    conv_transpose: ConvTranspose2DConfig<Const<4>, Const<3>> = ConvTranspose2DConfig::new(Const, Const, 3).options(ConvTranspose2dOptions::default().stride(2).padding(1).output_padding(1)), Rank4<2, 4, 4, 5>;
+    conv_transpose_grouped: ConvTranspose2DConfig<Const<4>, Const<6>> = ConvTranspose2DConfig::new(Const, Const, (2, 3)).options(ConvTranspose2dOptions::default().groups(2).dilation((1, 2))).without_bias(), Rank4<1, 4, 3, 3>;
+    upsample_nearest: (Conv2D<2, 3, 1>, Upsample2D), Rank4<2, 2, 3, 4>;
+    upsample_bilinear: (Conv2D<2, 2, 1>, Upsample2D) = (Conv2D::default(), Upsample2D::bilinear([5, 7], false)), Rank4<1, 2, 3, 4>;
     group_norm_no_affine: GroupNormConfig<Const<3>> = GroupNormConfig { affine: false, ..GroupNormConfig::new(1, Const) }, Rank2<2, 3>;
 }

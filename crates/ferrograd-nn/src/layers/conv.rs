@@ -1,13 +1,16 @@
-//! Convolution layers: `Conv2D`, PyTorch's `nn.Conv2d`.
+//! Convolution layers: `Conv2D`, `Conv1D` and `ConvTranspose2D`, PyTorch's
+//! `nn.Conv2d`, `nn.Conv1d` and `nn.ConvTranspose2d`.
 
 use crate::init::uniform_by_fan_in;
 use crate::module::{BuildOnDevice, Module, same_in_training};
 use ferrograd_autodiff::{
-    Conv2dOptions, Padding, ParameterVisitor, ParameterVisitorMut, Size2, Tape, Tensor, VisitParameters,
+    Conv1dOptions, Conv2dOptions, ConvTranspose2dOptions, Padding, Padding1d, ParameterVisitor, ParameterVisitorMut,
+    Size2, Tape, Tensor, VisitParameters,
 };
 use ferrograd_device::ops::conv::Conv2dKernel;
+use ferrograd_device::ops::copy::CopyKernel;
 use ferrograd_device::{Dtype, Error, SampleKernel, Storage};
-use ferrograd_shapes::{Const, Dim};
+use ferrograd_shapes::{Const, ConvTranspose2dShape, Dim};
 
 /// A 2-d convolution from `IN` to `OUT` channels with a `K`×`K` kernel, a bias, and
 /// PyTorch's `stride`, `padding` (zeros on every side), `dilation` and `groups`:
@@ -213,6 +216,278 @@ impl<
     }
 }
 
+/// `VisitParameters` for a built layer of a `weight` and an optional `bias`, PyTorch's
+/// names for them.
+macro_rules! weight_and_bias {
+    ($layer:ident) => {
+        impl<I: Dim, O: Dim, E: Dtype, D: Storage<E>> VisitParameters<E, D> for $layer<I, O, E, D> {
+            fn visit_parameters<V: ParameterVisitor<E, D>>(&self, visitor: &mut V) -> Result<(), Error> {
+                visitor.visit("weight", &self.weight)?;
+                match &self.bias {
+                    Some(bias) => visitor.visit("bias", bias),
+                    None => Ok(()),
+                }
+            }
+
+            fn visit_parameters_mut<V: ParameterVisitorMut<E, D>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+                visitor.visit_mut("weight", &mut self.weight)?;
+                match &mut self.bias {
+                    Some(bias) => visitor.visit_mut("bias", bias),
+                    None => Ok(()),
+                }
+            }
+        }
+    };
+}
+
+/// A 1-d convolution from `IN` to `OUT` channels with a kernel of `K` and a bias:
+/// PyTorch's `nn.Conv1d(IN, OUT, K, STRIDE, PAD, DILATION, GROUPS)`, its `weight`
+/// `(OUT, IN / GROUPS, K)` and `bias` `(OUT,)` initialised as PyTorch does. "same"
+/// padding and run-time channels are [`Conv1DConfig`]'s. It takes `(N, IN, L)` or
+/// `(IN, L)`.
+///
+/// ```
+/// use ferrograd_cpu::Cpu;
+/// use ferrograd_nn::prelude::*;
+///
+/// let dev = Cpu::seed_from_u64(0);
+/// let layer = dev.build_module::<Conv1D<4, 6, 3, 2, 1>, f32>();
+/// assert_eq!(layer.weight.dims(), [6, 4, 3]);
+/// let x: Tensor<Rank3<2, 4, 9>, f32, Cpu> = dev.sample_normal();
+/// // (9 + 2 - 3) / 2 + 1 = 5
+/// assert_eq!(layer.forward(x).dims(), [2, 6, 5]);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conv1D<
+    const IN: usize,
+    const OUT: usize,
+    const K: usize,
+    const STRIDE: usize = 1,
+    const PAD: usize = 0,
+    const DILATION: usize = 1,
+    const GROUPS: usize = 1,
+>;
+
+/// A 1-d convolution's channels (types or run-time values), kernel and options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv1DConfig<I: Dim, O: Dim> {
+    /// Channels of the input.
+    pub in_channels: I,
+    /// Channels of the output.
+    pub out_channels: O,
+    /// The kernel's length.
+    pub kernel_size: usize,
+    /// Stride, padding, dilation and groups, as the op takes them.
+    pub options: Conv1dOptions,
+    /// Whether the layer adds a bias (PyTorch's default: it does).
+    pub bias: bool,
+}
+
+impl<I: Dim, O: Dim> Conv1DConfig<I, O> {
+    /// A convolution from `in_channels` to `out_channels` with a kernel of
+    /// `kernel_size`, with PyTorch's defaults; set `options` for the rest.
+    pub fn new(in_channels: I, out_channels: O, kernel_size: usize) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel_size,
+            options: Conv1dOptions::default(),
+            bias: true,
+        }
+    }
+
+    /// With these options (`Conv1dOptions::default().padding(Padding1d::Same)`).
+    pub fn options(self, options: Conv1dOptions) -> Self {
+        Self { options, ..self }
+    }
+
+    /// The same layer without a bias.
+    pub fn without_bias(self) -> Self {
+        Self { bias: false, ..self }
+    }
+}
+
+impl<
+    const IN: usize,
+    const OUT: usize,
+    const K: usize,
+    const STRIDE: usize,
+    const PAD: usize,
+    const DILATION: usize,
+    const GROUPS: usize,
+> From<Conv1D<IN, OUT, K, STRIDE, PAD, DILATION, GROUPS>> for Conv1DConfig<Const<IN>, Const<OUT>>
+{
+    fn from(_: Conv1D<IN, OUT, K, STRIDE, PAD, DILATION, GROUPS>) -> Self {
+        let options = Conv1dOptions::default()
+            .stride(STRIDE)
+            .padding(Padding1d::Symmetric(PAD))
+            .dilation(DILATION)
+            .groups(GROUPS);
+        Conv1DConfig::new(Const, Const, K).options(options)
+    }
+}
+
+impl<I: Dim, O: Dim, E: Dtype, D: SampleKernel<E>> BuildOnDevice<E, D> for Conv1DConfig<I, O> {
+    type Built = built::Conv1D<I, O, E, D>;
+
+    fn try_build_on_device(&self, device: &D) -> Result<Self::Built, Error> {
+        let (inputs, outputs) = (self.in_channels.size(), self.out_channels.size());
+        let groups = self.options.groups;
+        check_channels("Conv1D", inputs, outputs, &[self.kernel_size], groups)?;
+        let fan_in = inputs / groups * self.kernel_size;
+        let weight = uniform_by_fan_in(device, &(self.out_channels, inputs / groups, self.kernel_size), fan_in)?;
+        let bias = match self.bias {
+            true => Some(uniform_by_fan_in(device, &(self.out_channels,), fan_in)?),
+            false => None,
+        };
+        Ok(built::Conv1D {
+            weight,
+            bias,
+            options: self.options,
+            in_channels: self.in_channels,
+        })
+    }
+}
+
+impl<
+    const IN: usize,
+    const OUT: usize,
+    const K: usize,
+    const STRIDE: usize,
+    const PAD: usize,
+    const DILATION: usize,
+    const GROUPS: usize,
+    E: Dtype,
+    D: SampleKernel<E>,
+> BuildOnDevice<E, D> for Conv1D<IN, OUT, K, STRIDE, PAD, DILATION, GROUPS>
+{
+    type Built = built::Conv1D<Const<IN>, Const<OUT>, E, D>;
+
+    fn try_build_on_device(&self, device: &D) -> Result<Self::Built, Error> {
+        Conv1DConfig::from(*self).try_build_on_device(device)
+    }
+}
+
+/// A transposed 2-d convolution from `IN` to `OUT` channels with a `K`×`K` kernel and a
+/// bias (the gradient of a convolution, used to upsample): PyTorch's
+/// `nn.ConvTranspose2d(IN, OUT, K, STRIDE, PAD)`, its `weight` `(IN, OUT / groups, K, K)`
+/// and `bias` `(OUT,)` initialised as PyTorch does (`fan_in = OUT / groups · K · K`,
+/// from the weight's second dim). Output padding, dilation, groups and run-time
+/// channels are [`ConvTranspose2DConfig`]'s.
+///
+/// ```
+/// use ferrograd_cpu::Cpu;
+/// use ferrograd_nn::prelude::*;
+///
+/// let dev = Cpu::seed_from_u64(0);
+/// let layer = dev.build_module::<ConvTranspose2D<8, 4, 4, 2, 1>, f32>();
+/// assert_eq!(layer.weight.dims(), [8, 4, 4, 4]);
+/// let x: Tensor<Rank4<2, 8, 7, 7>, f32, Cpu> = dev.sample_normal();
+/// // (7 - 1) · 2 - 2 · 1 + (4 - 1) + 1 = 14: twice the size.
+/// let y: Tensor<(Const<2>, Const<4>, usize, usize), f32, Cpu> = layer.forward(x);
+/// assert_eq!(y.dims(), [2, 4, 14, 14]);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConvTranspose2D<
+    const IN: usize,
+    const OUT: usize,
+    const K: usize,
+    const STRIDE: usize = 1,
+    const PAD: usize = 0,
+>;
+
+/// A transposed 2-d convolution's channels (types or run-time values), kernel and
+/// options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose2DConfig<I: Dim, O: Dim> {
+    /// Channels of the input.
+    pub in_channels: I,
+    /// Channels of the output.
+    pub out_channels: O,
+    /// The kernel's `[height, width]`.
+    pub kernel_size: [usize; 2],
+    /// Stride, padding, output padding, dilation and groups, as the op takes them.
+    pub options: ConvTranspose2dOptions,
+    /// Whether the layer adds a bias (PyTorch's default: it does).
+    pub bias: bool,
+}
+
+impl<I: Dim, O: Dim> ConvTranspose2DConfig<I, O> {
+    /// A transposed convolution from `in_channels` to `out_channels` with a kernel of
+    /// `kernel_size` (`3` or `(3, 5)`), with PyTorch's defaults; set `options` for the
+    /// rest.
+    pub fn new(in_channels: I, out_channels: O, kernel_size: impl Size2) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel_size: kernel_size.size2(),
+            options: ConvTranspose2dOptions::default(),
+            bias: true,
+        }
+    }
+
+    /// With these options (`ConvTranspose2dOptions::default().stride(2).output_padding(1)`).
+    pub fn options(self, options: ConvTranspose2dOptions) -> Self {
+        Self { options, ..self }
+    }
+
+    /// The same layer without a bias.
+    pub fn without_bias(self) -> Self {
+        Self { bias: false, ..self }
+    }
+}
+
+impl<const IN: usize, const OUT: usize, const K: usize, const STRIDE: usize, const PAD: usize>
+    From<ConvTranspose2D<IN, OUT, K, STRIDE, PAD>> for ConvTranspose2DConfig<Const<IN>, Const<OUT>>
+{
+    fn from(_: ConvTranspose2D<IN, OUT, K, STRIDE, PAD>) -> Self {
+        ConvTranspose2DConfig::new(Const, Const, K)
+            .options(ConvTranspose2dOptions::default().stride(STRIDE).padding(PAD))
+    }
+}
+
+impl<I: Dim, O: Dim, E: Dtype, D: SampleKernel<E>> BuildOnDevice<E, D> for ConvTranspose2DConfig<I, O> {
+    type Built = built::ConvTranspose2D<I, O, E, D>;
+
+    fn try_build_on_device(&self, device: &D) -> Result<Self::Built, Error> {
+        let (inputs, outputs) = (self.in_channels.size(), self.out_channels.size());
+        let groups = self.options.groups;
+        check_channels("ConvTranspose2D", inputs, outputs, &self.kernel_size, groups)?;
+        let [height, width] = self.kernel_size;
+        // PyTorch computes the fan-in from the weight's second dim, the output's
+        // channels per group.
+        let fan_in = outputs / groups * height * width;
+        let weight = uniform_by_fan_in(device, &(self.in_channels, outputs / groups, height, width), fan_in)?;
+        let bias = match self.bias {
+            true => Some(uniform_by_fan_in(device, &(self.out_channels,), fan_in)?),
+            false => None,
+        };
+        Ok(built::ConvTranspose2D {
+            weight,
+            bias,
+            options: self.options,
+            out_channels: self.out_channels,
+        })
+    }
+}
+
+impl<
+    const IN: usize,
+    const OUT: usize,
+    const K: usize,
+    const STRIDE: usize,
+    const PAD: usize,
+    E: Dtype,
+    D: SampleKernel<E>,
+> BuildOnDevice<E, D> for ConvTranspose2D<IN, OUT, K, STRIDE, PAD>
+{
+    type Built = built::ConvTranspose2D<Const<IN>, Const<OUT>, E, D>;
+
+    fn try_build_on_device(&self, device: &D) -> Result<Self::Built, Error> {
+        ConvTranspose2DConfig::from(*self).try_build_on_device(device)
+    }
+}
+
 /// Built convolution layers.
 pub mod built {
     use super::*;
@@ -234,23 +509,9 @@ pub mod built {
         pub in_channels: I,
     }
 
-    impl<I: Dim, O: Dim, E: Dtype, D: Storage<E>> VisitParameters<E, D> for Conv2D<I, O, E, D> {
-        fn visit_parameters<V: ParameterVisitor<E, D>>(&self, visitor: &mut V) -> Result<(), Error> {
-            visitor.visit("weight", &self.weight)?;
-            match &self.bias {
-                Some(bias) => visitor.visit("bias", bias),
-                None => Ok(()),
-            }
-        }
-
-        fn visit_parameters_mut<V: ParameterVisitorMut<E, D>>(&mut self, visitor: &mut V) -> Result<(), Error> {
-            visitor.visit_mut("weight", &mut self.weight)?;
-            match &mut self.bias {
-                Some(bias) => visitor.visit_mut("bias", bias),
-                None => Ok(()),
-            }
-        }
-    }
+    weight_and_bias!(Conv2D);
+    weight_and_bias!(Conv1D);
+    weight_and_bias!(ConvTranspose2D);
 
     /// A batch: `(N, I, H, W)` → `(N, O, usize, usize)`.
     impl<N: Dim, I: Dim, O: Dim, H: Dim, W: Dim, E: Dtype, D, T> Module<Tensor<(N, I, H, W), E, D, T>>
@@ -280,4 +541,110 @@ pub mod built {
     }
 
     same_in_training!([I: Dim, O: Dim, E: Dtype, D: Storage<E>] Conv2D<I, O, E, D>);
+
+    /// A built [`Conv1D`](super::Conv1D) or [`Conv1DConfig`](super::Conv1DConfig).
+    #[derive(Clone, Debug)]
+    pub struct Conv1D<I: Dim, O: Dim, E: Dtype, D: Storage<E>> {
+        /// `(out_channels, in_channels / groups, kernel_size)`.
+        pub weight: Tensor<(O, usize, usize), E, D>,
+        /// `(out_channels,)`, absent in a layer built without one.
+        pub bias: Option<Tensor<(O,), E, D>>,
+        /// Stride, padding, dilation and groups.
+        pub options: Conv1dOptions,
+        /// The input's channels.
+        pub in_channels: I,
+    }
+
+    /// A batch: `(N, I, L)` → `(N, O, usize)`.
+    impl<N: Dim, I: Dim, O: Dim, L: Dim, E: Dtype, D, T> Module<Tensor<(N, I, L), E, D, T>> for Conv1D<I, O, E, D>
+    where
+        D: Conv2dKernel<E>,
+        T: Tape<E, D>,
+    {
+        type Output = Tensor<(N, O, usize), E, D, T>;
+
+        fn try_forward(&self, input: Tensor<(N, I, L), E, D, T>) -> Result<Self::Output, Error> {
+            input.try_conv1d(self.weight.clone(), self.bias.clone(), self.options)
+        }
+    }
+
+    /// One sequence: `(I, L)` → `(O, usize)`.
+    impl<I: Dim, O: Dim, L: Dim, E: Dtype, D, T> Module<Tensor<(I, L), E, D, T>> for Conv1D<I, O, E, D>
+    where
+        D: Conv2dKernel<E>,
+        T: Tape<E, D>,
+    {
+        type Output = Tensor<(O, usize), E, D, T>;
+
+        fn try_forward(&self, input: Tensor<(I, L), E, D, T>) -> Result<Self::Output, Error> {
+            input.try_conv1d(self.weight.clone(), self.bias.clone(), self.options)
+        }
+    }
+
+    same_in_training!([I: Dim, O: Dim, E: Dtype, D: Storage<E>] Conv1D<I, O, E, D>);
+
+    /// A built [`ConvTranspose2D`](super::ConvTranspose2D) or
+    /// [`ConvTranspose2DConfig`](super::ConvTranspose2DConfig).
+    ///
+    /// The weight's second dim is the output's channels per group, a run-time size;
+    /// the output's channel dim gets the type `O` back when the layer runs.
+    #[derive(Clone, Debug)]
+    pub struct ConvTranspose2D<I: Dim, O: Dim, E: Dtype, D: Storage<E>> {
+        /// `(in_channels, out_channels / groups, kernel_height, kernel_width)`.
+        pub weight: Tensor<(I, usize, usize, usize), E, D>,
+        /// `(out_channels,)`, absent in a layer built without one.
+        pub bias: Option<Tensor<(O,), E, D>>,
+        /// Stride, padding, output padding, dilation and groups.
+        pub options: ConvTranspose2dOptions,
+        /// The output's channels.
+        pub out_channels: O,
+    }
+
+    impl<I: Dim, O: Dim, E: Dtype, D: Conv2dKernel<E> + CopyKernel<E>> ConvTranspose2D<I, O, E, D> {
+        fn run<S, T>(&self, input: Tensor<S, E, D, T>) -> Result<Tensor<S::Output, E, D, T>, Error>
+        where
+            S: ConvTranspose2dShape<(usize, usize, usize, usize), OutChannels = usize>,
+            T: Tape<E, D>,
+        {
+            // The bias as the op's run-time channel dim: a view with the same id, so
+            // its gradient is the parameter's.
+            let bias = match &self.bias {
+                Some(bias) => Some(bias.clone().try_realize::<(usize,)>()?),
+                None => None,
+            };
+            // The weight as run-time dims too (the Module impls have checked the input's
+            // channels by type already).
+            let weight = self.weight.clone().try_realize::<(usize, usize, usize, usize)>()?;
+            input.try_conv_transpose2d(weight, bias, self.options)
+        }
+    }
+
+    /// A batch: `(N, I, H, W)` → `(N, O, usize, usize)`.
+    impl<N: Dim, I: Dim, O: Dim, H: Dim, W: Dim, E: Dtype, D, T> Module<Tensor<(N, I, H, W), E, D, T>>
+        for ConvTranspose2D<I, O, E, D>
+    where
+        D: Conv2dKernel<E> + CopyKernel<E>,
+        T: Tape<E, D>,
+    {
+        type Output = Tensor<(N, O, usize, usize), E, D, T>;
+
+        fn try_forward(&self, input: Tensor<(N, I, H, W), E, D, T>) -> Result<Self::Output, Error> {
+            self.run(input)?.try_realize()
+        }
+    }
+
+    /// One image: `(I, H, W)` → `(O, usize, usize)`.
+    impl<I: Dim, O: Dim, H: Dim, W: Dim, E: Dtype, D, T> Module<Tensor<(I, H, W), E, D, T>> for ConvTranspose2D<I, O, E, D>
+    where
+        D: Conv2dKernel<E> + CopyKernel<E>,
+        T: Tape<E, D>,
+    {
+        type Output = Tensor<(O, usize, usize), E, D, T>;
+
+        fn try_forward(&self, input: Tensor<(I, H, W), E, D, T>) -> Result<Self::Output, Error> {
+            self.run(input)?.try_realize()
+        }
+    }
+
+    same_in_training!([I: Dim, O: Dim, E: Dtype, D: Storage<E>] ConvTranspose2D<I, O, E, D>);
 }

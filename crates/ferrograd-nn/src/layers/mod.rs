@@ -13,11 +13,12 @@ pub mod linear;
 pub mod normalization;
 pub mod residual;
 pub mod transformer;
+pub mod upsample;
 
 pub use activations::{GELU, GELUTanh, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh};
 pub use attention::{AttentionMask, AttentionMasks, MultiHeadAttention, MultiHeadAttentionConfig};
 pub use batch_norm::{BatchNorm1D, BatchNorm1DConfig, BatchNorm2D, BatchNorm2DConfig, BatchNormConfig};
-pub use conv::{Conv2D, Conv2DConfig};
+pub use conv::{Conv1D, Conv1DConfig, Conv2D, Conv2DConfig, ConvTranspose2D, ConvTranspose2DConfig};
 pub use dropout::Dropout;
 pub use embedding::{Embedding, EmbeddingConfig};
 pub use features::FeaturesLast;
@@ -31,3 +32,4 @@ pub use transformer::{
     TransformerDecoderLayer, TransformerDecoderLayerConfig, TransformerEncoder, TransformerEncoderConfig,
     TransformerEncoderLayer, TransformerEncoderLayerConfig, TransformerMasks,
 };
+pub use upsample::Upsample2D;
