@@ -12,5 +12,6 @@ pub mod elementwise;
 pub mod index;
 pub mod matmul;
 pub mod optimizer;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
