@@ -8,5 +8,6 @@ mod elementwise;
 mod index;
 mod matmul;
 mod optimizer;
+mod pool;
 mod reduce;
 mod softmax;
