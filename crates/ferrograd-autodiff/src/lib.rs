@@ -80,6 +80,7 @@ pub use create::{SampleTensor, TensorCreation, TensorData};
 pub use gradients::Gradients;
 pub use ops::concat::{Stack, stack};
 pub use ops::conv::{Conv2dBias, Conv2dOptions, Padding, Size2};
+pub use ops::pool::{Pool1dOptions, Pool2dOptions};
 pub use parameters::{ParameterVisitor, ParameterVisitorMut, Prefixed, VisitParameters};
 pub use tape::{MergeTapes, MergedTape, NoneTape, OpInput, OwnedTape, Tape};
 pub use tensor::{Tensor, UniqueId};

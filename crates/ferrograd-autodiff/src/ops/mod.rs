@@ -7,6 +7,7 @@ pub(crate) mod conv;
 mod dropout;
 pub(crate) mod index;
 mod matmul;
+pub(crate) mod pool;
 mod softmax;
 mod sum;
 mod unary;
