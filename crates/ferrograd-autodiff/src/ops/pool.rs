@@ -250,7 +250,10 @@ fn check_has_pixels(op: &'static str, layout: &Layout) -> Result<(), Error> {
     if dims[2] == 0 || dims[3] == 0 {
         return Err(Error::ShapeMismatch {
             op,
-            message: format!("the input {dims:?} has no pixels to pool: its height and width must be at least 1"),
+            message: format!(
+                "the input ({}) has no pixels to pool: its height and width must be at least 1",
+                dims.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+            ),
         });
     }
     Ok(())
