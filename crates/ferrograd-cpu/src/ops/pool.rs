@@ -282,18 +282,34 @@ impl Plan {
     fn backward_plane<E: Dtype>(&self, input: Option<(&[E], usize, usize, usize)>, grad_output: &[E], grad: &mut [E]) {
         let width = self.columns.len();
         let in_width = self.in_plane[1];
+        if let (true, Some((input, base, rs, 1))) = (self.two_by_two, input) {
+            for (y, (grad_row, grad)) in grad_output
+                .chunks_exact(width)
+                .zip(grad.chunks_exact_mut(2 * in_width))
+                .enumerate()
+            {
+                let top = &input[base + 2 * y * rs..][..2 * width];
+                let bottom = &input[base + (2 * y + 1) * rs..][..2 * width];
+                let (grad_top, grad_bottom) = grad.split_at_mut(in_width);
+                for (x, &g) in grad_row.iter().enumerate() {
+                    let (a, b) = (2 * x, 2 * x + 1);
+                    match max4(top[a], top[b], bottom[a], bottom[b]).1 {
+                        0 => grad_top[a] += g,
+                        1 => grad_top[b] += g,
+                        2 => grad_bottom[a] += g,
+                        _ => grad_bottom[b] += g,
+                    }
+                }
+            }
+            return;
+        }
         for (y, grad_row) in grad_output.chunks_exact(width.max(1)).enumerate() {
             let row = self.rows[y];
             for (x, &g) in grad_row.iter().enumerate() {
                 let column = self.columns[x];
                 match (self.mode, input) {
                     (Mode::Max, Some((input, base, rs, cs))) => {
-                        if self.two_by_two && cs == 1 {
-                            let top = base + 2 * y * rs + 2 * x;
-                            let bottom = top + rs;
-                            let which = max4(input[top], input[top + 1], input[bottom], input[bottom + 1]).1;
-                            grad[(2 * y + which / 2) * in_width + 2 * x + which % 2] += g;
-                        } else if let Some((r, c)) = self.argmax(input, base, rs, cs, y, x) {
+                        if let Some((r, c)) = self.argmax(input, base, rs, cs, y, x) {
                             grad[r * in_width + c] += g;
                         }
                     }
