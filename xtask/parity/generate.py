@@ -52,7 +52,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from spec import Case  # noqa: E402
 
 # One module `cases_<family>.py` per family; the fixtures go to `<family>/`.
-FAMILIES = ["unary", "scalar", "binary", "compare", "reduce", "views", "matmul", "softmax", "join", "index", "loss", "conv", "conv_transpose", "upsample"]
+FAMILIES = [
+    "unary", "scalar", "binary", "compare", "reduce", "views", "matmul", "softmax", "join", "index", "loss", "conv",
+    "conv_transpose", "upsample", "pool",
+]
 
 # Modules that write fixtures of their own layout: `write_fixtures(out_dir, write_npz,
 # seed_of, DTYPES)` returns how many files it wrote.

@@ -83,6 +83,7 @@ pub use ops::conv::{Conv2dBias, Conv2dOptions, Padding, Size2};
 pub use ops::conv_transpose::{ConvTranspose1dOptions, ConvTranspose2dOptions, ConvTransposeBias};
 pub use ops::conv1d::{Conv1dBias, Conv1dOptions, Padding1d};
 pub use ops::upsample::{Interpolation, UpsampleSize};
+pub use ops::pool::{Pool1dOptions, Pool2dOptions};
 pub use parameters::{ParameterVisitor, ParameterVisitorMut, Prefixed, VisitParameters};
 pub use tape::{MergeTapes, MergedTape, NoneTape, OpInput, OwnedTape, Tape};
 pub use tensor::{Tensor, UniqueId};

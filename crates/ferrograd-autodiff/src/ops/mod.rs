@@ -9,6 +9,7 @@ pub(crate) mod conv_transpose;
 mod dropout;
 pub(crate) mod index;
 mod matmul;
+pub(crate) mod pool;
 mod softmax;
 mod sum;
 mod unary;

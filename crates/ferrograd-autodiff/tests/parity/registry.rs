@@ -373,6 +373,100 @@ fn size1(p: &Params, key: &str, default: usize) -> Result<usize, String> {
     }
 }
 
+/// A boolean param; `default` when the case leaves it out.
+fn flag(p: &Params, key: &str, default: bool) -> Result<bool, String> {
+    match p.0.get(key) {
+        Err(_) => Ok(default),
+        Ok(Json::Bool(value)) => Ok(*value),
+        Ok(_) => Err(format!("param `{key}` is not a boolean")),
+    }
+}
+
+/// The kernel and options of a 2-d pooling case, each defaulting as PyTorch's do.
+fn pool2d_options(p: &Params) -> Result<([usize; 2], ferrograd_autodiff::Pool2dOptions), String> {
+    let kernel = size2(p, "kernel_size", 0)?;
+    let mut options = ferrograd_autodiff::Pool2dOptions::default()
+        .padding(size2(p, "padding", 0)?)
+        .dilation(size2(p, "dilation", 1)?)
+        .ceil_mode(flag(p, "ceil_mode", false)?)
+        .count_include_pad(flag(p, "count_include_pad", true)?);
+    if p.0.get("stride").is_ok() {
+        options = options.stride(size2(p, "stride", 0)?);
+    }
+    Ok((kernel, options))
+}
+
+/// The kernel and options of a 1-d pooling case.
+fn pool1d_options(p: &Params) -> Result<(usize, ferrograd_autodiff::Pool1dOptions), String> {
+    let optional = |key: &str, default: usize| {
+        if p.0.get(key).is_ok() {
+            p.usize(key)
+        } else {
+            Ok(default)
+        }
+    };
+    let mut options = ferrograd_autodiff::Pool1dOptions::default()
+        .padding(optional("padding", 0)?)
+        .dilation(optional("dilation", 1)?)
+        .ceil_mode(flag(p, "ceil_mode", false)?)
+        .count_include_pad(flag(p, "count_include_pad", true)?);
+    if p.0.get("stride").is_ok() {
+        options = options.stride(p.usize("stride")?);
+    }
+    Ok((p.usize("kernel_size")?, options))
+}
+
+/// A 2-d pooling of one float input, batched `(N, C, H, W)` or not `(C, H, W)`.
+macro_rules! pool2d {
+    ($a:expr, |$x:ident| $body:expr) => {{
+        let [x] = floats::<_, 1>($a)?;
+        Ok(Out::Float(match x {
+            Dyn::R4($x) => Dyn::R4($body.map_err(err)?),
+            Dyn::R3($x) => Dyn::R3($body.map_err(err)?),
+            x => {
+                return Err(format!(
+                    "2-d pooling of a rank-{} tensor: expected rank 3 or 4",
+                    x.rank()
+                ));
+            }
+        }))
+    }};
+}
+
+/// A 1-d pooling of one float input, batched `(N, C, L)` or not `(C, L)`.
+macro_rules! pool1d {
+    ($a:expr, |$x:ident| $body:expr) => {{
+        let [x] = floats::<_, 1>($a)?;
+        Ok(Out::Float(match x {
+            Dyn::R3($x) => Dyn::R3($body.map_err(err)?),
+            Dyn::R2($x) => Dyn::R2($body.map_err(err)?),
+            x => {
+                return Err(format!(
+                    "1-d pooling of a rank-{} tensor: expected rank 2 or 3",
+                    x.rank()
+                ));
+            }
+        }))
+    }};
+}
+
+/// A global pooling: `(N, C, H, W)` → `(N, C)`, `(C, H, W)` → `(C,)`.
+macro_rules! global_pool {
+    ($a:expr, |$x:ident| $body:expr) => {{
+        let [x] = floats::<_, 1>($a)?;
+        Ok(Out::Float(match x {
+            Dyn::R4($x) => Dyn::R2($body.map_err(err)?),
+            Dyn::R3($x) => Dyn::R1($body.map_err(err)?),
+            x => {
+                return Err(format!(
+                    "global pooling of a rank-{} tensor: expected rank 3 or 4",
+                    x.rank()
+                ));
+            }
+        }))
+    }};
+}
+
 fn err(e: Error) -> String {
     e.to_string()
 }
@@ -646,6 +740,29 @@ registry! {
             other => return Err(format!("upsample2d of a rank-{} tensor: expected rank 4", other.rank())),
         }))
     },
+    // Pooling (cases_pool.py).
+    "max_pool2d" => |p, a| {
+        let (kernel, options) = pool2d_options(p)?;
+        pool2d!(a, |x| x.try_max_pool2d(kernel, options))
+    },
+    "avg_pool2d" => |p, a| {
+        let (kernel, options) = pool2d_options(p)?;
+        pool2d!(a, |x| x.try_avg_pool2d(kernel, options))
+    },
+    "max_pool1d" => |p, a| {
+        let (kernel, options) = pool1d_options(p)?;
+        pool1d!(a, |x| x.try_max_pool1d(kernel, options))
+    },
+    "avg_pool1d" => |p, a| {
+        let (kernel, options) = pool1d_options(p)?;
+        pool1d!(a, |x| x.try_avg_pool1d(kernel, options))
+    },
+    "adaptive_avg_pool2d" => |p, a| {
+        let size = size2(p, "output_size", 0)?;
+        pool2d!(a, |x| x.try_adaptive_avg_pool2d(size))
+    },
+    "global_avg_pool2d" => |p, a| global_pool!(a, |x| x.try_global_avg_pool2d()),
+    "global_max_pool2d" => |p, a| global_pool!(a, |x| x.try_global_max_pool2d()),
 
     // Softmax (cases_softmax.py).
     "softmax" => |p, a| normalise!(p, a, softmax),

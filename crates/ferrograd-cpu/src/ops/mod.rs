@@ -8,6 +8,7 @@ mod elementwise;
 mod index;
 mod matmul;
 mod optimizer;
+mod pool;
 mod reduce;
 mod softmax;
 mod upsample;

@@ -13,6 +13,7 @@ pub mod elementwise;
 pub mod index;
 pub mod matmul;
 pub mod optimizer;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
 pub mod upsample;
