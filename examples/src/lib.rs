@@ -1,1 +1,4 @@
-//! Runnable programs live in the `[[example]]` targets of this package.
+//! Runnable programs live in the `[[example]]` targets of this package; the models they
+//! share live here.
+
+pub mod resnet;

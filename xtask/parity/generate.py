@@ -59,7 +59,7 @@ FAMILIES = [
 
 # Modules that write fixtures of their own layout: `write_fixtures(out_dir, write_npz,
 # seed_of, DTYPES)` returns how many files it wrote.
-WRITERS = ["models", "models_attention"]
+WRITERS = ["models", "models_attention", "models_resnet"]
 
 # Families that are not op cases write their fixtures themselves: `cases_<family>.py`
 # defines `generate(out_dir, write_npz, seed_of) -> count`; they go to `<family>/`.

@@ -173,13 +173,46 @@ def upsample_bilinear():
     return nn.Sequential(nn.Conv2d(2, 2, 1), nn.Upsample(size=(5, 7), mode="bilinear")), (1, 2, 3, 4)
 
 
+def lenet():
+    # The LeNet-style network at 28x28: 16 * 5 * 5 = 400 features.
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(400, 10),
+    ), (2, 1, 28, 28)
+
+
+def pools():
+    return nn.Sequential(
+        nn.Conv2d(2, 3, 1), nn.MaxPool2d(3, stride=2, padding=1), nn.AvgPool2d(2, stride=1, padding=1,
+                                                                               count_include_pad=False),
+        nn.AvgPool2d((2, 1), ceil_mode=True), nn.AdaptiveAvgPool2d((2, 3)),
+    ), (2, 2, 9, 8)
+
+
+def max_pool_ceil_dilated():
+    return nn.MaxPool2d(2, stride=2, dilation=2, ceil_mode=True), (1, 2, 7, 8)
+
+
+def global_pools():
+    return nn.Sequential(nn.Conv2d(2, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)), (2, 2, 6, 5)
+
+
+def global_avg_pool():
+    return nn.Sequential(nn.Conv2d(2, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()), (2, 2, 6, 5)
+
+
+def global_max_pool():
+    return nn.Sequential(nn.Conv2d(2, 4, 3), nn.AdaptiveMaxPool2d(1), nn.Flatten()), (2, 2, 6, 5)
+
+
 MODELS = [mlp, linear_no_bias, linear_sequence, linear_one_sample, activations, nested_softmax,
           layer_norm, layer_norm_no_bias, layer_norm_no_affine, rms_norm, rms_norm_eps,
           embedding, embedding_plain, batch_norm, batch_norm_sequence, train_batch_norm,
           train_batch_norm_cumulative, train_batch_norm_no_affine, conv_net, conv_grouped, conv_depthwise,
           conv_one_image, batch_norm2d, train_batch_norm2d, train_batch_norm2d_no_affine, group_norm,
           group_norm_sequence, group_norm_no_affine, conv1d_net, conv_transpose, conv_transpose_grouped,
-          upsample_nearest, upsample_bilinear]
+          upsample_nearest, upsample_bilinear, lenet, pools, max_pool_ceil_dilated, global_pools, global_avg_pool,
+          global_max_pool]
 
 
 def randomize_norms(model, rng, np_dtype):

@@ -67,6 +67,7 @@ pub mod prelude {
     pub use crate::{BuildModule, BuildOnDevice, Built, Checkpoint, Module, ModuleMut};
     pub use ferrograd_autodiff::prelude::*;
     pub use ferrograd_autodiff::{
-        Conv1dOptions, Conv2dOptions, ConvTranspose2dOptions, Interpolation, Padding, Padding1d, UpsampleSize,
+        Conv1dOptions, Conv2dOptions, ConvTranspose2dOptions, Interpolation, Padding, Padding1d, Pool1dOptions,
+        Pool2dOptions, UpsampleSize,
     };
 }

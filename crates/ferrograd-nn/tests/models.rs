@@ -300,6 +300,18 @@ models! {
     conv_transpose: ConvTranspose2DConfig<Const<4>, Const<3>> = ConvTranspose2DConfig::new(Const, Const, 3).options(ConvTranspose2dOptions::default().stride(2).padding(1).output_padding(1)), Rank4<2, 4, 4, 5>;
     conv_transpose_grouped: ConvTranspose2DConfig<Const<4>, Const<6>> = ConvTranspose2DConfig::new(Const, Const, (2, 3)).options(ConvTranspose2dOptions::default().groups(2).dilation((1, 2))).without_bias(), Rank4<1, 4, 3, 3>;
     upsample_nearest: (Conv2D<2, 3, 1>, Upsample2D), Rank4<2, 2, 3, 4>;
-    upsample_bilinear: (Conv2D<2, 2, 1>, Upsample2D) = (Conv2D::default(), Upsample2D::bilinear([5, 7], false)), Rank4<1, 2, 3, 4>;
+    upsample_bilinear: (Conv2D<2, 2, 1>, Upsample2D) = (Conv2D, Upsample2D::bilinear([5, 7], false)), Rank4<1, 2, 3, 4>;
+    lenet: (Conv2D<1, 8, 3>, ReLU, MaxPool2D<2>, Conv2D<8, 16, 3>, ReLU, MaxPool2D<2>, Flatten, Linear<400, 10>), Rank4<2, 1, 28, 28>;
+    pools: (Conv2D<2, 3, 1>, MaxPool2D<3, 2, 1>, AvgPool2DConfig, AvgPool2DConfig, AdaptiveAvgPool2D<2, 3>) = (
+        Conv2D,
+        MaxPool2D,
+        AvgPool2DConfig::new(2).options(Pool2dOptions::default().stride(1).padding(1).count_include_pad(false)),
+        AvgPool2DConfig::new((2, 1)).options(Pool2dOptions::default().ceil_mode(true)),
+        AdaptiveAvgPool2D,
+    ), Rank4<2, 2, 9, 8>;
+    max_pool_ceil_dilated: MaxPool2DConfig = MaxPool2DConfig::new(2).options(Pool2dOptions::default().dilation(2).ceil_mode(true)), Rank4<1, 2, 7, 8>;
+    global_pools: (Conv2D<2, 4, 3>, AdaptiveAvgPool2D<1>, Flatten, Linear<4, 3>), Rank4<2, 2, 6, 5>;
+    global_avg_pool: (Conv2D<2, 4, 3>, GlobalAvgPool2D), Rank4<2, 2, 6, 5>;
+    global_max_pool: (Conv2D<2, 4, 3>, GlobalMaxPool2D), Rank4<2, 2, 6, 5>;
     group_norm_no_affine: GroupNormConfig<Const<3>> = GroupNormConfig { affine: false, ..GroupNormConfig::new(1, Const) }, Rank2<2, 3>;
 }

@@ -70,3 +70,73 @@ fn a_frozen_layer_keeps_its_weights_and_an_optimizer_names_it_unless_told_to_ski
     assert_eq!(model.0.weight.as_vec(), frozen_before);
     assert_ne!(model.2.weight.as_vec(), trained_before);
 }
+
+/// The LeNet-style network: two convolutions with ReLU and 2×2 max pools, then
+/// a linear classifier (28 → 26 → 13 → 11 → 5: 16·5·5 = 400 features).
+type LeNet = (
+    Conv2D<1, 8, 3>,
+    ReLU,
+    MaxPool2D<2>,
+    Conv2D<8, 16, 3>,
+    ReLU,
+    MaxPool2D<2>,
+    Flatten,
+    Linear<400, 10>,
+);
+
+/// A batch of one-channel 28×28 images.
+type Digits = Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu>;
+
+/// Images of ten classes: class `k` is a bright 3-pixel-thick bar, horizontal at row
+/// `4 + 2k` for even `k` and vertical at column `4 + 2k` for odd `k`, in noise.
+fn bars(dev: &Cpu, count: usize) -> (Digits, Tensor<(usize,), usize, Cpu>) {
+    let noise: Digits = dev.sample_normal_like(&(count, Const, Const, Const));
+    let mut pixels = noise.as_vec().iter().map(|v| 0.3 * v).collect::<Vec<_>>();
+    let labels: Vec<usize> = (0..count).map(|i| (i * 7 + 3) % 10).collect();
+    for (image, &label) in labels.iter().enumerate() {
+        let at = 4 + 2 * label;
+        for along in 0..28 {
+            for across in at..at + 3 {
+                let (row, column) = if label % 2 == 0 {
+                    (across, along)
+                } else {
+                    (along, across)
+                };
+                pixels[image * 784 + row * 28 + column] += 1.0;
+            }
+        }
+    }
+    (
+        dev.tensor_from_vec(pixels, (count, Const, Const, Const)),
+        dev.tensor_from_vec(labels, (count,)),
+    )
+}
+
+#[test]
+fn a_lenet_trains_on_synthetic_images_with_sgd_and_momentum() {
+    let dev = Cpu::seed_from_u64(2);
+    let mut model = dev.build_module::<LeNet, f32>();
+    let (x, y) = bars(&dev, 64);
+    let loss_of = |model: &Built<LeNet, f32, Cpu>| {
+        losses::cross_entropy(model.forward(x.clone()), &y, Reduction::Mean, Default::default()).array()
+    };
+    let mut optimizer = Sgd::new(SgdConfig {
+        lr: 0.05,
+        momentum: 0.9,
+        ..Default::default()
+    })
+    .unwrap();
+    let initial = loss_of(&model);
+    for _ in 0..40 {
+        let grads = model.try_alloc_grads().unwrap();
+        let logits = model.forward_mut(x.clone().traced_input(grads));
+        let loss = losses::cross_entropy(logits, &y, Reduction::Mean, Default::default());
+        optimizer.step(&mut model, &loss.backward()).unwrap();
+    }
+    let last = loss_of(&model);
+    // Ten classes: from about ln 10 ≈ 2.3 to a fraction of it.
+    assert!(initial > 1.5 && last < 0.3 * initial, "loss {initial} -> {last}");
+    let predicted = model.forward(x).argmax::<(usize,), _>().as_vec();
+    let correct = predicted.iter().zip(y.as_vec()).filter(|(p, l)| **p == *l).count();
+    assert!(correct >= 56, "{correct}/64 right after training");
+}

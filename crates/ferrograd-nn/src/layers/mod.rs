@@ -11,6 +11,7 @@ pub mod flatten;
 pub mod group_norm;
 pub mod linear;
 pub mod normalization;
+pub mod pool;
 pub mod residual;
 pub mod transformer;
 pub mod upsample;
@@ -26,6 +27,10 @@ pub use flatten::Flatten;
 pub use group_norm::{GroupNorm, GroupNormConfig};
 pub use linear::{Linear, LinearConfig, LinearNoBias};
 pub use normalization::{LayerNorm, LayerNormConfig, RMSNorm, RMSNormConfig};
+pub use pool::{
+    AdaptiveAvgPool2D, AdaptiveAvgPool2DConfig, AvgPool2D, AvgPool2DConfig, GlobalAvgPool2D, GlobalMaxPool2D,
+    MaxPool2D, MaxPool2DConfig,
+};
 pub use residual::{ParallelAdd, Residual};
 pub use transformer::{
     Activation, DecoderMasks, Transformer, TransformerConfig, TransformerDecoder, TransformerDecoderConfig,
