@@ -43,6 +43,8 @@ mod avx512;
 #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
 mod cblas;
 mod matrixmultiply;
+#[cfg(target_arch = "x86_64")]
+mod shifted;
 mod skinny;
 #[cfg(test)]
 mod tests;
@@ -90,6 +92,18 @@ mod sealed {
             b: MatrixRef<'_, Self>,
             beta: Self,
             c: MatrixMut<'_, Self>,
+        );
+
+        /// `shifted::gemm`, with the same contract.
+        #[cfg(target_arch = "x86_64")]
+        fn shifted(
+            m: usize,
+            n: usize,
+            a: &MatrixRef<'_, Self>,
+            data: &[Self],
+            offsets: &[usize],
+            c: &mut [Self],
+            ldc: usize,
         );
 
         /// `matrixmultiply::{s,d}gemm`.
@@ -157,6 +171,19 @@ mod sealed {
                     c: MatrixMut<'_, Self>,
                 ) {
                     super::avx512::gemm(m, k, n, alpha, a, b, beta, c);
+                }
+
+                #[cfg(target_arch = "x86_64")]
+                fn shifted(
+                    m: usize,
+                    n: usize,
+                    a: &MatrixRef<'_, Self>,
+                    data: &[Self],
+                    offsets: &[usize],
+                    c: &mut [Self],
+                    ldc: usize,
+                ) {
+                    super::shifted::gemm(m, n, a, data, offsets, c, ldc);
                 }
 
                 unsafe fn matrixmultiply(
@@ -482,6 +509,35 @@ pub fn gemm_with<E: GemmElement>(
         #[allow(unreachable_patterns)]
         _ => unreachable!("checked available above"),
     }
+}
+
+/// Whether [`gemm_shifted`] runs in this build on this CPU: where [`gemm`] uses our
+/// AVX-512 kernel (a BLAS feature keeps every product on its library).
+pub(crate) fn shifted_available() -> bool {
+    Backend::chosen() == Backend::Avx512
+}
+
+/// `c[i·ldc + j] = Σ_p a[i, p] · data[offsets[p] + j]` for `i < m`, `j < n` and
+/// `p < offsets.len()`, overwriting `c`: a product whose right-hand operand's rows are
+/// windows of one buffer, which a stride-1 convolution reads from its input without
+/// im2col (see `shifted.rs`).
+///
+/// # Panics
+/// Unless [`shifted_available`], or if a slice is shorter than what the sizes address.
+pub(crate) fn gemm_shifted<E: GemmElement>(
+    m: usize,
+    n: usize,
+    a: MatrixRef<'_, E>,
+    data: &[E],
+    offsets: &[usize],
+    c: &mut [E],
+    ldc: usize,
+) {
+    assert!(shifted_available(), "gemm_shifted: needs the AVX-512 backend");
+    #[cfg(target_arch = "x86_64")]
+    E::shifted(m, n, &a, data, offsets, c, ldc);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (m, n, a, data, offsets, c, ldc);
 }
 
 /// Panics unless a slice of `len` elements holds every element of a `rows×cols` matrix

@@ -633,3 +633,75 @@ fn backend_matches_features() {
     };
     assert_eq!(backend_name(), expected);
 }
+
+/// `gemm_shifted` against the naive sum `Σ_p a[i, p] · data[offsets[p] + j]`, for
+/// every kind of edge tile (rows 1–17 against panels of 8; widths around the tile's
+/// three vectors: 48 columns in f32, 24 in f64), windows that overlap and that end
+/// exactly where `data`'s allocation ends, `a` row-major and transposed, and `c` with
+/// rows longer than `n`, whose slack must stay untouched.
+fn shifted_cases<E: Elem>() {
+    if !super::shifted_available() {
+        return;
+    }
+    let mut values = Values(7);
+    for m in [1, 2, 3, 4, 5, 8, 9, 13, 17] {
+        for n in [1, 7, 16, 23, 24, 25, 47, 48, 49, 100, 700] {
+            for k in [1, 3, 20] {
+                for transposed in [false, true] {
+                    let a = Operand::<E>::new(
+                        m,
+                        k,
+                        if transposed { Layout::ColMajor } else { Layout::RowMajor },
+                        &mut values,
+                    );
+                    let len = n + 2 * k + 5;
+                    let data: Box<[E]> = (0..len).map(|_| E::from_f64(values.next())).collect();
+                    // Windows from the start, from the end, and in between, overlapping.
+                    let offsets: Vec<usize> = (0..k).map(|p| (p * 7) % (len - n + 1)).rev().collect();
+                    let mut offsets = offsets;
+                    offsets[0] = len - n;
+                    let ldc = n + 3;
+                    let mut c: Box<[E]> = vec![E::from_f64(UNTOUCHED); (m - 1) * ldc + n].into();
+                    super::gemm_shifted(m, n, a.as_ref(), &data, &offsets, &mut c, ldc);
+                    for i in 0..m {
+                        for j in 0..ldc.min(c.len() - i * ldc) {
+                            let got = c[i * ldc + j].to_f64();
+                            let expected = if j < n {
+                                (0..k)
+                                    .map(|p| a.logical[i * k + p] * data[offsets[p] + j].to_f64())
+                                    .sum()
+                            } else {
+                                UNTOUCHED
+                            };
+                            assert!(
+                                (got - expected).abs() <= E::TOL * (1.0 + expected.abs()),
+                                "{m}×{k}×{n} (a transposed: {transposed}) <{}>: c[{i}][{j}] = {got}, expected {expected}",
+                                std::any::type_name::<E>(),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn shifted_windows_f32() {
+    shifted_cases::<f32>();
+}
+
+#[test]
+fn shifted_windows_f64() {
+    shifted_cases::<f64>();
+}
+
+#[test]
+#[should_panic(expected = "past the end")]
+fn shifted_window_past_the_end_panics() {
+    if !super::shifted_available() {
+        panic!("past the end (no AVX-512 here: nothing to check)");
+    }
+    let (a, data, mut c) = ([1.0f32; 2], [1.0f32; 10], [0.0f32; 8]);
+    super::gemm_shifted(1, 8, MatrixRef::new(&a, 2, 1), &data, &[0, 3], &mut c, 8);
+}

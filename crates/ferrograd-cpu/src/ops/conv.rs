@@ -18,7 +18,7 @@
 //! use the pool itself.
 
 use crate::device::{Cpu, CpuBuffer};
-use crate::gemm::{GemmElement, MatrixMut, MatrixRef, gemm};
+use crate::gemm::{GemmElement, MatrixMut, MatrixRef, gemm, gemm_shifted, shifted_available};
 use crate::threads::{for_each_chunk_mut, map_shares};
 use ferrograd_device::ops::conv::{Conv2dKernel, Conv2dSpec};
 use ferrograd_device::{Dtype, Error, Layout, Storage};
@@ -155,6 +155,76 @@ impl Geometry {
             && (s.in_height == 1 || input.strides[2] == s.in_width * input.strides[3])
     }
 
+    /// How a stride-1 convolution reads its input without im2col, or `None` where it
+    /// cannot (or the 1×1 path needs no columns anyway): see [`Windows`].
+    fn windows(&self, input: &Strides4) -> Option<Windows> {
+        let s = &self.spec;
+        if !shifted_available() || s.stride != [1, 1] || self.columns_are_input(input) {
+            return None;
+        }
+        let padded = s.pad_top + s.pad_bottom + s.pad_left + s.pad_right > 0;
+        // The windows read rows of unit stride, one after the other; any other input
+        // is copied first (it is small beside the columns matrix it replaces).
+        let in_place = !padded && input.strides[3] == 1 && (s.in_height == 1 || input.strides[2] == s.in_width);
+        let (row_len, channel_len) = if in_place {
+            (s.in_width, input.strides[1])
+        } else {
+            let row_len = s.pad_left + s.in_width + s.pad_right;
+            (row_len, (s.pad_top + s.in_height + s.pad_bottom) * row_len)
+        };
+        // Each output row is followed by `row_len - out_width` pixels of junk, computed
+        // and dropped: too many where the kernel is nearly as wide as the input.
+        let virtual_pixels = (s.out_height - 1) * row_len + s.out_width;
+        if virtual_pixels > 2 * self.pixels {
+            return None;
+        }
+        let mut offsets = Vec::with_capacity(self.column_rows);
+        for c in 0..self.channels_per_group {
+            for i in 0..s.kernel_height {
+                for j in 0..s.kernel_width {
+                    offsets.push(c * channel_len + i * s.dilation[0] * row_len + j * s.dilation[1]);
+                }
+            }
+        }
+        Some(Windows {
+            copy_len: if in_place { 0 } else { s.in_channels * channel_len },
+            row_len,
+            channel_len,
+            virtual_pixels,
+            offsets,
+        })
+    }
+
+    /// Copies the image that starts at `image` in `input` (channel, row and column
+    /// strides `strides`) into `padded`, `channel_len` elements a channel, `row_len` a
+    /// row, with the spec's padding as zeros around it.
+    fn pad<E: ConvElement>(&self, input: &[E], image: usize, strides: [usize; 3], windows: &Windows, padded: &mut [E]) {
+        let s = &self.spec;
+        let [channel_stride, row_stride, column_stride] = strides;
+        let zero = <E as GemmElement>::ZERO;
+        let row_len = windows.row_len;
+        for (c, channel) in padded.chunks_exact_mut(windows.channel_len).enumerate() {
+            let (top, rest) = channel.split_at_mut(s.pad_top * row_len);
+            let (rows, bottom) = rest.split_at_mut(s.in_height * row_len);
+            top.fill(zero);
+            bottom.fill(zero);
+            for (y, row) in rows.chunks_exact_mut(row_len).enumerate() {
+                let (left, rest) = row.split_at_mut(s.pad_left);
+                let (middle, right) = rest.split_at_mut(s.in_width);
+                left.fill(zero);
+                right.fill(zero);
+                let start = image + c * channel_stride + y * row_stride;
+                if column_stride == 1 {
+                    middle.copy_from_slice(&input[start..start + s.in_width]);
+                } else {
+                    for (x, value) in middle.iter_mut().enumerate() {
+                        *value = input[start + x * column_stride];
+                    }
+                }
+            }
+        }
+    }
+
     /// Fills `columns` (`column_rows × pixels`, row-major) from group `group` of the
     /// image that starts at `image` in `input`, whose channel, row and column strides
     /// are `strides`.
@@ -240,6 +310,26 @@ impl Geometry {
     }
 }
 
+/// How a stride-1 convolution reads its input in place of a columns matrix, through
+/// [`gemm_shifted`]: with the output's pixels laid out in rows of `row_len` (the
+/// input's, or the padded copy's), the input pixels that kernel tap `(c, i, j)` meets
+/// for every output pixel are one run of `virtual_pixels` starting at
+/// `c · channel_len + i · dilation · row_len + j · dilation`. The `row_len - out_width`
+/// pixels after each output row are junk, dropped when the rows are copied out.
+#[derive(Debug)]
+struct Windows {
+    /// Elements of the padded copy of one image; 0 where the input is read in place.
+    copy_len: usize,
+    /// Elements from one row to the next.
+    row_len: usize,
+    /// Elements from one channel to the next.
+    channel_len: usize,
+    /// Output pixels in rows of `row_len`: `(out_height - 1) · row_len + out_width`.
+    virtual_pixels: usize,
+    /// Where each of the `column_rows` taps starts, from the group's first channel.
+    offsets: Vec<usize>,
+}
+
 /// The weight as a matrix `out_channels × (in_channels/groups · KH · KW)` with a row
 /// stride and a column stride: in place when each filter's elements follow each other
 /// at one stride, else a contiguous copy (a weight is small).
@@ -315,6 +405,56 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
         let in_place = geometry.columns_are_input(&input_strides);
         let [image_stride, channel_stride, row_stride, column_stride] = input_strides.strides;
         let (og, k, p) = (geometry.outputs_per_group, geometry.column_rows, geometry.pixels);
+        let images = geometry.images_per_share();
+
+        if let Some(windows) = geometry.windows(&input_strides) {
+            let (copy_len, nv, row_len) = (windows.copy_len, windows.virtual_pixels, windows.row_len);
+            let out_w = spec.out_width;
+            let run = |first_image: usize, out: &mut [E]| {
+                E::with_workspace(copy_len + og * nv, |workspace| {
+                    let (padded, sums) = workspace.split_at_mut(copy_len);
+                    for (index, out) in out.chunks_exact_mut(per_image).enumerate() {
+                        let image = input_strides.offset + (first_image + index) * image_stride;
+                        let (data, group_stride) = if copy_len > 0 {
+                            let strides = [channel_stride, row_stride, column_stride];
+                            geometry.pad(input, image, strides, &windows, padded);
+                            (&*padded, geometry.channels_per_group * windows.channel_len)
+                        } else {
+                            (&input[image..], geometry.channels_per_group * channel_stride)
+                        };
+                        for group in 0..spec.groups {
+                            let filters =
+                                MatrixRef::new(&weight[group * og * weight_rows..], weight_rows, weight_columns);
+                            gemm_shifted(
+                                og,
+                                nv,
+                                filters,
+                                &data[group * group_stride..],
+                                &windows.offsets,
+                                sums,
+                                nv,
+                            );
+                            // Drop the junk after each row, adding the bias.
+                            let out_group = &mut out[group * og * p..(group + 1) * og * p];
+                            for (o, (out, sums)) in out_group.chunks_exact_mut(p).zip(sums.chunks(nv)).enumerate() {
+                                let b = bias.as_ref().map_or(<E as GemmElement>::ZERO, |b| b[group * og + o]);
+                                for (out, sums) in out.chunks_exact_mut(out_w).zip(sums.chunks(row_len)) {
+                                    for (out, &sum) in out.iter_mut().zip(sums) {
+                                        *out = sum + b;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                })
+            };
+            if images >= spec.batch {
+                run(0, &mut out);
+            } else {
+                for_each_chunk_mut(&mut out, images * per_image, |share, chunk| run(share * images, chunk));
+            }
+            return Ok(out);
+        }
 
         let run = |first_image: usize, out: &mut [E]| {
             let mut work = |columns: &mut [E]| {
@@ -360,7 +500,6 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
                 E::with_workspace(k * p, work);
             }
         };
-        let images = geometry.images_per_share();
         if images >= spec.batch {
             run(0, &mut out);
         } else {
@@ -632,6 +771,13 @@ mod tests {
             ([2, 4, 5, 5], [4, 1, 3, 3], [1, 1], Padding::Same, [2, 1], 4),
             ([2, 4, 5, 5], [6, 4, 1, 1], [1, 1], Padding::Valid, [1, 1], 1),
             ([1, 2, 6, 7], [2, 2, 4, 4], [1, 1], Padding::Same, [1, 1], 1),
+            // Stride 1 over more output channels than a tile's 8 rows, ragged, in
+            // place and padded; a kernel as wide as the input (one output column).
+            ([3, 5, 9, 11], [19, 5, 3, 2], [1, 1], Padding::Valid, [1, 1], 1),
+            ([2, 6, 7, 5], [22, 3, 3, 3], [1, 1], Padding::Same, [1, 1], 2),
+            ([2, 3, 5, 8], [4, 3, 2, 8], [1, 1], Padding::Valid, [1, 1], 1),
+            // Depthwise with a channel multiplier.
+            ([2, 4, 9, 9], [8, 1, 3, 3], [1, 1], Padding::Symmetric(1, 1), [1, 1], 4),
             (
                 [64, 4, 28, 28],
                 [8, 4, 4, 4],
@@ -657,6 +803,47 @@ mod tests {
                 .unwrap();
             for (a, e) in out.0.iter().zip(&expected) {
                 assert!((a - e).abs() < 1e-12, "{spec:?}: {a} vs {e}");
+            }
+        }
+    }
+
+    /// Inputs that are views: rows longer than the image (the windows then read a
+    /// padded copy), columns of stride 2, channels further apart than an image's
+    /// rows (read in place), and the batch axis last.
+    #[test]
+    fn forward_reads_views() {
+        let cpu = Cpu::default();
+        let dims = [2, 3, 6, 7];
+        let [n, c, h, w] = dims;
+        let layouts: [[usize; 4]; 4] = [
+            [c * h * (w + 3), h * (w + 3), w + 3, 1],
+            [c * h * w * 2, h * w * 2, w * 2, 2],
+            [c * (h * w + 5), h * w + 5, w, 1],
+            [1, h * w * n, w * n, n],
+        ];
+        for padding in [Padding::Valid, Padding::Same] {
+            let spec = Conv2dSpec::new(dims, [5, 3, 3, 2], [1, 1], padding, [1, 1], 1).unwrap();
+            let logical = values(n * c * h * w, 3);
+            let weight = values(5 * 3 * 3 * 2, 4);
+            let expected = direct(&spec, &logical, &weight);
+            for strides in layouts {
+                let layout = Layout::from_parts(&dims, &strides);
+                let len = layout.offsets().max().unwrap() + 1;
+                let mut buffer = vec![f64::NAN; len];
+                for (value, offset) in logical.iter().zip(layout.offsets()) {
+                    buffer[offset] = *value;
+                }
+                let out = cpu
+                    .conv2d_forward(
+                        &spec,
+                        (&CpuBuffer(buffer), &layout),
+                        (&CpuBuffer(weight.clone()), &contiguous([5, 3, 3, 2])),
+                        None,
+                    )
+                    .unwrap();
+                for (a, e) in out.0.iter().zip(&expected) {
+                    assert!((a - e).abs() < 1e-12, "{strides:?} {padding:?}: {a} vs {e}");
+                }
             }
         }
     }
