@@ -45,6 +45,16 @@ mod cblas;
 mod matrixmultiply;
 #[cfg(target_arch = "x86_64")]
 mod shifted;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use shifted::Run;
+/// A run of columns of [`gemm_shifted`] (see `shifted.rs`).
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub load: usize,
+    pub store: usize,
+    pub len: usize,
+}
 mod skinny;
 #[cfg(test)]
 mod tests;
@@ -77,7 +87,7 @@ impl GemmElement for f64 {
 /// The per-type entry points of each backend. Private to the crate: nothing outside can
 /// name this trait, so nothing outside can implement [`GemmElement`] or call these.
 mod sealed {
-    use super::{MatrixMut, MatrixRef};
+    use super::{MatrixMut, MatrixRef, Run};
 
     pub trait Kernels: Sized {
         /// `avx512::gemm`, with the same contract.
@@ -98,10 +108,10 @@ mod sealed {
         #[cfg(target_arch = "x86_64")]
         fn shifted(
             m: usize,
-            n: usize,
             a: &MatrixRef<'_, Self>,
             data: &[Self],
             offsets: &[usize],
+            runs: &[Run],
             c: &mut [Self],
             ldc: usize,
         );
@@ -176,14 +186,14 @@ mod sealed {
                 #[cfg(target_arch = "x86_64")]
                 fn shifted(
                     m: usize,
-                    n: usize,
                     a: &MatrixRef<'_, Self>,
                     data: &[Self],
                     offsets: &[usize],
+                    runs: &[Run],
                     c: &mut [Self],
                     ldc: usize,
                 ) {
-                    super::shifted::gemm(m, n, a, data, offsets, c, ldc);
+                    super::shifted::gemm(m, a, data, offsets, runs, c, ldc);
                 }
 
                 unsafe fn matrixmultiply(
@@ -517,27 +527,29 @@ pub(crate) fn shifted_available() -> bool {
     Backend::chosen() == Backend::Avx512
 }
 
-/// `c[i·ldc + j] = Σ_p a[i, p] · data[offsets[p] + j]` for `i < m`, `j < n` and
-/// `p < offsets.len()`, overwriting `c`: a product whose right-hand operand's rows are
-/// windows of one buffer, which a stride-1 convolution reads from its input without
-/// im2col (see `shifted.rs`).
+/// `c[i·ldc + run.store + j] = Σ_p a[i, p] · data[offsets[p] + run.load + j]` for
+/// `i < m`, each run of `runs`, `j < run.len` and `p < offsets.len()`, overwriting those
+/// elements of `c` and no others: a product whose right-hand operand's rows are windows
+/// of one buffer, which a stride-1 convolution reads from its input without im2col
+/// (see `shifted.rs`).
 ///
 /// # Panics
-/// Unless [`shifted_available`], or if a slice is shorter than what the sizes address.
+/// Unless [`shifted_available`]; if a slice is shorter than what the sizes address,
+/// or if the runs overlap in `c`, come out of order, or reach past `ldc`.
 pub(crate) fn gemm_shifted<E: GemmElement>(
     m: usize,
-    n: usize,
     a: MatrixRef<'_, E>,
     data: &[E],
     offsets: &[usize],
+    runs: &[Run],
     c: &mut [E],
     ldc: usize,
 ) {
     assert!(shifted_available(), "gemm_shifted: needs the AVX-512 backend");
     #[cfg(target_arch = "x86_64")]
-    E::shifted(m, n, &a, data, offsets, c, ldc);
+    E::shifted(m, &a, data, offsets, runs, c, ldc);
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (m, n, a, data, offsets, c, ldc);
+    let _ = (m, a, data, offsets, runs, c, ldc);
 }
 
 /// Panics unless a slice of `len` elements holds every element of a `rows×cols` matrix

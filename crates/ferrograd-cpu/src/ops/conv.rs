@@ -18,7 +18,7 @@
 //! use the pool itself.
 
 use crate::device::{Cpu, CpuBuffer};
-use crate::gemm::{GemmElement, MatrixMut, MatrixRef, gemm, gemm_shifted, shifted_available};
+use crate::gemm::{GemmElement, MatrixMut, MatrixRef, Run, gemm, gemm_shifted, shifted_available};
 use crate::threads::{for_each_chunk_mut, map_shares};
 use ferrograd_device::ops::conv::{Conv2dKernel, Conv2dSpec};
 use ferrograd_device::{Dtype, Error, Layout, Storage};
@@ -157,7 +157,7 @@ impl Geometry {
 
     /// How a stride-1 convolution reads its input without im2col, or `None` where it
     /// cannot (or the 1×1 path needs no columns anyway): see [`Windows`].
-    fn windows(&self, input: &Strides4) -> Option<Windows> {
+    fn windows<E: ConvElement>(&self, input: &Strides4) -> Option<Windows> {
         let s = &self.spec;
         if !shifted_available() || s.stride != [1, 1] || self.columns_are_input(input) {
             return None;
@@ -172,12 +172,37 @@ impl Geometry {
             let row_len = s.pad_left + s.in_width + s.pad_right;
             (row_len, (s.pad_top + s.in_height + s.pad_bottom) * row_len)
         };
-        // Each output row is followed by `row_len - out_width` pixels of junk, computed
-        // and dropped: too many where the kernel is nearly as wide as the input.
+        // The output rows, as runs of the product's columns: either each on its own,
+        // written straight to the output, its last vector partly empty; or, where that
+        // wastes more lanes, all in one run through a buffer, each row followed by the
+        // `row_len - out_width` pixels of junk that lie between it and the next one in
+        // the input (computed, then dropped as the rows are copied out).
+        let lanes = 64 / size_of::<E>();
         let virtual_pixels = (s.out_height - 1) * row_len + s.out_width;
-        if virtual_pixels > 2 * self.pixels {
+        let by_rows = s.out_height * s.out_width.div_ceil(lanes);
+        let through_buffer = virtual_pixels.div_ceil(lanes);
+        // Copying out costs about one vector in eight (measured on the benchmark's cases).
+        let direct = by_rows <= through_buffer + through_buffer / 8;
+        let vectors = if direct { by_rows } else { through_buffer };
+        // Too much waste where the kernel is nearly as wide as the input.
+        if vectors * lanes > 2 * self.pixels + lanes {
             return None;
         }
+        let runs = if direct {
+            (0..s.out_height)
+                .map(|y| Run {
+                    load: y * row_len,
+                    store: y * s.out_width,
+                    len: s.out_width,
+                })
+                .collect()
+        } else {
+            vec![Run {
+                load: 0,
+                store: 0,
+                len: virtual_pixels,
+            }]
+        };
         let mut offsets = Vec::with_capacity(self.column_rows);
         for c in 0..self.channels_per_group {
             for i in 0..s.kernel_height {
@@ -190,7 +215,8 @@ impl Geometry {
             copy_len: if in_place { 0 } else { s.in_channels * channel_len },
             row_len,
             channel_len,
-            virtual_pixels,
+            buffer_len: if direct { 0 } else { virtual_pixels },
+            runs,
             offsets,
         })
     }
@@ -311,11 +337,9 @@ impl Geometry {
 }
 
 /// How a stride-1 convolution reads its input in place of a columns matrix, through
-/// [`gemm_shifted`]: with the output's pixels laid out in rows of `row_len` (the
-/// input's, or the padded copy's), the input pixels that kernel tap `(c, i, j)` meets
-/// for every output pixel are one run of `virtual_pixels` starting at
-/// `c · channel_len + i · dilation · row_len + j · dilation`. The `row_len - out_width`
-/// pixels after each output row are junk, dropped when the rows are copied out.
+/// [`gemm_shifted`]: the input pixels that kernel tap `(c, i, j)` meets for output row
+/// `y` are one run of `out_width` starting at `c · channel_len + (y + i · dilation) ·
+/// row_len + j · dilation`, in the input or its padded copy.
 #[derive(Debug)]
 struct Windows {
     /// Elements of the padded copy of one image; 0 where the input is read in place.
@@ -324,8 +348,11 @@ struct Windows {
     row_len: usize,
     /// Elements from one channel to the next.
     channel_len: usize,
-    /// Output pixels in rows of `row_len`: `(out_height - 1) · row_len + out_width`.
-    virtual_pixels: usize,
+    /// The product's columns: each output row, or all of them with the junk between.
+    runs: Vec<Run>,
+    /// 0 where the runs are the output's rows; else the run's length, and the length
+    /// of each channel's row of the buffer it is written to.
+    buffer_len: usize,
     /// Where each of the `column_rows` taps starts, from the group's first channel.
     offsets: Vec<usize>,
 }
@@ -407,12 +434,12 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
         let (og, k, p) = (geometry.outputs_per_group, geometry.column_rows, geometry.pixels);
         let images = geometry.images_per_share();
 
-        if let Some(windows) = geometry.windows(&input_strides) {
-            let (copy_len, nv, row_len) = (windows.copy_len, windows.virtual_pixels, windows.row_len);
+        if let Some(windows) = geometry.windows::<E>(&input_strides) {
+            let (copy_len, buffer_len, row_len) = (windows.copy_len, windows.buffer_len, windows.row_len);
             let out_w = spec.out_width;
             let run = |first_image: usize, out: &mut [E]| {
-                E::with_workspace(copy_len + og * nv, |workspace| {
-                    let (padded, sums) = workspace.split_at_mut(copy_len);
+                E::with_workspace(copy_len + og * buffer_len, |workspace| {
+                    let (padded, buffer) = workspace.split_at_mut(copy_len);
                     for (index, out) in out.chunks_exact_mut(per_image).enumerate() {
                         let image = input_strides.offset + (first_image + index) * image_stride;
                         let (data, group_stride) = if copy_len > 0 {
@@ -425,24 +452,23 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
                         for group in 0..spec.groups {
                             let filters =
                                 MatrixRef::new(&weight[group * og * weight_rows..], weight_rows, weight_columns);
-                            gemm_shifted(
-                                og,
-                                nv,
-                                filters,
-                                &data[group * group_stride..],
-                                &windows.offsets,
-                                sums,
-                                nv,
-                            );
-                            // Drop the junk after each row, adding the bias.
+                            let data = &data[group * group_stride..];
                             let out_group = &mut out[group * og * p..(group + 1) * og * p];
-                            for (o, (out, sums)) in out_group.chunks_exact_mut(p).zip(sums.chunks(nv)).enumerate() {
-                                let b = bias.as_ref().map_or(<E as GemmElement>::ZERO, |b| b[group * og + o]);
+                            if buffer_len == 0 {
+                                gemm_shifted(og, filters, data, &windows.offsets, &windows.runs, out_group, p);
+                                continue;
+                            }
+                            gemm_shifted(og, filters, data, &windows.offsets, &windows.runs, buffer, buffer_len);
+                            // Drop the junk after each row.
+                            for (out, sums) in out_group.chunks_exact_mut(p).zip(buffer.chunks(buffer_len)) {
                                 for (out, sums) in out.chunks_exact_mut(out_w).zip(sums.chunks(row_len)) {
-                                    for (out, &sum) in out.iter_mut().zip(sums) {
-                                        *out = sum + b;
-                                    }
+                                    out.copy_from_slice(&sums[..out_w]);
                                 }
+                            }
+                        }
+                        if let Some(bias) = &bias {
+                            for (channel, &b) in out.chunks_exact_mut(p).zip(bias) {
+                                channel.iter_mut().for_each(|x| *x += b);
                             }
                         }
                     }
@@ -776,6 +802,9 @@ mod tests {
             ([3, 5, 9, 11], [19, 5, 3, 2], [1, 1], Padding::Valid, [1, 1], 1),
             ([2, 6, 7, 5], [22, 3, 3, 3], [1, 1], Padding::Same, [1, 1], 2),
             ([2, 3, 5, 8], [4, 3, 2, 8], [1, 1], Padding::Valid, [1, 1], 1),
+            // Output rows of whole vectors (8 in f64), written straight to the output.
+            ([2, 3, 8, 8], [10, 3, 3, 3], [1, 1], Padding::Symmetric(1, 1), [1, 1], 1),
+            ([2, 3, 9, 17], [3, 3, 2, 2], [1, 1], Padding::Valid, [1, 1], 1),
             // Depthwise with a channel multiplier.
             ([2, 4, 9, 9], [8, 1, 3, 3], [1, 1], Padding::Symmetric(1, 1), [1, 1], 4),
             (
