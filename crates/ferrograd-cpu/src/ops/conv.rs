@@ -722,12 +722,22 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
         check_grad_output(spec, grad_output.len())?;
         let pixels = spec.out_height * spec.out_width;
         for (channel, offset) in grad_layout.offsets().enumerate() {
-            let mut total = <E as GemmElement>::ZERO;
+            // Sixteen running sums, not one: the compiler keeps them in a vector, where
+            // a single sum's chain of dependent additions allows no such reordering.
+            let mut sums = [<E as GemmElement>::ZERO; 16];
             for image in 0..spec.batch {
                 let start = (image * spec.out_channels + channel) * pixels;
-                total = grad_output[start..start + pixels].iter().fold(total, |acc, &x| acc + x);
+                let (chunks, rest) = grad_output[start..start + pixels].as_chunks::<16>();
+                for chunk in chunks {
+                    for (sum, &x) in sums.iter_mut().zip(chunk) {
+                        *sum = *sum + x;
+                    }
+                }
+                for (sum, &x) in sums.iter_mut().zip(rest) {
+                    *sum = *sum + x;
+                }
             }
-            grad_bias[offset] += total;
+            grad_bias[offset] += sums.iter().fold(<E as GemmElement>::ZERO, |acc, &x| acc + x);
         }
         Ok(())
     }
