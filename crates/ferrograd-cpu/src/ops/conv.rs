@@ -20,7 +20,7 @@
 use crate::device::{Cpu, CpuBuffer};
 use crate::gemm::{GemmElement, MatrixMut, MatrixRef, Run, gemm, gemm_shifted, shifted_available};
 use crate::threads::{for_each_chunk_mut, map_shares};
-use ferrograd_device::ops::conv::{Conv2dKernel, Conv2dSpec};
+use ferrograd_device::ops::conv::{Conv2dKernel, Conv2dSpec, Padding};
 use ferrograd_device::{Dtype, Error, Layout, Storage};
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -251,6 +251,64 @@ impl Geometry {
         }
     }
 
+    /// The convolution whose output is this one's input's gradient, where it reads
+    /// windows (stride 1, and padding no wider than the dilated kernel, as usual):
+    /// input pixel `y` receives from output pixels `y + pad - i · dilation`, so the
+    /// gradient is the output's gradient, padded by `dilation · (kernel - 1) - pad`,
+    /// convolved with the weight flipped and its two channel axes swapped per group
+    /// ([`Geometry::flipped_weight`]).
+    fn transposed(&self) -> Option<Conv2dSpec> {
+        let s = &self.spec;
+        let reach = [
+            s.dilation[0] * (s.kernel_height - 1),
+            s.dilation[1] * (s.kernel_width - 1),
+        ];
+        let fits = s.pad_top.max(s.pad_bottom) <= reach[0] && s.pad_left.max(s.pad_right) <= reach[1];
+        if !shifted_available() || s.stride != [1, 1] || !fits || s.kernel_height * s.kernel_width == 1 {
+            return None;
+        }
+        let padding = Padding::Explicit {
+            top: reach[0] - s.pad_top,
+            bottom: reach[0] - s.pad_bottom,
+            left: reach[1] - s.pad_left,
+            right: reach[1] - s.pad_right,
+        };
+        let input = [s.batch, s.out_channels, s.out_height, s.out_width];
+        let weight = [s.in_channels, self.outputs_per_group, s.kernel_height, s.kernel_width];
+        let spec = Conv2dSpec::new(input, weight, [1, 1], padding, s.dilation, s.groups).ok()?;
+        (spec.out_height == s.in_height && spec.out_width == s.in_width).then_some(spec)
+    }
+
+    /// The weight of [`Geometry::transposed`], contiguous: `flipped[g·cg + c][o][i][j] =
+    /// weight[g·og + o][c][KH-1-i][KW-1-j]` for group `g`, `cg` input channels and `og`
+    /// outputs per group.
+    fn flipped_weight<E: ConvElement>(&self, weight: &[E], layout: &Layout) -> CpuBuffer<E> {
+        let s = &self.spec;
+        let (cg, og, kh, kw) = (
+            self.channels_per_group,
+            self.outputs_per_group,
+            s.kernel_height,
+            s.kernel_width,
+        );
+        let strides = Strides4::of(layout);
+        let [so, sc, si, sj] = strides.strides;
+        let mut flipped = Vec::with_capacity(s.in_channels * og * kh * kw);
+        for g in 0..s.groups {
+            for c in 0..cg {
+                for o in 0..og {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let at =
+                                strides.offset + (g * og + o) * so + c * sc + (kh - 1 - i) * si + (kw - 1 - j) * sj;
+                            flipped.push(weight[at]);
+                        }
+                    }
+                }
+            }
+        }
+        CpuBuffer(flipped)
+    }
+
     /// Fills `columns` (`column_rows × pixels`, row-major) from group `group` of the
     /// image that starts at `image` in `input`, whose channel, row and column strides
     /// are `strides`.
@@ -390,6 +448,11 @@ fn weight_matrix<'a, E: ConvElement>(
     }
     let copy: Vec<E> = layout.offsets().map(|offset| weight[offset]).collect();
     (Cow::Owned(copy), geometry.column_rows, 1)
+}
+
+/// The row-major layout of `dims`.
+fn contiguous_layout(dims: [usize; 4]) -> Layout {
+    Layout::from_parts(&dims, &[dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1])
 }
 
 /// Checks a contiguous output gradient's length.
@@ -546,6 +609,30 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
         check_grad_output(spec, grad_output.len())?;
         let geometry = Geometry::new(spec);
         if grad_output.is_empty() {
+            return Ok(());
+        }
+        if let Some(transposed) = geometry.transposed() {
+            // The gradient as a convolution of the output's gradient (through the
+            // windows of `gemm_shifted`, with no col2im), added to `grad_input`.
+            let weight = geometry.flipped_weight(weight, weight_layout);
+            let dims = transposed.weight_dims();
+            let sums = self.conv2d_forward(
+                &transposed,
+                (grad_output, &contiguous_layout(transposed.input_dims())),
+                (&weight, &contiguous_layout(dims)),
+                None,
+            )?;
+            let input_dims = spec.input_dims();
+            if Strides4::of(grad_layout).is_row_major(input_dims) {
+                let offset = grad_layout.offset();
+                for (target, &sum) in grad_input[offset..offset + sums.len()].iter_mut().zip(sums.iter()) {
+                    *target += sum;
+                }
+            } else {
+                for (offset, &sum) in grad_layout.offsets().zip(sums.iter()) {
+                    grad_input[offset] += sum;
+                }
+            }
             return Ok(());
         }
         let (weight, weight_rows, weight_columns) = weight_matrix(weight, weight_layout, &geometry);
@@ -730,11 +817,11 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
                 let (chunks, rest) = grad_output[start..start + pixels].as_chunks::<16>();
                 for chunk in chunks {
                     for (sum, &x) in sums.iter_mut().zip(chunk) {
-                        *sum = *sum + x;
+                        *sum += x;
                     }
                 }
                 for (sum, &x) in sums.iter_mut().zip(rest) {
-                    *sum = *sum + x;
+                    *sum += x;
                 }
             }
             grad_bias[offset] += sums.iter().fold(<E as GemmElement>::ZERO, |acc, &x| acc + x);
@@ -746,7 +833,6 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrograd_device::ops::conv::Padding;
 
     /// The convolution by its definition (see `ferrograd_device::ops::conv`), one
     /// output element at a time, on contiguous data.
