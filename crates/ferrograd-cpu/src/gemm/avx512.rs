@@ -277,9 +277,9 @@ pub(super) fn gemm<E: Avx512>(
 ///
 /// A raw pointer because the threads write disjoint tiles of one buffer, and tiles of
 /// a column share are not a contiguous sub-slice.
-struct Output<E> {
-    data: *mut E,
-    row_stride: usize,
+pub(super) struct Output<E> {
+    pub(super) data: *mut E,
+    pub(super) row_stride: usize,
 }
 
 // SAFETY: each thread sharing an `Output` reads and writes only the elements of its
@@ -300,6 +300,14 @@ pub(super) struct PackBuffers<E> {
 #[derive(Default)]
 struct AlignedBuffer<E> {
     buffer: Vec<E>,
+}
+
+impl<E: GemmElement> PackBuffers<E> {
+    /// The buffer `a` is packed into, as `len` elements on a cache line (for the other
+    /// kernels of this module's family, which pack only `a`).
+    pub(super) fn a(&mut self, len: usize) -> &mut [E] {
+        self.a.slice(len)
+    }
 }
 
 impl<E: GemmElement> AlignedBuffer<E> {
@@ -412,7 +420,7 @@ fn multiply_share<E: Avx512>(
 
 /// Copies `x[rows, depths]` into panels of `WIDTH` rows, each stored depth-major
 /// (`panel[p · WIDTH + i] = x[first + i, depth_start + p]`), the last one zero-padded.
-fn pack<E: GemmElement, const WIDTH: usize>(
+pub(super) fn pack<E: GemmElement, const WIDTH: usize>(
     x: &MatrixRef<'_, E>,
     rows: Range<usize>,
     depths: Range<usize>,

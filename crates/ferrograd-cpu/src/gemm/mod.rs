@@ -43,6 +43,18 @@ mod avx512;
 #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
 mod cblas;
 mod matrixmultiply;
+#[cfg(target_arch = "x86_64")]
+mod shifted;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use shifted::Run;
+/// A run of columns of [`gemm_shifted`] (see `shifted.rs`).
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub load: usize,
+    pub store: usize,
+    pub len: usize,
+}
 mod skinny;
 #[cfg(test)]
 mod tests;
@@ -75,7 +87,7 @@ impl GemmElement for f64 {
 /// The per-type entry points of each backend. Private to the crate: nothing outside can
 /// name this trait, so nothing outside can implement [`GemmElement`] or call these.
 mod sealed {
-    use super::{MatrixMut, MatrixRef};
+    use super::{MatrixMut, MatrixRef, Run};
 
     pub trait Kernels: Sized {
         /// `avx512::gemm`, with the same contract.
@@ -90,6 +102,18 @@ mod sealed {
             b: MatrixRef<'_, Self>,
             beta: Self,
             c: MatrixMut<'_, Self>,
+        );
+
+        /// `shifted::gemm`, with the same contract.
+        #[cfg(target_arch = "x86_64")]
+        fn shifted(
+            m: usize,
+            a: &MatrixRef<'_, Self>,
+            data: &[Self],
+            offsets: &[usize],
+            runs: &[Run],
+            c: &mut [Self],
+            ldc: usize,
         );
 
         /// `matrixmultiply::{s,d}gemm`.
@@ -157,6 +181,19 @@ mod sealed {
                     c: MatrixMut<'_, Self>,
                 ) {
                     super::avx512::gemm(m, k, n, alpha, a, b, beta, c);
+                }
+
+                #[cfg(target_arch = "x86_64")]
+                fn shifted(
+                    m: usize,
+                    a: &MatrixRef<'_, Self>,
+                    data: &[Self],
+                    offsets: &[usize],
+                    runs: &[Run],
+                    c: &mut [Self],
+                    ldc: usize,
+                ) {
+                    super::shifted::gemm(m, a, data, offsets, runs, c, ldc);
                 }
 
                 unsafe fn matrixmultiply(
@@ -482,6 +519,37 @@ pub fn gemm_with<E: GemmElement>(
         #[allow(unreachable_patterns)]
         _ => unreachable!("checked available above"),
     }
+}
+
+/// Whether [`gemm_shifted`] runs in this build on this CPU: where [`gemm`] uses our
+/// AVX-512 kernel (a BLAS feature keeps every product on its library).
+pub(crate) fn shifted_available() -> bool {
+    Backend::chosen() == Backend::Avx512
+}
+
+/// `c[i·ldc + run.store + j] = Σ_p a[i, p] · data[offsets[p] + run.load + j]` for
+/// `i < m`, each run of `runs`, `j < run.len` and `p < offsets.len()`, overwriting those
+/// elements of `c` and no others: a product whose right-hand operand's rows are windows
+/// of one buffer, which a stride-1 convolution reads from its input without im2col
+/// (see `shifted.rs`).
+///
+/// # Panics
+/// Unless [`shifted_available`]; if a slice is shorter than what the sizes address,
+/// or if the runs overlap in `c`, come out of order, or reach past `ldc`.
+pub(crate) fn gemm_shifted<E: GemmElement>(
+    m: usize,
+    a: MatrixRef<'_, E>,
+    data: &[E],
+    offsets: &[usize],
+    runs: &[Run],
+    c: &mut [E],
+    ldc: usize,
+) {
+    assert!(shifted_available(), "gemm_shifted: needs the AVX-512 backend");
+    #[cfg(target_arch = "x86_64")]
+    E::shifted(m, &a, data, offsets, runs, c, ldc);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (m, a, data, offsets, runs, c, ldc);
 }
 
 /// Panics unless a slice of `len` elements holds every element of a `rows×cols` matrix

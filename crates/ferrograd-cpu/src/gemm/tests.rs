@@ -5,7 +5,7 @@
 //! f32 and f64 whatever order a backend adds in; results are nonetheless compared
 //! with a small tolerance.
 
-use super::{Backend, GemmElement, MatrixMut, MatrixRef, backend_name, gemm, gemm_with, is_non_overlapping};
+use super::{Backend, GemmElement, MatrixMut, MatrixRef, Run, backend_name, gemm, gemm_with, is_non_overlapping};
 
 /// The value put in buffer slots no element addresses, to check they stay untouched.
 const UNTOUCHED: f64 = 1234.5;
@@ -632,4 +632,122 @@ fn backend_matches_features() {
         "matrixmultiply"
     };
     assert_eq!(backend_name(), expected);
+}
+
+/// `gemm_shifted` against the naive sum `Σ_p a[i, p] · data[offsets[p] + load + j]`,
+/// for every kind of edge tile: rows 1–17 against panels of 8; one run of widths around
+/// the tile's three vectors (48 columns in f32, 24 in f64), and several runs (rows of
+/// a convolution) with gaps between them in `c` and partial vectors; windows that
+/// overlap and that end exactly where `data`'s allocation ends; `a` row-major and
+/// transposed; `c` with rows longer than the runs. What the runs do not cover must
+/// stay untouched.
+fn shifted_cases<E: Elem>() {
+    if !super::shifted_available() {
+        return;
+    }
+    let mut values = Values(7);
+    let mut run_sets: Vec<Vec<Run>> = [1, 7, 16, 23, 24, 25, 47, 48, 49, 100, 700]
+        .into_iter()
+        .map(|len| vec![Run { load: 0, store: 0, len }])
+        .collect();
+    for (rows, width, gap) in [(3, 5, 2), (25, 25, 3), (16, 16, 0), (4, 17, 1), (7, 33, 4)] {
+        run_sets.push(
+            (0..rows)
+                .map(|y| Run {
+                    load: y * (width + gap + 1),
+                    store: y * (width + gap),
+                    len: width,
+                })
+                .collect(),
+        );
+    }
+    for runs in &run_sets {
+        let reach = runs.iter().map(|run| run.load + run.len).max().unwrap();
+        let end = runs.last().map_or(0, |run| run.store + run.len);
+        for m in [1, 2, 3, 4, 5, 8, 9, 13, 17] {
+            for k in [1, 3, 20] {
+                for transposed in [false, true] {
+                    let a = Operand::<E>::new(
+                        m,
+                        k,
+                        if transposed { Layout::ColMajor } else { Layout::RowMajor },
+                        &mut values,
+                    );
+                    let len = reach + 2 * k + 5;
+                    let data: Box<[E]> = (0..len).map(|_| E::from_f64(values.next())).collect();
+                    // Windows from the start, from the end, and in between, overlapping.
+                    let mut offsets: Vec<usize> = (0..k).map(|p| (p * 7) % (len - reach + 1)).rev().collect();
+                    offsets[0] = len - reach;
+                    let ldc = end + 3;
+                    let mut c: Box<[E]> = vec![E::from_f64(UNTOUCHED); (m - 1) * ldc + end].into();
+                    super::gemm_shifted(m, a.as_ref(), &data, &offsets, runs, &mut c, ldc);
+                    let mut expected = vec![UNTOUCHED; c.len()];
+                    for i in 0..m {
+                        for run in runs {
+                            for j in 0..run.len {
+                                expected[i * ldc + run.store + j] = (0..k)
+                                    .map(|p| a.logical[i * k + p] * data[offsets[p] + run.load + j].to_f64())
+                                    .sum();
+                            }
+                        }
+                    }
+                    for (at, (got, expected)) in c.iter().zip(&expected).enumerate() {
+                        let got = got.to_f64();
+                        assert!(
+                            (got - expected).abs() <= E::TOL * (1.0 + expected.abs()),
+                            "{m}×{k}, runs {runs:?} (a transposed: {transposed}) <{}>: c[{at}] = {got}, expected {expected}",
+                            std::any::type_name::<E>(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn shifted_windows_f32() {
+    shifted_cases::<f32>();
+}
+
+#[test]
+fn shifted_windows_f64() {
+    shifted_cases::<f64>();
+}
+
+#[test]
+#[should_panic(expected = "past the end")]
+fn shifted_window_past_the_end_panics() {
+    if !super::shifted_available() {
+        panic!("past the end (no AVX-512 here: nothing to check)");
+    }
+    let (a, data, mut c) = ([1.0f32; 2], [1.0f32; 10], [0.0f32; 8]);
+    let runs = [Run {
+        load: 0,
+        store: 0,
+        len: 8,
+    }];
+    super::gemm_shifted(1, MatrixRef::new(&a, 2, 1), &data, &[0, 3], &runs, &mut c, 8);
+}
+
+#[test]
+#[should_panic(expected = "overlap")]
+fn shifted_overlapping_runs_panic() {
+    if !super::shifted_available() {
+        panic!("overlap (no AVX-512 here: nothing to check)");
+    }
+    let (a, data, mut c) = ([1.0f32; 1], [1.0f32; 40], [0.0f32; 40]);
+    let runs = [
+        Run {
+            load: 0,
+            store: 0,
+            len: 20,
+        },
+        Run {
+            load: 0,
+            store: 19,
+            len: 20,
+        },
+    ];
+    super::gemm_shifted(1, MatrixRef::new(&a, 1, 1), &data, &[0], &runs, &mut c, 40);
 }
