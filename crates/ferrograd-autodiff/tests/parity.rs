@@ -414,8 +414,8 @@ fn fixture_root() -> PathBuf {
 
 /// Fixture folders that other crates' tests read: whole models and losses
 /// (`ferrograd-nn`'s `tests/models.rs` and `tests/losses_parity.rs`), optimizers
-/// (`ferrograd-optim`).
-const OTHER_CRATES_FOLDERS: [&str; 3] = ["models", "loss", "optim"];
+/// (`ferrograd-optim`), ResNet-18 (`examples/tests/resnet18.rs`).
+const OTHER_CRATES_FOLDERS: [&str; 4] = ["models", "loss", "optim", "resnet"];
 
 /// Every `.npz` below `dir` (but not in [`OTHER_CRATES_FOLDERS`]), sorted.
 fn fixture_files(dir: &Path) -> Vec<PathBuf> {
