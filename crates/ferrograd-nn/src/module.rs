@@ -162,3 +162,40 @@ macro_rules! same_in_training {
     };
 }
 pub(crate) use same_in_training;
+
+/// `VisitParameters` for a built layer of a `weight` and an optional `bias`, PyTorch's
+/// names for them.
+macro_rules! weight_and_bias {
+    ($layer:ident) => {
+        impl<
+            I: ferrograd_shapes::Dim,
+            O: ferrograd_shapes::Dim,
+            E: ferrograd_device::Dtype,
+            D: ferrograd_device::Storage<E>,
+        > ferrograd_autodiff::VisitParameters<E, D> for $layer<I, O, E, D>
+        {
+            fn visit_parameters<V: ferrograd_autodiff::ParameterVisitor<E, D>>(
+                &self,
+                visitor: &mut V,
+            ) -> Result<(), ferrograd_device::Error> {
+                visitor.visit("weight", &self.weight)?;
+                match &self.bias {
+                    Some(bias) => visitor.visit("bias", bias),
+                    None => Ok(()),
+                }
+            }
+
+            fn visit_parameters_mut<V: ferrograd_autodiff::ParameterVisitorMut<E, D>>(
+                &mut self,
+                visitor: &mut V,
+            ) -> Result<(), ferrograd_device::Error> {
+                visitor.visit_mut("weight", &mut self.weight)?;
+                match &mut self.bias {
+                    Some(bias) => visitor.visit_mut("bias", bias),
+                    None => Ok(()),
+                }
+            }
+        }
+    };
+}
+pub(crate) use weight_and_bias;

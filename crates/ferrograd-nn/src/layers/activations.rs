@@ -8,18 +8,19 @@ use ferrograd_device::ops::softmax::SoftmaxKernel;
 use ferrograd_device::{Dtype, Error};
 use ferrograd_shapes::{Axis, Dim, Shape};
 
-/// Building (to itself) and visiting (nothing), for a parameter-free layer.
+/// Building (to itself) and visiting (nothing), for a parameter-free layer; generics
+/// (`[const K: usize]`) before the type where it has some.
 macro_rules! parameter_free_but_training {
-    ($layer:ty) => {
-        impl<E: ferrograd_device::Dtype, D: ferrograd_device::Storage<E>> $crate::BuildOnDevice<E, D> for $layer {
+    ([$($generics:tt)*] $layer:ty) => {
+        impl<$($generics)* E: ferrograd_device::Dtype, D: ferrograd_device::Storage<E>> $crate::BuildOnDevice<E, D> for $layer {
             type Built = Self;
             fn try_build_on_device(&self, _: &D) -> Result<Self, ferrograd_device::Error> {
                 Ok(self.clone())
             }
         }
 
-        impl<E: ferrograd_device::Dtype, D: ferrograd_device::Storage<E>> ferrograd_autodiff::VisitParameters<E, D>
-            for $layer
+        impl<$($generics)* E: ferrograd_device::Dtype, D: ferrograd_device::Storage<E>>
+            ferrograd_autodiff::VisitParameters<E, D> for $layer
         {
             fn visit_parameters<V: ferrograd_autodiff::ParameterVisitor<E, D>>(
                 &self,
@@ -35,14 +36,20 @@ macro_rules! parameter_free_but_training {
             }
         }
     };
+    ($layer:ty) => {
+        parameter_free_but_training!([] $layer);
+    };
 }
 pub(crate) use parameter_free_but_training;
 
 /// [`parameter_free_but_training`], for a layer that trains as it infers.
 macro_rules! parameter_free {
+    ([$($generics:tt)*] $layer:ty) => {
+        parameter_free_but_training!([$($generics)*] $layer);
+        same_in_training!([$($generics)*] $layer);
+    };
     ($layer:ty) => {
-        parameter_free_but_training!($layer);
-        same_in_training!([] $layer);
+        parameter_free!([] $layer);
     };
 }
 pub(crate) use parameter_free;

@@ -2,10 +2,9 @@
 //! `nn.Conv2d`, `nn.Conv1d` and `nn.ConvTranspose2d`.
 
 use crate::init::uniform_by_fan_in;
-use crate::module::{BuildOnDevice, Module, same_in_training};
+use crate::module::{BuildOnDevice, Module, same_in_training, weight_and_bias};
 use ferrograd_autodiff::{
-    Conv1dOptions, Conv2dOptions, ConvTranspose2dOptions, Padding, Padding1d, ParameterVisitor, ParameterVisitorMut,
-    Size2, Tape, Tensor, VisitParameters,
+    Conv1dOptions, Conv2dOptions, ConvTranspose2dOptions, Padding, Padding1d, Size2, Tape, Tensor,
 };
 use ferrograd_device::ops::conv::Conv2dKernel;
 use ferrograd_device::ops::copy::CopyKernel;
@@ -214,30 +213,6 @@ impl<
     fn try_build_on_device(&self, device: &D) -> Result<Self::Built, Error> {
         Conv2DConfig::from(*self).try_build_on_device(device)
     }
-}
-
-/// `VisitParameters` for a built layer of a `weight` and an optional `bias`, PyTorch's
-/// names for them.
-macro_rules! weight_and_bias {
-    ($layer:ident) => {
-        impl<I: Dim, O: Dim, E: Dtype, D: Storage<E>> VisitParameters<E, D> for $layer<I, O, E, D> {
-            fn visit_parameters<V: ParameterVisitor<E, D>>(&self, visitor: &mut V) -> Result<(), Error> {
-                visitor.visit("weight", &self.weight)?;
-                match &self.bias {
-                    Some(bias) => visitor.visit("bias", bias),
-                    None => Ok(()),
-                }
-            }
-
-            fn visit_parameters_mut<V: ParameterVisitorMut<E, D>>(&mut self, visitor: &mut V) -> Result<(), Error> {
-                visitor.visit_mut("weight", &mut self.weight)?;
-                match &mut self.bias {
-                    Some(bias) => visitor.visit_mut("bias", bias),
-                    None => Ok(()),
-                }
-            }
-        }
-    };
 }
 
 /// A 1-d convolution from `IN` to `OUT` channels with a kernel of `K` and a bias:

@@ -1,8 +1,8 @@
 //! `Linear`: `y = x·Wᵀ + b`, PyTorch's `nn.Linear`.
 
 use crate::init::uniform_by_fan_in;
-use crate::module::{BuildOnDevice, Module, same_in_training};
-use ferrograd_autodiff::{ParameterVisitor, ParameterVisitorMut, Tape, Tensor, VisitParameters};
+use crate::module::{BuildOnDevice, Module, same_in_training, weight_and_bias};
+use ferrograd_autodiff::{Tape, Tensor};
 use ferrograd_device::ops::elementwise::{Add, BinaryKernel};
 use ferrograd_device::ops::matmul::MatmulKernel;
 use ferrograd_device::{Dtype, Error, SampleKernel, Storage};
@@ -107,23 +107,7 @@ pub mod built {
         pub bias: Option<Tensor<(O,), E, D>>,
     }
 
-    impl<I: Dim, O: Dim, E: Dtype, D: Storage<E>> VisitParameters<E, D> for Linear<I, O, E, D> {
-        fn visit_parameters<V: ParameterVisitor<E, D>>(&self, visitor: &mut V) -> Result<(), Error> {
-            visitor.visit("weight", &self.weight)?;
-            match &self.bias {
-                Some(bias) => visitor.visit("bias", bias),
-                None => Ok(()),
-            }
-        }
-
-        fn visit_parameters_mut<V: ParameterVisitorMut<E, D>>(&mut self, visitor: &mut V) -> Result<(), Error> {
-            visitor.visit_mut("weight", &mut self.weight)?;
-            match &mut self.bias {
-                Some(bias) => visitor.visit_mut("bias", bias),
-                None => Ok(()),
-            }
-        }
-    }
+    weight_and_bias!(Linear);
 
     /// One sample: `(I,)` → `(O,)`.
     impl<I: Dim, O: Dim, E: Dtype, D, T> Module<Tensor<(I,), E, D, T>> for Linear<I, O, E, D>

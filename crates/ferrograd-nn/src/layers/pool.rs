@@ -63,30 +63,7 @@ macro_rules! pool_layer {
 
         parameter_free!($config);
 
-        impl<E: Dtype, D: ferrograd_device::Storage<E>, const K: usize, const STRIDE: usize, const PAD: usize>
-            $crate::BuildOnDevice<E, D> for $layer<K, STRIDE, PAD>
-        {
-            type Built = Self;
-            fn try_build_on_device(&self, _: &D) -> Result<Self, Error> {
-                Ok(*self)
-            }
-        }
-
-        impl<E: Dtype, D: ferrograd_device::Storage<E>, const K: usize, const STRIDE: usize, const PAD: usize>
-            ferrograd_autodiff::VisitParameters<E, D> for $layer<K, STRIDE, PAD>
-        {
-            fn visit_parameters<V: ferrograd_autodiff::ParameterVisitor<E, D>>(&self, _: &mut V) -> Result<(), Error> {
-                Ok(())
-            }
-            fn visit_parameters_mut<V: ferrograd_autodiff::ParameterVisitorMut<E, D>>(
-                &mut self,
-                _: &mut V,
-            ) -> Result<(), Error> {
-                Ok(())
-            }
-        }
-
-        same_in_training!([const K: usize, const STRIDE: usize, const PAD: usize] $layer<K, STRIDE, PAD>);
+        parameter_free!([const K: usize, const STRIDE: usize, const PAD: usize,] $layer<K, STRIDE, PAD>);
     };
 }
 
@@ -198,30 +175,7 @@ impl<S: Pool2dShape, E: Dtype, D: Pool2dKernel<E>, T: Tape<E, D>, const H: usize
 
 parameter_free!(AdaptiveAvgPool2DConfig);
 
-impl<E: Dtype, D: ferrograd_device::Storage<E>, const H: usize, const W: usize> crate::BuildOnDevice<E, D>
-    for AdaptiveAvgPool2D<H, W>
-{
-    type Built = Self;
-    fn try_build_on_device(&self, _: &D) -> Result<Self, Error> {
-        Ok(*self)
-    }
-}
-
-impl<E: Dtype, D: ferrograd_device::Storage<E>, const H: usize, const W: usize>
-    ferrograd_autodiff::VisitParameters<E, D> for AdaptiveAvgPool2D<H, W>
-{
-    fn visit_parameters<V: ferrograd_autodiff::ParameterVisitor<E, D>>(&self, _: &mut V) -> Result<(), Error> {
-        Ok(())
-    }
-    fn visit_parameters_mut<V: ferrograd_autodiff::ParameterVisitorMut<E, D>>(
-        &mut self,
-        _: &mut V,
-    ) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-same_in_training!([const H: usize, const W: usize] AdaptiveAvgPool2D<H, W>);
+parameter_free!([const H: usize, const W: usize,] AdaptiveAvgPool2D<H, W>);
 
 /// The mean of each channel of each image: `(N, C, H, W)` → `(N, C)` (or `(C, H, W)` →
 /// `(C,)`), PyTorch's `nn.AdaptiveAvgPool2d(1)` followed by `nn.Flatten()`, as at the end
