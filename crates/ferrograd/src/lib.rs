@@ -15,12 +15,14 @@
 //! The crates behind it, re-exported here:
 //! [`shapes`] (dims, shapes, axes), [`device`] (dtypes, kernel traits, [`Error`]),
 //! [`cpu`] (the CPU device), [`autodiff`] (tensors, tapes, gradients), [`nn`] (layers,
-//! losses, checkpoints), [`optim`] (optimizers).
+//! losses, checkpoints), [`optim`] (optimizers), [`data`] (datasets, shuffling,
+//! batching, a prefetching loader, MNIST).
 
 pub mod optimizer_state;
 
 pub use ferrograd_autodiff as autodiff;
 pub use ferrograd_cpu as cpu;
+pub use ferrograd_data as data;
 pub use ferrograd_device as device;
 pub use ferrograd_nn as nn;
 pub use ferrograd_optim as optim;
@@ -31,11 +33,14 @@ pub use ferrograd_cpu::{Cpu, num_threads, set_num_threads, try_set_num_threads};
 pub use ferrograd_device::Error;
 
 /// Everything a typical program needs: `use ferrograd::prelude::*;` brings tensors,
-/// shapes, the layers and module traits, the `losses` module, checkpoints and the
-/// optimizers.
+/// shapes, the layers and module traits, the `losses` module, checkpoints, the
+/// optimizers, and the data loader with the MNIST digits.
 pub mod prelude {
     pub use ferrograd_autodiff::prelude::*;
     pub use ferrograd_cpu::Cpu;
+    pub use ferrograd_data::{
+        Collate, DataLoader, Dataset, Digit, DigitBatch, Digits, DigitsToTensors, LoaderConfig, Split,
+    };
     pub use ferrograd_nn::losses::{self, Reduction};
     pub use ferrograd_nn::prelude::*;
     pub use ferrograd_optim::{
