@@ -467,7 +467,7 @@ impl<
 pub mod built {
     use super::*;
 
-    /// A built [`Conv2D`](super::Conv2D) or [`Conv2DConfig`](super::Conv2DConfig).
+    /// A built [`Conv2D`](super::Conv2D) or [`Conv2DConfig`].
     ///
     /// The weight's in-channel and kernel dims are run-time sizes: grouped layers
     /// have `I / groups` in-channels, which stable Rust cannot compute from a const.
@@ -517,7 +517,7 @@ pub mod built {
 
     same_in_training!([I: Dim, O: Dim, E: Dtype, D: Storage<E>] Conv2D<I, O, E, D>);
 
-    /// A built [`Conv1D`](super::Conv1D) or [`Conv1DConfig`](super::Conv1DConfig).
+    /// A built [`Conv1D`](super::Conv1D) or [`Conv1DConfig`].
     #[derive(Clone, Debug)]
     pub struct Conv1D<I: Dim, O: Dim, E: Dtype, D: Storage<E>> {
         /// `(out_channels, in_channels / groups, kernel_size)`.
@@ -559,7 +559,7 @@ pub mod built {
     same_in_training!([I: Dim, O: Dim, E: Dtype, D: Storage<E>] Conv1D<I, O, E, D>);
 
     /// A built [`ConvTranspose2D`](super::ConvTranspose2D) or
-    /// [`ConvTranspose2DConfig`](super::ConvTranspose2DConfig).
+    /// [`ConvTranspose2DConfig`].
     ///
     /// The weight's second dim is the output's channels per group, a run-time size;
     /// the output's channel dim gets the type `O` back when the layer runs.
