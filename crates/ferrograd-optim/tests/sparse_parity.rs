@@ -60,7 +60,8 @@ fn compare<E: ParityFloat>(what: &str, got: &[E], expected: &[E]) -> Result<(), 
     for (i, (&g, &e)) in got.iter().zip(expected).enumerate() {
         let (g, e) = (g.to_f64(), e.to_f64());
         // Written so that a NaN on either side fails.
-        if !((g - e).abs() <= E::ATOL + E::RTOL * e.abs()) {
+        let within = (g - e).abs() <= E::ATOL + E::RTOL * e.abs();
+        if !within {
             return Err(format!("{what}[{i}]: ferrograd {g}, PyTorch {e}"));
         }
     }
