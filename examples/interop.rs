@@ -103,7 +103,8 @@ fn run(args: &Args) -> Result<()> {
         100.0 * accuracy(&ours, &labels),
         labels.len()
     );
-    if !(difference <= TOLERANCE) || same != labels.len() {
+    // A NaN difference fails too: it is not within the tolerance.
+    if difference.is_nan() || difference > TOLERANCE || same != labels.len() {
         return Err("ferrograd does not reproduce PyTorch's logits".into());
     }
 
