@@ -10,6 +10,8 @@
 //! - Schedules ([`schedule`]): step, multi-step, exponential, cosine annealing, linear
 //!   warm-up, one-cycle, and chaining them, giving PyTorch's rates step by step.
 //! - [`clip_grad_norm`] and [`clip_grad_value`].
+//! - Training on several threads: [`SharedParameters`] (Hogwild!, lock-free and racy
+//!   by design) and [`data_parallel_step`] (synchronous, bit-reproducible).
 //! - Row-sparse gradients (an `Embedding` built with `sparse(true)`): `Sgd`, `Adagrad`
 //!   and `SparseAdam` update only the touched rows (`Sgd` with momentum runs PyTorch's
 //!   equivalent dense update), clipping scales the rows held, and an optimizer that
@@ -25,6 +27,7 @@
 mod adagrad;
 mod adam;
 mod clip;
+mod hogwild;
 mod optimizer;
 mod rmsprop;
 pub mod schedule;
@@ -35,6 +38,7 @@ pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
 pub use clip::{clip_grad_norm, clip_grad_value};
 pub use ferrograd_device::ops::optimizer::NormType;
+pub use hogwild::{AtomicElement, SharedParameters, average_gradients, data_parallel_step};
 pub use optimizer::{GroupSelector, LearningRates, Optimizer, StateVisitor};
 pub use rmsprop::{Rmsprop, RmspropConfig};
 pub use schedule::{
