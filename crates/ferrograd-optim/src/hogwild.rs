@@ -78,7 +78,8 @@ struct Slot<A> {
 }
 
 /// One copy of a model's parameters that threads update without a lock (Hogwild!);
-/// see the [module docs](self) for what the races cost and why they are safe.
+/// [`SharedParameters::apply_sgd`] says what the races cost (lost updates) and
+/// [`AtomicElement`] why they are safe (every element is an atomic, never torn).
 ///
 /// Built from a model ([`SharedParameters::new`]), it matches parameters to the
 /// model's (or any replica's: a model of the same type) by the order
