@@ -42,6 +42,20 @@ pub(crate) fn set_blas_threads(threads: usize) {
 mod avx512;
 #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
 mod cblas;
+#[cfg(target_arch = "x86_64")]
+mod depthwise;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use depthwise::DepthwiseShape;
+/// The sizes of one plane of [`depthwise`] (see `depthwise.rs`).
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy, Debug)]
+pub struct DepthwiseShape {
+    pub row_len: usize,
+    pub out_height: usize,
+    pub out_width: usize,
+    pub kernel: [usize; 2],
+    pub dilation: [usize; 2],
+}
 mod matrixmultiply;
 #[cfg(target_arch = "x86_64")]
 mod shifted;
@@ -87,7 +101,7 @@ impl GemmElement for f64 {
 /// The per-type entry points of each backend. Private to the crate: nothing outside can
 /// name this trait, so nothing outside can implement [`GemmElement`] or call these.
 mod sealed {
-    use super::{MatrixMut, MatrixRef, Run};
+    use super::{DepthwiseShape, MatrixMut, MatrixRef, Run};
 
     pub trait Kernels: Sized {
         /// `avx512::gemm`, with the same contract.
@@ -115,6 +129,10 @@ mod sealed {
             c: &mut [Self],
             ldc: usize,
         );
+
+        /// `depthwise::depthwise`, with the same contract.
+        #[cfg(target_arch = "x86_64")]
+        fn depthwise(shape: &DepthwiseShape, plane: &[Self], taps: &[Self], bias: Self, out: &mut [Self]);
 
         /// `matrixmultiply::{s,d}gemm`.
         ///
@@ -194,6 +212,11 @@ mod sealed {
                     ldc: usize,
                 ) {
                     super::shifted::gemm(m, a, data, offsets, runs, c, ldc);
+                }
+
+                #[cfg(target_arch = "x86_64")]
+                fn depthwise(shape: &DepthwiseShape, plane: &[Self], taps: &[Self], bias: Self, out: &mut [Self]) {
+                    super::depthwise::depthwise(shape, plane, taps, bias, out);
                 }
 
                 unsafe fn matrixmultiply(
@@ -550,6 +573,22 @@ pub(crate) fn gemm_shifted<E: GemmElement>(
     E::shifted(m, &a, data, offsets, runs, c, ldc);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (m, a, data, offsets, runs, c, ldc);
+}
+
+/// One plane of a stride-1 depthwise convolution: `out[y·out_width + x] = bias +
+/// Σ_{i,j} taps[i·kw + j] · plane[(y + i·dh)·row_len + x + j·dw]`, overwriting `out`'s
+/// first `out_height · out_width` elements (see `depthwise.rs`). Runs where
+/// [`gemm_shifted`] does.
+///
+/// # Panics
+/// Unless [`shifted_available`]; if `taps` is not `kh · kw` long, a row is shorter
+/// than the windows read from it, or `plane` or `out` is too short.
+pub(crate) fn depthwise<E: GemmElement>(shape: &DepthwiseShape, plane: &[E], taps: &[E], bias: E, out: &mut [E]) {
+    assert!(shifted_available(), "depthwise: needs the AVX-512 backend");
+    #[cfg(target_arch = "x86_64")]
+    E::depthwise(shape, plane, taps, bias, out);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (shape, plane, taps, bias, out);
 }
 
 /// Panics unless a slice of `len` elements holds every element of a `rows×cols` matrix

@@ -23,7 +23,9 @@
 //! use the pool itself.
 
 use crate::device::{Cpu, CpuBuffer};
-use crate::gemm::{GemmElement, MatrixMut, MatrixRef, Run, gemm, gemm_shifted, shifted_available};
+use crate::gemm::{
+    DepthwiseShape, GemmElement, MatrixMut, MatrixRef, Run, depthwise, gemm, gemm_shifted, shifted_available,
+};
 use crate::threads::{for_each_chunk_mut, map_shares};
 use ferrograd_device::ops::conv::{Conv2dKernel, Conv2dSpec, Padding};
 use ferrograd_device::{Dtype, Error, Layout, Storage};
@@ -230,30 +232,69 @@ impl Geometry {
     /// strides `strides`) into `padded`, `channel_len` elements a channel, `row_len` a
     /// row, with the spec's padding as zeros around it.
     fn pad<E: ConvElement>(&self, input: &[E], image: usize, strides: [usize; 3], windows: &Windows, padded: &mut [E]) {
-        let s = &self.spec;
         let [channel_stride, row_stride, column_stride] = strides;
-        let zero = <E as GemmElement>::ZERO;
-        let row_len = windows.row_len;
         for (c, channel) in padded.chunks_exact_mut(windows.channel_len).enumerate() {
-            let (top, rest) = channel.split_at_mut(s.pad_top * row_len);
-            let (rows, bottom) = rest.split_at_mut(s.in_height * row_len);
-            top.fill(zero);
-            bottom.fill(zero);
-            for (y, row) in rows.chunks_exact_mut(row_len).enumerate() {
-                let (left, rest) = row.split_at_mut(s.pad_left);
-                let (middle, right) = rest.split_at_mut(s.in_width);
-                left.fill(zero);
-                right.fill(zero);
-                let start = image + c * channel_stride + y * row_stride;
-                if column_stride == 1 {
-                    middle.copy_from_slice(&input[start..start + s.in_width]);
-                } else {
-                    for (x, value) in middle.iter_mut().enumerate() {
-                        *value = input[start + x * column_stride];
-                    }
+            let start = image + c * channel_stride;
+            self.pad_channel(input, start, [row_stride, column_stride], windows.row_len, channel);
+        }
+    }
+
+    /// Copies the channel that starts at `start` in `input` (row and column strides
+    /// `strides`) into `padded`, `row_len` elements a row, with the spec's padding as
+    /// zeros around it; `padded` holds `pad_top + in_height + pad_bottom` rows.
+    fn pad_channel<E: ConvElement>(
+        &self,
+        input: &[E],
+        start: usize,
+        [row_stride, column_stride]: [usize; 2],
+        row_len: usize,
+        padded: &mut [E],
+    ) {
+        let s = &self.spec;
+        let zero = <E as GemmElement>::ZERO;
+        let (top, rest) = padded.split_at_mut(s.pad_top * row_len);
+        let (rows, bottom) = rest.split_at_mut(s.in_height * row_len);
+        top.fill(zero);
+        bottom.fill(zero);
+        for (y, row) in rows.chunks_exact_mut(row_len).enumerate() {
+            let (left, rest) = row.split_at_mut(s.pad_left);
+            let (middle, right) = rest.split_at_mut(s.in_width);
+            left.fill(zero);
+            right.fill(zero);
+            let start = start + y * row_stride;
+            if column_stride == 1 {
+                middle.copy_from_slice(&input[start..start + s.in_width]);
+            } else {
+                for (x, value) in middle.iter_mut().enumerate() {
+                    *value = input[start + x * column_stride];
                 }
             }
         }
+    }
+
+    /// How a stride-1 depthwise convolution (one input channel per group) reads each
+    /// input channel with [`depthwise`]: the plane's shape, and whether the channel is
+    /// read in place (no padding, rows of unit stride) rather than from a padded copy.
+    fn depthwise(&self, input: &Strides4) -> Option<(DepthwiseShape, bool)> {
+        let s = &self.spec;
+        if !shifted_available() || s.stride != [1, 1] || self.channels_per_group != 1 {
+            return None;
+        }
+        let padded = s.pad_top + s.pad_bottom + s.pad_left + s.pad_right > 0;
+        let in_place = !padded && input.strides[3] == 1 && (s.in_height == 1 || input.strides[2] >= s.in_width);
+        let row_len = match (in_place, s.in_height) {
+            (true, 1) => s.in_width,
+            (true, _) => input.strides[2],
+            (false, _) => s.pad_left + s.in_width + s.pad_right,
+        };
+        let shape = DepthwiseShape {
+            row_len,
+            out_height: s.out_height,
+            out_width: s.out_width,
+            kernel: [s.kernel_height, s.kernel_width],
+            dilation: s.dilation,
+        };
+        Some((shape, in_place))
     }
 
     /// The convolution whose output is this one's input's gradient, where it reads
@@ -501,6 +542,47 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
         let [image_stride, channel_stride, row_stride, column_stride] = input_strides.strides;
         let (og, k, p) = (geometry.outputs_per_group, geometry.column_rows, geometry.pixels);
         let images = geometry.images_per_share();
+
+        if let Some((shape, in_place)) = geometry.depthwise(&input_strides) {
+            // One plane per input channel, padded once into a buffer that stays in L1,
+            // then each of its filters summed over it by `depthwise`.
+            let taps: Vec<E> = (0..spec.out_channels)
+                .flat_map(|f| (0..k).map(move |t| f * weight_rows + t * weight_columns))
+                .map(|at| weight[at])
+                .collect();
+            let plane_len = if in_place {
+                0
+            } else {
+                (spec.pad_top + spec.in_height + spec.pad_bottom) * shape.row_len
+            };
+            let run = |first_image: usize, out: &mut [E]| {
+                E::with_workspace(plane_len, |padded| {
+                    for (index, out) in out.chunks_exact_mut(per_image).enumerate() {
+                        let image = input_strides.offset + (first_image + index) * image_stride;
+                        for (channel, out) in out.chunks_exact_mut(og * p).enumerate() {
+                            let start = image + channel * channel_stride;
+                            let plane = if in_place {
+                                &input[start..]
+                            } else {
+                                geometry.pad_channel(input, start, [row_stride, column_stride], shape.row_len, padded);
+                                &*padded
+                            };
+                            for (o, out) in out.chunks_exact_mut(p).enumerate() {
+                                let f = channel * og + o;
+                                let b = bias.as_ref().map_or(<E as GemmElement>::ZERO, |bias| bias[f]);
+                                depthwise(&shape, plane, &taps[f * k..(f + 1) * k], b, out);
+                            }
+                        }
+                    }
+                })
+            };
+            if images >= spec.batch {
+                run(0, &mut out);
+            } else {
+                for_each_chunk_mut(&mut out, images * per_image, |share, chunk| run(share * images, chunk));
+            }
+            return Ok(out);
+        }
 
         if let Some(windows) = geometry.windows::<E>(&input_strides) {
             let (copy_len, buffer_len, row_len) = (windows.copy_len, windows.buffer_len, windows.row_len);
@@ -908,6 +990,17 @@ mod tests {
             ([2, 3, 9, 17], [3, 3, 2, 2], [1, 1], Padding::Valid, [1, 1], 1),
             // Depthwise with a channel multiplier.
             ([2, 4, 9, 9], [8, 1, 3, 3], [1, 1], Padding::Symmetric(1, 1), [1, 1], 4),
+            // Depthwise read in place, rows of two vectors and a ragged one (f64), and
+            // output rows in blocks of 4 and 1; padded and dilated, blocks of 8, 8, 2, 1.
+            ([3, 5, 7, 37], [5, 1, 3, 2], [1, 1], Padding::Valid, [1, 1], 5),
+            (
+                [2, 3, 19, 20],
+                [3, 1, 5, 3],
+                [1, 1],
+                Padding::Symmetric(2, 1),
+                [1, 2],
+                3,
+            ),
             (
                 [64, 4, 28, 28],
                 [8, 4, 4, 4],
@@ -951,10 +1044,16 @@ mod tests {
             [c * (h * w + 5), h * w + 5, w, 1],
             [1, h * w * n, w * n, n],
         ];
-        for padding in [Padding::Valid, Padding::Same] {
-            let spec = Conv2dSpec::new(dims, [5, 3, 3, 2], [1, 1], padding, [1, 1], 1).unwrap();
+        // Dense, and depthwise (which reads each channel on its own).
+        for (padding, weight_dims, groups) in [
+            (Padding::Valid, [5, 3, 3, 2], 1),
+            (Padding::Same, [5, 3, 3, 2], 1),
+            (Padding::Valid, [6, 1, 3, 2], 3),
+            (Padding::Same, [6, 1, 3, 2], 3),
+        ] {
+            let spec = Conv2dSpec::new(dims, weight_dims, [1, 1], padding, [1, 1], groups).unwrap();
             let logical = values(n * c * h * w, 3);
-            let weight = values(5 * 3 * 3 * 2, 4);
+            let weight = values(weight_dims.iter().product(), 4);
             let expected = direct(&spec, &logical, &weight);
             for strides in layouts {
                 let layout = Layout::from_parts(&dims, &strides);
@@ -967,7 +1066,7 @@ mod tests {
                     .conv2d_forward(
                         &spec,
                         (&CpuBuffer(buffer), &layout),
-                        (&CpuBuffer(weight.clone()), &contiguous([5, 3, 3, 2])),
+                        (&CpuBuffer(weight.clone()), &contiguous(weight_dims)),
                         None,
                     )
                     .unwrap();
