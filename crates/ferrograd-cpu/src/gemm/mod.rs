@@ -43,6 +43,8 @@ mod avx512;
 #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
 mod cblas;
 #[cfg(target_arch = "x86_64")]
+mod correlate;
+#[cfg(target_arch = "x86_64")]
 mod depthwise;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use depthwise::DepthwiseShape;
@@ -130,6 +132,10 @@ mod sealed {
             ldc: usize,
         );
 
+        /// `correlate::correlate`, with the same contract.
+        #[cfg(target_arch = "x86_64")]
+        fn correlate(data: &[Self], offsets: &[usize], depth: usize, b: &[Self], ldb: usize, c: &mut [Self]);
+
         /// `depthwise::depthwise`, with the same contract.
         #[cfg(target_arch = "x86_64")]
         fn depthwise(shape: &DepthwiseShape, plane: &[Self], taps: &[Self], bias: Self, out: &mut [Self]);
@@ -212,6 +218,11 @@ mod sealed {
                     ldc: usize,
                 ) {
                     super::shifted::gemm(m, a, data, offsets, runs, c, ldc);
+                }
+
+                #[cfg(target_arch = "x86_64")]
+                fn correlate(data: &[Self], offsets: &[usize], depth: usize, b: &[Self], ldb: usize, c: &mut [Self]) {
+                    super::correlate::correlate(data, offsets, depth, b, ldb, c);
                 }
 
                 #[cfg(target_arch = "x86_64")]
@@ -573,6 +584,22 @@ pub(crate) fn gemm_shifted<E: GemmElement>(
     E::shifted(m, &a, data, offsets, runs, c, ldc);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (m, a, data, offsets, runs, c, ldc);
+}
+
+/// `c[t·ldb + o] += Σ_{v < depth} data[offsets[t] + v] · b[v·ldb + o]` for `t <
+/// offsets.len()` and `o < ldb`: a product whose left operand's rows are windows of one
+/// buffer, summed along them, as a stride-1 convolution's weight gradient reads its
+/// input (see `correlate.rs`). Runs where [`gemm_shifted`] does.
+///
+/// # Panics
+/// Unless [`shifted_available`]; unless `ldb` is a multiple of 64 bytes' elements; if
+/// `b` or `c` is too short, or a window reaches past the end of `data`.
+pub(crate) fn correlate<E: GemmElement>(data: &[E], offsets: &[usize], depth: usize, b: &[E], ldb: usize, c: &mut [E]) {
+    assert!(shifted_available(), "correlate: needs the AVX-512 backend");
+    #[cfg(target_arch = "x86_64")]
+    E::correlate(data, offsets, depth, b, ldb, c);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, offsets, depth, b, ldb, c);
 }
 
 /// One plane of a stride-1 depthwise convolution: `out[y·out_width + x] = bias +

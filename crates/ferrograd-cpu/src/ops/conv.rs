@@ -24,7 +24,7 @@
 
 use crate::device::{Cpu, CpuBuffer};
 use crate::gemm::{
-    DepthwiseShape, GemmElement, MatrixMut, MatrixRef, Run, depthwise, gemm, gemm_shifted, shifted_available,
+    DepthwiseShape, GemmElement, MatrixMut, MatrixRef, Run, correlate, depthwise, gemm, gemm_shifted, shifted_available,
 };
 use crate::threads::{for_each_chunk_mut, map_shares};
 use ferrograd_device::ops::conv::{Conv2dKernel, Conv2dSpec, Padding};
@@ -829,6 +829,70 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
         let per_output_image = spec.out_channels * p;
         let weight_len = spec.out_channels * k;
 
+        // Where the forward pass reads windows of the input, and there are filters
+        // enough to fill whole vectors, the gradient reads the same windows: tap `t`
+        // of filter `o` is `Σ_v window_t[v] · gy[o][v]` over the output pixels laid
+        // out with the input's row length (`correlate`), with no im2col.
+        let lanes = 64 / size_of::<E>();
+        if og >= lanes
+            && let Some(windows) = geometry.windows::<E>(&input_strides)
+        {
+            let ldb = og.next_multiple_of(lanes);
+            let row_len = windows.row_len;
+            let (out_h, out_w) = (spec.out_height, spec.out_width);
+            let depth = (out_h - 1) * row_len + out_w;
+            let group_len = k * ldb;
+            let run = |images: std::ops::Range<usize>| -> Vec<E> {
+                let mut sum = vec![<E as GemmElement>::ZERO; spec.groups * group_len];
+                E::with_workspace(windows.copy_len + depth * ldb, |workspace| {
+                    let (padded, b) = workspace.split_at_mut(windows.copy_len);
+                    // Zero where no output pixel lands (the columns past the output's
+                    // width, the lanes past `og`): they then add nothing.
+                    b.fill(<E as GemmElement>::ZERO);
+                    for image_index in images {
+                        let image = input_strides.offset + image_index * image_stride;
+                        let (data, group_stride) = if windows.copy_len > 0 {
+                            let strides = [channel_stride, row_stride, column_stride];
+                            geometry.pad(input, image, strides, &windows, padded);
+                            (&*padded, geometry.channels_per_group * windows.channel_len)
+                        } else {
+                            (&input[image..], geometry.channels_per_group * channel_stride)
+                        };
+                        let grad_out = &grad_output[image_index * per_output_image..];
+                        for (group, sum) in sum.chunks_exact_mut(group_len).enumerate() {
+                            // b[y·row_len + x][o] = gy[o][y][x], transposed so that
+                            // the kernel loads a vector of filters per pixel.
+                            for o in 0..og {
+                                let plane = &grad_out[(group * og + o) * p..(group * og + o + 1) * p];
+                                for (y, row) in plane.chunks_exact(out_w).enumerate() {
+                                    for (x, &value) in row.iter().enumerate() {
+                                        b[(y * row_len + x) * ldb + o] = value;
+                                    }
+                                }
+                            }
+                            let data = &data[group * group_stride..];
+                            correlate(data, &windows.offsets, depth, b, ldb, sum);
+                        }
+                    }
+                });
+                sum
+            };
+            let images = geometry.images_per_share();
+            let sums = if images >= spec.batch {
+                vec![run(0..spec.batch)]
+            } else {
+                map_shares(spec.batch.div_ceil(images), |share| {
+                    run(share * images..((share + 1) * images).min(spec.batch))
+                })
+            };
+            for (index, offset) in grad_layout.offsets().enumerate() {
+                let (filter, tap) = (index / k, index % k);
+                let at = (filter / og) * group_len + tap * ldb + filter % og;
+                grad_weight[offset] = sums.iter().fold(grad_weight[offset], |acc, sum| acc + sum[at]);
+            }
+            return Ok(());
+        }
+
         // Each share sums its images' products into a weight-sized block of its own;
         // the blocks are added up at the end.
         let run = |images: std::ops::Range<usize>| -> Vec<E> {
@@ -1026,6 +1090,70 @@ mod tests {
                 .unwrap();
             for (a, e) in out.0.iter().zip(&expected) {
                 assert!((a - e).abs() < 1e-12, "{spec:?}: {a} vs {e}");
+            }
+        }
+    }
+
+    /// The weight's gradient by its definition, `Σ_{n,y,x} gy[n][f][y][x] ·
+    /// x[n][channel][y·s + i·d - pad][x·s + j·d - pad]`, added to `initial`, against
+    /// the kernel's: through `correlate` (stride 1, filters enough for a vector of
+    /// f64, with and without padding, groups, a ragged vector of filters, several
+    /// shares of images) and through im2col + GEMM.
+    #[test]
+    fn weight_gradient_matches_the_definition() {
+        let cpu = Cpu::default();
+        let cases = [
+            ([3, 5, 9, 11], [19, 5, 3, 2], [1, 1], Padding::Valid, [1, 1], 1),
+            ([4, 6, 7, 5], [16, 3, 3, 3], [1, 1], Padding::Same, [1, 1], 2),
+            ([2, 3, 8, 8], [8, 3, 3, 3], [1, 1], Padding::Symmetric(1, 1), [1, 2], 1),
+            ([2, 4, 9, 9], [8, 2, 3, 3], [2, 1], Padding::Symmetric(1, 1), [1, 1], 2),
+            ([2, 4, 9, 9], [4, 1, 3, 3], [1, 1], Padding::Same, [1, 1], 4),
+        ];
+        for (input, weight, stride, padding, dilation, groups) in cases {
+            let spec = Conv2dSpec::new(input, weight, stride, padding, dilation, groups).unwrap();
+            let x = values(input.iter().product(), 5);
+            let out_len: usize = spec.output_dims().iter().product();
+            let gy = values(out_len, 6);
+            let initial = values(weight.iter().product(), 7);
+            let [n, c, h, w] = input;
+            let [o, cg, kh, kw] = weight;
+            let (oh, ow) = (spec.out_height, spec.out_width);
+            let og = o / groups;
+            let mut expected = initial.clone();
+            for f in 0..o {
+                for ci in 0..cg {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let mut sum = 0.0;
+                            for b in 0..n {
+                                for y in 0..oh {
+                                    for xo in 0..ow {
+                                        let iy = (y * stride[0] + i * dilation[0]) as isize - spec.pad_top as isize;
+                                        let ix = (xo * stride[1] + j * dilation[1]) as isize - spec.pad_left as isize;
+                                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                            continue;
+                                        }
+                                        let channel = (f / og) * cg + ci;
+                                        sum += gy[((b * o + f) * oh + y) * ow + xo]
+                                            * x[((b * c + channel) * h + iy as usize) * w + ix as usize];
+                                    }
+                                }
+                            }
+                            expected[((f * cg + ci) * kh + i) * kw + j] += sum;
+                        }
+                    }
+                }
+            }
+            let mut grad = CpuBuffer(initial);
+            cpu.conv2d_backward_weight(
+                &spec,
+                (&CpuBuffer(x), &contiguous(input)),
+                &CpuBuffer(gy),
+                (&mut grad, &contiguous(weight)),
+            )
+            .unwrap();
+            for (a, e) in grad.0.iter().zip(&expected) {
+                assert!((a - e).abs() < 1e-9, "{spec:?}: {a} vs {e}");
             }
         }
     }
