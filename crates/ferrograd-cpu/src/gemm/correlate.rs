@@ -35,7 +35,7 @@ const DEPTH_BLOCK: usize = 64;
 pub(super) fn correlate<E: Avx512>(data: &[E], offsets: &[usize], depth: usize, b: &[E], ldb: usize, c: &mut [E]) {
     assert!(available(), "the correlation kernel runs only on CPUs with AVX-512F");
     assert!(
-        ldb % E::LANES == 0,
+        ldb.is_multiple_of(E::LANES),
         "correlate: `ldb` must be a whole number of vectors"
     );
     let taps = offsets.len();
