@@ -136,6 +136,10 @@ mod sealed {
         #[cfg(target_arch = "x86_64")]
         fn correlate(data: &[Self], offsets: &[usize], depth: usize, b: &[Self], ldb: usize, c: &mut [Self]);
 
+        /// `depthwise::copy_rows`, with the same contract.
+        #[cfg(target_arch = "x86_64")]
+        fn copy_rows(src: &[Self], src_stride: usize, dst: &mut [Self], dst_stride: usize, rows: usize, width: usize);
+
         /// `depthwise::depthwise`, with the same contract.
         #[cfg(target_arch = "x86_64")]
         fn depthwise(shape: &DepthwiseShape, plane: &[Self], taps: &[Self], bias: Self, out: &mut [Self]);
@@ -223,6 +227,18 @@ mod sealed {
                 #[cfg(target_arch = "x86_64")]
                 fn correlate(data: &[Self], offsets: &[usize], depth: usize, b: &[Self], ldb: usize, c: &mut [Self]) {
                     super::correlate::correlate(data, offsets, depth, b, ldb, c);
+                }
+
+                #[cfg(target_arch = "x86_64")]
+                fn copy_rows(
+                    src: &[Self],
+                    src_stride: usize,
+                    dst: &mut [Self],
+                    dst_stride: usize,
+                    rows: usize,
+                    width: usize,
+                ) {
+                    super::depthwise::copy_rows(src, src_stride, dst, dst_stride, rows, width);
                 }
 
                 #[cfg(target_arch = "x86_64")]
@@ -600,6 +616,31 @@ pub(crate) fn correlate<E: GemmElement>(data: &[E], offsets: &[usize], depth: us
     E::correlate(data, offsets, depth, b, ldb, c);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (data, offsets, depth, b, ldb, c);
+}
+
+/// Copies `rows` rows of `width` elements, `src_stride` apart in `src`, to rows
+/// `dst_stride` apart in `dst`, with vector loads and stores where the CPU has
+/// AVX-512F (short rows through `copy_from_slice` are a call to `memmove` each).
+///
+/// # Panics
+/// If a row reaches past the end of `src` or `dst`.
+pub(crate) fn copy_rows<E: GemmElement>(
+    src: &[E],
+    src_stride: usize,
+    dst: &mut [E],
+    dst_stride: usize,
+    rows: usize,
+    width: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        E::copy_rows(src, src_stride, dst, dst_stride, rows, width);
+        return;
+    }
+    for row in 0..rows {
+        let from = &src[row * src_stride..row * src_stride + width];
+        dst[row * dst_stride..row * dst_stride + width].copy_from_slice(from);
+    }
 }
 
 /// One plane of a stride-1 depthwise convolution: `out[y·out_width + x] = bias +

@@ -24,7 +24,8 @@
 
 use crate::device::{Cpu, CpuBuffer};
 use crate::gemm::{
-    DepthwiseShape, GemmElement, MatrixMut, MatrixRef, Run, correlate, depthwise, gemm, gemm_shifted, shifted_available,
+    DepthwiseShape, GemmElement, MatrixMut, MatrixRef, Run, copy_rows, correlate, depthwise, gemm, gemm_shifted,
+    shifted_available,
 };
 use crate::threads::{for_each_chunk_mut, map_shares};
 use ferrograd_device::ops::conv::{Conv2dKernel, Conv2dSpec, Padding};
@@ -251,22 +252,16 @@ impl Geometry {
         padded: &mut [E],
     ) {
         let s = &self.spec;
-        let zero = <E as GemmElement>::ZERO;
-        let (top, rest) = padded.split_at_mut(s.pad_top * row_len);
-        let (rows, bottom) = rest.split_at_mut(s.in_height * row_len);
-        top.fill(zero);
-        bottom.fill(zero);
-        for (y, row) in rows.chunks_exact_mut(row_len).enumerate() {
-            let (left, rest) = row.split_at_mut(s.pad_left);
-            let (middle, right) = rest.split_at_mut(s.in_width);
-            left.fill(zero);
-            right.fill(zero);
-            let start = start + y * row_stride;
-            if column_stride == 1 {
-                middle.copy_from_slice(&input[start..start + s.in_width]);
-            } else {
-                for (x, value) in middle.iter_mut().enumerate() {
-                    *value = input[start + x * column_stride];
+        // Zeros everywhere first (one fill, rather than a short one either side of
+        // each row), then the rows over them.
+        padded.fill(<E as GemmElement>::ZERO);
+        let rows = &mut padded[s.pad_top * row_len + s.pad_left..];
+        if column_stride == 1 {
+            copy_rows(&input[start..], row_stride, rows, row_len, s.in_height, s.in_width);
+        } else {
+            for (y, row) in rows.chunks_mut(row_len).take(s.in_height).enumerate() {
+                for (x, value) in row[..s.in_width].iter_mut().enumerate() {
+                    *value = input[start + y * row_stride + x * column_stride];
                 }
             }
         }
@@ -885,10 +880,14 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
                     run(share * images..((share + 1) * images).min(spec.batch))
                 })
             };
-            for (index, offset) in grad_layout.offsets().enumerate() {
-                let (filter, tap) = (index / k, index % k);
-                let at = (filter / og) * group_len + tap * ldb + filter % og;
-                grad_weight[offset] = sums.iter().fold(grad_weight[offset], |acc, sum| acc + sum[at]);
+            // (Nested loops, not a division per element: that took 2–3% of the time.)
+            let mut offsets = grad_layout.offsets();
+            for filter in 0..spec.out_channels {
+                let first = (filter / og) * group_len + filter % og;
+                for (tap, offset) in (&mut offsets).take(k).enumerate() {
+                    let at = first + tap * ldb;
+                    grad_weight[offset] = sums.iter().fold(grad_weight[offset], |acc, sum| acc + sum[at]);
+                }
             }
             return Ok(());
         }
