@@ -62,7 +62,7 @@ mod matrixmultiply;
 #[cfg(target_arch = "x86_64")]
 mod shifted;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use shifted::Run;
+pub(crate) use shifted::{Batch, Run};
 /// A run of columns of [`gemm_shifted`] (see `shifted.rs`).
 #[cfg(not(target_arch = "x86_64"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +70,14 @@ pub struct Run {
     pub load: usize,
     pub store: usize,
     pub len: usize,
+}
+/// Images of [`gemm_shifted_batch`] (see `shifted.rs`).
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub images: usize,
+    pub data_step: usize,
+    pub c_step: usize,
 }
 mod skinny;
 #[cfg(test)]
@@ -103,7 +111,7 @@ impl GemmElement for f64 {
 /// The per-type entry points of each backend. Private to the crate: nothing outside can
 /// name this trait, so nothing outside can implement [`GemmElement`] or call these.
 mod sealed {
-    use super::{DepthwiseShape, MatrixMut, MatrixRef, Run};
+    use super::{Batch, DepthwiseShape, MatrixMut, MatrixRef, Run};
 
     pub trait Kernels: Sized {
         /// `avx512::gemm`, with the same contract.
@@ -122,6 +130,7 @@ mod sealed {
 
         /// `shifted::gemm`, with the same contract.
         #[cfg(target_arch = "x86_64")]
+        #[allow(clippy::too_many_arguments)]
         fn shifted(
             m: usize,
             a: &MatrixRef<'_, Self>,
@@ -130,6 +139,7 @@ mod sealed {
             runs: &[Run],
             c: &mut [Self],
             ldc: usize,
+            batch: Batch,
         );
 
         /// `correlate::correlate`, with the same contract.
@@ -220,8 +230,9 @@ mod sealed {
                     runs: &[Run],
                     c: &mut [Self],
                     ldc: usize,
+                    batch: Batch,
                 ) {
-                    super::shifted::gemm(m, a, data, offsets, runs, c, ldc);
+                    super::shifted::gemm(m, a, data, offsets, runs, c, ldc, batch);
                 }
 
                 #[cfg(target_arch = "x86_64")]
@@ -595,11 +606,36 @@ pub(crate) fn gemm_shifted<E: GemmElement>(
     c: &mut [E],
     ldc: usize,
 ) {
+    let one = Batch {
+        images: 1,
+        data_step: 0,
+        c_step: 0,
+    };
+    gemm_shifted_batch(m, a, data, offsets, runs, c, ldc, one);
+}
+
+/// [`gemm_shifted`] for `batch.images` operands, the `n`-th reading `data` from `n ·
+/// batch.data_step` and writing `c` from `n · batch.c_step`, with one `a`: packed once,
+/// and with tiles that run on from one image into the next.
+///
+/// # Panics
+/// As [`gemm_shifted`], and if the images' outputs overlap.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_shifted_batch<E: GemmElement>(
+    m: usize,
+    a: MatrixRef<'_, E>,
+    data: &[E],
+    offsets: &[usize],
+    runs: &[Run],
+    c: &mut [E],
+    ldc: usize,
+    batch: Batch,
+) {
     assert!(shifted_available(), "gemm_shifted: needs the AVX-512 backend");
     #[cfg(target_arch = "x86_64")]
-    E::shifted(m, &a, data, offsets, runs, c, ldc);
+    E::shifted(m, &a, data, offsets, runs, c, ldc, batch);
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (m, a, data, offsets, runs, c, ldc);
+    let _ = (m, a, data, offsets, runs, c, ldc, batch);
 }
 
 /// `c[t·ldb + o] += Σ_{v < depth} data[offsets[t] + v] · b[v·ldb + o]` for `t <

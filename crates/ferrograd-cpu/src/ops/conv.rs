@@ -24,8 +24,8 @@
 
 use crate::device::{Cpu, CpuBuffer};
 use crate::gemm::{
-    DepthwiseShape, GemmElement, MatrixMut, MatrixRef, Run, copy_rows, correlate, depthwise, gemm, gemm_shifted,
-    shifted_available,
+    Batch, DepthwiseShape, GemmElement, MatrixMut, MatrixRef, Run, copy_rows, correlate, depthwise, gemm, gemm_shifted,
+    gemm_shifted_batch, shifted_available,
 };
 use crate::threads::{for_each_chunk_mut, map_shares};
 use ferrograd_device::ops::conv::{Conv2dKernel, Conv2dSpec, Padding};
@@ -582,7 +582,52 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
         if let Some(windows) = geometry.windows::<E>(&input_strides) {
             let (copy_len, buffer_len, row_len) = (windows.copy_len, windows.buffer_len, windows.row_len);
             let out_w = spec.out_width;
+            let run_batched = |first_image: usize, out: &mut [E]| {
+                let images = out.len() / per_image;
+                E::with_workspace(images * copy_len, |padded| {
+                    let data_step = if copy_len > 0 {
+                        for (index, padded) in padded.chunks_exact_mut(copy_len).enumerate() {
+                            let image = input_strides.offset + (first_image + index) * image_stride;
+                            let strides = [channel_stride, row_stride, column_stride];
+                            geometry.pad(input, image, strides, &windows, padded);
+                        }
+                        copy_len
+                    } else {
+                        image_stride
+                    };
+                    let (data, group_stride) = if copy_len > 0 {
+                        (&*padded, geometry.channels_per_group * windows.channel_len)
+                    } else {
+                        (
+                            &input[input_strides.offset + first_image * image_stride..],
+                            geometry.channels_per_group * channel_stride,
+                        )
+                    };
+                    let batch = Batch {
+                        images,
+                        data_step,
+                        c_step: per_image,
+                    };
+                    for group in 0..spec.groups {
+                        let filters = MatrixRef::new(&weight[group * og * weight_rows..], weight_rows, weight_columns);
+                        let data = &data[group * group_stride..];
+                        let out = &mut out[group * og * p..];
+                        gemm_shifted_batch(og, filters, data, &windows.offsets, &windows.runs, out, p, batch);
+                    }
+                    if let Some(bias) = &bias {
+                        for out in out.chunks_exact_mut(per_image) {
+                            for (channel, &b) in out.chunks_exact_mut(p).zip(bias) {
+                                channel.iter_mut().for_each(|x| *x += b);
+                            }
+                        }
+                    }
+                })
+            };
             let run = |first_image: usize, out: &mut [E]| {
+                if buffer_len == 0 {
+                    // The output rows are the runs: all the images in one product.
+                    return run_batched(first_image, out);
+                }
                 E::with_workspace(copy_len + og * buffer_len, |workspace| {
                     let (padded, buffer) = workspace.split_at_mut(copy_len);
                     for (index, out) in out.chunks_exact_mut(per_image).enumerate() {
