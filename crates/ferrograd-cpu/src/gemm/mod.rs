@@ -144,7 +144,17 @@ mod sealed {
 
         /// `correlate::correlate`, with the same contract.
         #[cfg(target_arch = "x86_64")]
-        fn correlate(data: &[Self], offsets: &[usize], depth: usize, b: &[Self], ldb: usize, c: &mut [Self]);
+        #[allow(clippy::too_many_arguments)]
+        fn correlate(
+            data: &[Self],
+            offsets: &[usize],
+            rows: usize,
+            width: usize,
+            row_len: usize,
+            b: &[Self],
+            ldb: usize,
+            c: &mut [Self],
+        );
 
         /// `depthwise::copy_rows`, with the same contract.
         #[cfg(target_arch = "x86_64")]
@@ -236,8 +246,17 @@ mod sealed {
                 }
 
                 #[cfg(target_arch = "x86_64")]
-                fn correlate(data: &[Self], offsets: &[usize], depth: usize, b: &[Self], ldb: usize, c: &mut [Self]) {
-                    super::correlate::correlate(data, offsets, depth, b, ldb, c);
+                fn correlate(
+                    data: &[Self],
+                    offsets: &[usize],
+                    rows: usize,
+                    width: usize,
+                    row_len: usize,
+                    b: &[Self],
+                    ldb: usize,
+                    c: &mut [Self],
+                ) {
+                    super::correlate::correlate(data, offsets, rows, width, row_len, b, ldb, c);
                 }
 
                 #[cfg(target_arch = "x86_64")]
@@ -638,20 +657,32 @@ pub(crate) fn gemm_shifted_batch<E: GemmElement>(
     let _ = (m, a, data, offsets, runs, c, ldc, batch);
 }
 
-/// `c[t·ldb + o] += Σ_{v < depth} data[offsets[t] + v] · b[v·ldb + o]` for `t <
-/// offsets.len()` and `o < ldb`: a product whose left operand's rows are windows of one
-/// buffer, summed along them, as a stride-1 convolution's weight gradient reads its
-/// input (see `correlate.rs`). Runs where [`gemm_shifted`] does.
+/// `c[t·ldb + o] += Σ_{y < rows, x < width} data[offsets[t] + y·row_len + x] · b[(y·width
+/// + x)·ldb + o]` for `t < offsets.len()` and `o < ldb`: a product whose left operand's
+/// rows are windows of one buffer, summed along them, as a stride-1 convolution's
+/// weight gradient reads its input (see `correlate.rs`). Runs where [`gemm_shifted`]
+/// does.
 ///
 /// # Panics
 /// Unless [`shifted_available`]; unless `ldb` is a multiple of 64 bytes' elements; if
-/// `b` or `c` is too short, or a window reaches past the end of `data`.
-pub(crate) fn correlate<E: GemmElement>(data: &[E], offsets: &[usize], depth: usize, b: &[E], ldb: usize, c: &mut [E]) {
+/// `b` or `c` is too short, a window reaches past the end of `data`, or `width >
+/// row_len`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn correlate<E: GemmElement>(
+    data: &[E],
+    offsets: &[usize],
+    rows: usize,
+    width: usize,
+    row_len: usize,
+    b: &[E],
+    ldb: usize,
+    c: &mut [E],
+) {
     assert!(shifted_available(), "correlate: needs the AVX-512 backend");
     #[cfg(target_arch = "x86_64")]
-    E::correlate(data, offsets, depth, b, ldb, c);
+    E::correlate(data, offsets, rows, width, row_len, b, ldb, c);
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (data, offsets, depth, b, ldb, c);
+    let _ = (data, offsets, rows, width, row_len, b, ldb, c);
 }
 
 /// Copies `rows` rows of `width` elements, `src_stride` apart in `src`, to rows

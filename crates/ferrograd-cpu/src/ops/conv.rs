@@ -871,8 +871,8 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
 
         // Where the forward pass reads windows of the input, and there are filters
         // enough to fill whole vectors, the gradient reads the same windows: tap `t`
-        // of filter `o` is `Σ_v window_t[v] · gy[o][v]` over the output pixels laid
-        // out with the input's row length (`correlate`), with no im2col.
+        // of filter `o` is `Σ_v window_t[v] · gy[o][v]` over the output pixels, each
+        // output row's window one run of the input's row (`correlate`): no im2col.
         let lanes = 64 / size_of::<E>();
         if og >= lanes
             && let Some(windows) = geometry.windows::<E>(&input_strides)
@@ -880,14 +880,17 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
             let ldb = og.next_multiple_of(lanes);
             let row_len = windows.row_len;
             let (out_h, out_w) = (spec.out_height, spec.out_width);
-            let depth = (out_h - 1) * row_len + out_w;
+            let b_len = p * ldb;
             let group_len = k * ldb;
             let run = |images: std::ops::Range<usize>| -> Vec<E> {
                 let mut sum = vec![<E as GemmElement>::ZERO; spec.groups * group_len];
-                E::with_workspace(windows.copy_len + depth * ldb, |workspace| {
+                // `b` starts on a cache line (and its rows, `ldb` a whole number of
+                // vectors, then all do): its loads are then never split across two.
+                E::with_workspace(windows.copy_len + b_len + lanes, |workspace| {
                     let (padded, b) = workspace.split_at_mut(windows.copy_len);
-                    // Zero where no output pixel lands (the columns past the output's
-                    // width, the lanes past `og`): they then add nothing.
+                    let align = b.as_ptr().align_offset(64).min(lanes);
+                    let b = &mut b[align..align + b_len];
+                    // Zero in the lanes past `og`: they then add nothing.
                     b.fill(<E as GemmElement>::ZERO);
                     for image_index in images {
                         let image = input_strides.offset + image_index * image_stride;
@@ -900,18 +903,16 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
                         };
                         let grad_out = &grad_output[image_index * per_output_image..];
                         for (group, sum) in sum.chunks_exact_mut(group_len).enumerate() {
-                            // b[y·row_len + x][o] = gy[o][y][x], transposed so that
-                            // the kernel loads a vector of filters per pixel.
+                            // b[pixel][o] = gy[o][pixel], transposed so that the
+                            // kernel loads a vector of filters per pixel.
                             for o in 0..og {
                                 let plane = &grad_out[(group * og + o) * p..(group * og + o + 1) * p];
-                                for (y, row) in plane.chunks_exact(out_w).enumerate() {
-                                    for (x, &value) in row.iter().enumerate() {
-                                        b[(y * row_len + x) * ldb + o] = value;
-                                    }
+                                for (pixel, &value) in plane.iter().enumerate() {
+                                    b[pixel * ldb + o] = value;
                                 }
                             }
                             let data = &data[group * group_stride..];
-                            correlate(data, &windows.offsets, depth, b, ldb, sum);
+                            correlate(data, &windows.offsets, out_h, out_w, row_len, b, ldb, sum);
                         }
                     }
                 });
