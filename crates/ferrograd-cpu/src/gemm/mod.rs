@@ -616,6 +616,8 @@ pub(crate) fn shifted_available() -> bool {
 /// # Panics
 /// Unless [`shifted_available`]; if a slice is shorter than what the sizes address,
 /// or if the runs overlap in `c`, come out of order, or reach past `ldc`.
+// (The convolutions call `gemm_shifted_batch`; the tests, this one-image form.)
+#[cfg(test)]
 pub(crate) fn gemm_shifted<E: GemmElement>(
     m: usize,
     a: MatrixRef<'_, E>,
@@ -657,11 +659,11 @@ pub(crate) fn gemm_shifted_batch<E: GemmElement>(
     let _ = (m, a, data, offsets, runs, c, ldc, batch);
 }
 
-/// `c[t·ldb + o] += Σ_{y < rows, x < width} data[offsets[t] + y·row_len + x] · b[(y·width
-/// + x)·ldb + o]` for `t < offsets.len()` and `o < ldb`: a product whose left operand's
+/// `c[t·ldb + o] += Σ_{y < rows, x < width} data[offsets[t] + y·row_len + x] ·
+/// b[(y·width + x)·ldb + o]` for `t < offsets.len()` and `o < ldb`: a product whose left operand's
 /// rows are windows of one buffer, summed along them, as a stride-1 convolution's
-/// weight gradient reads its input (see `correlate.rs`). Runs where [`gemm_shifted`]
-/// does.
+/// weight gradient reads its input (see `correlate.rs`). Runs where
+/// [`gemm_shifted`] does.
 ///
 /// # Panics
 /// Unless [`shifted_available`]; unless `ldb` is a multiple of 64 bytes' elements; if

@@ -24,7 +24,7 @@
 
 use crate::device::{Cpu, CpuBuffer};
 use crate::gemm::{
-    Batch, DepthwiseShape, GemmElement, MatrixMut, MatrixRef, Run, copy_rows, correlate, depthwise, gemm, gemm_shifted,
+    Batch, DepthwiseShape, GemmElement, MatrixMut, MatrixRef, Run, copy_rows, correlate, depthwise, gemm,
     gemm_shifted_batch, shifted_available,
 };
 use crate::threads::{for_each_chunk_mut, map_shares};
@@ -582,9 +582,14 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
         if let Some(windows) = geometry.windows::<E>(&input_strides) {
             let (copy_len, buffer_len, row_len) = (windows.copy_len, windows.buffer_len, windows.row_len);
             let out_w = spec.out_width;
-            let run_batched = |first_image: usize, out: &mut [E]| {
+            // All the share's images in one product per group (its weight packed once,
+            // tiles running on from one image into the next: the small images of a
+            // ResNet's last stages, 4×4 or 2×2, are less than a tile each).
+            let run = |first_image: usize, out: &mut [E]| {
                 let images = out.len() / per_image;
-                E::with_workspace(images * copy_len, |padded| {
+                let buffer_step = og * buffer_len;
+                E::with_workspace(images * (copy_len + buffer_step), |workspace| {
+                    let (padded, buffer) = workspace.split_at_mut(images * copy_len);
                     let data_step = if copy_len > 0 {
                         for (index, padded) in padded.chunks_exact_mut(copy_len).enumerate() {
                             let image = input_strides.offset + (first_image + index) * image_stride;
@@ -603,60 +608,37 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
                             geometry.channels_per_group * channel_stride,
                         )
                     };
-                    let batch = Batch {
-                        images,
-                        data_step,
-                        c_step: per_image,
-                    };
                     for group in 0..spec.groups {
                         let filters = MatrixRef::new(&weight[group * og * weight_rows..], weight_rows, weight_columns);
                         let data = &data[group * group_stride..];
-                        let out = &mut out[group * og * p..];
-                        gemm_shifted_batch(og, filters, data, &windows.offsets, &windows.runs, out, p, batch);
+                        let (offsets, runs) = (&windows.offsets, &windows.runs);
+                        if buffer_len == 0 {
+                            // The output rows are the runs.
+                            let batch = Batch {
+                                images,
+                                data_step,
+                                c_step: per_image,
+                            };
+                            let out = &mut out[group * og * p..];
+                            gemm_shifted_batch(og, filters, data, offsets, runs, out, p, batch);
+                            continue;
+                        }
+                        let batch = Batch {
+                            images,
+                            data_step,
+                            c_step: buffer_step,
+                        };
+                        gemm_shifted_batch(og, filters, data, offsets, runs, buffer, buffer_len, batch);
+                        // Drop the junk after each row.
+                        for (out, sums) in out.chunks_exact_mut(per_image).zip(buffer.chunks_exact(buffer_step)) {
+                            let out = &mut out[group * og * p..(group + 1) * og * p];
+                            for (out, sums) in out.chunks_exact_mut(p).zip(sums.chunks_exact(buffer_len)) {
+                                copy_rows(sums, row_len, out, out_w, spec.out_height, out_w);
+                            }
+                        }
                     }
                     if let Some(bias) = &bias {
                         for out in out.chunks_exact_mut(per_image) {
-                            for (channel, &b) in out.chunks_exact_mut(p).zip(bias) {
-                                channel.iter_mut().for_each(|x| *x += b);
-                            }
-                        }
-                    }
-                })
-            };
-            let run = |first_image: usize, out: &mut [E]| {
-                if buffer_len == 0 {
-                    // The output rows are the runs: all the images in one product.
-                    return run_batched(first_image, out);
-                }
-                E::with_workspace(copy_len + og * buffer_len, |workspace| {
-                    let (padded, buffer) = workspace.split_at_mut(copy_len);
-                    for (index, out) in out.chunks_exact_mut(per_image).enumerate() {
-                        let image = input_strides.offset + (first_image + index) * image_stride;
-                        let (data, group_stride) = if copy_len > 0 {
-                            let strides = [channel_stride, row_stride, column_stride];
-                            geometry.pad(input, image, strides, &windows, padded);
-                            (&*padded, geometry.channels_per_group * windows.channel_len)
-                        } else {
-                            (&input[image..], geometry.channels_per_group * channel_stride)
-                        };
-                        for group in 0..spec.groups {
-                            let filters =
-                                MatrixRef::new(&weight[group * og * weight_rows..], weight_rows, weight_columns);
-                            let data = &data[group * group_stride..];
-                            let out_group = &mut out[group * og * p..(group + 1) * og * p];
-                            if buffer_len == 0 {
-                                gemm_shifted(og, filters, data, &windows.offsets, &windows.runs, out_group, p);
-                                continue;
-                            }
-                            gemm_shifted(og, filters, data, &windows.offsets, &windows.runs, buffer, buffer_len);
-                            // Drop the junk after each row.
-                            for (out, sums) in out_group.chunks_exact_mut(p).zip(buffer.chunks(buffer_len)) {
-                                for (out, sums) in out.chunks_exact_mut(out_w).zip(sums.chunks(row_len)) {
-                                    out.copy_from_slice(&sums[..out_w]);
-                                }
-                            }
-                        }
-                        if let Some(bias) = &bias {
                             for (channel, &b) in out.chunks_exact_mut(p).zip(bias) {
                                 channel.iter_mut().for_each(|x| *x += b);
                             }
