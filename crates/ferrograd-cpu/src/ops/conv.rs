@@ -38,6 +38,11 @@ use std::cell::RefCell;
 /// about a microsecond.
 const PARALLEL_MIN_FLOPS: usize = 1 << 18;
 
+/// Columns (output pixels) of an im2col product below which several images share
+/// one product: 512 keeps the weight's packing and the GEMM's edge tiles a small
+/// part of each, while the columns matrix stays within L2.
+const COLUMNS_PER_PRODUCT: usize = 512;
+
 /// Element types the convolution kernels handle, each with a per-thread workspace.
 pub(crate) trait ConvElement: Dtype + GemmElement {
     /// Runs `f` on a workspace of `len` elements (contents unspecified), the calling
@@ -350,10 +355,18 @@ impl Geometry {
         CpuBuffer(flipped)
     }
 
-    /// Fills `columns` (`column_rows × pixels`, row-major) from group `group` of the
-    /// image that starts at `image` in `input`, whose channel, row and column strides
-    /// are `strides`.
-    fn im2col<E: ConvElement>(&self, input: &[E], image: usize, strides: [usize; 3], group: usize, columns: &mut [E]) {
+    /// Fills `columns` (`column_rows × pixels`, rows `ld ≥ pixels` apart) from group
+    /// `group` of the image that starts at `image` in `input`, whose channel, row and
+    /// column strides are `strides`.
+    fn im2col<E: ConvElement>(
+        &self,
+        input: &[E],
+        image: usize,
+        strides: [usize; 3],
+        group: usize,
+        columns: &mut [E],
+        ld: usize,
+    ) {
         let s = &self.spec;
         let [channel_stride, row_stride, column_stride] = strides;
         let (out_w, pixels) = (s.out_width, self.pixels);
@@ -365,7 +378,7 @@ impl Geometry {
                 for j in 0..s.kernel_width {
                     let tap_x = j * s.dilation[1];
                     let (x0, x1) = valid_range(out_w, s.in_width, s.stride[1], tap_x, s.pad_left);
-                    let row = ((c * s.kernel_height + i) * s.kernel_width + j) * pixels;
+                    let row = ((c * s.kernel_height + i) * s.kernel_width + j) * ld;
                     let row = &mut columns[row..row + pixels];
                     row[..y0 * out_w].fill(<E as GemmElement>::ZERO);
                     row[y1 * out_w..].fill(<E as GemmElement>::ZERO);
@@ -654,48 +667,97 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
             return Ok(out);
         }
 
+        // Images per product: enough for about COLUMNS_PER_PRODUCT columns. A small map
+        // (ResNet-18's stride-2 convolutions at 64×64 have 8×8, 4×4 and 2×2 outputs)
+        // would otherwise make products a few columns wide, in which the GEMM's
+        // tiles (32 columns) and packing of the weight dominate.
+        let chunk = if in_place {
+            1
+        } else {
+            COLUMNS_PER_PRODUCT.div_ceil(p).clamp(1, images)
+        };
+        let ld = chunk * p;
         let run = |first_image: usize, out: &mut [E]| {
-            let mut work = |columns: &mut [E]| {
-                for (index, out) in out.chunks_exact_mut(per_image).enumerate() {
-                    let image = input_strides.offset + (first_image + index) * image_stride;
+            let mut work = |workspace: &mut [E]| {
+                let (columns, staging) = workspace.split_at_mut(if in_place { 0 } else { k * ld });
+                for (index, out) in out.chunks_mut(chunk * per_image).enumerate() {
+                    let first = first_image + index * chunk;
+                    let count = out.len() / per_image;
                     for group in 0..spec.groups {
-                        let filters = &weight[group * og * weight_rows..];
-                        let out_group = &mut out[group * og * p..(group + 1) * og * p];
-                        let columns = if in_place {
+                        let filters = MatrixRef::new(&weight[group * og * weight_rows..], weight_rows, weight_columns);
+                        if in_place {
+                            let image = input_strides.offset + first * image_stride;
                             let start = image + group * geometry.channels_per_group * channel_stride;
-                            MatrixRef::new(&input[start..], channel_stride, column_stride)
-                        } else {
-                            geometry.im2col(
-                                input,
-                                image,
-                                [channel_stride, row_stride, column_stride],
-                                group,
+                            let columns = MatrixRef::new(&input[start..], channel_stride, column_stride);
+                            let out_group = &mut out[group * og * p..(group + 1) * og * p];
+                            let target = MatrixMut::new(out_group, p, 1);
+                            gemm(
+                                og,
+                                k,
+                                p,
+                                <E as GemmElement>::ONE,
+                                filters,
                                 columns,
+                                <E as GemmElement>::ZERO,
+                                target,
                             );
-                            MatrixRef::new(&*columns, p, 1)
-                        };
+                            continue;
+                        }
+                        for n in 0..count {
+                            let image = input_strides.offset + (first + n) * image_stride;
+                            let strides = [channel_stride, row_stride, column_stride];
+                            geometry.im2col(input, image, strides, group, &mut columns[n * p..], ld);
+                        }
+                        let columns = MatrixRef::new(&*columns, ld, 1);
+                        if count == 1 {
+                            let out_group = &mut out[group * og * p..(group + 1) * og * p];
+                            let target = MatrixMut::new(out_group, p, 1);
+                            gemm(
+                                og,
+                                k,
+                                p,
+                                <E as GemmElement>::ONE,
+                                filters,
+                                columns,
+                                <E as GemmElement>::ZERO,
+                                target,
+                            );
+                            continue;
+                        }
+                        // One product over the images' columns side by side, then each
+                        // image's block of it to its place in the output.
+                        let target = MatrixMut::new(staging, ld, 1);
+                        let one = <E as GemmElement>::ONE;
                         gemm(
                             og,
                             k,
-                            p,
-                            <E as GemmElement>::ONE,
-                            MatrixRef::new(filters, weight_rows, weight_columns),
+                            count * p,
+                            one,
+                            filters,
                             columns,
                             <E as GemmElement>::ZERO,
-                            MatrixMut::new(out_group, p, 1),
+                            target,
                         );
+                        for (n, out) in out.chunks_exact_mut(per_image).enumerate() {
+                            let out_group = &mut out[group * og * p..(group + 1) * og * p];
+                            copy_rows(&staging[n * p..], ld, out_group, p, og, p);
+                        }
                     }
                     if let Some(bias) = &bias {
-                        for (channel, &b) in out.chunks_exact_mut(p).zip(bias) {
-                            channel.iter_mut().for_each(|x| *x += b);
+                        for out in out.chunks_exact_mut(per_image) {
+                            for (channel, &b) in out.chunks_exact_mut(p).zip(bias) {
+                                channel.iter_mut().for_each(|x| *x += b);
+                            }
                         }
                     }
                 }
             };
             if in_place {
                 work(&mut []);
+            } else if chunk == 1 {
+                E::with_workspace(k * ld, work);
             } else {
-                E::with_workspace(k * p, work);
+                E::with_workspace(k * ld + og * ld, work);
             }
         };
         if images >= spec.batch {
@@ -939,6 +1001,7 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
                                 [channel_stride, row_stride, column_stride],
                                 group,
                                 columns,
+                                p,
                             );
                             MatrixRef::new(&*columns, p, 1)
                         };
@@ -1081,6 +1144,8 @@ mod tests {
             ([2, 3, 9, 17], [3, 3, 2, 2], [1, 1], Padding::Valid, [1, 1], 1),
             // Depthwise with a channel multiplier.
             ([2, 4, 9, 9], [8, 1, 3, 3], [1, 1], Padding::Symmetric(1, 1), [1, 1], 4),
+            // Strided, 14×14 outputs: images three to a product, the last product two.
+            ([5, 4, 30, 30], [6, 2, 3, 3], [2, 2], Padding::Valid, [1, 1], 2),
             // Depthwise read in place, rows of two vectors and a ragged one (f64), and
             // output rows in blocks of 4 and 1; padded and dilated, blocks of 8, 8, 2, 1.
             ([3, 5, 7, 37], [5, 1, 3, 2], [1, 1], Padding::Valid, [1, 1], 5),
