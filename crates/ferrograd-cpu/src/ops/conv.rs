@@ -948,11 +948,18 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
                         let grad_out = &grad_output[image_index * per_output_image..];
                         for (group, sum) in sum.chunks_exact_mut(group_len).enumerate() {
                             // b[pixel][o] = gy[o][pixel], transposed so that the
-                            // kernel loads a vector of filters per pixel.
-                            for o in 0..og {
-                                let plane = &grad_out[(group * og + o) * p..(group * og + o + 1) * p];
-                                for (pixel, &value) in plane.iter().enumerate() {
-                                    b[pixel * ldb + o] = value;
+                            // kernel loads a vector of filters per pixel; 16 pixels
+                            // at a time, so that the rows of `b` written stay in L1
+                            // (a whole plane at a time wrote 256-byte strides across
+                            // 64 KiB: 2% of forward + backward in the resnet case).
+                            let planes = &grad_out[group * og * p..(group + 1) * og * p];
+                            for first in (0..p).step_by(16) {
+                                let pixels = 16.min(p - first);
+                                let rows = &mut b[first * ldb..(first + pixels) * ldb];
+                                for (o, plane) in planes.chunks_exact(p).enumerate() {
+                                    for (row, &value) in rows.chunks_exact_mut(ldb).zip(&plane[first..first + pixels]) {
+                                        row[o] = value;
+                                    }
                                 }
                             }
                             let data = &data[group * group_stride..];
@@ -970,13 +977,25 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
                     run(share * images..((share + 1) * images).min(spec.batch))
                 })
             };
-            // (Nested loops, not a division per element: that took 2–3% of the time.)
-            let mut offsets = grad_layout.offsets();
-            for filter in 0..spec.out_channels {
-                let first = (filter / og) * group_len + filter % og;
-                for (tap, offset) in (&mut offsets).take(k).enumerate() {
-                    let at = first + tap * ldb;
-                    grad_weight[offset] = sums.iter().fold(grad_weight[offset], |acc, sum| acc + sum[at]);
+            // (Nested loops, not a division per element, and the layout's offsets only
+            // where it is not row-major: each took 2% of the time.)
+            let add = |grad: &mut E, filter: usize, tap: usize| {
+                let at = (filter / og) * group_len + tap * ldb + filter % og;
+                *grad = sums.iter().fold(*grad, |acc, sum| acc + sum[at]);
+            };
+            if Strides4::of(grad_layout).is_row_major(spec.weight_dims()) {
+                let grad = &mut grad_weight[grad_layout.offset()..grad_layout.offset() + spec.out_channels * k];
+                for (filter, grad) in grad.chunks_exact_mut(k).enumerate() {
+                    for (tap, grad) in grad.iter_mut().enumerate() {
+                        add(grad, filter, tap);
+                    }
+                }
+            } else {
+                let mut offsets = grad_layout.offsets();
+                for filter in 0..spec.out_channels {
+                    for (tap, offset) in (&mut offsets).take(k).enumerate() {
+                        add(&mut grad_weight[offset], filter, tap);
+                    }
                 }
             }
             return Ok(());
