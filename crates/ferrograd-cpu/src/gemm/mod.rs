@@ -160,6 +160,10 @@ mod sealed {
         #[cfg(target_arch = "x86_64")]
         fn copy_rows(src: &[Self], src_stride: usize, dst: &mut [Self], dst_stride: usize, rows: usize, width: usize);
 
+        /// `depthwise::depthwise_filter_grad`, with the same contract.
+        #[cfg(target_arch = "x86_64")]
+        fn depthwise_filter_grad(shape: &DepthwiseShape, plane: &[Self], grad: &[Self], sums: &mut [Self]);
+
         /// `depthwise::depthwise`, with the same contract.
         #[cfg(target_arch = "x86_64")]
         fn depthwise(shape: &DepthwiseShape, plane: &[Self], taps: &[Self], bias: Self, out: &mut [Self]);
@@ -269,6 +273,11 @@ mod sealed {
                     width: usize,
                 ) {
                     super::depthwise::copy_rows(src, src_stride, dst, dst_stride, rows, width);
+                }
+
+                #[cfg(target_arch = "x86_64")]
+                fn depthwise_filter_grad(shape: &DepthwiseShape, plane: &[Self], grad: &[Self], sums: &mut [Self]) {
+                    super::depthwise::depthwise_filter_grad(shape, plane, grad, sums);
                 }
 
                 #[cfg(target_arch = "x86_64")]
@@ -710,6 +719,19 @@ pub(crate) fn copy_rows<E: GemmElement>(
         let from = &src[row * src_stride..row * src_stride + width];
         dst[row * dst_stride..row * dst_stride + width].copy_from_slice(from);
     }
+}
+
+/// The filter's gradient of one plane of [`depthwise`]: `sums[i·kw + j] += Σ_{y,x}
+/// grad[y·out_width + x] · plane[(y + i·dh)·row_len + x + j·dw]`.
+///
+/// # Panics
+/// As [`depthwise`], with `sums` for `taps` and `grad` for `out`.
+pub(crate) fn depthwise_filter_grad<E: GemmElement>(shape: &DepthwiseShape, plane: &[E], grad: &[E], sums: &mut [E]) {
+    assert!(shifted_available(), "depthwise: needs the AVX-512 backend");
+    #[cfg(target_arch = "x86_64")]
+    E::depthwise_filter_grad(shape, plane, grad, sums);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (shape, plane, grad, sums);
 }
 
 /// One plane of a stride-1 depthwise convolution: `out[y·out_width + x] = bias +

@@ -24,8 +24,8 @@
 
 use crate::device::{Cpu, CpuBuffer};
 use crate::gemm::{
-    Batch, DepthwiseShape, GemmElement, MatrixMut, MatrixRef, Run, copy_rows, correlate, depthwise, gemm,
-    gemm_shifted_batch, shifted_available,
+    Batch, DepthwiseShape, GemmElement, MatrixMut, MatrixRef, Run, copy_rows, correlate, depthwise,
+    depthwise_filter_grad, gemm, gemm_shifted_batch, shifted_available,
 };
 use crate::threads::{for_each_chunk_mut, map_shares};
 use ferrograd_device::ops::conv::{Conv2dKernel, Conv2dSpec, Padding};
@@ -913,6 +913,55 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
         let per_output_image = spec.out_channels * p;
         let weight_len = spec.out_channels * k;
 
+        // A depthwise convolution's filters, each over its own channel's plane (padded
+        // once into a buffer in L1), with the output's gradient: no im2col.
+        if let Some((shape, in_place)) = geometry.depthwise(&input_strides) {
+            let plane_len = if in_place {
+                0
+            } else {
+                (spec.pad_top + spec.in_height + spec.pad_bottom) * shape.row_len
+            };
+            let run = |images: std::ops::Range<usize>| -> Vec<E> {
+                let mut sum = vec![<E as GemmElement>::ZERO; weight_len];
+                E::with_workspace(plane_len, |padded| {
+                    for image_index in images {
+                        let image = input_strides.offset + image_index * image_stride;
+                        let grad_out =
+                            &grad_output[image_index * per_output_image..(image_index + 1) * per_output_image];
+                        for (channel, (grads, sums)) in grad_out
+                            .chunks_exact(og * p)
+                            .zip(sum.chunks_exact_mut(og * k))
+                            .enumerate()
+                        {
+                            let start = image + channel * channel_stride;
+                            let plane = if in_place {
+                                &input[start..]
+                            } else {
+                                geometry.pad_channel(input, start, [row_stride, column_stride], shape.row_len, padded);
+                                &*padded
+                            };
+                            for (grad, sums) in grads.chunks_exact(p).zip(sums.chunks_exact_mut(k)) {
+                                depthwise_filter_grad(&shape, plane, grad, sums);
+                            }
+                        }
+                    }
+                });
+                sum
+            };
+            let images = geometry.images_per_share();
+            let sums = if images >= spec.batch {
+                vec![run(0..spec.batch)]
+            } else {
+                map_shares(spec.batch.div_ceil(images), |share| {
+                    run(share * images..((share + 1) * images).min(spec.batch))
+                })
+            };
+            for (index, offset) in grad_layout.offsets().enumerate() {
+                grad_weight[offset] = sums.iter().fold(grad_weight[offset], |acc, sum| acc + sum[index]);
+            }
+            return Ok(());
+        }
+
         // Where the forward pass reads windows of the input, and there are filters
         // enough to fill whole vectors, the gradient reads the same windows: tap `t`
         // of filter `o` is `Σ_v window_t[v] · gy[o][v]` over the output pixels, each
@@ -1218,7 +1267,10 @@ mod tests {
             ([4, 6, 7, 5], [16, 3, 3, 3], [1, 1], Padding::Same, [1, 1], 2),
             ([2, 3, 8, 8], [8, 3, 3, 3], [1, 1], Padding::Symmetric(1, 1), [1, 2], 1),
             ([2, 4, 9, 9], [8, 2, 3, 3], [2, 1], Padding::Symmetric(1, 1), [1, 1], 2),
+            // Depthwise (its own kernel): padded; in place, dilated, with a channel
+            // multiplier and rows of a vector and a ragged one.
             ([2, 4, 9, 9], [4, 1, 3, 3], [1, 1], Padding::Same, [1, 1], 4),
+            ([3, 3, 11, 21], [6, 1, 3, 2], [1, 1], Padding::Valid, [2, 1], 3),
         ];
         for (input, weight, stride, padding, dilation, groups) in cases {
             let spec = Conv2dSpec::new(input, weight, stride, padding, dilation, groups).unwrap();
