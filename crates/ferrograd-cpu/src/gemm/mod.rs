@@ -42,11 +42,27 @@ pub(crate) fn set_blas_threads(threads: usize) {
 mod avx512;
 #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
 mod cblas;
+#[cfg(target_arch = "x86_64")]
+mod correlate;
+#[cfg(target_arch = "x86_64")]
+mod depthwise;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use depthwise::DepthwiseShape;
+/// The sizes of one plane of [`depthwise`] (see `depthwise.rs`).
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy, Debug)]
+pub struct DepthwiseShape {
+    pub row_len: usize,
+    pub out_height: usize,
+    pub out_width: usize,
+    pub kernel: [usize; 2],
+    pub dilation: [usize; 2],
+}
 mod matrixmultiply;
 #[cfg(target_arch = "x86_64")]
 mod shifted;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use shifted::Run;
+pub(crate) use shifted::{Batch, Run};
 /// A run of columns of [`gemm_shifted`] (see `shifted.rs`).
 #[cfg(not(target_arch = "x86_64"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +70,14 @@ pub struct Run {
     pub load: usize,
     pub store: usize,
     pub len: usize,
+}
+/// Images of [`gemm_shifted_batch`] (see `shifted.rs`).
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub images: usize,
+    pub data_step: usize,
+    pub c_step: usize,
 }
 mod skinny;
 #[cfg(test)]
@@ -87,7 +111,7 @@ impl GemmElement for f64 {
 /// The per-type entry points of each backend. Private to the crate: nothing outside can
 /// name this trait, so nothing outside can implement [`GemmElement`] or call these.
 mod sealed {
-    use super::{MatrixMut, MatrixRef, Run};
+    use super::{Batch, DepthwiseShape, MatrixMut, MatrixRef, Run};
 
     pub trait Kernels: Sized {
         /// `avx512::gemm`, with the same contract.
@@ -106,6 +130,7 @@ mod sealed {
 
         /// `shifted::gemm`, with the same contract.
         #[cfg(target_arch = "x86_64")]
+        #[allow(clippy::too_many_arguments)]
         fn shifted(
             m: usize,
             a: &MatrixRef<'_, Self>,
@@ -114,7 +139,34 @@ mod sealed {
             runs: &[Run],
             c: &mut [Self],
             ldc: usize,
+            batch: Batch,
         );
+
+        /// `correlate::correlate`, with the same contract.
+        #[cfg(target_arch = "x86_64")]
+        #[allow(clippy::too_many_arguments)]
+        fn correlate(
+            data: &[Self],
+            offsets: &[usize],
+            rows: usize,
+            width: usize,
+            row_len: usize,
+            b: &[Self],
+            ldb: usize,
+            c: &mut [Self],
+        );
+
+        /// `depthwise::copy_rows`, with the same contract.
+        #[cfg(target_arch = "x86_64")]
+        fn copy_rows(src: &[Self], src_stride: usize, dst: &mut [Self], dst_stride: usize, rows: usize, width: usize);
+
+        /// `depthwise::depthwise_filter_grad`, with the same contract.
+        #[cfg(target_arch = "x86_64")]
+        fn depthwise_filter_grad(shape: &DepthwiseShape, plane: &[Self], grad: &[Self], sums: &mut [Self]);
+
+        /// `depthwise::depthwise`, with the same contract.
+        #[cfg(target_arch = "x86_64")]
+        fn depthwise(shape: &DepthwiseShape, plane: &[Self], taps: &[Self], bias: Self, out: &mut [Self]);
 
         /// `matrixmultiply::{s,d}gemm`.
         ///
@@ -192,8 +244,45 @@ mod sealed {
                     runs: &[Run],
                     c: &mut [Self],
                     ldc: usize,
+                    batch: Batch,
                 ) {
-                    super::shifted::gemm(m, a, data, offsets, runs, c, ldc);
+                    super::shifted::gemm(m, a, data, offsets, runs, c, ldc, batch);
+                }
+
+                #[cfg(target_arch = "x86_64")]
+                fn correlate(
+                    data: &[Self],
+                    offsets: &[usize],
+                    rows: usize,
+                    width: usize,
+                    row_len: usize,
+                    b: &[Self],
+                    ldb: usize,
+                    c: &mut [Self],
+                ) {
+                    super::correlate::correlate(data, offsets, rows, width, row_len, b, ldb, c);
+                }
+
+                #[cfg(target_arch = "x86_64")]
+                fn copy_rows(
+                    src: &[Self],
+                    src_stride: usize,
+                    dst: &mut [Self],
+                    dst_stride: usize,
+                    rows: usize,
+                    width: usize,
+                ) {
+                    super::depthwise::copy_rows(src, src_stride, dst, dst_stride, rows, width);
+                }
+
+                #[cfg(target_arch = "x86_64")]
+                fn depthwise_filter_grad(shape: &DepthwiseShape, plane: &[Self], grad: &[Self], sums: &mut [Self]) {
+                    super::depthwise::depthwise_filter_grad(shape, plane, grad, sums);
+                }
+
+                #[cfg(target_arch = "x86_64")]
+                fn depthwise(shape: &DepthwiseShape, plane: &[Self], taps: &[Self], bias: Self, out: &mut [Self]) {
+                    super::depthwise::depthwise(shape, plane, taps, bias, out);
                 }
 
                 unsafe fn matrixmultiply(
@@ -536,6 +625,8 @@ pub(crate) fn shifted_available() -> bool {
 /// # Panics
 /// Unless [`shifted_available`]; if a slice is shorter than what the sizes address,
 /// or if the runs overlap in `c`, come out of order, or reach past `ldc`.
+// (The convolutions call `gemm_shifted_batch`; the tests, this one-image form.)
+#[cfg(test)]
 pub(crate) fn gemm_shifted<E: GemmElement>(
     m: usize,
     a: MatrixRef<'_, E>,
@@ -545,11 +636,118 @@ pub(crate) fn gemm_shifted<E: GemmElement>(
     c: &mut [E],
     ldc: usize,
 ) {
+    let one = Batch {
+        images: 1,
+        data_step: 0,
+        c_step: 0,
+    };
+    gemm_shifted_batch(m, a, data, offsets, runs, c, ldc, one);
+}
+
+/// [`gemm_shifted`] for `batch.images` operands, the `n`-th reading `data` from `n ·
+/// batch.data_step` and writing `c` from `n · batch.c_step`, with one `a`: packed once,
+/// and with tiles that run on from one image into the next.
+///
+/// # Panics
+/// As [`gemm_shifted`], and if the images' outputs overlap.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_shifted_batch<E: GemmElement>(
+    m: usize,
+    a: MatrixRef<'_, E>,
+    data: &[E],
+    offsets: &[usize],
+    runs: &[Run],
+    c: &mut [E],
+    ldc: usize,
+    batch: Batch,
+) {
     assert!(shifted_available(), "gemm_shifted: needs the AVX-512 backend");
     #[cfg(target_arch = "x86_64")]
-    E::shifted(m, &a, data, offsets, runs, c, ldc);
+    E::shifted(m, &a, data, offsets, runs, c, ldc, batch);
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (m, a, data, offsets, runs, c, ldc);
+    let _ = (m, a, data, offsets, runs, c, ldc, batch);
+}
+
+/// `c[t·ldb + o] += Σ_{y < rows, x < width} data[offsets[t] + y·row_len + x] ·
+/// b[(y·width + x)·ldb + o]` for `t < offsets.len()` and `o < ldb`: a product whose left operand's
+/// rows are windows of one buffer, summed along them, as a stride-1 convolution's
+/// weight gradient reads its input (see `correlate.rs`). Runs where
+/// [`gemm_shifted`] does.
+///
+/// # Panics
+/// Unless [`shifted_available`]; unless `ldb` is a multiple of 64 bytes' elements; if
+/// `b` or `c` is too short, a window reaches past the end of `data`, or `width >
+/// row_len`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn correlate<E: GemmElement>(
+    data: &[E],
+    offsets: &[usize],
+    rows: usize,
+    width: usize,
+    row_len: usize,
+    b: &[E],
+    ldb: usize,
+    c: &mut [E],
+) {
+    assert!(shifted_available(), "correlate: needs the AVX-512 backend");
+    #[cfg(target_arch = "x86_64")]
+    E::correlate(data, offsets, rows, width, row_len, b, ldb, c);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, offsets, rows, width, row_len, b, ldb, c);
+}
+
+/// Copies `rows` rows of `width` elements, `src_stride` apart in `src`, to rows
+/// `dst_stride` apart in `dst`, with vector loads and stores where the CPU has
+/// AVX-512F (short rows through `copy_from_slice` are a call to `memmove` each).
+///
+/// # Panics
+/// If a row reaches past the end of `src` or `dst`.
+pub(crate) fn copy_rows<E: GemmElement>(
+    src: &[E],
+    src_stride: usize,
+    dst: &mut [E],
+    dst_stride: usize,
+    rows: usize,
+    width: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        E::copy_rows(src, src_stride, dst, dst_stride, rows, width);
+        return;
+    }
+    for row in 0..rows {
+        let from = &src[row * src_stride..row * src_stride + width];
+        dst[row * dst_stride..row * dst_stride + width].copy_from_slice(from);
+    }
+}
+
+/// The filter's gradient of one plane of [`depthwise`]: `sums[i·kw + j] += Σ_{y,x}
+/// grad[y·out_width + x] · plane[(y + i·dh)·row_len + x + j·dw]`.
+///
+/// # Panics
+/// As [`depthwise`], with `sums` for `taps` and `grad` for `out`.
+pub(crate) fn depthwise_filter_grad<E: GemmElement>(shape: &DepthwiseShape, plane: &[E], grad: &[E], sums: &mut [E]) {
+    assert!(shifted_available(), "depthwise: needs the AVX-512 backend");
+    #[cfg(target_arch = "x86_64")]
+    E::depthwise_filter_grad(shape, plane, grad, sums);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (shape, plane, grad, sums);
+}
+
+/// One plane of a stride-1 depthwise convolution: `out[y·out_width + x] = bias +
+/// Σ_{i,j} taps[i·kw + j] · plane[(y + i·dh)·row_len + x + j·dw]`, overwriting `out`'s
+/// first `out_height · out_width` elements (see `depthwise.rs`). Runs where
+/// [`gemm_shifted`] does.
+///
+/// # Panics
+/// Unless [`shifted_available`]; if `taps` is not `kh · kw` long, a row is shorter
+/// than the windows read from it, or `plane` or `out` is too short.
+pub(crate) fn depthwise<E: GemmElement>(shape: &DepthwiseShape, plane: &[E], taps: &[E], bias: E, out: &mut [E]) {
+    assert!(shifted_available(), "depthwise: needs the AVX-512 backend");
+    #[cfg(target_arch = "x86_64")]
+    E::depthwise(shape, plane, taps, bias, out);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (shape, plane, taps, bias, out);
 }
 
 /// Panics unless a slice of `len` elements holds every element of a `rows×cols` matrix
