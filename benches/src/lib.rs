@@ -4,11 +4,23 @@
 //! and the side-by-side comparison ([`Comparison`]): rounds of ferrograd and PyTorch
 //! interleaved over thread counts, printed as one table per [`Workload`].
 //!
-//! `cargo xtask bench` runs every program and gathers their figures into one table.
-//! It talks to them through two environment variables, so that each program stays
-//! runnable alone: [`ROUNDS_VAR`] overrides the programs' rounds, and [`ROWS_VAR`]
-//! names a file to which [`Comparison::run`] (and [`record`], for figures that are not
-//! timings of a [`Comparison`]) appends one [`Row`] per workload and thread count.
+//! # All at once: `cargo xtask bench`
+//!
+//! ```sh
+//! cargo xtask bench [--rounds N] [--only PROGRAM]
+//! ```
+//!
+//! runs the programs that compare with PyTorch (`cpu_gaps`, `nn_mlp`, `tape`, `conv`,
+//! `cnn`, `transformer`, `log_softmax`, `mnist_epoch`, `sparse`; those not in the
+//! checkout are skipped) and gathers their medians into one table, printed and written
+//! to `target/bench/bench.md`, with a bar chart of the ratios in
+//! `target/bench/ratios.png`. It talks to the programs through two environment
+//! variables, so that each stays runnable alone: [`ROUNDS_VAR`] overrides the
+//! programs' rounds, and [`ROWS_VAR`] names a file to which [`Comparison::run`] (and
+//! [`record`], for figures that are not timings of a [`Comparison`]) appends one
+//! [`Row`] per workload and thread count. A new program joins the table by using
+//! [`Comparison`] (or [`record`]) and being named in `PROGRAMS` in
+//! `xtask/src/bench.rs`; its PyTorch twin goes in `torch/`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -403,7 +415,11 @@ fn summary_rows(workload: &Workload, rows: &[Vec<f64>], with_torch: bool) -> Vec
             let ours = column(i);
             let (pytorch, ratio, spread) = if with_torch {
                 let ratios = column(2 * n + i);
-                (Some(median(column(n + i))), Some(median(ratios.clone())), self::spread(&ratios))
+                (
+                    Some(median(column(n + i))),
+                    Some(median(ratios.clone())),
+                    self::spread(&ratios),
+                )
             } else {
                 (None, None, spread(&ours))
             };

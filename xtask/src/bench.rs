@@ -175,12 +175,15 @@ pub fn run(args: &[String]) -> Result<(), Error> {
         .partition(|p| root.join(format!("benches/src/bin/{p}.rs")).exists());
 
     // One build for all: cargo then shares the compilation of the library and deps.
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut build = vec!["build", "--release", "--package", "ferrograd-benches"];
-    for p in &present {
-        build.extend(["--bin", p]);
+    // (With no program present, `--bin`-less, it would build every program instead.)
+    if !present.is_empty() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut build = vec!["build", "--release", "--package", "ferrograd-benches"];
+        for p in &present {
+            build.extend(["--bin", p]);
+        }
+        crate::run_cmd(&cargo, &build)?;
     }
-    crate::run_cmd(&cargo, &build)?;
 
     let torch = torch_python(&target);
     let mut notes = Vec::new();
@@ -191,7 +194,9 @@ pub fn run(args: &[String]) -> Result<(), Error> {
         ));
     }
     for p in &missing {
-        notes.push(format!("`{p}` skipped: benches/src/bin/{p}.rs is not in this checkout."));
+        notes.push(format!(
+            "`{p}` skipped: benches/src/bin/{p}.rs is not in this checkout."
+        ));
     }
 
     let mut rows = Vec::new();
@@ -240,8 +245,8 @@ pub fn run(args: &[String]) -> Result<(), Error> {
 
 /// PyTorch's interpreter as the programs find it, with torch's version; or why not.
 fn torch_python(target: &Path) -> Result<String, String> {
-    let python = std::env::var_os("FERROGRAD_TORCH_PYTHON")
-        .map_or_else(|| target.join("parity-venv/bin/python"), PathBuf::from);
+    let python =
+        std::env::var_os("FERROGRAD_TORCH_PYTHON").map_or_else(|| target.join("parity-venv/bin/python"), PathBuf::from);
     let output = Command::new(&python)
         .args(["-c", "import torch; print(torch.__version__)"])
         .stderr(Stdio::null())
@@ -358,10 +363,18 @@ fn draw_ratios(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Erro
     for (i, row) in bars.iter().enumerate() {
         let x = 20 + 24 * i as i32;
         let ratio = row.ratio.unwrap_or(1.0);
+        // At least 2 pixels, so that a ratio near 1 still shows which side it is on.
         let (a, b) = (y(1.0), y(ratio));
-        root.draw(&Rectangle::new([(x, a.min(b)), (x + 18, a.max(b))], colour(row.threads).filled()))?;
+        let (upper, lower) = if b < a { (b.min(a - 2), a) } else { (a, b.max(a + 2)) };
+        root.draw(&Rectangle::new(
+            [(x, upper), (x + 18, lower)],
+            colour(row.threads).filled(),
+        ))?;
         if let Some(g) = goal(&row.name, &row.unit) {
-            root.draw(&PathElement::new([(x - 2, y(g)), (x + 20, y(g))], BLACK.stroke_width(2)))?;
+            root.draw(&PathElement::new(
+                [(x - 2, y(g)), (x + 20, y(g))],
+                BLACK.stroke_width(2),
+            ))?;
         }
     }
     root.present()?;
@@ -377,7 +390,10 @@ mod tests {
         let line = "train_b1\tMLP step, batch 1\tus\t2\t12.5\t50\t0.25\t0.1\t0.2";
         let row = Row::parse("nn_mlp", line).unwrap();
         assert_eq!(row.name, "nn_mlp/train_b1");
-        assert_eq!((row.threads, row.ferrograd, row.pytorch, row.ratio), (2, 12.5, Some(50.0), Some(0.25)));
+        assert_eq!(
+            (row.threads, row.ferrograd, row.pytorch, row.ratio),
+            (2, 12.5, Some(50.0), Some(0.25))
+        );
         let alone = Row::parse("tape", "chain_traced\tchain\tus\t1\t3\t-\t-\t0.05\t0.1").unwrap();
         assert_eq!((alone.pytorch, alone.ratio), (None, None));
         assert!(Row::parse("tape", "too\tfew").is_err());

@@ -41,13 +41,19 @@ const WORKLOADS: [Workload; 2] = [
 /// the same, exactly (every value is a multiple of 0.01 below 10, rounded once).
 fn input(dev: &Cpu) -> Big {
     let n = 64 * 128 * 1024;
-    let values = (0..n).map(|i: usize| ((i * 7919) % 1000) as f32 / 100.0 - 5.0).collect();
+    let values = (0..n)
+        .map(|i: usize| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
+        .collect();
     dev.tensor_from_vec(values, Default::default())
 }
 
 /// The sum of `log_softmax(x)`, and its gradients (with respect to `x`).
 fn forward_backward(x: &Big) -> Gradients<f32, Cpu> {
-    x.clone().traced(x.alloc_grads()).log_softmax::<Axis<2>>().sum::<Rank0, _>().backward()
+    x.clone()
+        .traced(x.alloc_grads())
+        .log_softmax::<Axis<2>>()
+        .sum::<Rank0, _>()
+        .backward()
 }
 
 fn main() {
@@ -55,7 +61,13 @@ fn main() {
     let x = input(&dev);
     let mut torch = Torch::start_or_explain("log_softmax.py", &[]);
     if let Some(torch) = torch.as_mut() {
-        let sum = x.clone().log_softmax::<Axis<2>>().as_vec().iter().map(|&v| f64::from(v)).sum();
+        let sum = x
+            .clone()
+            .log_softmax::<Axis<2>>()
+            .as_vec()
+            .iter()
+            .map(|&v| f64::from(v))
+            .sum();
         let grad = forward_backward(&x).get(&x).as_vec();
         let norm = grad.iter().map(|&g| f64::from(g).powi(2)).sum::<f64>().sqrt();
         torch.check(&[("sum", sum), ("gnorm", norm)], 1e-4);

@@ -253,7 +253,9 @@ fn main() {
     if let Some(theirs) = &theirs {
         println!(
             "PyTorch's VmRSS after {counts} steps: {} MB",
-            MEMORY_STEPS.map(|s| format!("{:.1}", theirs.value(&format!("rss_{s}")))).join(", ")
+            MEMORY_STEPS
+                .map(|s| format!("{:.1}", theirs.value(&format!("rss_{s}"))))
+                .join(", ")
         );
     }
     // After the first and the last count: the start of the loop and where it got to.

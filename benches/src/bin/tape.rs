@@ -248,7 +248,10 @@ fn main() {
         let with_torch = !ratios[i].is_empty();
         Row {
             name: WORKLOADS[i].0.to_owned(),
-            label: format!("tiny chain (16 ops, Rank1<4>): {}", WORKLOADS[i].1.trim_start_matches("chain, ")),
+            label: format!(
+                "tiny chain (16 ops, Rank1<4>): {}",
+                WORKLOADS[i].1.trim_start_matches("chain, ")
+            ),
             unit: "us",
             threads: 1,
             ferrograd: median(all_ours[i].clone()),
