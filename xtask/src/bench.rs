@@ -186,6 +186,7 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     }
 
     let torch = torch_python(&target);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut notes = Vec::new();
     if let Err(why) = &torch {
         notes.push(format!(
@@ -212,12 +213,16 @@ pub fn run(args: &[String]) -> Result<(), Error> {
         }
     }
 
-    let header = format!(
-        "ferrograd / PyTorch{}, medians of {} rounds interleaved between the two libraries, {} cores",
-        torch.as_ref().map_or(String::new(), |v| format!(" ({v})")),
-        options.rounds,
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
+    let rounds = match options.rounds {
+        1 => "1 round".to_owned(),
+        n => format!("{n} rounds"),
+    };
+    let header = match &torch {
+        Ok(version) => format!(
+            "ferrograd / PyTorch ({version}): medians of {rounds}, the two libraries interleaved, {cores} cores"
+        ),
+        Err(_) => format!("ferrograd alone: medians of {rounds}, {cores} cores"),
+    };
     let table = markdown(&rows, torch.is_ok());
     let mut text = format!("{header}\n\n{table}");
     for note in &notes {
