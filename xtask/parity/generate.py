@@ -63,7 +63,7 @@ WRITERS = ["models", "models_attention", "models_resnet"]
 
 # Families that are not op cases write their fixtures themselves: `cases_<family>.py`
 # defines `generate(out_dir, write_npz, seed_of) -> count`; they go to `<family>/`.
-GENERATORS = ["optim"]
+GENERATORS = ["optim", "sparse"]
 
 DTYPES = {"f32": (np.float32, torch.float32), "f64": (np.float64, torch.float64)}
 NP_DTYPE_NAMES = {

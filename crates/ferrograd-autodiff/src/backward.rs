@@ -1,5 +1,6 @@
 use crate::OrPanic;
 use crate::gradients::Gradients;
+use crate::sparse::SparseGrad;
 use crate::tape::{OwnedTape, Recording, ResolvedInput, Tape, Target};
 use crate::tensor::Tensor;
 use ferrograd_device::{Dtype, Error, Input, Storage, Unit};
@@ -103,6 +104,7 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
                 grads.put(op.output, grad_output);
             }
         }
+        grads.settle(&self.device)?;
         Ok(std::mem::take(grads))
     }
 }
@@ -238,6 +240,46 @@ impl<'a, E: Dtype, D: Storage<E>> BackwardContext<'a, E, D> {
                 }
                 Ok(entry.as_mut())
             }
+        }
+    }
+
+    /// Adds a row-sparse contribution to input `input`'s gradient: what an op that
+    /// touches a few rows of a table (an embedding) writes instead of a dense buffer.
+    ///
+    /// Where it lands: a parameter whose gradient is sparse ([`Gradients::try_alloc_sparse_for`],
+    /// or a leaky set, or nothing yet) gets the rows merged into its sparse gradient;
+    /// a parameter or an intermediate result whose gradient is dense gets the rows
+    /// added into it. Nothing happens when nobody wants the gradient (check
+    /// [`BackwardContext::wants`] first to skip building `grad`).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `grad`'s table does not have the input's
+    /// [`BackwardContext::input_len`] elements, or does not match the sparse gradient
+    /// already held.
+    pub fn add_sparse_grad(&mut self, input: usize, grad: SparseGrad<E, D>) -> Result<(), Error> {
+        let len = self.inputs[input].len;
+        if grad.num_rows().checked_mul(grad.row_len()) != Some(len) {
+            return Err(Error::ShapeMismatch {
+                op: "add_sparse_grad",
+                message: format!(
+                    "a sparse gradient of a {} × {} table cannot be the gradient of input {input}, whose buffer has {len} elements",
+                    grad.num_rows(),
+                    grad.row_len()
+                ),
+            });
+        }
+        match self.inputs[input].target {
+            Target::Node(index) => {
+                let slot = &mut self.nodes[index as usize];
+                if slot.is_none() {
+                    *slot = Some(self.device.try_alloc_zeros(len)?);
+                }
+                match slot {
+                    Some(dense) => grad.try_add_to_dense(dense, self.device),
+                    None => Ok(()),
+                }
+            }
+            Target::Leaf(id) => self.grads.add_sparse_leaf(id, grad, self.device),
         }
     }
 }

@@ -60,7 +60,8 @@
 //! [`storage`](Tensor::storage), [`layout`](Tensor::layout) and
 //! [`device`](Tensor::device); [`Tensor::try_from_storage`]; [`Tensor::op_input`] and
 //! [`Tensor::record_op`] with a [`BackwardContext`] to define a differentiable op;
-//! [`Gradients::try_grad`] to lend a gradient; [`Tensor::storage_mut`] to update a
+//! [`Gradients::try_grad`] to lend a gradient (and [`Gradients::sparse_grad`] for a
+//! row-sparse one, [`SparseGrad`], which [`BackwardContext::add_sparse_grad`] writes); [`Tensor::storage_mut`] to update a
 //! parameter in place, keeping its id; and [`VisitParameters`] to visit a model's
 //! parameters by name. How the tape works: `docs/tape.md` in the repository.
 
@@ -71,6 +72,7 @@ mod create;
 mod gradients;
 pub(crate) mod ops;
 mod parameters;
+mod sparse;
 mod step;
 mod tape;
 mod tensor;
@@ -85,6 +87,7 @@ pub use ops::conv1d::{Conv1dBias, Conv1dOptions, Padding1d};
 pub use ops::pool::{Pool1dOptions, Pool2dOptions};
 pub use ops::upsample::{Interpolation, UpsampleSize};
 pub use parameters::{ParameterVisitor, ParameterVisitorMut, Prefixed, VisitParameters};
+pub use sparse::SparseGrad;
 pub use tape::{MergeTapes, MergedTape, NoneTape, OpInput, OwnedTape, Tape};
 pub use tensor::{Tensor, UniqueId};
 

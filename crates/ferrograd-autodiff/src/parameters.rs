@@ -15,6 +15,14 @@ pub trait ParameterVisitor<E: Dtype, D: Storage<E>> {
     /// Called once per parameter, with its full name.
     fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error>;
 
+    /// Called instead of [`ParameterVisitor::visit`] for a parameter whose gradient is
+    /// row-sparse (an `Embedding` built with `sparse(true)`): gradient allocation
+    /// gives it a [`SparseGrad`](crate::SparseGrad) instead of a dense buffer. Every
+    /// other visitor treats it as any parameter (the default).
+    fn visit_sparse<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
+        self.visit(name, parameter)
+    }
+
     /// Called once per buffer: state saved with the model that is not trained, such as
     /// batch norm's `running_mean` (PyTorch's `register_buffer`). Optimizers and
     /// gradient allocation ignore buffers (the default); checkpoints save them.
@@ -138,12 +146,17 @@ pub trait VisitParameters<E: Dtype, D: Storage<E>> {
 
     /// Gradients holding a zero gradient for every parameter, to pass to
     /// [`Tensor::traced`]: after `backward`, each parameter's gradient is there (and
-    /// adds up over several backward passes until [`Gradients::zero_grads`]).
+    /// adds up over several backward passes until [`Gradients::zero_grads`]). Sparse
+    /// parameters ([`ParameterVisitor::visit_sparse`]) get an empty row-sparse gradient
+    /// ([`Gradients::try_alloc_sparse_for`]).
     fn try_alloc_grads(&self) -> Result<Gradients<E, D>, Error> {
         struct Alloc<E: Dtype, D: Storage<E>>(Gradients<E, D>);
         impl<E: Dtype, D: Storage<E>> ParameterVisitor<E, D> for Alloc<E, D> {
             fn visit<S: Shape>(&mut self, _: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
                 self.0.try_alloc_for(parameter)
+            }
+            fn visit_sparse<S: Shape>(&mut self, _: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
+                self.0.try_alloc_sparse_for(parameter)
             }
         }
         let mut alloc = Alloc(Gradients::default());
@@ -173,6 +186,12 @@ pub trait VisitParameters<E: Dtype, D: Storage<E>> {
             fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
                 match (self.1)(name) {
                     true => self.0.try_alloc_for(parameter),
+                    false => Ok(()),
+                }
+            }
+            fn visit_sparse<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
+                match (self.1)(name) {
+                    true => self.0.try_alloc_sparse_for(parameter),
                     false => Ok(()),
                 }
             }
@@ -215,6 +234,11 @@ impl<E: Dtype, D: Storage<E>, V: ParameterVisitor<E, D>> ParameterVisitor<E, D> 
     fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
         self.full_name(name);
         self.inner.visit(&self.name, parameter)
+    }
+
+    fn visit_sparse<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
+        self.full_name(name);
+        self.inner.visit_sparse(&self.name, parameter)
     }
 
     fn visit_buffer<S: Shape>(&mut self, name: &str, buffer: &Tensor<S, E, D>) -> Result<(), Error> {

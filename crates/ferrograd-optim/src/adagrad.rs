@@ -1,7 +1,8 @@
 //! Adagrad.
 
 use crate::optimizer::{Core, UpdateRule, ensure_filled, non_negative, optimizer_api};
-use ferrograd_device::ops::optimizer::{AdagradUpdate, OptimizerKernel};
+use ferrograd_autodiff::SparseGrad;
+use ferrograd_device::ops::optimizer::{AdagradUpdate, OptimizerKernel, SparseRows};
 use ferrograd_device::{Dtype, Error, Storage};
 
 /// The hyperparameters of [`Adagrad`]; `Default` is PyTorch's `torch.optim.Adagrad`'s.
@@ -43,6 +44,12 @@ impl Default for AdagradConfig {
 /// ```
 ///
 /// Its state per parameter: `step` and `sum` (s).
+///
+/// A row-sparse gradient (an `Embedding` built with `sparse(true)`) updates only the
+/// touched rows of `p` and `s`, which is exactly the dense update (a zero gradient
+/// moves neither); the step count still advances for the whole parameter. A weight
+/// decay with a sparse gradient is an [`Error::InvalidArgument`] naming the
+/// parameter, as PyTorch raises.
 ///
 /// ```
 /// use ferrograd_autodiff::prelude::*;
@@ -107,6 +114,46 @@ impl UpdateRule for AdagradConfig {
         ensure_filled(device, sum, len, E::from_f64(self.initial_accumulator_value))?;
         match sum {
             Some(sum) => device.adagrad_update(&update, param, grad, sum),
+            None => Ok(()),
+        }
+    }
+
+    fn sparse_support(&self) -> Result<(), String> {
+        match self.weight_decay {
+            0.0 => Ok(()),
+            decay => Err(format!(
+                "weight_decay option is not compatible with sparse gradients (got {decay}), as in PyTorch"
+            )),
+        }
+    }
+
+    fn update_sparse<E: Dtype, D: OptimizerKernel<E>>(
+        &self,
+        device: &D,
+        step: u64,
+        param: &mut D::Vec,
+        grad: &SparseGrad<E, D>,
+        buffers: &mut [Option<D::Vec>],
+    ) -> Result<(), Error> {
+        let decayed_lr = self.lr / (1.0 + (step as f64 - 1.0) * self.lr_decay);
+        let update = AdagradUpdate {
+            lr: E::from_f64(decayed_lr),
+            eps: E::from_f64(self.eps),
+            weight_decay: E::ZERO,
+            maximize: self.maximize,
+        };
+        let len = D::len(param);
+        let Some(sum) = buffers.first_mut() else {
+            return Ok(());
+        };
+        ensure_filled(device, sum, len, E::from_f64(self.initial_accumulator_value))?;
+        let rows = SparseRows {
+            indices: grad.indices(),
+            values: grad.values(),
+            row_len: grad.row_len(),
+        };
+        match sum {
+            Some(sum) => device.sparse_adagrad_update(&update, param, sum, &rows),
             None => Ok(()),
         }
     }

@@ -237,6 +237,10 @@ impl UpdateRule for AdamConfig {
         validate(Self::NAME, self.lr, self.betas, self.eps, self.weight_decay)
     }
 
+    fn sparse_support(&self) -> Result<(), String> {
+        Err("Adam does not support sparse gradients, please consider SparseAdam instead".into())
+    }
+
     fn update<E: Dtype, D: OptimizerKernel<E>>(
         &self,
         device: &D,
@@ -264,6 +268,10 @@ impl UpdateRule for AdamWConfig {
 
     fn validate(&self) -> Result<(), Error> {
         validate(Self::NAME, self.lr, self.betas, self.eps, self.weight_decay)
+    }
+
+    fn sparse_support(&self) -> Result<(), String> {
+        Err("AdamW does not support sparse gradients, please consider SparseAdam instead".into())
     }
 
     fn update<E: Dtype, D: OptimizerKernel<E>>(

@@ -14,7 +14,9 @@ use ferrograd_shapes::Shape;
 /// `√(Σ‖g‖²)`, as if every gradient were one vector). When it exceeds `max_norm`,
 /// every gradient is multiplied by `max_norm / (norm + 1e-6)`, PyTorch's factor;
 /// otherwise nothing changes. Parameters without a gradient are left out, as PyTorch
-/// leaves out those whose `.grad` is `None`.
+/// leaves out those whose `.grad` is `None`. A row-sparse gradient counts its rows
+/// (each held once, so its norm is its dense norm) and is scaled in place, staying
+/// sparse.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when `max_norm` is negative or NaN, or a parameter is a
@@ -58,8 +60,12 @@ where
     }
     impl<E: Dtype, D: GradientClipKernel<E>> ParameterVisitor<E, D> for Norms<'_, E, D> {
         fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
-            let Ok(grad) = self.grads.try_grad(parameter) else {
-                return Ok(());
+            let grad = match self.grads.sparse_grad(parameter) {
+                Some(sparse) => sparse.values(),
+                None => match self.grads.try_grad(parameter) {
+                    Ok(grad) => grad,
+                    Err(_) => return Ok(()),
+                },
             };
             check_parameter("clip_grad_norm", name, parameter)?;
             let norm = parameter.device().norm(grad, self.norm_type)?;
@@ -93,7 +99,8 @@ where
 }
 
 /// Clamps every gradient of `model`'s parameters into `[-clip_value, clip_value]`
-/// (PyTorch's `clip_grad_value_`). Parameters without a gradient are left out.
+/// (PyTorch's `clip_grad_value_`). Parameters without a gradient are left out; a
+/// row-sparse gradient has its rows clamped (its zeros need no clamping).
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when `clip_value` is negative or NaN.
@@ -138,6 +145,9 @@ impl<E: Dtype, D: Storage<E>, F: FnMut(&D, &mut D::Vec) -> Result<(), Error>> Pa
     for Each<'_, E, D, F>
 {
     fn visit<S: Shape>(&mut self, _name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
+        if let Some(sparse) = self.grads.sparse_grad_mut(parameter) {
+            return (self.op)(parameter.device(), sparse.values_mut());
+        }
         match self.grads.try_grad_mut(parameter) {
             Ok(grad) => (self.op)(parameter.device(), grad),
             Err(_) => Ok(()),

@@ -2,7 +2,7 @@
 //! parameter groups, per-parameter state keyed by name, and the step that visits a
 //! model's parameters.
 
-use ferrograd_autodiff::{Gradients, ParameterVisitor, ParameterVisitorMut, Tensor, VisitParameters};
+use ferrograd_autodiff::{Gradients, ParameterVisitor, ParameterVisitorMut, SparseGrad, Tensor, VisitParameters};
 use ferrograd_device::ops::optimizer::OptimizerKernel;
 use ferrograd_device::{Dtype, Error, Storage};
 use ferrograd_shapes::Shape;
@@ -58,7 +58,10 @@ pub trait Optimizer<E: Dtype, D: Storage<E>>: LearningRates {
     /// - [`Error::MissingGradient`] naming the first parameter without a gradient,
     ///   unless [`Optimizer::set_skip_missing_gradients`] is on (then it is left alone,
     ///   as PyTorch leaves a parameter whose `.grad` is `None`);
-    /// - [`Error::InvalidArgument`] for a parameter that is a non-contiguous view;
+    /// - [`Error::InvalidArgument`] for a parameter that is a non-contiguous view, or
+    ///   whose gradient is row-sparse when this optimizer (or its configuration) cannot
+    ///   take one, as PyTorch raises: `Sgd` and `Adagrad` take sparse gradients without
+    ///   weight decay, `SparseAdam` takes only sparse ones, the others only dense ones;
     /// - [`Error::ShapeMismatch`] when loaded state does not fit its parameter.
     ///
     /// All of these are found before anything is written: on error the model and the
@@ -189,6 +192,38 @@ pub(crate) trait UpdateRule: Clone + fmt::Debug {
         grad: &D::Vec,
         buffers: &mut [Option<D::Vec>],
     ) -> Result<(), Error>;
+
+    /// Whether a dense gradient is accepted: `Err` with the reason (PyTorch's words)
+    /// when not. Checked before any update.
+    fn dense_support(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Whether a row-sparse gradient is accepted with this configuration: `Err` with
+    /// the reason (PyTorch's words) when not. Checked before any update; only rules
+    /// that accept one override [`UpdateRule::update_sparse`].
+    fn sparse_support(&self) -> Result<(), String> {
+        Err(format!("{} does not support sparse gradients", Self::NAME))
+    }
+
+    /// [`UpdateRule::update`] for a row-sparse gradient, which
+    /// [`UpdateRule::sparse_support`] accepted.
+    fn update_sparse<E: Dtype, D: OptimizerKernel<E>>(
+        &self,
+        device: &D,
+        step: u64,
+        param: &mut D::Vec,
+        grad: &SparseGrad<E, D>,
+        buffers: &mut [Option<D::Vec>],
+    ) -> Result<(), Error> {
+        let _ = (device, step, param, grad, buffers);
+        Err(invalid(
+            Self::NAME,
+            self.sparse_support()
+                .err()
+                .unwrap_or_else(|| format!("{} has no sparse update", Self::NAME)),
+        ))
+    }
 }
 
 /// An error for a hyperparameter outside its range.
@@ -459,8 +494,36 @@ struct Check<'a, C, E: Dtype, D: Storage<E>> {
     grads: &'a Gradients<E, D>,
 }
 
+impl<C: UpdateRule, E: Dtype, D: Storage<E>> Check<'_, C, E, D> {
+    /// The checks of a row-sparse gradient: accepted by the rule, of the parameter's
+    /// table.
+    fn sparse<S: Shape>(&self, name: &str, parameter: &Tensor<S, E, D>, grad: &SparseGrad<E, D>) -> Result<(), Error> {
+        check_parameter(C::NAME, name, parameter)?;
+        self.core
+            .config_for(name)
+            .sparse_support()
+            .map_err(|why| invalid(C::NAME, format!("parameter `{name}` has a sparse gradient: {why}")))?;
+        let dims = parameter.layout().dims();
+        if dims.first() != Some(&grad.num_rows()) || grad.num_rows() * grad.row_len() != parameter.num_elements() {
+            return Err(Error::ShapeMismatch {
+                op: C::NAME,
+                message: format!(
+                    "the sparse gradient of `{name}` is of a {} × {} table, the parameter has dims {dims:?}",
+                    grad.num_rows(),
+                    grad.row_len()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl<C: UpdateRule, E: Dtype, D: Storage<E>> ParameterVisitor<E, D> for Check<'_, C, E, D> {
     fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
+        if let Some(grad) = self.grads.sparse_grad(parameter) {
+            self.sparse(name, parameter, grad)?;
+            return self.state_fits(name, parameter);
+        }
         let Ok(grad) = self.grads.try_grad(parameter) else {
             if self.core.skip_missing {
                 return Ok(());
@@ -470,6 +533,10 @@ impl<C: UpdateRule, E: Dtype, D: Storage<E>> ParameterVisitor<E, D> for Check<'_
             });
         };
         check_parameter(C::NAME, name, parameter)?;
+        self.core
+            .config_for(name)
+            .dense_support()
+            .map_err(|why| invalid(C::NAME, format!("parameter `{name}` has a dense gradient: {why}")))?;
         if D::len(grad) != parameter.num_elements() {
             return Err(Error::ShapeMismatch {
                 op: C::NAME,
@@ -480,6 +547,13 @@ impl<C: UpdateRule, E: Dtype, D: Storage<E>> ParameterVisitor<E, D> for Check<'_
                 ),
             });
         }
+        self.state_fits(name, parameter)
+    }
+}
+
+impl<C: UpdateRule, E: Dtype, D: Storage<E>> Check<'_, C, E, D> {
+    /// Loaded state must have its parameter's dims.
+    fn state_fits<S: Shape>(&self, name: &str, parameter: &Tensor<S, E, D>) -> Result<(), Error> {
         if let Some(state) = self.core.state.get(name) {
             let dims = parameter.layout().dims();
             let has_buffers = state.buffers.iter().any(Option::is_some);
@@ -505,10 +579,12 @@ struct Update<'a, C, E: Dtype, D: Storage<E>> {
 
 impl<C: UpdateRule, E: Dtype, D: OptimizerKernel<E>> ParameterVisitorMut<E, D> for Update<'_, C, E, D> {
     fn visit_mut<S: Shape>(&mut self, name: &str, parameter: &mut Tensor<S, E, D>) -> Result<(), Error> {
+        let sparse = self.grads.sparse_grad(parameter);
         // The check pass found every missing gradient; one here is skipped.
-        let Ok(grad) = self.grads.try_grad(parameter) else {
+        let dense = self.grads.try_grad(parameter).ok();
+        if sparse.is_none() && dense.is_none() {
             return Ok(());
-        };
+        }
         let config = self.core.config_for(name).clone();
         let device = parameter.device().clone();
         if !self.core.state.contains_key(name) {
@@ -523,7 +599,13 @@ impl<C: UpdateRule, E: Dtype, D: OptimizerKernel<E>> ParameterVisitorMut<E, D> f
             state.dims.extend_from_slice(parameter.layout().dims());
         }
         state.step += 1;
-        config.update(&device, state.step, parameter.storage_mut(), grad, &mut state.buffers)
+        match (sparse, dense) {
+            (Some(grad), _) => {
+                config.update_sparse(&device, state.step, parameter.storage_mut(), grad, &mut state.buffers)
+            }
+            (None, Some(grad)) => config.update(&device, state.step, parameter.storage_mut(), grad, &mut state.buffers),
+            (None, None) => Ok(()),
+        }
     }
 }
 

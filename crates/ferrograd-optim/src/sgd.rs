@@ -1,7 +1,8 @@
 //! Stochastic gradient descent, with momentum, dampening, Nesterov and weight decay.
 
 use crate::optimizer::{Core, UpdateRule, invalid, non_negative, optimizer_api};
-use ferrograd_device::ops::optimizer::{OptimizerKernel, SgdUpdate};
+use ferrograd_autodiff::SparseGrad;
+use ferrograd_device::ops::optimizer::{OptimizerKernel, SgdUpdate, SparseRows};
 use ferrograd_device::{Dtype, Error, Storage};
 
 /// The hyperparameters of [`Sgd`]; `Default` is PyTorch's `torch.optim.SGD`'s.
@@ -44,6 +45,14 @@ impl Default for SgdConfig {
 /// ```
 ///
 /// Its state per parameter is `momentum_buffer` (with a momentum only).
+///
+/// A row-sparse gradient (an `Embedding` built with `sparse(true)`) is taken as
+/// PyTorch takes it. Without momentum, only the touched rows move, in place. With
+/// momentum, PyTorch's sparse momentum buffer keeps every row it ever touched moving,
+/// which is the dense update with a buffer that is zero on untouched rows: that is
+/// what runs here (a dense pass and a dense gradient made for it each step), so
+/// the values match PyTorch's. A weight decay with a sparse gradient is an
+/// [`Error::InvalidArgument`] naming the parameter, as PyTorch raises.
 ///
 /// ```
 /// use ferrograd_autodiff::prelude::*;
@@ -158,5 +167,37 @@ impl UpdateRule for SgdConfig {
             Some(buffer) => device.sgd_update(&update, param, grad, Some((buffer, first))),
             None => Ok(()),
         }
+    }
+
+    fn sparse_support(&self) -> Result<(), String> {
+        if self.weight_decay != 0.0 {
+            // PyTorch: "add(sparse, dense) is not supported" from `grad.add(param, alpha=weight_decay)`.
+            return Err(format!(
+                "SGD's weight_decay ({}) cannot be added to a sparse gradient, as in PyTorch; set it to 0",
+                self.weight_decay
+            ));
+        }
+        Ok(())
+    }
+
+    fn update_sparse<E: Dtype, D: OptimizerKernel<E>>(
+        &self,
+        device: &D,
+        step: u64,
+        param: &mut D::Vec,
+        grad: &SparseGrad<E, D>,
+        buffers: &mut [Option<D::Vec>],
+    ) -> Result<(), Error> {
+        if self.momentum == 0.0 {
+            let rows = SparseRows {
+                indices: grad.indices(),
+                values: grad.values(),
+                row_len: grad.row_len(),
+            };
+            return device.sparse_sgd_update(E::from_f64(self.lr), self.maximize, param, &rows);
+        }
+        // See the type's docs: PyTorch's sparse momentum is the dense update.
+        let dense = grad.try_to_dense(device)?;
+        self.update(device, step, param, &dense, buffers)
     }
 }

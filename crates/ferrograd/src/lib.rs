@@ -45,7 +45,7 @@ pub mod prelude {
     pub use ferrograd_nn::prelude::*;
     pub use ferrograd_optim::{
         Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, LearningRates, Optimizer, Rmsprop, RmspropConfig,
-        Sgd, SgdConfig,
+        Sgd, SgdConfig, SparseAdam, SparseAdamConfig,
     };
 }
 

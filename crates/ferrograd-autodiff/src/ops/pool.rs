@@ -3,9 +3,10 @@
 //! differentiable in the input.
 
 use crate::OrPanic;
+use crate::backward::BackwardContext;
 use crate::ops::conv::Size2;
 use crate::tape::Tape;
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, UniqueId};
 use ferrograd_device::ops::pool::{AdaptivePool2dSpec, Pool2dKernel, Pool2dParams, Pool2dSpec, PoolOp};
 use ferrograd_device::{Dtype, Error, Layout};
 use ferrograd_shapes::{Pool1dShape, Pool2dShape, Shape};
@@ -260,6 +261,36 @@ fn check_has_pixels(op: &'static str, layout: &Layout) -> Result<(), Error> {
 }
 
 impl<S: Shape, E: Dtype, D: Pool2dKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
+    /// Records a max pooling's backward step for an input that is its whole,
+    /// contiguous buffer: the first gradient is a new buffer the kernel fills
+    /// ([`Pool2dKernel::max_pool2d_backward_new`]), later ones are added to it.
+    fn record_max_pool_gradient(
+        &mut self,
+        id: UniqueId,
+        input_len: usize,
+        spec: Pool2dSpec,
+        input: Arc<D::Vec>,
+        layout: Layout,
+    ) {
+        let op_input = self.tape.op_input(id, input_len);
+        self.tape
+            .record(self.id, &[op_input], move |ctx: &mut BackwardContext<'_, E, D>| {
+                ctx.with_grad_output(|ctx, grad_output| {
+                    let device = ctx.device;
+                    match ctx.grad_entry(0) {
+                        None => Ok(()),
+                        Some(entry @ None) => {
+                            *entry = Some(device.max_pool2d_backward_new(&spec, (&input, &layout), grad_output)?);
+                            Ok(())
+                        }
+                        Some(Some(grad)) => {
+                            device.max_pool2d_backward(&spec, (&input, &layout), grad_output, (grad, &layout))
+                        }
+                    }
+                })
+            });
+    }
+
     /// Runs `pooling` on this tensor seen as `(N, C, H, W)` through `layout`, gives the
     /// result the shape `shape` makes of the output's height and width, and records
     /// the backward step when traced (keeping the input only for a max).
@@ -285,7 +316,16 @@ impl<S: Shape, E: Dtype, D: Pool2dKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         if T::TRACING {
             // Only a max pooling reads its input again, to find each window's maximum.
             let step = match pooling {
-                Pooling::Max(spec) => Backward::Max(spec, data),
+                Pooling::Max(spec) => {
+                    // When the input is its whole buffer, laid out plainly, its first
+                    // gradient is written in one pass instead of zeroed then added to
+                    // (a training step's usual case: the output of a convolution).
+                    if layout.is_contiguous() && layout.num_elements() == input_len {
+                        result.record_max_pool_gradient(id, input_len, spec, data, layout);
+                        return Ok(result);
+                    }
+                    Backward::Max(spec, data)
+                }
                 Pooling::Avg(spec) => Backward::Avg(spec),
                 Pooling::Adaptive(spec) => Backward::Adaptive(spec),
             };

@@ -1,7 +1,7 @@
 //! One generic kernel serves every declared element-wise op: the declaration supplies
 //! `value` and `derivative`, this file supplies the loops.
 
-use crate::device::{Cpu, CpuBuffer, try_vec};
+use crate::device::{Cpu, CpuBuffer, try_vec, try_vec_for_overwrite};
 use ferrograd_device::ops::elementwise::{
     BinaryFn, BinaryKernel, BinaryOp, Operand, Saved, UnaryFn, UnaryKernel, UnaryOp,
 };
@@ -145,6 +145,39 @@ impl<E: Dtype, Op: BinaryOp + BinaryFn<E>> BinaryKernel<Op, E> for Cpu {
         let rhs_dense = is_dense(rhs_layout, rhs);
         // A bias broadcast over the leading axes: one row of `rhs`, read again per row.
         let rhs_row = if rhs_dense { None } else { repeated_row(rhs_layout, rhs) };
+        let rhs_runs = if rhs_dense || rhs_row.is_some() {
+            None
+        } else {
+            constant_runs(rhs_layout)
+        };
+        if let Some((run, outer)) = rhs_runs {
+            let apply = |out: &mut [E], x: &[E]| {
+                for ((out, x), j) in out.chunks_exact_mut(run).zip(x.chunks_exact(run)).zip(outer.offsets()) {
+                    let y = rhs[j];
+                    for (out, &x) in out.iter_mut().zip(x) {
+                        *out = op.value(x, y);
+                    }
+                }
+            };
+            match lhs {
+                Input::Unique(mut buffer) if is_dense(lhs_layout, &buffer) => {
+                    buffer.0.truncate(numel);
+                    for (chunk, j) in buffer.chunks_exact_mut(run).zip(outer.offsets()) {
+                        let y = rhs[j];
+                        for x in chunk {
+                            *x = op.value(*x, y);
+                        }
+                    }
+                    return Ok(buffer);
+                }
+                Input::Shared(x) if is_dense(lhs_layout, x) => {
+                    let mut out = try_vec_for_overwrite(numel)?;
+                    apply(&mut out, &x[..numel]);
+                    return Ok(CpuBuffer(out));
+                }
+                _ => {}
+            }
+        }
         match lhs {
             Input::Unique(mut buffer) if (rhs_dense || rhs_row.is_some()) && is_dense(lhs_layout, &buffer) => {
                 buffer.0.truncate(numel);
@@ -306,6 +339,22 @@ fn repeated_row<'b, E>(layout: &Layout, buffer: &'b [E]) -> Option<&'b [E]> {
         return None;
     }
     buffer.get(layout.offset()..layout.offset() + n)
+}
+
+/// For a layout whose last axis repeats one element (stride 0, a per-channel value
+/// broadcast over the pixels of `(N, C, H·W)`): the length of those runs and the layout
+/// of the value each run reads, so a kernel reads it once per run instead of walking
+/// both layouts element by element.
+fn constant_runs(layout: &Layout) -> Option<(usize, Layout)> {
+    let rank = layout.rank();
+    let run = *layout.dims().last()?;
+    // Short runs gain little over the general walk.
+    if run < 8 || layout.strides()[rank - 1] != 0 {
+        return None;
+    }
+    let outer =
+        Layout::from_parts(&layout.dims()[..rank - 1], &layout.strides()[..rank - 1]).with_offset(layout.offset());
+    Some((run, outer))
 }
 
 /// `grad[g] += grad_output[k] · partial(i, j)` over the three layouts.

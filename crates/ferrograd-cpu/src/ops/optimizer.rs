@@ -6,7 +6,8 @@
 use crate::device::{Cpu, CpuBuffer};
 use crate::ops::reduce::multiversion;
 use ferrograd_device::ops::optimizer::{
-    AdagradUpdate, AdamUpdate, GradientClipKernel, NormType, OptimizerKernel, RmspropUpdate, SgdUpdate, check_lengths,
+    AdagradUpdate, AdamUpdate, GradientClipKernel, NormType, OptimizerKernel, RmspropUpdate, SgdUpdate,
+    SparseAdamUpdate, SparseRows, check_lengths, check_sparse_rows, sparse_rows,
 };
 use ferrograd_device::{Dtype, Error};
 
@@ -190,6 +191,69 @@ fn adam_loop<E: Dtype, const DECAY: bool, const NEAR_START: bool>(
 }
 
 impl<E: Dtype> OptimizerKernel<E> for Cpu {
+    // The sparse updates work on the touched rows in place: a step costs the rows, not
+    // the table.
+    fn sparse_sgd_update(
+        &self,
+        lr: E,
+        maximize: bool,
+        param: &mut CpuBuffer<E>,
+        grad: &SparseRows<'_, CpuBuffer<E>>,
+    ) -> Result<(), Error> {
+        check_sparse_rows("sgd", param.len(), grad.indices, grad.values.len(), grad.row_len, &[])?;
+        sparse_rows::sgd(lr, maximize, param, grad.indices, grad.values, grad.row_len);
+        Ok(())
+    }
+
+    fn sparse_adagrad_update(
+        &self,
+        update: &AdagradUpdate<E>,
+        param: &mut CpuBuffer<E>,
+        sum: &mut CpuBuffer<E>,
+        grad: &SparseRows<'_, CpuBuffer<E>>,
+    ) -> Result<(), Error> {
+        let others = [("sum", sum.len())];
+        check_sparse_rows(
+            "adagrad",
+            param.len(),
+            grad.indices,
+            grad.values.len(),
+            grad.row_len,
+            &others,
+        )?;
+        sparse_rows::adagrad(update, param, sum, grad.indices, grad.values, grad.row_len);
+        Ok(())
+    }
+
+    fn sparse_adam_update(
+        &self,
+        update: &SparseAdamUpdate<E>,
+        param: &mut CpuBuffer<E>,
+        exp_avg: &mut CpuBuffer<E>,
+        exp_avg_sq: &mut CpuBuffer<E>,
+        grad: &SparseRows<'_, CpuBuffer<E>>,
+    ) -> Result<(), Error> {
+        let others = [("exp_avg", exp_avg.len()), ("exp_avg_sq", exp_avg_sq.len())];
+        check_sparse_rows(
+            "sparse_adam",
+            param.len(),
+            grad.indices,
+            grad.values.len(),
+            grad.row_len,
+            &others,
+        )?;
+        sparse_rows::sparse_adam(
+            update,
+            param,
+            exp_avg,
+            exp_avg_sq,
+            grad.indices,
+            grad.values,
+            grad.row_len,
+        );
+        Ok(())
+    }
+
     fn sgd_update(
         &self,
         update: &SgdUpdate<E>,

@@ -290,15 +290,10 @@ impl Plan {
             {
                 let top = &input[base + 2 * y * rs..][..2 * width];
                 let bottom = &input[base + (2 * y + 1) * rs..][..2 * width];
-                let (grad_top, grad_bottom) = grad.split_at_mut(in_width);
                 for (x, &g) in grad_row.iter().enumerate() {
                     let (a, b) = (2 * x, 2 * x + 1);
-                    match max4(top[a], top[b], bottom[a], bottom[b]).1 {
-                        0 => grad_top[a] += g,
-                        1 => grad_top[b] += g,
-                        2 => grad_bottom[a] += g,
-                        _ => grad_bottom[b] += g,
-                    }
+                    let at = max4_index(top[a], top[b], bottom[a], bottom[b]);
+                    grad[(at >> 1) * in_width + a + (at & 1)] += g;
                 }
             }
             return;
@@ -328,6 +323,48 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// One plane's first input gradient of the 2×2 max pooling, written whole into
+    /// `grad` (contiguous, `in_plane` elements, any values before): each window's
+    /// gradient at its maximum and zeros elsewhere, the odd last row and column too.
+    fn two_by_two_backward_new<E: Dtype>(
+        &self,
+        input: &[E],
+        base: usize,
+        rs: usize,
+        grad_output: &[E],
+        grad: &mut [E],
+    ) {
+        let width = self.columns.len();
+        let in_width = self.in_plane[1];
+        let covered = 2 * self.rows.len() * in_width;
+        let (pairs, rest) = grad.split_at_mut(covered);
+        rest.fill(E::ZERO);
+        for (y, (grad_row, grad)) in grad_output
+            .chunks_exact(width)
+            .zip(pairs.chunks_exact_mut(2 * in_width))
+            .enumerate()
+        {
+            let top = &input[base + 2 * y * rs..][..2 * width];
+            let bottom = &input[base + (2 * y + 1) * rs..][..2 * width];
+            let (grad_top, grad_bottom) = grad.split_at_mut(in_width);
+            grad_top[2 * width..].fill(E::ZERO);
+            grad_bottom[2 * width..].fill(E::ZERO);
+            let windows = grad_row
+                .iter()
+                .zip(top.chunks_exact(2).zip(bottom.chunks_exact(2)))
+                .zip(grad_top.chunks_exact_mut(2).zip(grad_bottom.chunks_exact_mut(2)));
+            for ((&g, (top, bottom)), (grad_top, grad_bottom)) in windows {
+                let at = max4_index(top[0], top[1], bottom[0], bottom[1]);
+                grad_top.fill(E::ZERO);
+                grad_bottom.fill(E::ZERO);
+                let target = if at < 2 { grad_top } else { grad_bottom };
+                target[at & 1] = g;
+            }
+        }
+    }
+}
+
 /// The maximum of a 2×2 window read row by row, and which of the four it is, by
 /// PyTorch's rule (see [`Plan::argmax`]).
 #[inline(always)]
@@ -340,6 +377,24 @@ fn max4<E: Dtype>(a: E, b: E, c: E, d: E) -> (E, usize) {
         }
     }
     (best, at)
+}
+
+/// Which of a 2×2 window's four pixels (row by row) [`max4`] picks: the first equal
+/// to the maximum, or the last NaN.
+///
+/// Worked out from the maximum with flags and arithmetic rather than [`max4`]'s running
+/// index, which compiles to branches: which pixel wins is a coin toss on real data,
+/// and a mispredicted branch per window cost several times the rest of the loop.
+#[inline(always)]
+fn max4_index<E: Dtype>(a: E, b: E, c: E, d: E) -> usize {
+    // NaN exactly when one of the four is: then nothing equals it.
+    let best = max4(a, b, c, d).0;
+    let (ea, eb, ec) = (a == best, b == best, c == best);
+    let first_equal = usize::from(!ea) + usize::from(!ea & !eb) + usize::from(!ea & !eb & !ec);
+    let (nb, nc, nd) = (b.is_nan(), c.is_nan(), d.is_nan());
+    let last_nan = 3 * usize::from(nd) + usize::from(!nd) * (2 * usize::from(nc) + usize::from(!nc & nb));
+    // Without a NaN, `last_nan` is 0; with one, `first_equal` is 3.
+    first_equal - usize::from(best.is_nan()) * (3 - last_nan)
 }
 
 /// Checks a contiguous output gradient's length.
@@ -454,6 +509,39 @@ impl<E: Dtype> Pool2dKernel<E> for Cpu {
         )?;
         check_grad_output(op, spec.output_dims(), grad_output.len())?;
         self.pool_backward(&Plan::pool(spec), Some((input, layout)), grad_output, grad_input)
+    }
+
+    fn max_pool2d_backward_new(
+        &self,
+        spec: &Pool2dSpec,
+        (input, layout): (&CpuBuffer<E>, &Layout),
+        grad_output: &CpuBuffer<E>,
+    ) -> Result<CpuBuffer<E>, Error> {
+        let op = spec.op.name();
+        check_operand(op, "input", layout, &spec.input_dims(), input.len())?;
+        check_grad_output(op, spec.output_dims(), grad_output.len())?;
+        let plan = Plan::pool(spec);
+        let (in_plane, out_plane) = (plan.in_plane_len(), plan.out_plane());
+        let total = plan.planes * in_plane;
+        let dims = spec.input_dims();
+        let grad_layout = Layout::from_parts(&dims, &[dims[1] * in_plane, in_plane, dims[3], 1]);
+        if !plan.two_by_two || layout.strides()[3] != 1 || out_plane == 0 {
+            let mut grad = self.try_alloc_zeros(total)?;
+            self.pool_backward(&plan, Some((input, layout)), grad_output, (&mut grad, &grad_layout))?;
+            return Ok(grad);
+        }
+        // Every element is written below: no zeroing pass first.
+        let mut grad = self.try_alloc_for_overwrite(total)?;
+        let per_share = plan.planes_per_share();
+        for_each_chunk_mut(&mut grad, per_share * in_plane, |share, chunk| {
+            for (k, grad) in chunk.chunks_exact_mut(in_plane).enumerate() {
+                let plane = share * per_share + k;
+                let (base, rs, _) = plan.plane_of(layout, plane);
+                let grad_output = &grad_output[plane * out_plane..(plane + 1) * out_plane];
+                plan.two_by_two_backward_new(input, base, rs, grad_output, grad);
+            }
+        });
+        Ok(grad)
     }
 
     fn avg_pool2d_forward(

@@ -117,7 +117,150 @@ pub struct AdagradUpdate<E> {
     pub maximize: bool,
 }
 
+/// The rows of a row-sparse gradient, as an update kernel reads them: `indices[k]`'s
+/// row is `values[k * row_len..(k + 1) * row_len]`. The indices must be distinct (a
+/// coalesced gradient): Adagrad and SparseAdam are not linear in the gradient.
+#[derive(Debug)]
+pub struct SparseRows<'a, V> {
+    /// The rows touched, each once.
+    pub indices: &'a [usize],
+    /// `indices.len() × row_len` elements, row-major.
+    pub values: &'a V,
+    /// The elements of one row.
+    pub row_len: usize,
+}
+
+/// One step of PyTorch's `torch.optim.SparseAdam` on the rows a gradient touched, per
+/// element of those rows (the others, their moments included, are left alone):
+///
+/// ```text
+/// g = ±grad
+/// m' = m + (1 − β₁) · (g − m)        v' = v + (1 − β₂) · (g² − v)
+/// p = p − step_size · m' / (√v' + eps)      step_size = lr · √(1 − β₂ᵗ) / (1 − β₁ᵗ)
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SparseAdamUpdate<E> {
+    /// `lr · √(1 − β₂ᵗ) / (1 − β₁ᵗ)`, with `t` the parameter's step count.
+    pub step_size: E,
+    /// `1 − β₁`.
+    pub one_minus_beta1: E,
+    /// `1 − β₂`.
+    pub one_minus_beta2: E,
+    /// Added to `√v'`.
+    pub eps: E,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+}
+
+/// Checks a sparse update's buffers: the values fill the rows, every row lies inside
+/// the parameter, and every state buffer has the parameter's length.
+pub fn check_sparse_rows(
+    op: &'static str,
+    param_len: usize,
+    indices: &[usize],
+    values_len: usize,
+    row_len: usize,
+    others: &[(&str, usize)],
+) -> Result<(), Error> {
+    check_lengths(op, param_len, others)?;
+    if indices.len().checked_mul(row_len) != Some(values_len) {
+        return Err(Error::ShapeMismatch {
+            op,
+            message: format!(
+                "{} rows of {row_len} elements need {} values, the gradient has {values_len}",
+                indices.len(),
+                indices.len().saturating_mul(row_len)
+            ),
+        });
+    }
+    if let Some(&bad) = indices.iter().find(|&&i| {
+        i.checked_add(1)
+            .and_then(|end| end.checked_mul(row_len))
+            .is_none_or(|end| end > param_len)
+    }) {
+        return Err(Error::InvalidArgument {
+            op,
+            message: format!(
+                "gradient row {bad} lies outside a parameter of {param_len} elements in rows of {row_len}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The sparse updates on host slices: what the CPU runs in place, and what any other
+/// device runs by default through a copy to the host and back. Each follows the order
+/// of PyTorch's sparse code path, so the roundings match it.
+pub mod sparse_rows {
+    use super::{AdagradUpdate, SparseAdamUpdate};
+    use crate::dtype::Dtype;
+
+    /// `p[r] = p[r] − lr · (±g[r])` for every touched row `r`.
+    pub fn sgd<E: Dtype>(lr: E, maximize: bool, param: &mut [E], indices: &[usize], values: &[E], row_len: usize) {
+        let neg_lr = -lr;
+        for (row, &index) in values.chunks_exact(row_len.max(1)).zip(indices) {
+            for (p, &g) in param[index * row_len..(index + 1) * row_len].iter_mut().zip(row) {
+                let g = if maximize { -g } else { g };
+                *p += neg_lr * g;
+            }
+        }
+    }
+
+    /// Adagrad on the touched rows (`update.weight_decay` must be zero, as PyTorch
+    /// requires with a sparse gradient).
+    pub fn adagrad<E: Dtype>(
+        update: &AdagradUpdate<E>,
+        param: &mut [E],
+        sum: &mut [E],
+        indices: &[usize],
+        values: &[E],
+        row_len: usize,
+    ) {
+        let neg_lr = -update.lr;
+        for (row, &index) in values.chunks_exact(row_len.max(1)).zip(indices) {
+            let range = index * row_len..(index + 1) * row_len;
+            for ((p, s), &g) in param[range.clone()].iter_mut().zip(&mut sum[range]).zip(row) {
+                let g = if update.maximize { -g } else { g };
+                *s += g * g;
+                *p += neg_lr * (g / (s.sqrt() + update.eps));
+            }
+        }
+    }
+
+    /// SparseAdam on the touched rows.
+    pub fn sparse_adam<E: Dtype>(
+        update: &SparseAdamUpdate<E>,
+        param: &mut [E],
+        exp_avg: &mut [E],
+        exp_avg_sq: &mut [E],
+        indices: &[usize],
+        values: &[E],
+        row_len: usize,
+    ) {
+        let neg_step = -update.step_size;
+        for (row, &index) in values.chunks_exact(row_len.max(1)).zip(indices) {
+            let range = index * row_len..(index + 1) * row_len;
+            let moments = exp_avg[range.clone()].iter_mut().zip(&mut exp_avg_sq[range.clone()]);
+            for ((p, (m, v)), &g) in param[range].iter_mut().zip(moments).zip(row) {
+                let g = if update.maximize { -g } else { g };
+                let (old_m, old_v) = (*m, *v);
+                let m_step = (g - old_m) * update.one_minus_beta1;
+                let v_step = (g * g - old_v) * update.one_minus_beta2;
+                *m = old_m + m_step;
+                *v = old_v + v_step;
+                let denom = (v_step + old_v).sqrt() + update.eps;
+                *p += neg_step * ((m_step + old_m) / denom);
+            }
+        }
+    }
+}
+
 /// Runs optimizer updates in place on a device.
+///
+/// The sparse updates (`sparse_*`) touch only the rows of a row-sparse gradient. Their
+/// default bodies copy the buffers to the host and back, which is correct on any
+/// device but costs the whole parameter; a device overrides them to work in place
+/// (the CPU does).
 pub trait OptimizerKernel<E: Dtype>: Storage<E> {
     /// An SGD step on `param`. `momentum_buffer` is `None` without momentum; with it,
     /// `Some((buffer, first))`, where `first` says the buffer is new and the step
@@ -161,6 +304,80 @@ pub trait OptimizerKernel<E: Dtype>: Storage<E> {
         grad: &Self::Vec,
         sum: &mut Self::Vec,
     ) -> Result<(), Error>;
+
+    /// SGD without momentum or weight decay on the rows of a sparse gradient:
+    /// `p[r] −= lr · (±g[r])`.
+    fn sparse_sgd_update(
+        &self,
+        lr: E,
+        maximize: bool,
+        param: &mut Self::Vec,
+        grad: &SparseRows<'_, Self::Vec>,
+    ) -> Result<(), Error> {
+        let values = self.try_to_host(grad.values)?;
+        check_sparse_rows("sgd", Self::len(param), grad.indices, values.len(), grad.row_len, &[])?;
+        let mut host = self.try_to_host(param)?;
+        sparse_rows::sgd(lr, maximize, &mut host, grad.indices, &values, grad.row_len);
+        *param = self.try_from_host(host)?;
+        Ok(())
+    }
+
+    /// Adagrad on the rows of a sparse gradient (`update.weight_decay` is ignored: it
+    /// must be zero with a sparse gradient).
+    fn sparse_adagrad_update(
+        &self,
+        update: &AdagradUpdate<E>,
+        param: &mut Self::Vec,
+        sum: &mut Self::Vec,
+        grad: &SparseRows<'_, Self::Vec>,
+    ) -> Result<(), Error> {
+        let values = self.try_to_host(grad.values)?;
+        let len = Self::len(param);
+        check_sparse_rows(
+            "adagrad",
+            len,
+            grad.indices,
+            values.len(),
+            grad.row_len,
+            &[("sum", Self::len(sum))],
+        )?;
+        let (mut p, mut s) = (self.try_to_host(param)?, self.try_to_host(sum)?);
+        sparse_rows::adagrad(update, &mut p, &mut s, grad.indices, &values, grad.row_len);
+        *param = self.try_from_host(p)?;
+        *sum = self.try_from_host(s)?;
+        Ok(())
+    }
+
+    /// A SparseAdam step on the rows of a sparse gradient.
+    fn sparse_adam_update(
+        &self,
+        update: &SparseAdamUpdate<E>,
+        param: &mut Self::Vec,
+        exp_avg: &mut Self::Vec,
+        exp_avg_sq: &mut Self::Vec,
+        grad: &SparseRows<'_, Self::Vec>,
+    ) -> Result<(), Error> {
+        let values = self.try_to_host(grad.values)?;
+        let others = [("exp_avg", Self::len(exp_avg)), ("exp_avg_sq", Self::len(exp_avg_sq))];
+        check_sparse_rows(
+            "sparse_adam",
+            Self::len(param),
+            grad.indices,
+            values.len(),
+            grad.row_len,
+            &others,
+        )?;
+        let (mut p, mut m, mut v) = (
+            self.try_to_host(param)?,
+            self.try_to_host(exp_avg)?,
+            self.try_to_host(exp_avg_sq)?,
+        );
+        sparse_rows::sparse_adam(update, &mut p, &mut m, &mut v, grad.indices, &values, grad.row_len);
+        *param = self.try_from_host(p)?;
+        *exp_avg = self.try_from_host(m)?;
+        *exp_avg_sq = self.try_from_host(v)?;
+        Ok(())
+    }
 }
 
 /// Which vector norm [`GradientClipKernel::norm`] computes.

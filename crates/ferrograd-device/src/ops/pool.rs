@@ -362,6 +362,23 @@ pub trait Pool2dKernel<E: Dtype>: Storage<E> {
         grad_input: (&mut Self::Vec, &Layout),
     ) -> Result<(), Error>;
 
+    /// The first gradient of a max pooling's input: [`Pool2dKernel::max_pool2d_backward`]
+    /// into zeros, as a new contiguous buffer of [`Pool2dSpec::input_dims`]. A kernel
+    /// may write each element once instead of zeroing the buffer and adding to it,
+    /// which this default does.
+    fn max_pool2d_backward_new(
+        &self,
+        spec: &Pool2dSpec,
+        input: (&Self::Vec, &Layout),
+        grad_output: &Self::Vec,
+    ) -> Result<Self::Vec, Error> {
+        let [n, c, h, w] = spec.input_dims();
+        let mut grad = self.try_alloc_zeros(n * c * h * w)?;
+        let layout = Layout::from_parts(&[n, c, h, w], &[c * h * w, h * w, w, 1]);
+        self.max_pool2d_backward(spec, input, grad_output, (&mut grad, &layout))?;
+        Ok(grad)
+    }
+
     /// The average of each window: a new contiguous buffer of
     /// [`Pool2dSpec::output_dims`].
     fn avg_pool2d_forward(&self, spec: &Pool2dSpec, input: (&Self::Vec, &Layout)) -> Result<Self::Vec, Error>;
