@@ -3,6 +3,24 @@
 //! sides time alike), the PyTorch side, a script in `torch/` run as a child process,
 //! and the side-by-side comparison ([`Comparison`]): rounds of ferrograd and PyTorch
 //! interleaved over thread counts, printed as one table per [`Workload`].
+//!
+//! # All at once: `cargo xtask bench`
+//!
+//! ```sh
+//! cargo xtask bench [--rounds N] [--only PROGRAM]
+//! ```
+//!
+//! runs the programs that compare with PyTorch (`cpu_gaps`, `nn_mlp`, `tape`, `conv`,
+//! `cnn`, `transformer`, `log_softmax`, `mnist_epoch`, `sparse`; those not in the
+//! checkout are skipped) and gathers their medians into one table, printed and written
+//! to `target/bench/bench.md`, with a bar chart of the ratios in
+//! `target/bench/ratios.png`. It talks to the programs through two environment
+//! variables, so that each stays runnable alone: [`ROUNDS_VAR`] overrides the
+//! programs' rounds, and [`ROWS_VAR`] names a file to which [`Comparison::run`] (and
+//! [`record`], for figures that are not timings of a [`Comparison`]) appends one
+//! [`Row`] per workload and thread count. A new program joins the table by using
+//! [`Comparison`] (or [`record`]) and being named in `PROGRAMS` in
+//! `xtask/src/bench.rs`; its PyTorch twin goes in `torch/`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -44,6 +62,103 @@ pub fn per_iteration_us(mut f: impl FnMut()) -> f64 {
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// The environment variable naming the file that [`record`] appends [`Row`]s to; unset,
+/// nothing is written.
+pub const ROWS_VAR: &str = "FERROGRAD_BENCH_ROWS";
+/// The environment variable that overrides every program's number of rounds (a
+/// positive integer), so that `cargo xtask bench --rounds N` reaches them all.
+pub const ROUNDS_VAR: &str = "FERROGRAD_BENCH_ROUNDS";
+
+/// The number of rounds to run: [`ROUNDS_VAR`] when set, else `default`.
+///
+/// # Panics
+/// If [`ROUNDS_VAR`] is set but not a positive integer: silently running the default
+/// would make a `--rounds` that did not arrive look like one that did.
+pub fn rounds(default: usize) -> usize {
+    match std::env::var(ROUNDS_VAR) {
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or_else(|| panic!("{ROUNDS_VAR}={v:?} is not a positive integer")),
+        Err(_) => default,
+    }
+}
+
+/// One figure of the summary table of `cargo xtask bench`: a workload on a number of
+/// threads, both libraries' medians, their ratio and its spread.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// The workload's short name (`mlp_train_b64`).
+    pub name: String,
+    /// What it measures, for people.
+    pub label: String,
+    /// The figures' unit: `us` for times, `MB` for memory.
+    pub unit: &'static str,
+    /// ferrograd's thread count (PyTorch's too).
+    pub threads: usize,
+    /// ferrograd's median over the rounds.
+    pub ferrograd: f64,
+    /// PyTorch's median over the rounds, if PyTorch ran.
+    pub pytorch: Option<f64>,
+    /// The median of the per-round ratios ferrograd / PyTorch, if PyTorch ran.
+    pub ratio: Option<f64>,
+    /// (max − min) / median over the rounds of the ratio, or of ferrograd's figure
+    /// without PyTorch: how far apart the rounds were, so how far to trust the median.
+    pub spread: f64,
+    /// The goal for the ratio, met at or below it; `None` for figures without one.
+    pub goal: Option<f64>,
+}
+
+impl Row {
+    /// One tab-separated line: name, label, unit, threads, ferrograd, PyTorch, ratio,
+    /// spread, goal, with `-` for what is missing. xtask's `bench` parses this; keep
+    /// the two in step.
+    pub fn to_line(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v}"));
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            self.name,
+            self.label.replace(['\t', '\n'], " "),
+            self.unit,
+            self.threads,
+            self.ferrograd,
+            opt(self.pytorch),
+            opt(self.ratio),
+            self.spread,
+            opt(self.goal),
+        )
+    }
+}
+
+/// (max − min) / median of `values`; 0 for fewer than two.
+pub fn spread(values: &[f64]) -> f64 {
+    if values.len() < 2 {
+        return 0.0;
+    }
+    let max = values.iter().copied().fold(f64::MIN, f64::max);
+    let min = values.iter().copied().fold(f64::MAX, f64::min);
+    (max - min) / median(values.to_vec())
+}
+
+/// Appends `rows` to the file named by [`ROWS_VAR`], if it is set.
+///
+/// # Panics
+/// If that file cannot be written: the summary would silently miss these rows.
+pub fn record(rows: &[Row]) {
+    let Some(path) = std::env::var_os(ROWS_VAR) else {
+        return;
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", PathBuf::from(&path).display()));
+    let text: String = rows.iter().map(|r| r.to_line() + "\n").collect();
+    file.write_all(text.as_bytes())
+        .unwrap_or_else(|e| panic!("writing {}: {e}", PathBuf::from(&path).display()));
 }
 
 /// A script of `benches/torch/` running with `--serve`: it answers each line written to
@@ -180,7 +295,7 @@ pub const THREADS: [usize; 2] = [1, 2];
 pub struct Comparison<'a> {
     /// The workloads, in the order ferrograd's round returns their figures.
     pub workloads: &'a [Workload],
-    /// Rounds of every workload on every thread count.
+    /// Rounds of every workload on every thread count ([`ROUNDS_VAR`] overrides it).
     pub rounds: usize,
     /// Where the goals come from, for the goal column's header (`issue #10`).
     pub goals_from: &'a str,
@@ -193,9 +308,10 @@ impl Comparison<'_> {
     /// A round runs, for each of [`THREADS`], `ferrograd_round` (µs per iteration of
     /// each workload, in the order of `workloads`) on that many ferrograd threads, then
     /// `torch`'s round on as many; so machine noise hits both libraries alike. Without
-    /// `torch`, only ferrograd's figures are printed.
+    /// `torch`, only ferrograd's figures are printed. The medians are also [`record`]ed,
+    /// one [`Row`] per workload and thread count.
     pub fn run(&self, mut torch: Option<&mut Torch>, mut ferrograd_round: impl FnMut() -> Vec<f64>) {
-        let rounds = self.rounds;
+        let rounds = rounds(self.rounds);
         println!(
             "µs per iteration, median of {BATCHES} batches of ~{} ms, in {rounds} rounds{}; {} cores\n",
             BATCH.as_millis(),
@@ -234,6 +350,7 @@ impl Comparison<'_> {
                 })
                 .collect();
             self.print_table(workload, &rows, torch.is_some());
+            record(&summary_rows(workload, &rows, torch.is_some()));
         }
     }
 
@@ -284,6 +401,41 @@ impl Comparison<'_> {
         }
         println!("| median | {} |{}\n", pad(&cells(&medians), &header), goal_cell(true));
     }
+}
+
+/// The [`Row`]s of one workload, from the per-round values that
+/// [`Comparison::print_table`] takes.
+fn summary_rows(workload: &Workload, rows: &[Vec<f64>], with_torch: bool) -> Vec<Row> {
+    let column = |c: usize| -> Vec<f64> { rows.iter().map(|row| row[c]).collect() };
+    let n = THREADS.len();
+    THREADS
+        .iter()
+        .enumerate()
+        .map(|(i, &threads)| {
+            let ours = column(i);
+            let (pytorch, ratio, spread) = if with_torch {
+                let ratios = column(2 * n + i);
+                (
+                    Some(median(column(n + i))),
+                    Some(median(ratios.clone())),
+                    self::spread(&ratios),
+                )
+            } else {
+                (None, None, spread(&ours))
+            };
+            Row {
+                name: workload.name.to_owned(),
+                label: workload.label.to_owned(),
+                unit: "us",
+                threads,
+                ferrograd: median(ours),
+                pytorch,
+                ratio,
+                spread,
+                goal: Some(workload.goal),
+            }
+        })
+        .collect()
 }
 
 /// `cells` right-aligned to the widths of the `header` cells.

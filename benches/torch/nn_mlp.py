@@ -9,6 +9,8 @@ line is a request, answered by one line of `name=value` pairs:
 
     check      the losses of a few training steps and the batch-1 logits after them
     round N    on N threads: the median µs per iteration of each workload
+    memory N S…  on N threads, train at batch 64 up to each step count S in turn,
+                 answering the resident memory (VmRSS) in MB after each, as `rss_S=MB`
 """
 
 import sys
@@ -66,6 +68,25 @@ def one_round(model, opt, x, y):
     return " ".join(f"{k}={v:.4f}" for k, v in times.items())
 
 
+def resident_mb():
+    # VmRSS in /proc/self/status, as resident_kb() in nn_mlp.rs reads it.
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def memory(model, opt, x, y, counts):
+    done, figures = 0, []
+    for count in counts:
+        while done < count:
+            train_step(model, opt, x, y)
+            done += 1
+        figures.append(f"rss_{count}={resident_mb():.3f}")
+    return " ".join(figures)
+
+
 def main():
     args = sys.argv[sys.argv.index("--serve") + 1 :]
     model, x, y = load(*args)
@@ -78,6 +99,9 @@ def main():
             case ["round", threads]:
                 torch.set_num_threads(int(threads))
                 print(one_round(model, opt, x, y), flush=True)
+            case ["memory", threads, *counts]:
+                torch.set_num_threads(int(threads))
+                print(memory(model, opt, x, y, [int(c) for c in counts]), flush=True)
             case _:
                 sys.exit(f"nn_mlp.py: unknown request {line!r}")
 

