@@ -14,6 +14,7 @@
 //! ```
 
 mod device;
+pub mod fast_math;
 pub mod gemm;
 mod ops;
 mod threads;
