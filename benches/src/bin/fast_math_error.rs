@@ -5,10 +5,13 @@
 //! ```sh
 //! cargo run --release -p ferrograd-benches --bin fast_math_error
 //! cargo run --release -p ferrograd-benches --bin fast_math_error -- 97   # every 97th
+//! cargo run --release -p ferrograd-benches --bin fast_math_error -- 1 scalar
 //! ```
 //!
 //! The approximations run through their `*_in_place` forms, the vectorised copies the
-//! kernels run on this CPU. The relative error is `|fast − exact| / |exact|` with
+//! kernels run on this CPU (with fused multiply-adds where it has AVX2 or AVX-512), or
+//! with `scalar` through the scalar forms (separate multiplies and adds, as on a CPU
+//! without FMA). The relative error is `|fast − exact| / |exact|` with
 //! `exact` in f64; the error in ulps is `|fast − exact|` over the spacing of `f32`s at
 //! `exact` rounded to `f32` (so a correctly rounded result is at most 0.5 ulp off). The
 //! sweep is split across threads by bit pattern.
@@ -52,11 +55,11 @@ fn sweep(case: &Case, bits: impl Iterator<Item = u32>) -> (f64, f64, f32) {
                 diff / want.abs()
             };
             let ulps = if diff == 0.0 { 0.0 } else { diff / ulp(want) };
-            if !(rel <= worst.0) {
+            if rel > worst.0 || rel.is_nan() {
                 worst.0 = rel;
                 worst.2 = x;
             }
-            if !(ulps <= worst.1) {
+            if ulps > worst.1 || ulps.is_nan() {
                 worst.1 = ulps;
             }
         }
@@ -77,7 +80,8 @@ fn sweep(case: &Case, bits: impl Iterator<Item = u32>) -> (f64, f64, f32) {
 
 fn main() {
     let stride: u64 = std::env::args().nth(1).map_or(1, |s| s.parse().expect("a stride"));
-    let cases = [
+    let scalar = std::env::args().nth(2).is_some_and(|a| a == "scalar");
+    let mut cases = [
         Case {
             name: "exp",
             fast: fast_math::exp_in_place,
@@ -107,8 +111,20 @@ fn main() {
             high: f32::MAX,
         },
     ];
+    if scalar {
+        let forms: [fn(&mut [f32]); 4] = [
+            |v| v.iter_mut().for_each(|x| *x = fast_math::exp(*x)),
+            |v| v.iter_mut().for_each(|x| *x = fast_math::ln(*x)),
+            |v| v.iter_mut().for_each(|x| *x = fast_math::tanh(*x)),
+            |v| v.iter_mut().for_each(|x| *x = fast_math::sigmoid(*x)),
+        ];
+        for (case, form) in cases.iter_mut().zip(forms) {
+            case.fast = form;
+        }
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
-    println!("every {stride}th f32 bit pattern, {threads} threads");
+    let forms = if scalar { "scalar forms" } else { "vectorised forms" };
+    println!("every {stride}th f32 bit pattern, {forms}, {threads} threads");
     println!(
         "{:<8} {:>26} {:>14} {:>16}",
         "function", "range", "max rel error", "max ulps"
