@@ -9,6 +9,10 @@
 //!
 //! Each figure is the best of [`SAMPLES`] calls after a warm-up (the steadier figure on
 //! a shared machine), in nanoseconds per element.
+//!
+//! When written (AMD EPYC with AVX-512, 2 busy cores), forward, off → on: `exp` 2.58 →
+//! 0.34, `ln` 2.85 → 0.70, `tanh` 11.5 → 0.55, `sigmoid` 5.25 → 0.43; backward
+//! unchanged (0.14–0.24, a multiply by the saved value's derivative).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
