@@ -36,7 +36,7 @@
 //! from the approximation, so their relative error grows as they lose bits, but their
 //! absolute error stays within one subnormal step.
 
-use crate::ops::reduce::{Fused, MulAdd, Separate};
+use crate::ops::reduce::{MulAdd, Separate};
 
 /// `2^k` for `-126 ≤ k ≤ 127`, from its exponent bits.
 #[inline(always)]
@@ -213,13 +213,13 @@ macro_rules! vectorised {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             fn avx2(values: &mut [f32]) {
-                body::<Fused>(values)
+                body::<crate::ops::reduce::Fused>(values)
             }
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,fma")]
             fn avx512(values: &mut [f32]) {
-                body::<Fused>(values)
+                body::<crate::ops::reduce::Fused>(values)
             }
 
             #[cfg(target_arch = "x86_64")]
@@ -347,7 +347,7 @@ mod tests {
     fn sampled_errors_are_within_the_stated_bounds() {
         check_bounds::<Separate>();
         // Outside an FMA build `mul_add` is a library call: slow, but as exact.
-        check_bounds::<Fused>();
+        check_bounds::<crate::ops::reduce::Fused>();
     }
 
     #[test]
