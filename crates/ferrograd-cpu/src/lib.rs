@@ -12,8 +12,13 @@
 //! let y = cpu.forward(&Exp {}, Input::Shared(&x), &Layout::from_parts(&[2], &[1])).unwrap();
 //! assert_eq!(cpu.try_to_host(&y).unwrap(), vec![1.0, 1.0f64.exp()]);
 //! ```
+//!
+//! With the `fast-math` feature the element-wise `Exp`, `Ln`, `Tanh` and `Sigmoid` ops
+//! on `f32` use the vectorised approximations of [`fast_math`], whose maximum errors
+//! are stated there; `f64` and every other op are unchanged.
 
 mod device;
+pub mod fast_math;
 pub mod gemm;
 mod ops;
 mod threads;

@@ -17,6 +17,11 @@
 //! [`cpu`] (the CPU device), [`autodiff`] (tensors, tapes, gradients), [`nn`] (layers,
 //! losses, checkpoints), [`optim`] (optimizers), [`data`] (datasets, shuffling,
 //! batching, a prefetching loader, MNIST).
+//!
+//! Features: `mkl`, `mkl-threaded` and `openblas` pick the matrix-product backend;
+//! `safetensors` adds that checkpoint format; `fast-math` makes the CPU's `f32`
+//! element-wise `exp`, `ln`, `tanh` and `sigmoid` use the vectorised approximations of
+//! [`cpu::fast_math`] (their errors are stated there; `f64` stays exact).
 
 pub mod optimizer_state;
 

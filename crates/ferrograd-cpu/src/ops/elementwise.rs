@@ -15,6 +15,31 @@ pub(crate) fn is_dense<E>(layout: &Layout, buffer: &[E]) -> bool {
 impl<E: Dtype, Op: UnaryOp + UnaryFn<E>> UnaryKernel<Op, E> for Cpu {
     fn forward(&self, op: &Op, input: Input<'_, Self::Vec>, layout: &Layout) -> Result<Self::Vec, Error> {
         let numel = layout.num_elements();
+        // With `fast-math`, exp, ln, tanh and sigmoid on f32 run a vectorised
+        // approximation over the (gathered) values in place. Backward needs no change:
+        // the derivatives of exp, tanh and sigmoid read the saved output, which is this
+        // approximated one, so gradients stay consistent with the forward.
+        #[cfg(feature = "fast-math")]
+        if let Some(apply) = crate::fast_math::unary_in_place::<Op, E>() {
+            let mut out = match input {
+                Input::Unique(mut buffer) if is_dense(layout, &buffer) => {
+                    buffer.0.truncate(numel);
+                    buffer
+                }
+                input => {
+                    let x = input.get();
+                    let mut out = try_vec(numel)?;
+                    if is_dense(layout, x) {
+                        out.extend_from_slice(&x[..numel]);
+                    } else {
+                        out.extend(layout.offsets().map(|i| x[i]));
+                    }
+                    CpuBuffer(out)
+                }
+            };
+            apply(&mut out.0);
+            return Ok(out);
+        }
         match input {
             Input::Unique(mut buffer) if is_dense(layout, &buffer) => {
                 buffer.0.truncate(numel);

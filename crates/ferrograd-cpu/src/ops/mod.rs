@@ -9,6 +9,6 @@ mod index;
 mod matmul;
 mod optimizer;
 mod pool;
-mod reduce;
+pub(crate) mod reduce;
 mod softmax;
 mod upsample;
