@@ -13,6 +13,7 @@ images, as raw little-endian f32. Each stdin line is a request, answered by one 
     round N    on N threads: the median µs per iteration of each workload
 """
 
+import os
 import sys
 
 import numpy as np
@@ -22,55 +23,14 @@ from torch import nn
 
 from timing import per_iteration_us
 
+# torchvision's ResNet-18, as the parity fixtures build it (torchvision is not in the venv).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "xtask", "parity"))
+from models_resnet import ResNet18  # noqa: E402
+
 LENET_BATCH = 64
 RESNET_BATCH = 8
 # LeNet training steps, as CHECK_STEPS in cnn.rs.
 CHECK_STEPS = 3
-
-
-# The ResNet-18 of xtask/parity/models_resnet.py (torchvision's architecture; torchvision
-# is not in the venv).
-class BasicBlock(nn.Module):
-    def __init__(self, inputs, outputs, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inputs, outputs, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(outputs)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(outputs, outputs, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(outputs)
-        self.downsample = None
-        if stride != 1 or inputs != outputs:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(inputs, outputs, 1, stride=stride, bias=False), nn.BatchNorm2d(outputs)
-            )
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
-
-
-class ResNet18(nn.Module):
-    def __init__(self, width=64, num_classes=1000):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        widths = [width, 2 * width, 4 * width, 8 * width]
-        inputs = width
-        for index, (outputs, stride) in enumerate(zip(widths, [1, 2, 2, 2])):
-            setattr(self, f"layer{index + 1}", nn.Sequential(BasicBlock(inputs, outputs, stride),
-                                                            BasicBlock(outputs, outputs, 1)))
-            inputs = outputs
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(8 * width, num_classes)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 def state(path):

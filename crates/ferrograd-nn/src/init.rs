@@ -2,7 +2,7 @@
 
 use ferrograd_autodiff::{SampleTensor, Tensor};
 use ferrograd_device::{Dtype, Error, SampleKernel};
-use ferrograd_shapes::Shape;
+use ferrograd_shapes::{Dim, Shape};
 use rand::Rng;
 use rand::distr::Distribution;
 
@@ -37,4 +37,26 @@ pub(crate) fn uniform_by_fan_in<S: Shape, E: Dtype, D: SampleKernel<E>>(
             high: bound,
         },
     )
+}
+
+/// A layer's `weight` of `weight_shape` and, when `with_bias`, its `bias` of `(outputs,)`,
+/// both PyTorch's default for Linear and convolution layers: `U(-1/√fan_in, 1/√fan_in)`
+/// with `fan_in` the product of the weight's dims after the first (a Linear's inputs,
+/// a convolution's channels per group times its kernel taps, a transposed
+/// convolution's output channels per group times its taps, as PyTorch computes it).
+#[allow(clippy::type_complexity)] // a weight and an optional bias
+pub(crate) fn weight_and_bias<S: Shape, O: Dim, E: Dtype, D: SampleKernel<E>>(
+    device: &D,
+    weight_shape: &S,
+    outputs: O,
+    with_bias: bool,
+) -> Result<(Tensor<S, E, D>, Option<Tensor<(O,), E, D>>), Error> {
+    let dims = weight_shape.concrete();
+    let fan_in = dims.as_ref()[1..].iter().product();
+    let weight = uniform_by_fan_in(device, weight_shape, fan_in)?;
+    let bias = match with_bias {
+        true => Some(uniform_by_fan_in(device, &(outputs,), fan_in)?),
+        false => None,
+    };
+    Ok((weight, bias))
 }

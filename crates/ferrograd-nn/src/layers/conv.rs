@@ -1,7 +1,7 @@
 //! Convolution layers: `Conv2D`, `Conv1D` and `ConvTranspose2D`, PyTorch's
 //! `nn.Conv2d`, `nn.Conv1d` and `nn.ConvTranspose2d`.
 
-use crate::init::uniform_by_fan_in;
+use crate::init::weight_and_bias;
 use crate::module::{BuildOnDevice, Module, same_in_training, weight_and_bias};
 use ferrograd_autodiff::{
     Conv1dOptions, Conv2dOptions, ConvTranspose2dOptions, Padding, Padding1d, Size2, Tape, Tensor,
@@ -181,12 +181,8 @@ impl<I: Dim, O: Dim, E: Dtype, D: SampleKernel<E>> BuildOnDevice<E, D> for Conv2
         let groups = self.options.groups;
         check_channels("Conv2D", inputs, outputs, &self.kernel_size, groups)?;
         let [height, width] = self.kernel_size;
-        let fan_in = inputs / groups * height * width;
-        let weight = uniform_by_fan_in(device, &(self.out_channels, inputs / groups, height, width), fan_in)?;
-        let bias = match self.bias {
-            true => Some(uniform_by_fan_in(device, &(self.out_channels,), fan_in)?),
-            false => None,
-        };
+        let weight_shape = (self.out_channels, inputs / groups, height, width);
+        let (weight, bias) = weight_and_bias(device, &weight_shape, self.out_channels, self.bias)?;
         Ok(built::Conv2D {
             weight,
             bias,
@@ -309,12 +305,8 @@ impl<I: Dim, O: Dim, E: Dtype, D: SampleKernel<E>> BuildOnDevice<E, D> for Conv1
         let (inputs, outputs) = (self.in_channels.size(), self.out_channels.size());
         let groups = self.options.groups;
         check_channels("Conv1D", inputs, outputs, &[self.kernel_size], groups)?;
-        let fan_in = inputs / groups * self.kernel_size;
-        let weight = uniform_by_fan_in(device, &(self.out_channels, inputs / groups, self.kernel_size), fan_in)?;
-        let bias = match self.bias {
-            true => Some(uniform_by_fan_in(device, &(self.out_channels,), fan_in)?),
-            false => None,
-        };
+        let weight_shape = (self.out_channels, inputs / groups, self.kernel_size);
+        let (weight, bias) = weight_and_bias(device, &weight_shape, self.out_channels, self.bias)?;
         Ok(built::Conv1D {
             weight,
             bias,
@@ -429,14 +421,10 @@ impl<I: Dim, O: Dim, E: Dtype, D: SampleKernel<E>> BuildOnDevice<E, D> for ConvT
         let groups = self.options.groups;
         check_channels("ConvTranspose2D", inputs, outputs, &self.kernel_size, groups)?;
         let [height, width] = self.kernel_size;
-        // PyTorch computes the fan-in from the weight's second dim, the output's
-        // channels per group.
-        let fan_in = outputs / groups * height * width;
-        let weight = uniform_by_fan_in(device, &(self.in_channels, outputs / groups, height, width), fan_in)?;
-        let bias = match self.bias {
-            true => Some(uniform_by_fan_in(device, &(self.out_channels,), fan_in)?),
-            false => None,
-        };
+        // The weight's second dim is the output's channels per group, so PyTorch's
+        // fan-in (and this one) counts those.
+        let weight_shape = (self.in_channels, outputs / groups, height, width);
+        let (weight, bias) = weight_and_bias(device, &weight_shape, self.out_channels, self.bias)?;
         Ok(built::ConvTranspose2D {
             weight,
             bias,

@@ -1,6 +1,6 @@
 //! `Linear`: `y = x·Wᵀ + b`, PyTorch's `nn.Linear`.
 
-use crate::init::uniform_by_fan_in;
+use crate::init::weight_and_bias;
 use crate::module::{BuildOnDevice, Module, same_in_training, weight_and_bias};
 use ferrograd_autodiff::{Tape, Tensor};
 use ferrograd_device::ops::elementwise::{Add, BinaryKernel};
@@ -75,13 +75,7 @@ impl<I: Dim, O: Dim, E: Dtype, D: SampleKernel<E>> BuildOnDevice<E, D> for Linea
     type Built = built::Linear<I, O, E, D>;
 
     fn try_build_on_device(&self, device: &D) -> Result<Self::Built, Error> {
-        let fan_in = self.inputs.size();
-        let weight = uniform_by_fan_in(device, &(self.outputs, self.inputs), fan_in)?;
-        let bias = if self.bias {
-            Some(uniform_by_fan_in(device, &(self.outputs,), fan_in)?)
-        } else {
-            None
-        };
+        let (weight, bias) = weight_and_bias(device, &(self.outputs, self.inputs), self.outputs, self.bias)?;
         Ok(built::Linear { weight, bias })
     }
 }
