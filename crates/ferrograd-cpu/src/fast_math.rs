@@ -36,7 +36,7 @@
 //! from the approximation, so their relative error grows as they lose bits, but their
 //! absolute error stays within one subnormal step.
 
-use crate::ops::reduce::{MulAdd, Separate};
+use crate::ops::reduce::{MulAdd, Separate, exp_reduced};
 
 /// `2^k` for `-126 ≤ k ≤ 127`, from its exponent bits.
 #[inline(always)]
@@ -45,30 +45,10 @@ fn pow2(k: i32) -> f32 {
 }
 
 #[inline(always)]
-#[allow(clippy::excessive_precision)]
 fn exp_with<M: MulAdd>(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split in two, so that k·LN2_HI is exact for the k in range.
-    const LN2_HI: f32 = 0.693_359_375;
-    const LN2_LO: f32 = -2.121_944_400_546_905_827_68e-4;
-    // Adding 1.5·2^23 rounds to an integer, which then sits in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    const ROUND_BITS: i32 = 0x4B40_0000;
     // Below −104, e^x is under half the smallest subnormal and rounds to 0; above 89 it
     // overflows to +inf. Clamping keeps 2^k representable as two factors.
-    let c = x.clamp(-104.0, 89.0); // NaN passes through
-    let t = M::mul_add(c, LOG2E, ROUND);
-    let kf = t - ROUND;
-    let k = (t.to_bits() as i32).wrapping_sub(ROUND_BITS);
-    let r = M::mul_add(kf, -LN2_LO, M::mul_add(kf, -LN2_HI, c));
-    // Cephes' minimax polynomial for e^r on |r| ≤ ln 2 / 2.
-    let mut p = 1.987_569_150_0e-4_f32;
-    p = M::mul_add(p, r, 1.398_199_950_7e-3);
-    p = M::mul_add(p, r, 8.333_451_907_3e-3);
-    p = M::mul_add(p, r, 4.166_579_589_4e-2);
-    p = M::mul_add(p, r, 1.666_666_545_9e-1);
-    p = M::mul_add(p, r, 5.000_000_120_1e-1);
-    let e = M::mul_add(p, r * r, r) + 1.0;
+    let (e, k) = exp_reduced::<M>(x.clamp(-104.0, 89.0)); // NaN passes through
     // k ∈ [−150, 129]: 2^k as two normal factors, so that results near overflow and
     // subnormal results come out right (the last product rounds once).
     let k1 = k >> 1;

@@ -460,24 +460,20 @@ fn extremum_slice<E: Dtype>(kind: Extremum, values: &[E]) -> E {
     }
 }
 
-/// `e^x` for `f32`, in a form the compiler vectorises (no calls, no branches):
-/// `x = k·ln 2 + r` with `|r| ≤ ln 2 / 2`, `e^r` by Cephes' minimax polynomial (about
-/// 1 ulp), times `2^k` assembled from exponent bits. Results below `f32::MIN_POSITIVE`
-/// (x < −87.34) are flushed to 0 and those from x > 88.37 saturate to `+inf` (the true
-/// overflow is at 88.72): the kernels only take exponentials of `x − max ≤ 0`.
+/// `e^x` for `x` already clamped into `[-104, 89]`, as `(e^r, k)` with
+/// `e^x = e^r · 2^k`: `x = k·ln 2 + r` with `|r| ≤ ln 2 / 2` (ln 2 split in two, so
+/// that `k·LN2_HI` is exact for the `k` in range), `e^r` by Cephes' minimax polynomial
+/// (about 1 ulp). Shared by [`exp_f32`] and `fast_math`, which assemble `2^k` each to
+/// its own range. NaN passes through into `e^r`.
 #[inline(always)]
 #[allow(clippy::excessive_precision)]
-pub(crate) fn exp_f32<M: MulAdd>(x: f32) -> f32 {
+pub(crate) fn exp_reduced<M: MulAdd>(clamped: f32) -> (f32, i32) {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_375;
     const LN2_LO: f32 = -2.121_944_400_546_905_827_68e-4;
     // Adding 1.5·2^23 rounds to an integer, which then sits in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
     const ROUND_BITS: i32 = 0x4B40_0000;
-    // ln(f32::MIN_POSITIVE) and 127.49·ln 2: 2^k is a normal number in between.
-    const LOW: f32 = -87.336_54;
-    const HIGH: f32 = 88.37;
-    let clamped = x.clamp(LOW, HIGH); // NaN passes through
     let t = M::mul_add(clamped, LOG2E, ROUND);
     let kf = t - ROUND;
     let k = (t.to_bits() as i32).wrapping_sub(ROUND_BITS);
@@ -488,7 +484,20 @@ pub(crate) fn exp_f32<M: MulAdd>(x: f32) -> f32 {
     p = M::mul_add(p, r, 4.166_579_589_4e-2);
     p = M::mul_add(p, r, 1.666_666_545_9e-1);
     p = M::mul_add(p, r, 5.000_000_120_1e-1);
-    let e = M::mul_add(p, r * r, r) + 1.0;
+    (M::mul_add(p, r * r, r) + 1.0, k)
+}
+
+/// `e^x` for `f32`, in a form the compiler vectorises (no calls, no branches):
+/// [`exp_reduced`] times `2^k` assembled from exponent bits. Results below
+/// `f32::MIN_POSITIVE` (x < −87.34) are flushed to 0 and those from x > 88.37 saturate
+/// to `+inf` (the true overflow is at 88.72): the kernels only take exponentials of
+/// `x − max ≤ 0`.
+#[inline(always)]
+pub(crate) fn exp_f32<M: MulAdd>(x: f32) -> f32 {
+    // ln(f32::MIN_POSITIVE) and 127.49·ln 2: 2^k is a normal number in between.
+    const LOW: f32 = -87.336_54;
+    const HIGH: f32 = 88.37;
+    let (e, k) = exp_reduced::<M>(x.clamp(LOW, HIGH)); // NaN passes through
     let value = e * f32::from_bits(((k + 127) as u32) << 23);
     if x < LOW {
         0.0
