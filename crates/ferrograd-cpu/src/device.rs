@@ -1,4 +1,4 @@
-use ferrograd_device::{Error, SampleKernel, Storage, Unit};
+use ferrograd_device::{BufferLength, Error, SampleKernel, Storage, Unit};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::sync::{Arc, Mutex};
@@ -354,9 +354,11 @@ impl<E: Unit> Storage<E> for Cpu {
         v.extend_from_slice(&buffer.0);
         Ok(v)
     }
+}
 
-    fn len(buffer: &Self::Vec) -> usize {
-        buffer.0.len()
+impl<E: Copy + Send + 'static> BufferLength for CpuBuffer<E> {
+    fn buffer_length(&self) -> usize {
+        self.0.len()
     }
 }
 

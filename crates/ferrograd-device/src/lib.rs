@@ -2,7 +2,7 @@
 //! implements (one per op family), and the [`Error`] type.
 //!
 //! Nothing here knows about gradient tapes: a device crate (`ferrograd-cpu`,
-//! `ferrograd-cuda`) implements these traits on raw buffers plus a [`Layout`], and
+//! `ferrograd-cuda`) implements these traits on raw buffers read through a [`Layout`] ([`View`]), and
 //! `ferrograd-autodiff` builds differentiable tensors on top.
 
 mod dtype;
@@ -10,8 +10,10 @@ mod error;
 pub mod math;
 pub mod ops;
 mod storage;
+pub mod view;
 
 pub use dtype::{Dtype, Float, Unit};
 pub use error::Error;
 pub use ferrograd_shapes::Layout;
 pub use storage::{Input, SampleKernel, Storage};
+pub use view::{BufferLength, View, ViewMut};

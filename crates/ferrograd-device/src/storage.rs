@@ -1,5 +1,6 @@
 use crate::dtype::Unit;
 use crate::error::Error;
+use crate::view::BufferLength;
 use std::fmt::Debug;
 
 /// A device's memory for elements of type `E`.
@@ -10,7 +11,7 @@ pub trait Storage<E: Unit>: 'static + Clone + Debug + Send + Sync {
     /// A buffer of elements on this device. Its `Default` is an empty buffer, which
     /// lets an op move a buffer out of a shared handle it holds alone, and put the
     /// result back.
-    type Vec: 'static + Clone + Debug + Default + Send + Sync;
+    type Vec: 'static + Clone + Debug + Default + Send + Sync + BufferLength;
 
     /// A buffer of `len` elements, each `E::default()` (zero, or `false`).
     fn try_alloc_zeros(&self, len: usize) -> Result<Self::Vec, Error>;
@@ -29,7 +30,9 @@ pub trait Storage<E: Unit>: 'static + Clone + Debug + Send + Sync {
     /// Copies a buffer to the host, in buffer order.
     fn try_to_host(&self, buffer: &Self::Vec) -> Result<Vec<E>, Error>;
     /// The number of elements in `buffer`.
-    fn len(buffer: &Self::Vec) -> usize;
+    fn len(buffer: &Self::Vec) -> usize {
+        buffer.buffer_length()
+    }
 }
 
 /// An input buffer handed to a kernel: `Unique` when nobody else holds it, so the

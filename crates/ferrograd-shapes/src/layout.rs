@@ -124,6 +124,36 @@ impl Layout {
                 .sum::<usize>()
     }
 
+    /// Whether every position of the layout addresses its own element: no stride 0 on
+    /// an axis longer than 1, and no two axes whose steps interleave. Conservative: a
+    /// layout that interleaves axes without collision is reported as repeating, which
+    /// only ever makes a caller copy, never write twice.
+    pub fn has_unique_offsets(&self) -> bool {
+        let mut axes: [(usize, usize); MAX_RANK] = [(0, 0); MAX_RANK];
+        let mut count = 0;
+        for (&dim, &stride) in self.dims().iter().zip(self.strides()) {
+            if dim == 0 {
+                return true;
+            }
+            if dim > 1 {
+                axes[count] = (stride, dim);
+                count += 1;
+            }
+        }
+        let axes = &mut axes[..count];
+        axes.sort_unstable();
+        // Walking axes from the smallest step up, each step must clear everything the
+        // smaller ones reach.
+        let mut reach = 1;
+        for &(stride, dim) in axes.iter() {
+            if stride < reach {
+                return false;
+            }
+            reach += (dim - 1) * stride;
+        }
+        true
+    }
+
     /// The buffer offset of every element, in row-major order of the logical index.
     pub fn offsets(&self) -> Offsets<'_> {
         Offsets {
@@ -197,5 +227,18 @@ mod tests {
         assert_eq!(rows.offsets().collect::<Vec<_>>(), vec![2, 3, 4, 5]);
         assert!(!rows.is_contiguous());
         assert_eq!(rows.min_buffer_len(), 6);
+    }
+
+    #[test]
+    fn unique_offsets() {
+        assert!(Layout::from_parts(&[2, 3], &[3, 1]).has_unique_offsets());
+        assert!(Layout::from_parts(&[2, 3], &[1, 2]).has_unique_offsets());
+        assert!(Layout::from_parts(&[2, 1, 3], &[3, 0, 1]).has_unique_offsets());
+        assert!(Layout::from_parts(&[], &[]).has_unique_offsets());
+        assert!(Layout::from_parts(&[0, 3], &[0, 0]).has_unique_offsets());
+        assert!(!Layout::from_parts(&[2, 3], &[0, 1]).has_unique_offsets());
+        // Sliding windows: rows of 3 starting one element apart overlap.
+        assert!(!Layout::from_parts(&[4, 3], &[1, 1]).has_unique_offsets());
+        assert!(!Layout::from_parts(&[2, 3], &[2, 1]).has_unique_offsets());
     }
 }
