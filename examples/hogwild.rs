@@ -12,6 +12,11 @@
 //! same row at once. Each mode runs on 1 and 2 threads; the program prints samples/s,
 //! wall and CPU time, and the held-out accuracy, and fails if a run did not learn or if
 //! the synchronous mode did not repeat itself bit for bit.
+//!
+//! `--simulate 8,16,32,64` models machines with more cores than this one, on one
+//! thread: the staleness of that many workers in flight, a pessimistic bound on lost
+//! updates, how often a step's rows collide with another in-flight step's, and the
+//! speedup those collisions allow given a cache-line transfer time measured here.
 
 use clap::Parser;
 use ferrograd::nn::{Built, EmbeddingConfig};
@@ -42,6 +47,14 @@ struct Args {
     /// The most threads to try (runs use 1, 2, … up to this).
     #[arg(long, default_value_t = 2)]
     max_threads: usize,
+    /// Instead of training on real threads, simulate Hogwild! on these many cores (for
+    /// example `8,16,32,64`) on one: each step's gradient is applied `cores − 1` steps
+    /// after it was computed (the staleness of `cores` workers in flight), once as is
+    /// and once losing every row update that another in-flight step also writes (the
+    /// pessimistic bound on lost updates); prints accuracies, how often rows collide, and
+    /// the throughput that collisions allow, from a cache-line transfer time measured here.
+    #[arg(long, value_delimiter = ',')]
+    simulate: Vec<usize>,
     /// Fail when a run's held-out accuracy is below this.
     #[arg(long, default_value_t = 0.6)]
     min_accuracy: f64,
@@ -149,12 +162,16 @@ fn hogwild(train: &Data, test: &Data, threads: usize, args: &Args) -> Result<Run
                 let shared = &shared;
                 scope.spawn(move || -> Result<(), Error> {
                     let mut local = fresh_model();
+                    let mut rows: Vec<usize> = Vec::new();
                     for epoch in 0..args.epochs {
                         // Thread t takes batches t, t + threads, …, in an order that
                         // changes with the epoch.
                         for step in (thread..steps).step_by(threads) {
                             let batch = (step * 7 + epoch * 131) % steps;
-                            shared.snapshot_into(&mut local)?;
+                            // Only the rows of the words this batch contains (and
+                            // the dense head) are read, so only those are copied.
+                            batch_rows(train, batch, &mut rows);
+                            shared.snapshot_rows_into(&mut local, &[("0.weight", &rows)])?;
                             let grads = grads_of(&local, train, batch * BATCH)?;
                             shared.apply_sgd(&local, &grads, args.lr)?;
                         }
@@ -243,6 +260,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.epochs,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    if !args.simulate.is_empty() {
+        return simulate(&train, &test, &args);
+    }
     let mut failures = Vec::new();
     for (mode, train_fn) in [
         (
@@ -274,6 +294,186 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if !failures.is_empty() {
         return Err(failures.join("; ").into());
+    }
+    Ok(())
+}
+
+/// The rows of the embedding table batch `batch` reads, sorted and distinct.
+fn batch_rows(data: &Data, batch: usize, rows: &mut Vec<usize>) {
+    rows.clear();
+    rows.extend(data.words[batch * BATCH..(batch + 1) * BATCH].iter().flatten());
+    rows.sort_unstable();
+    rows.dedup();
+}
+
+/// What one simulated configuration gave.
+struct Simulated {
+    accuracy: f64,
+    /// Row updates, over all steps.
+    row_updates: usize,
+    /// Row updates whose row another in-flight step also writes.
+    collisions: usize,
+}
+
+/// Hogwild! on `cores` workers, simulated on this thread: the gradient of step `i` is
+/// computed from the shared values of step `i` and applied at step `i + cores − 1`, so
+/// every update misses the `cores − 1` that were in flight with it (bounded staleness,
+/// the model of Hogwild!'s analysis). With `lose_collisions`, a row update is dropped
+/// whenever one of the other in-flight steps writes the same row: real races lose far
+/// fewer (only writes within nanoseconds of each other), so this bounds the damage.
+fn simulate_hogwild(
+    train: &Data,
+    test: &Data,
+    cores: usize,
+    lose_collisions: bool,
+    args: &Args,
+) -> Result<Simulated, Error> {
+    let mut model = fresh_model();
+    let shared = SharedParameters::new(&model)?;
+    let mut local = fresh_model();
+    let steps = train.labels.len() / BATCH;
+    let mut in_flight: std::collections::VecDeque<(Gradients<f32, Cpu>, Vec<usize>)> = Default::default();
+    let (mut row_updates, mut collisions) = (0, 0);
+    let mut touched = std::collections::HashMap::<usize, usize>::new();
+    for epoch in 0..args.epochs {
+        for step in 0..steps {
+            let batch = (step * 7 + epoch * 131) % steps;
+            let mut rows = Vec::new();
+            batch_rows(train, batch, &mut rows);
+            shared.snapshot_rows_into(&mut local, &[("0.weight", &rows)])?;
+            let mut grads = grads_of(&local, train, batch * BATCH)?;
+            // Rows this step shares with the steps still in flight.
+            let colliding: Vec<bool> = rows.iter().map(|r| touched.contains_key(r)).collect();
+            row_updates += rows.len();
+            collisions += colliding.iter().filter(|&&c| c).count();
+            if lose_collisions {
+                let sparse = grads
+                    .sparse_grad_mut(&local.0.weight)
+                    .ok_or("the embedding's gradient is not sparse")
+                    .map_err(|m| Error::InvalidArgument {
+                        op: "simulate",
+                        message: m.to_string(),
+                    })?;
+                let row_len = sparse.row_len();
+                let lost: Vec<usize> = sparse
+                    .indices()
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, row)| rows.binary_search(row).is_ok_and(|k| colliding[k]))
+                    .map(|(k, _)| k)
+                    .collect();
+                let values = sparse.values_mut();
+                for k in lost {
+                    values[k * row_len..(k + 1) * row_len].fill(0.0);
+                }
+            }
+            for &row in &rows {
+                *touched.entry(row).or_insert(0) += 1;
+            }
+            in_flight.push_back((grads, rows));
+            if in_flight.len() == cores {
+                let (grads, rows) = in_flight.pop_front().expect("in_flight holds `cores` steps");
+                shared.apply_sgd(&local, &grads, args.lr)?;
+                for row in rows {
+                    if let std::collections::hash_map::Entry::Occupied(mut entry) = touched.entry(row) {
+                        *entry.get_mut() -= 1;
+                        if *entry.get() == 0 {
+                            entry.remove();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    while let Some((grads, _)) = in_flight.pop_front() {
+        shared.apply_sgd(&local, &grads, args.lr)?;
+    }
+    shared.snapshot_into(&mut model)?;
+    Ok(Simulated {
+        accuracy: accuracy(&model, test),
+        row_updates,
+        collisions,
+    })
+}
+
+/// The time one cache line takes to move between two cores here: two threads take
+/// turns incrementing one atomic, so each increment waits for the line to arrive. The
+/// fastest of several tries: a try during which the threads were not both running
+/// measures the scheduler instead.
+fn cache_line_transfer_seconds() -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const ROUNDS: u64 = 50_000;
+    let try_once = || {
+        let turn = AtomicU64::new(0);
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for parity in 0..2 {
+                let turn = &turn;
+                scope.spawn(move || {
+                    let mut next = parity;
+                    while next < 2 * ROUNDS {
+                        if turn.load(Ordering::Acquire) == next {
+                            turn.store(next + 1, Ordering::Release);
+                            next += 2;
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                });
+            }
+        });
+        start.elapsed().as_secs_f64() / (2 * ROUNDS) as f64
+    };
+    (0..7).map(|_| try_once()).fold(f64::INFINITY, f64::min)
+}
+
+fn simulate(train: &Data, test: &Data, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    // The measured step time on one thread: the base of the throughput model.
+    let one = hogwild(train, test, 1, args)?;
+    let step_seconds = one.wall / (one.samples / BATCH) as f64;
+    let transfer = cache_line_transfer_seconds();
+    // A 32-float row spans two 64-byte lines; the dense head (10 × 32 + 10 floats) is
+    // written by every step, so with two or more workers all of its lines move.
+    let row_lines = (DIM * 4).div_ceil(64) as f64;
+    let head_lines = ((10 * DIM + 10) * 4).div_ceil(64) as f64;
+    println!(
+        "one thread: {:.0} µs a step ({:.0} samples/s), accuracy {:.1} %; a cache line moves between cores in {:.0} ns here",
+        step_seconds * 1e6,
+        one.samples as f64 / one.wall,
+        one.accuracy * 100.0,
+        transfer * 1e9
+    );
+    println!(
+        "{:>6} {:>12} {:>17} {:>15} {:>16} {:>14} {:>17}",
+        "cores",
+        "accuracy",
+        "accuracy, losing",
+        "rows colliding",
+        "line moves/step",
+        "model speedup",
+        "at 150 ns a line"
+    );
+    for &cores in &args.simulate {
+        if cores == 0 {
+            return Err("--simulate takes core counts of at least 1".into());
+        }
+        let stale = simulate_hogwild(train, test, cores, false, args)?;
+        let losing = simulate_hogwild(train, test, cores, true, args)?;
+        let steps = (args.epochs * (train.labels.len() / BATCH)) as f64;
+        let colliding = stale.collisions as f64 / stale.row_updates as f64;
+        // Every colliding row's lines, and the head's, arrive from another core's cache.
+        let moves = stale.collisions as f64 / steps * row_lines + if cores > 1 { head_lines } else { 0.0 };
+        let speedup = |transfer: f64| cores as f64 * step_seconds / (step_seconds + moves * transfer);
+        // Between chiplets of a large server a line takes several times longer than
+        // between two cores of one: 150 ns stands for that case.
+        println!(
+            "{cores:>6} {:>11.1} % {:>15.1} % {:>14.1} % {moves:>16.0} {:>13.1}× {:>16.1}×",
+            stale.accuracy * 100.0,
+            losing.accuracy * 100.0,
+            colliding * 100.0,
+            speedup(transfer),
+            speedup(150e-9)
+        );
     }
     Ok(())
 }

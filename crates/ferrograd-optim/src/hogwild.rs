@@ -255,9 +255,58 @@ impl<E: AtomicElement> SharedParameters<E> {
         D::Vec: DerefMut<Target = [E]>,
         M: VisitParameters<E, D>,
     {
+        self.snapshot_rows_into(model, &[])
+    }
+
+    /// As [`SharedParameters::snapshot_into`], but for each parameter named in `rows`
+    /// only the listed rows (indices along its first axis) are copied; the others are
+    /// copied whole.
+    ///
+    /// This is what makes Hogwild! pay for a sparse model: a step that reads only a
+    /// few rows of an embedding table (the ids of its batch) copies only those, so the
+    /// snapshot costs as much as the step's own reads instead of the whole table, and
+    /// threads stop streaming rows that other threads are writing through their caches.
+    /// The rows of the replica that are not copied keep stale values; the step must not
+    /// read them.
+    ///
+    /// ```
+    /// use ferrograd_cpu::Cpu;
+    /// use ferrograd_nn::prelude::*;
+    /// use ferrograd_nn::{EmbeddingConfig, Built};
+    /// use ferrograd_optim::SharedParameters;
+    ///
+    /// type Model = (EmbeddingConfig<Const<100>, Const<4>>, Linear<4, 2>);
+    /// let dev = Cpu::seed_from_u64(0);
+    /// let model: Built<Model, f32, Cpu> = dev.build_module_with::<Model, f32>(Default::default());
+    /// let shared = SharedParameters::new(&model)?;
+    /// let mut replica: Built<Model, f32, Cpu> = Cpu::seed_from_u64(1).build_module_with::<Model, f32>(Default::default());
+    /// let ids = [3, 17, 3];
+    /// shared.snapshot_rows_into(&mut replica, &[("0.weight", &ids)])?;
+    /// assert_eq!(replica.0.weight.as_vec()[17 * 4..18 * 4], model.0.weight.as_vec()[17 * 4..18 * 4]);
+    /// assert_eq!(replica.1.weight.as_vec(), model.1.weight.as_vec());
+    /// // Rows not asked for keep the replica's own (stale) values.
+    /// assert_ne!(replica.0.weight.as_vec()[50 * 4..51 * 4], model.0.weight.as_vec()[50 * 4..51 * 4]);
+    /// // An unknown name or a row past the table is an error.
+    /// assert!(shared.snapshot_rows_into(&mut replica, &[("0.weight", &[100])]).is_err());
+    /// assert!(shared.snapshot_rows_into(&mut replica, &[("embedding", &[1])]).is_err());
+    /// # Ok::<(), ferrograd_device::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `model`'s parameters do not match the shared
+    /// ones, when a name in `rows` is not one of them, or when a row is past the end of
+    /// its parameter's first axis; what the model's visitor returns.
+    pub fn snapshot_rows_into<D, M>(&self, model: &mut M, rows: &[(&str, &[usize])]) -> Result<(), Error>
+    where
+        D: Storage<E>,
+        D::Vec: DerefMut<Target = [E]>,
+        M: VisitParameters<E, D>,
+    {
         struct Copy<'a, E: AtomicElement> {
             shared: &'a SharedParameters<E>,
+            rows: &'a [(&'a str, &'a [usize])],
             index: usize,
+            rows_used: usize,
         }
         impl<E: AtomicElement, D: Storage<E>> ParameterVisitorMut<E, D> for Copy<'_, E>
         where
@@ -267,15 +316,46 @@ impl<E: AtomicElement> SharedParameters<E> {
                 let len = whole_buffer(name, parameter)?.len();
                 let slot = self.shared.slot(self.index, name, len)?;
                 self.index += 1;
-                for (value, atomic) in parameter.storage_mut().iter_mut().zip(&slot.values) {
-                    *value = E::load(atomic);
+                let Some(&(_, rows)) = self.rows.iter().find(|(n, _)| *n == name) else {
+                    for (value, atomic) in parameter.storage_mut().iter_mut().zip(&slot.values) {
+                        *value = E::load(atomic);
+                    }
+                    return Ok(());
+                };
+                self.rows_used += 1;
+                let num_rows = parameter.layout().dims().first().copied().unwrap_or(1);
+                let row_len = len / num_rows.max(1);
+                let values = parameter.storage_mut();
+                for &row in rows {
+                    if row >= num_rows {
+                        return Err(invalid(format!(
+                            "row {row} of `{name}` asked for, but it has {num_rows} rows"
+                        )));
+                    }
+                    let range = row * row_len..(row + 1) * row_len;
+                    for (value, atomic) in values[range.clone()].iter_mut().zip(&slot.values[range]) {
+                        *value = E::load(atomic);
+                    }
                 }
                 Ok(())
             }
         }
-        let mut copy = Copy { shared: self, index: 0 };
+        let mut copy = Copy {
+            shared: self,
+            rows,
+            index: 0,
+            rows_used: 0,
+        };
         model.visit_parameters_mut(&mut copy)?;
-        self.check_count(copy.index)
+        self.check_count(copy.index)?;
+        if copy.rows_used != rows.len() {
+            let known: Vec<&str> = self.slots.iter().map(|s| s.name.as_str()).collect();
+            let unknown: Vec<&str> = rows.iter().map(|(n, _)| *n).filter(|n| !known.contains(n)).collect();
+            return Err(invalid(format!(
+                "rows were asked of {unknown:?}, which the model does not have (or names repeated); its parameters are {known:?}"
+            )));
+        }
+        Ok(())
     }
 
     /// Subtracts `lr · gradient` from the shared values, without a lock: for a
