@@ -39,13 +39,15 @@ pub use ferrograd_device::Error;
 
 /// Everything a typical program needs: `use ferrograd::prelude::*;` brings tensors,
 /// shapes, the layers and module traits, the `losses` module, checkpoints, the
-/// optimizers, and the data loader with the MNIST digits.
+/// optimizers, the data loader with the MNIST digits, and the capability groups that
+/// bound code generic over the device ([`device::capabilities`]).
 pub mod prelude {
     pub use ferrograd_autodiff::prelude::*;
     pub use ferrograd_cpu::Cpu;
     pub use ferrograd_data::{
         Collate, DataLoader, Dataset, Digit, DigitBatch, Digits, DigitsToTensors, LoaderConfig, Split,
     };
+    pub use ferrograd_device::capabilities::{ArithmeticKernels, ConvolutionKernels, TrainingKernels};
     pub use ferrograd_nn::losses::{self, Reduction};
     pub use ferrograd_nn::prelude::*;
     pub use ferrograd_optim::{
