@@ -12,10 +12,11 @@ use ferrograd::autodiff::ParameterVisitor;
 use ferrograd::nn::checkpoint::{ArchiveEntry, ArchiveReader};
 use ferrograd::prelude::*;
 use ferrograd_examples::resnet::{ResNet18, ResNet18Config};
+use ferrograd_testing::TestDevice;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-type Images = Tensor<Rank4<2, 3, 64, 64>, f32, Cpu>;
+type Images = Tensor<Rank4<2, 3, 64, 64>, f32, TestDevice>;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/parity/resnet")
@@ -45,23 +46,23 @@ fn assert_close(what: &str, got: &[f32], expected: &[f32], tolerance: f32) {
     }
 }
 
-struct GradientsByName<'a>(&'a Gradients<f32, Cpu>, BTreeMap<String, Vec<f32>>);
+struct GradientsByName<'a>(&'a Gradients<f32, TestDevice>, BTreeMap<String, Vec<f32>>);
 
-impl ParameterVisitor<f32, Cpu> for GradientsByName<'_> {
-    fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, f32, Cpu>) -> Result<(), Error> {
+impl ParameterVisitor<f32, TestDevice> for GradientsByName<'_> {
+    fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, f32, TestDevice>) -> Result<(), Error> {
         self.1.insert(name.to_string(), self.0.try_get(parameter)?.as_vec());
         Ok(())
     }
 }
 
-fn gradients_by_name(model: &ResNet18, grads: &Gradients<f32, Cpu>) -> BTreeMap<String, Vec<f32>> {
+fn gradients_by_name(model: &ResNet18, grads: &Gradients<f32, TestDevice>) -> BTreeMap<String, Vec<f32>> {
     let mut by_name = GradientsByName(grads, BTreeMap::new());
     model.visit_parameters(&mut by_name).unwrap();
     by_name.1
 }
 
 fn check(directory: &Path, name: &str, config: ResNet18Config) {
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let mut model = dev.build_module_with::<_, f32>(config);
     model
         .load(directory.join(format!("{name}.state.npz")))

@@ -317,11 +317,11 @@ fn coalesce<E: Dtype>(indices: &[usize], rows: &[E], row_len: usize) -> (Vec<usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrograd_cpu::Cpu;
+    use ferrograd_testing::{TestDevice, test_device};
 
     #[test]
     fn coalescing_sums_repeats_in_lookup_order_and_sorts() {
-        let dev = Cpu::default();
+        let dev = test_device();
         let g = SparseGrad::try_from_rows(&dev, 6, 1, &[5, 1, 5, 0, 1], &[1.0f64, 2.0, 3.0, 4.0, 5.0]).unwrap();
         assert_eq!(g.indices(), &[0, 1, 5]);
         assert_eq!(&g.values()[..], &[4.0, 7.0, 4.0]);
@@ -330,19 +330,19 @@ mod tests {
 
     #[test]
     fn bad_indices_and_lengths_are_errors() {
-        let dev = Cpu::default();
-        let err = SparseGrad::<f32, Cpu>::try_from_rows(&dev, 4, 2, &[4], &[0.0, 0.0]).unwrap_err();
+        let dev = test_device();
+        let err = SparseGrad::<f32, TestDevice>::try_from_rows(&dev, 4, 2, &[4], &[0.0, 0.0]).unwrap_err();
         assert!(
             err.to_string()
                 .contains("row index 4 is out of bounds for a table of 4 rows"),
             "{err}"
         );
-        assert!(SparseGrad::<f32, Cpu>::try_from_rows(&dev, 4, 2, &[1], &[0.0]).is_err());
+        assert!(SparseGrad::<f32, TestDevice>::try_from_rows(&dev, 4, 2, &[1], &[0.0]).is_err());
     }
 
     #[test]
     fn adding_merges_rows() {
-        let dev = Cpu::default();
+        let dev = test_device();
         let mut a = SparseGrad::try_from_rows(&dev, 5, 2, &[1, 3], &[1.0f32, 1.0, 2.0, 2.0]).unwrap();
         let b = SparseGrad::try_from_rows(&dev, 5, 2, &[0, 3, 4], &[5.0f32, 5.0, 10.0, 10.0, 7.0, 7.0]).unwrap();
         a.try_add(&b, &dev).unwrap();
@@ -351,7 +351,7 @@ mod tests {
         let mut dense = dev.try_alloc_filled(10, 1.0f32).unwrap();
         b.try_add_to_dense(&mut dense, &dev).unwrap();
         assert_eq!(&dense[..], &[6.0, 6.0, 1.0, 1.0, 1.0, 1.0, 11.0, 11.0, 8.0, 8.0]);
-        let other = SparseGrad::<f32, Cpu>::empty(5, 3);
+        let other = SparseGrad::<f32, TestDevice>::empty(5, 3);
         assert!(a.try_add(&other, &dev).is_err());
     }
 }

@@ -7,18 +7,18 @@ mod common;
 use common::{GradCheck, assert_close, numerical_gradient, weighted_sum, weights};
 use ferrograd_autodiff::prelude::*;
 use ferrograd_autodiff::{Conv2dOptions, Padding};
-use ferrograd_cpu::Cpu;
+use ferrograd_testing::{TestDevice, test_device};
 
 type Dims4 = (usize, usize, usize, usize);
-type Image = Tensor<Dims4, f64, Cpu>;
+type Image = Tensor<Dims4, f64, TestDevice>;
 
 fn tensor(dims: [usize; 4], seed: u64) -> Image {
     let shape = (dims[0], dims[1], dims[2], dims[3]);
-    Cpu::default().tensor_from_vec(weights(dims.iter().product(), seed), shape)
+    test_device().tensor_from_vec(weights(dims.iter().product(), seed), shape)
 }
 
 /// The weighted-sum loss of the convolution, untraced: what finite differences see.
-fn loss_value(x: Image, w: Image, b: Option<Tensor<(usize,), f64, Cpu>>, options: Conv2dOptions) -> f64 {
+fn loss_value(x: Image, w: Image, b: Option<Tensor<(usize,), f64, TestDevice>>, options: Conv2dOptions) -> f64 {
     weighted_sum(x.conv2d(w, b, options)).array()
 }
 
@@ -27,7 +27,7 @@ fn check(input: [usize; 4], weight: [usize; 4], options: Conv2dOptions, with_bia
     let what = format!("input {input:?}, weight {weight:?}, {options:?}, bias {with_bias}");
     let x = tensor(input, 1);
     let w = tensor(weight, 2);
-    let b = with_bias.then(|| Cpu::default().tensor_from_vec(weights(weight[0], 3), (weight[0],)));
+    let b = with_bias.then(|| test_device().tensor_from_vec(weights(weight[0], 3), (weight[0],)));
 
     // The input traced, the weight and bias untraced parameters whose gradients the
     // leaky tape keeps.
@@ -102,7 +102,7 @@ fn gradients_match_finite_differences() {
 /// same gradients.
 #[test]
 fn one_image_without_a_batch_axis() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x: Tensor<Rank3<2, 5, 4>, f64, _> = dev.tensor_from_vec(weights(40, 4), Default::default());
     let w: Tensor<Rank4<3, 2, 2, 2>, f64, _> = dev.tensor_from_vec(weights(24, 5), Default::default());
     let options = Conv2dOptions::default().padding(1);
@@ -136,7 +136,7 @@ fn one_image_without_a_batch_axis() {
 /// copies.
 #[test]
 fn views_read_and_receive_gradients_through_their_strides() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let nhwc: Tensor<Rank4<2, 5, 6, 3>, f64, _> = dev.tensor_from_vec(weights(180, 6), Default::default());
     let w_hw: Tensor<Rank4<3, 2, 4, 3>, f64, _> = dev.tensor_from_vec(weights(72, 7), Default::default());
     for options in [
@@ -144,7 +144,7 @@ fn views_read_and_receive_gradients_through_their_strides() {
         Conv2dOptions::default(),
     ] {
         // (N, H, W, C) → (N, C, H, W); the weight (O, KH, KW, C) → (O, C, KH, KW).
-        let loss = |x: Tensor<Rank4<2, 3, 5, 6>, f64, Cpu, _>, w| weighted_sum(x.conv2d(w, None, options));
+        let loss = |x: Tensor<Rank4<2, 3, 5, 6>, f64, TestDevice, _>, w| weighted_sum(x.conv2d(w, None, options));
         let w_kw = w_hw.clone().permute::<Axes4<0, 3, 1, 2>>();
         let traced = nhwc.leaky_trace().permute::<Axes4<0, 3, 1, 2>>();
         let w_traced = w_hw.leaky_trace().permute::<Axes4<0, 3, 1, 2>>();
@@ -158,7 +158,8 @@ fn views_read_and_receive_gradients_through_their_strides() {
         assert!((copy_loss.array() - view_value).abs() < 1e-12, "{options:?}: forward");
         let copy_grads = copy_loss.backward();
         // The gradient of the copy, permuted back to the base's layout.
-        let back = |g: Tensor<Rank4<2, 3, 5, 6>, f64, Cpu>| g.permute::<Axes4<0, 2, 3, 1>>().contiguous().as_vec();
+        let back =
+            |g: Tensor<Rank4<2, 3, 5, 6>, f64, TestDevice>| g.permute::<Axes4<0, 2, 3, 1>>().contiguous().as_vec();
         assert_close(
             &grads.get(&nhwc).as_vec(),
             &back(copy_grads.get(&x_copy)),
@@ -166,7 +167,8 @@ fn views_read_and_receive_gradients_through_their_strides() {
             1e-12,
             "d input",
         );
-        let back_w = |g: Tensor<Rank4<3, 3, 2, 4>, f64, Cpu>| g.permute::<Axes4<0, 2, 3, 1>>().contiguous().as_vec();
+        let back_w =
+            |g: Tensor<Rank4<3, 3, 2, 4>, f64, TestDevice>| g.permute::<Axes4<0, 2, 3, 1>>().contiguous().as_vec();
         assert_close(
             &grads.get(&w_hw).as_vec(),
             &back_w(copy_grads.get(&w_copy)),
@@ -181,7 +183,7 @@ fn views_read_and_receive_gradients_through_their_strides() {
 /// sizes that `realize` checks. A grouped weight names its in-channel dim `usize`.
 #[test]
 fn const_shapes_keep_their_types() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x: Tensor<Rank4<2, 4, 8, 8>, f32, _> = dev.sample_normal();
     let w: Tensor<Rank4<6, 4, 3, 3>, f32, _> = dev.sample_normal();
     let b: Tensor<Rank1<6>, f32, _> = dev.sample_normal();
@@ -205,7 +207,7 @@ fn const_shapes_keep_their_types() {
 /// (the gradient of a sum of per-image losses).
 #[test]
 fn a_batch_split_across_threads_matches_image_by_image() {
-    let dev = Cpu::default();
+    let dev = test_device();
     // 2 · 8 images · 8 filters · 36 · 100 pixels ≈ 460k flops: above the split threshold.
     let (n, c, h, o) = (8, 4, 12, 8);
     let x = tensor([n, c, h, h], 8);
@@ -254,7 +256,7 @@ fn a_batch_split_across_threads_matches_image_by_image() {
 
 #[test]
 fn errors_name_the_sizes() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let err = |x: Image, w: Image, options: Conv2dOptions| x.try_conv2d(w, None, options).unwrap_err().to_string();
     assert_eq!(
         err(

@@ -9,26 +9,26 @@ mod common;
 use common::{GradCheck, assert_close, numerical_gradient, weighted_sum, weights};
 use ferrograd_autodiff::prelude::*;
 use ferrograd_autodiff::{Conv1dOptions, ConvTranspose1dOptions, ConvTranspose2dOptions, Padding1d};
-use ferrograd_cpu::Cpu;
+use ferrograd_testing::{TestDevice, test_device};
 
 type Dims4 = (usize, usize, usize, usize);
-type Image = Tensor<Dims4, f64, Cpu>;
+type Image = Tensor<Dims4, f64, TestDevice>;
 type Dims3 = (usize, usize, usize);
-type Seq = Tensor<Dims3, f64, Cpu>;
+type Seq = Tensor<Dims3, f64, TestDevice>;
 
 fn tensor(dims: [usize; 4], seed: u64) -> Image {
-    Cpu::default().tensor_from_vec(
+    test_device().tensor_from_vec(
         weights(dims.iter().product(), seed),
         (dims[0], dims[1], dims[2], dims[3]),
     )
 }
 
 fn seq(dims: [usize; 3], seed: u64) -> Seq {
-    Cpu::default().tensor_from_vec(weights(dims.iter().product(), seed), (dims[0], dims[1], dims[2]))
+    test_device().tensor_from_vec(weights(dims.iter().product(), seed), (dims[0], dims[1], dims[2]))
 }
 
-fn bias(len: usize, seed: u64) -> Tensor<(usize,), f64, Cpu> {
-    Cpu::default().tensor_from_vec(weights(len, seed), (len,))
+fn bias(len: usize, seed: u64) -> Tensor<(usize,), f64, TestDevice> {
+    test_device().tensor_from_vec(weights(len, seed), (len,))
 }
 
 /// The transposed convolution by its definition: each input pixel scatters the kernel
@@ -77,7 +77,7 @@ fn direct(x: &Image, w: &Image, b: Option<&[f64]>, o: ConvTranspose2dOptions) ->
     (out, [n, co, oh, ow])
 }
 
-fn loss_value(x: Image, w: Image, b: Option<Tensor<(usize,), f64, Cpu>>, o: ConvTranspose2dOptions) -> f64 {
+fn loss_value(x: Image, w: Image, b: Option<Tensor<(usize,), f64, TestDevice>>, o: ConvTranspose2dOptions) -> f64 {
     weighted_sum(x.conv_transpose2d(w, b, o)).array()
 }
 
@@ -163,7 +163,7 @@ fn conv_transpose2d_matches_its_definition_and_finite_differences() {
 /// the underlying buffers those of contiguous copies.
 #[test]
 fn conv_transpose2d_one_image_and_views() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let options = ConvTranspose2dOptions::default().stride(2).padding(1).output_padding(1);
     let x: Tensor<Rank3<2, 3, 4>, f64, _> = dev.tensor_from_vec(weights(24, 4), Default::default());
     let w: Tensor<Rank4<2, 3, 3, 3>, f64, _> = dev.tensor_from_vec(weights(54, 5), Default::default());
@@ -172,7 +172,7 @@ fn conv_transpose2d_one_image_and_views() {
     assert_close(&single.as_vec(), &batched.as_vec(), 0.0, 0.0, "one image");
 
     let nhwc: Tensor<Rank4<2, 4, 5, 3>, f64, _> = dev.tensor_from_vec(weights(120, 6), Default::default());
-    let loss = |x: Tensor<Rank4<2, 3, 4, 5>, f64, Cpu, _>, w| weighted_sum(x.conv_transpose2d(w, None, options));
+    let loss = |x: Tensor<Rank4<2, 3, 4, 5>, f64, TestDevice, _>, w| weighted_sum(x.conv_transpose2d(w, None, options));
     // (C_IN, KH, KW, C_OUT) → (C_IN, C_OUT, KH, KW)
     let w_last: Tensor<Rank4<3, 2, 3, 2>, f64, _> = dev.tensor_from_vec(weights(36, 7), Default::default());
     let view_loss = loss(
@@ -204,7 +204,7 @@ fn conv_transpose2d_one_image_and_views() {
 /// `usize`, and a const one with groups > 1 is an error naming the channels.
 #[test]
 fn conv_transpose2d_const_shapes_and_groups() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x: Tensor<Rank4<2, 4, 3, 3>, f32, _> = dev.sample_normal();
     let w: Tensor<Rank4<4, 6, 2, 2>, f32, _> = dev.sample_normal();
     let b: Tensor<Rank1<6>, f32, _> = dev.sample_normal();
@@ -291,7 +291,7 @@ fn conv_transpose_errors_name_the_sizes() {
 fn one_d_ops_are_the_2d_ops_with_height_1() {
     let height1 = |t: &Seq| {
         let [a, b, l] = t.dims();
-        Cpu::default().tensor_from_vec(t.as_vec(), (a, b, 1, l))
+        test_device().tensor_from_vec(t.as_vec(), (a, b, 1, l))
     };
     let opts = GradCheck::default();
     for (x_dims, w_dims, stride, padding, dilation, groups) in [
@@ -409,7 +409,7 @@ fn one_d_ops_are_the_2d_ops_with_height_1() {
     }
 
     // One sequence without a batch axis, const channels.
-    let dev = Cpu::default();
+    let dev = test_device();
     let x: Tensor<Rank2<3, 6>, f64, _> = dev.tensor_from_vec(weights(18, 7), Default::default());
     let w: Tensor<Rank3<5, 3, 2>, f64, _> = dev.tensor_from_vec(weights(30, 8), Default::default());
     let y: Tensor<(Const<5>, usize), f64, _> = x.clone().conv1d(w.clone(), None, Conv1dOptions::default());

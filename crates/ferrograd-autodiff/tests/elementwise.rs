@@ -6,10 +6,10 @@ mod common;
 
 use common::*;
 use ferrograd_autodiff::prelude::*;
-use ferrograd_cpu::Cpu;
+use ferrograd_testing::{TestDevice, test_device};
 
-type V64 = Tensor<(usize,), f64, Cpu>;
-type V32 = Tensor<(usize,), f32, Cpu>;
+type V64 = Tensor<(usize,), f64, TestDevice>;
+type V32 = Tensor<(usize,), f32, TestDevice>;
 
 const NAN: f64 = f64::NAN;
 
@@ -25,14 +25,14 @@ const POSITIVE: [[f64; 3]; 2] = [[0.2, 0.55, 0.9], [1.3, 2.2, 3.7]];
 /// A second operand for binary ops: no element equals the matching one of `POINTS`.
 const OTHER: [[f64; 3]; 2] = [[0.7, -1.9, -0.2], [1.1, 0.35, -0.6]];
 
-fn points() -> Tensor<Rank2<2, 3>, f64, Cpu> {
-    Cpu::default().tensor(POINTS)
+fn points() -> Tensor<Rank2<2, 3>, f64, TestDevice> {
+    test_device().tensor(POINTS)
 }
-fn positive() -> Tensor<Rank2<2, 3>, f64, Cpu> {
-    Cpu::default().tensor(POSITIVE)
+fn positive() -> Tensor<Rank2<2, 3>, f64, TestDevice> {
+    test_device().tensor(POSITIVE)
 }
-fn other() -> Tensor<Rank2<2, 3>, f64, Cpu> {
-    Cpu::default().tensor(OTHER)
+fn other() -> Tensor<Rank2<2, 3>, f64, TestDevice> {
+    test_device().tensor(OTHER)
 }
 
 // ---------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ fn check_unary_forward(
     op32: impl Fn(V32) -> V32,
     reference: impl Fn(f64) -> f64,
 ) {
-    let dev = Cpu::default();
+    let dev = test_device();
     let y = op64(dev.tensor(inputs.to_vec()));
     assert_eq!(y.dims(), [inputs.len()], "{what}: shape");
     let expected: Vec<f64> = inputs.iter().map(|&x| reference(x)).collect();
@@ -174,7 +174,7 @@ fn powf_forward() {
     }
     // Hand-checked special cases (IEEE pow, which PyTorch follows): x^0 = 1 even for
     // 0 and NaN; a negative base to a non-integer power is NaN; 0^-1.5 = inf.
-    let x: V64 = Cpu::default().tensor(vec![0.0, NAN, -8.0, 0.0, 4.0]);
+    let x: V64 = test_device().tensor(vec![0.0, NAN, -8.0, 0.0, 4.0]);
     assert_eq!(x.clone().powf(0.0).as_vec(), [1.0; 5]);
     let y = x.powf(-1.5).as_vec();
     assert_eq!(y[0], f64::INFINITY);
@@ -265,7 +265,7 @@ fn gelu_forward() {
         "Φ",
     );
     // Hand values: gelu(1) = Φ(1) = 0.841344746068543; gelu(-1) = -(1 - Φ(1)).
-    let y = Cpu::default().tensor([1.0f64, -1.0]).gelu().array();
+    let y = test_device().tensor([1.0f64, -1.0]).gelu().array();
     assert_close(&y, &[0.841344746068543, -0.158655253931457], 1e-14, 0.0, "gelu(±1)");
 }
 
@@ -285,7 +285,7 @@ fn gelu_tanh_forward() {
         gelu_tanh_ref
     );
     // The approximation is within 1e-3 of the exact form.
-    let x: V64 = Cpu::default().tensor(INPUTS[..13].to_vec());
+    let x: V64 = test_device().tensor(INPUTS[..13].to_vec());
     let exact: Vec<f64> = INPUTS[..13].iter().map(|&v| gelu_ref(v)).collect();
     assert_close(&x.gelu_tanh().as_vec(), &exact, 0.0, 1e-3, "gelu_tanh vs exact gelu");
 }
@@ -326,7 +326,7 @@ fn softplus_forward() {
     }
     // Hand value: softplus(0) = ln 2.
     assert_eq!(
-        Cpu::default().tensor([0.0f64]).softplus().array(),
+        test_device().tensor([0.0f64]).softplus().array(),
         [std::f64::consts::LN_2]
     );
 }
@@ -379,7 +379,7 @@ fn scalar_arithmetic_forward() {
 
 #[test]
 fn const_shaped_forward_keeps_row_major_order() {
-    let x = Cpu::default().tensor([[1.0f64, -2.0, 3.0], [-4.0, 5.0, -6.0]]);
+    let x = test_device().tensor([[1.0f64, -2.0, 3.0], [-4.0, 5.0, -6.0]]);
     assert_eq!(x.clone().abs().array(), [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
     assert_eq!(x.relu().array(), [[1.0, 0.0, 3.0], [0.0, 5.0, 0.0]]);
 }
@@ -387,7 +387,7 @@ fn const_shaped_forward_keeps_row_major_order() {
 #[test]
 fn traced_forward_values_equal_untraced() {
     // Tracing changes the bookkeeping (the input buffer is kept), not the values.
-    let x: V64 = Cpu::default().tensor(INPUTS.to_vec());
+    let x: V64 = test_device().tensor(INPUTS.to_vec());
     let plain = x.clone().exp().sin().as_vec();
     let traced = x.leaky_trace().exp().sin().as_vec();
     assert_close(&traced, &plain, 0.0, 0.0, "traced exp().sin()");
@@ -404,7 +404,7 @@ fn check_binary_forward(
     op32: impl Fn(V32, V32) -> V32,
     reference: impl Fn(f64, f64) -> f64,
 ) {
-    let dev = Cpu::default();
+    let dev = test_device();
     let y = op64(dev.tensor(LHS.to_vec()), dev.tensor(RHS.to_vec()));
     let expected: Vec<f64> = LHS.iter().zip(RHS).map(|(&a, &b)| reference(a, b)).collect();
     assert_close(&y.as_vec(), &expected, 1e-15, 0.0, &format!("{what} (f64)"));
@@ -464,7 +464,7 @@ fn binary_forward() {
 #[test]
 fn binary_ops_of_a_tensor_with_itself() {
     // x ∘ x with one buffer on both sides (and the in-place path for the lhs).
-    let x: V64 = Cpu::default().tensor(vec![1.5, -2.0, 3.0]);
+    let x: V64 = test_device().tensor(vec![1.5, -2.0, 3.0]);
     assert_eq!(x.clone().mul(x.clone()).as_vec(), [2.25, 4.0, 9.0]);
     assert_eq!(x.clone().sub(x.clone()).as_vec(), [0.0; 3]);
     assert_eq!(x.clone().div(x.clone()).as_vec(), [1.0; 3]);
@@ -479,7 +479,7 @@ fn sum_and_mean_forward() {
     let v: [[[f64; 4]; 3]; 2] = std::array::from_fn(|i| {
         std::array::from_fn(|j| std::array::from_fn(|k| (i * 12 + j * 4 + k) as f64 * 0.5 - 3.0))
     });
-    let x = Cpu::default().tensor(v);
+    let x = test_device().tensor(v);
     let at = |i: usize, j: usize, k: usize| v[i][j][k];
     let total: f64 = (0..2)
         .flat_map(|i| (0..3).flat_map(move |j| (0..4).map(move |k| at(i, j, k))))
@@ -501,22 +501,22 @@ fn sum_and_mean_forward() {
     assert_eq!(x.clone().sum::<_, Axis<2>>().array(), s2);
     let s02: [f64; 3] = std::array::from_fn(|j| (0..2).flat_map(|i| (0..4).map(move |k| at(i, j, k))).sum());
     assert_eq!(x.clone().sum::<_, Axes2<0, 2>>().array(), s02);
-    let m1: Tensor<Rank2<2, 4>, f64, Cpu> = x.clone().mean::<_, Axis<1>>();
+    let m1: Tensor<Rank2<2, 4>, f64, TestDevice> = x.clone().mean::<_, Axis<1>>();
     let expected: Vec<f64> = s1.as_flattened().iter().map(|s| s / 3.0).collect();
     assert_close(&m1.as_vec(), &expected, 1e-15, 0.0, "mean over axis 1");
 
     // f32, and a long vector (the kernel sums in lanes).
     let long: Vec<f32> = (0..1001).map(|i| ((i * 37 % 101) as f32) * 0.25 - 12.0).collect();
     let exact: f64 = long.iter().map(|&v| v as f64).sum();
-    let s = Cpu::default().tensor(long).sum::<Rank0, _>().array();
+    let s = test_device().tensor(long).sum::<Rank0, _>().array();
     assert_close(&[s as f64], &[exact], 1e-6, 0.0, "sum of 1001 f32");
 }
 
 #[test]
 fn sum_propagates_nan_and_inf() {
-    let x: V64 = Cpu::default().tensor(vec![1.0, NAN, 2.0]);
+    let x: V64 = test_device().tensor(vec![1.0, NAN, 2.0]);
     assert!(x.sum::<Rank0, _>().array().is_nan());
-    let y: V64 = Cpu::default().tensor(vec![1.0, f64::INFINITY, 2.0]);
+    let y: V64 = test_device().tensor(vec![1.0, f64::INFINITY, 2.0]);
     assert_eq!(y.sum::<Rank0, _>().array(), f64::INFINITY);
 }
 
@@ -618,7 +618,7 @@ fn gradients_of_binary_ops() {
 
 #[test]
 fn gradients_of_sum_and_mean() {
-    let x = Cpu::default().tensor([[[0.3f64, -1.2, 2.0, 0.7], [1.1, -0.4, 0.9, -2.2], [0.5, 1.6, -0.8, 0.05]]; 2]);
+    let x = test_device().tensor([[[0.3f64, -1.2, 2.0, 0.7], [1.1, -0.4, 0.9, -2.2], [0.5, 1.6, -0.8, 0.05]]; 2]);
     let x = x.sin(); // make the two halves differ
     check_gradient(&x, |t| t.square().sum::<Rank0, _>());
     check_gradient(&x, |t| t.square().mean::<Rank0, _>());
@@ -640,7 +640,7 @@ fn gradients_of_sum_and_mean() {
 /// The gradient of `Σ f(x)` at each element of `inputs` (a plain sum: each element's
 /// gradient is f'(x_i)).
 fn derivative(inputs: &[f64], f: impl Fn(Traced<(usize,)>) -> Traced<(usize,)>) -> Vec<f64> {
-    let x: V64 = Cpu::default().tensor(inputs.to_vec());
+    let x: V64 = test_device().tensor(inputs.to_vec());
     let loss = f(x.clone().traced(x.alloc_grads())).sum::<Rank0, _>();
     loss.backward().get(&x).as_vec()
 }
@@ -684,7 +684,7 @@ fn clamp_derivative_is_one_strictly_inside_the_interval() {
 #[test]
 fn maximum_and_minimum_split_ties_equally() {
     // d max(x, y)/dx = 1 where x > y, 0.5 where x == y, 0 where x < y; dy the mirror.
-    let dev = Cpu::default();
+    let dev = test_device();
     let x: V64 = dev.tensor(vec![1.0, 2.0, 3.0, 0.0]);
     let y: V64 = dev.tensor(vec![2.0, 2.0, 1.0, -0.0]);
     let loss = x.leaky_trace().maximum(y.leaky_trace()).sum::<Rank0, _>();
@@ -702,7 +702,7 @@ fn maximum_and_minimum_split_ties_equally() {
 fn maximum_and_minimum_send_the_whole_gradient_to_both_at_nan() {
     // torch 2.15: maximum(a, b).sum().backward() with a = [1, nan], b = [nan, 1] gives
     // a.grad = b.grad = [1, 1]; neither a < b nor a == b holds, so nothing is masked.
-    let dev = Cpu::default();
+    let dev = test_device();
     let x: V64 = dev.tensor(vec![1.0, f64::NAN]);
     let y: V64 = dev.tensor(vec![f64::NAN, 1.0]);
     for use_maximum in [true, false] {
@@ -717,7 +717,7 @@ fn maximum_and_minimum_send_the_whole_gradient_to_both_at_nan() {
 #[test]
 fn maximum_of_a_tensor_with_itself_passes_the_full_gradient() {
     // max(x, x) = x: the two halves of the tie add up to 1.
-    let x: V64 = Cpu::default().tensor(vec![-1.0, 4.0]);
+    let x: V64 = test_device().tensor(vec![-1.0, 4.0]);
     let t = x.leaky_trace();
     let g = t.clone().maximum(t).sum::<Rank0, _>().backward();
     assert_eq!(g.get(&x).as_vec(), [1.0, 1.0]);
@@ -826,20 +826,20 @@ fn hand_derived_derivatives() {
 fn normal_input(n: usize, seed: u64) -> V64 {
     // Nonzero values, so that a zero in the output can only come from the mask.
     let v: Vec<f64> = weights(n, seed).into_iter().map(|w| w * 3.0).collect();
-    Cpu::default().tensor(v)
+    test_device().tensor(v)
 }
 
 #[test]
 fn dropout_is_deterministic_given_the_seed() {
-    let ones = |seed: u64| -> Tensor<Rank1<1000>, f64, Cpu> { Cpu::seed_from_u64(seed).ones() };
+    let ones = |seed: u64| -> Tensor<Rank1<1000>, f64, TestDevice> { TestDevice::seed_from_u64(seed).ones() };
     let a = ones(42).dropout(0.5).as_vec();
     let b = ones(42).dropout(0.5).as_vec();
     let c = ones(43).dropout(0.5).as_vec();
     assert_eq!(a, b, "same seed, same mask");
     assert_ne!(a, c, "another seed, another mask");
     // Two calls on one device draw different masks.
-    let dev = Cpu::seed_from_u64(42);
-    let y: Tensor<Rank1<1000>, f64, Cpu> = dev.ones();
+    let dev = TestDevice::seed_from_u64(42);
+    let y: Tensor<Rank1<1000>, f64, TestDevice> = dev.ones();
     assert_ne!(y.clone().dropout(0.5).as_vec(), y.dropout(0.5).as_vec());
 }
 
@@ -849,7 +849,7 @@ fn dropout_zeroes_about_p_and_scales_the_rest() {
     let n = 10_000;
     let x = normal_input(n, 11);
     let xv = x.as_vec();
-    let dev = Cpu::seed_from_u64(5);
+    let dev = TestDevice::seed_from_u64(5);
     let y = dev.zeros_like(&(n,)).add(x).dropout(p).as_vec();
     let zeros = y.iter().filter(|&&v| v == 0.0).count();
     // Binomial(10 000, 0.3): mean 3000, σ ≈ 45.8; allow 5σ.
@@ -867,8 +867,8 @@ fn dropout_zeroes_about_p_and_scales_the_rest() {
 #[test]
 fn dropout_gradient_is_the_scaled_mask() {
     let p = 0.3;
-    let dev = Cpu::seed_from_u64(9);
-    let x: Tensor<Rank2<20, 30>, f64, Cpu> = dev.sample_normal();
+    let dev = TestDevice::seed_from_u64(9);
+    let x: Tensor<Rank2<20, 30>, f64, TestDevice> = dev.sample_normal();
     let grads = x.alloc_grads();
     let y = x.clone().traced(grads).dropout(p);
     let kept: Vec<bool> = y.as_vec().iter().map(|&v| v != 0.0).collect();
@@ -907,14 +907,14 @@ fn dropout_with_p_one_zeroes_everything() {
     assert_eq!(g, vec![0.0; 500]);
     // No NaN from 0 · inf (the scale 1/(1-p) is infinite at p = 1), also in f32 and
     // for the largest finite values.
-    let f32x: Tensor<Rank1<4>, f32, Cpu> = Cpu::default().tensor([1.0, -2.0, 3e38, 0.0]);
+    let f32x: Tensor<Rank1<4>, f32, TestDevice> = test_device().tensor([1.0, -2.0, 3e38, 0.0]);
     assert_eq!(f32x.dropout(1.0).array(), [0.0; 4]);
 }
 
 #[test]
 fn dropout_f32() {
     let p = 0.25;
-    let x: Tensor<Rank1<4000>, f32, Cpu> = Cpu::seed_from_u64(1).sample_normal();
+    let x: Tensor<Rank1<4000>, f32, TestDevice> = TestDevice::seed_from_u64(1).sample_normal();
     let xv = x.as_vec();
     let y = x.dropout(p).as_vec();
     let zeros = y.iter().filter(|&&v| v == 0.0).count();
@@ -933,7 +933,7 @@ fn dropout_f32() {
 #[test]
 fn dropout_rejects_probabilities_outside_zero_one() {
     for p in [1.5, -0.1, NAN, f64::INFINITY] {
-        let x: V64 = Cpu::default().tensor(vec![1.0, 2.0]);
+        let x: V64 = test_device().tensor(vec![1.0, 2.0]);
         match x.try_dropout(p) {
             Err(Error::InvalidArgument { op, message }) => {
                 assert_eq!(op, "dropout");
@@ -950,7 +950,7 @@ fn dropout_rejects_probabilities_outside_zero_one() {
 #[test]
 #[should_panic(expected = "dropout: probability must be in [0, 1], got 1.5")]
 fn dropout_panics_with_the_error_text() {
-    let x: V64 = Cpu::default().tensor(vec![1.0]);
+    let x: V64 = test_device().tensor(vec![1.0]);
     let _ = x.dropout(1.5);
 }
 
@@ -961,13 +961,13 @@ fn dropout_panics_with_the_error_text() {
 const CMP_L: &[f64] = &[1.0, 2.0, 3.0, NAN, 1.0, NAN, -0.0, f64::INFINITY, -5.0];
 const CMP_R: &[f64] = &[1.0, 3.0, 2.0, 1.0, NAN, NAN, 0.0, f64::INFINITY, f64::NEG_INFINITY];
 
-fn bools<T>(t: Tensor<(usize,), bool, Cpu, T>) -> Vec<bool> {
+fn bools<T>(t: Tensor<(usize,), bool, TestDevice, T>) -> Vec<bool> {
     t.as_vec()
 }
 
 #[test]
 fn comparisons_of_tensors() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let (l, r): (V64, V64) = (dev.tensor(CMP_L.to_vec()), dev.tensor(CMP_R.to_vec()));
     let reference =
         |f: fn(&f64, &f64) -> bool| -> Vec<bool> { CMP_L.iter().zip(CMP_R).map(|(a, b)| f(a, b)).collect() };
@@ -1000,7 +1000,7 @@ fn comparisons_of_tensors() {
 
 #[test]
 fn comparisons_with_a_scalar() {
-    let x: V64 = Cpu::default().tensor(CMP_L.to_vec());
+    let x: V64 = test_device().tensor(CMP_L.to_vec());
     for s in [2.0, NAN, 0.0, f64::INFINITY] {
         let reference = |f: fn(&f64, &f64) -> bool| -> Vec<bool> { CMP_L.iter().map(|a| f(a, &s)).collect() };
         assert_eq!(bools(x.eq_scalar(s)), reference(|a, b| a == b), "eq {s}");
@@ -1018,13 +1018,13 @@ fn comparisons_with_a_scalar() {
         bools(x.gt_scalar(2.0)),
         [false, false, true, false, false, false, false, true, false]
     );
-    let x32: Tensor<Rank2<1, 3>, f32, Cpu> = Cpu::default().tensor([[1.0, 2.0, 3.0]]);
+    let x32: Tensor<Rank2<1, 3>, f32, TestDevice> = test_device().tensor([[1.0, 2.0, 3.0]]);
     assert_eq!(x32.ge_scalar(2.0).array(), [[false, true, true]]);
 }
 
 #[test]
 fn choose_forward() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let a = dev.tensor([[1.0f64, 2.0, 3.0], [4.0, 5.0, 6.0]]);
     let b = dev.tensor([[-1.0f64, -2.0, -3.0], [-4.0, -5.0, -6.0]]);
     let mask = dev.tensor([[true, false, true], [false, false, true]]);
@@ -1038,7 +1038,7 @@ fn choose_forward() {
     assert_eq!(y.as_vec(), [0.0, 0.0, 2.0, 0.0]);
     // NaN in the branch not picked does not leak.
     let x: V64 = dev.tensor(vec![NAN, 1.0]);
-    let m: Tensor<(usize,), bool, Cpu> = dev.tensor(vec![false, true]);
+    let m: Tensor<(usize,), bool, TestDevice> = dev.tensor(vec![false, true]);
     assert_eq!(m.choose(x.clone(), dev.full_like(x.shape(), 7.0)).as_vec(), [7.0, 1.0]);
     // f32.
     let m32 = dev.tensor([true, false]);
@@ -1050,7 +1050,7 @@ fn choose_forward() {
 
 #[test]
 fn choose_gradient_reaches_both_branches() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let (a, b) = (points(), other());
     let mask = dev.tensor([[true, false, true], [false, true, false]]);
     // Finite differences, both operands, on separate and on shared tapes.
@@ -1081,7 +1081,7 @@ fn choose_gradient_reaches_both_branches() {
 // ---------------------------------------------------------------------------------
 
 fn vectors() -> (V64, V64) {
-    let dev = Cpu::default();
+    let dev = test_device();
     (
         dev.tensor_from_vec(vec![1.0, 2.0, 3.0], (3,)),
         dev.tensor_from_vec(vec![1.0, 2.0, 3.0, 4.0], (4,)),
@@ -1149,7 +1149,7 @@ fn add_panics_with_the_error_text() {
 
 #[test]
 fn tensor_from_vec_with_the_wrong_length_errs() {
-    let dev = Cpu::default();
+    let dev = test_device();
     match dev.try_tensor_from_vec(vec![1.0f64; 5], (2usize, 3usize)) {
         Err(Error::ShapeMismatch { op, message }) => {
             assert_eq!(op, "tensor_from_vec");
@@ -1178,12 +1178,12 @@ fn tensor_from_vec_with_the_wrong_length_errs() {
 /// must match the generic path's bit for bit.
 #[test]
 fn binary_ops_with_a_row_broadcast_operand() {
-    let dev = Cpu::default();
-    let x: Tensor<Rank3<2, 3, 4>, f64, Cpu> = dev.tensor([
+    let dev = test_device();
+    let x: Tensor<Rank3<2, 3, 4>, f64, TestDevice> = dev.tensor([
         [[0.5, -1.2, 2.0, 0.3], [1.1, -0.4, 0.9, -2.2], [0.7, 1.6, -0.8, 0.05]],
         [[-0.3, 0.8, 1.4, -1.9], [2.3, 0.2, -0.6, 1.0], [-1.1, 0.45, 0.6, -0.7]],
     ]);
-    let b: Tensor<Rank1<4>, f64, Cpu> = dev.tensor([0.9, -0.35, 1.3, 0.6]);
+    let b: Tensor<Rank1<4>, f64, TestDevice> = dev.tensor([0.9, -0.35, 1.3, 0.6]);
     macro_rules! both_sides {
         ($op:ident, $f:expr) => {{
             let f: fn(f64, f64) -> f64 = $f;

@@ -9,15 +9,15 @@ mod common;
 
 use common::*;
 use ferrograd_autodiff::prelude::*;
-use ferrograd_cpu::Cpu;
+use ferrograd_testing::{TestDevice, test_device};
 
-type M = Tensor<Rank2<2, 3>, f64, Cpu>;
+type M = Tensor<Rank2<2, 3>, f64, TestDevice>;
 
 fn x0() -> M {
-    Cpu::default().tensor([[-1.3, 0.4, 2.1], [0.7, -0.25, 1.6]])
+    test_device().tensor([[-1.3, 0.4, 2.1], [0.7, -0.25, 1.6]])
 }
 fn y0() -> M {
-    Cpu::default().tensor([[0.9, -1.1, 0.35], [1.8, 0.6, -0.75]])
+    test_device().tensor([[0.9, -1.1, 0.35], [1.8, 0.6, -0.75]])
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn separately_traced_inputs_merge_tapes() {
     assert_close(&grads.get(&y).as_vec(), &gy, 1e-15, 0.0, "merged tapes: d/dy");
 
     // Three tapes, merged in two steps, one of them leaky.
-    let z: M = Cpu::default().tensor([[0.5, 1.5, -0.5], [2.0, -1.0, 0.25]]);
+    let z: M = test_device().tensor([[0.5, 1.5, -0.5], [2.0, -1.0, 0.25]]);
     let tx = x.clone().traced(x.alloc_grads());
     let ty = y.clone().traced(y.alloc_grads());
     let tz = z.leaky_trace();
@@ -336,7 +336,7 @@ fn gradients_accumulate_until_zeroed() {
 #[test]
 fn a_scalar_input() {
     // f(s) = s² · e^s on a rank-0 tensor: f'(s) = (2s + s²) e^s.
-    let s: Tensor<Rank0, f64, Cpu> = Cpu::default().tensor(0.7);
+    let s: Tensor<Rank0, f64, TestDevice> = test_device().tensor(0.7);
     let g = check_gradient(&s, |t| t.clone().square() * t.exp());
     assert_close(&g, &[(2.0 * 0.7 + 0.49) * 0.7f64.exp()], 1e-15, 0.0, "d/ds");
     // The loss is the traced input itself: d s / d s = 1.
@@ -363,10 +363,10 @@ fn detached_and_unused_inputs_get_zero_gradients() {
 fn a_small_network_against_finite_differences() {
     // Two inputs of different shapes: a row of biases and a matrix, combined via
     // reductions and element-wise ops (no broadcasting yet: b is summed into a scalar).
-    let a: M = Cpu::default().tensor([[0.3, -0.8, 1.2], [0.5, 0.9, -1.4]]);
-    let b: Tensor<Rank1<3>, f64, Cpu> = Cpu::default().tensor([0.25, -0.6, 1.1]);
+    let a: M = test_device().tensor([[0.3, -0.8, 1.2], [0.5, 0.9, -1.4]]);
+    let b: Tensor<Rank1<3>, f64, TestDevice> = test_device().tensor([0.25, -0.6, 1.1]);
     check_gradient2(&a, &b, |a, b| {
-        let rows: Tensor<Rank1<3>, f64, Cpu, _> = a.clone().gelu().sum();
+        let rows: Tensor<Rank1<3>, f64, TestDevice, _> = a.clone().gelu().sum();
         let h = (rows * b.clone()).tanh() + b.sigmoid();
         let s = h.mean::<Rank0, _>();
         s.clone() * s + weighted_sum(a.softplus())
@@ -377,8 +377,8 @@ fn a_small_network_against_finite_differences() {
 /// seed went through the loss's layout, a slice of a leaf got `[1, 1, 1, 1]`.
 #[test]
 fn a_loss_that_is_a_view_of_a_leaf() {
-    let dev = Cpu::default();
-    let x: Tensor<Rank1<4>, f64, Cpu> = dev.tensor([1.0, 2.0, 3.0, 4.0]);
+    let dev = test_device();
+    let x: Tensor<Rank1<4>, f64, TestDevice> = dev.tensor([1.0, 2.0, 3.0, 4.0]);
     let loss = x.leaky_trace().slice((2..3,)).realize::<Rank1<1>>().squeeze::<0>();
     assert_eq!(loss.backward().get(&x).array(), [0.0, 0.0, 1.0, 0.0]);
 }
@@ -386,16 +386,16 @@ fn a_loss_that_is_a_view_of_a_leaf() {
 /// A view of an op's output as the loss: only that element's gradient flows back.
 #[test]
 fn a_loss_that_is_a_view_of_an_op_output() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let values = [0.5, -1.0, 2.0, 0.25];
-    let x: Tensor<Rank1<4>, f64, Cpu> = dev.tensor(values);
+    let x: Tensor<Rank1<4>, f64, TestDevice> = dev.tensor(values);
     let y = x.leaky_trace().exp();
     let loss = y.slice((1..2,)).realize::<Rank1<1>>().squeeze::<0>();
     // d exp(x₁)/dx = exp(x₁) at index 1, 0 elsewhere (exactly 0: nothing reaches them).
     let g = loss.backward().get(&x).as_vec();
     assert_close(&g, &[0.0, values[1].exp(), 0.0, 0.0], 1e-14, 0.0, "d exp(x)[1] / dx");
     // The same through a permuted 2-d output: the loss reads element [1][0] of exp(xᵀ).
-    let m: Tensor<Rank2<2, 2>, f64, Cpu> = dev.tensor([[0.5, -1.0], [2.0, 0.25]]);
+    let m: Tensor<Rank2<2, 2>, f64, TestDevice> = dev.tensor([[0.5, -1.0], [2.0, 0.25]]);
     let e = m.leaky_trace().exp().permute::<Axes2<1, 0>>();
     let loss = e
         .slice((1..2, 0..1))
@@ -416,9 +416,9 @@ fn a_loss_that_is_a_view_of_an_op_output() {
 /// translated into the tape it joined.
 #[test]
 fn recording_through_a_handle_of_a_merged_tape() {
-    let dev = Cpu::default();
-    let x: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([0.3, -0.7]);
-    let w: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([1.1, 0.4]);
+    let dev = test_device();
+    let x: Tensor<Rank1<2>, f64, TestDevice> = dev.tensor([0.3, -0.7]);
+    let w: Tensor<Rank1<2>, f64, TestDevice> = dev.tensor([1.1, 0.4]);
     let a = x.leaky_trace().exp(); // tape A, node 0
     let b = w.leaky_trace().exp(); // tape B, node 0
     let merged = a + b.clone(); // B joins A: its node 0 becomes A's node 1
@@ -439,9 +439,9 @@ fn recording_through_a_handle_of_a_merged_tape() {
 fn recording_while_another_thread_merges() {
     const ADDS: usize = 200;
     for _ in 0..50 {
-        let dev = Cpu::default();
-        let x: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([1.0, 2.0]);
-        let w: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([3.0, 4.0]);
+        let dev = test_device();
+        let x: Tensor<Rank1<2>, f64, TestDevice> = dev.tensor([1.0, 2.0]);
+        let w: Tensor<Rank1<2>, f64, TestDevice> = dev.tensor([3.0, 4.0]);
         let (xt, wt) = (x.leaky_trace(), w.leaky_trace());
         let (chain, merged) = std::thread::scope(|scope| {
             let w_for_chain = wt.clone();
@@ -475,8 +475,8 @@ fn recording_while_another_thread_merges() {
 /// steps it never ran.
 #[test]
 fn a_graph_dropped_without_backward_frees_its_saved_buffers() {
-    let dev = Cpu::default();
-    let x: Tensor<Rank1<3>, f64, Cpu> = dev.tensor([1.0, 2.0, 3.0]);
+    let dev = test_device();
+    let x: Tensor<Rank1<3>, f64, TestDevice> = dev.tensor([1.0, 2.0, 3.0]);
     let y = x.leaky_trace().exp(); // backward of exp keeps its output
     let output = y.shared_storage().clone();
     assert_eq!(

@@ -2,7 +2,7 @@
 //! central finite differences, with transposed, permuted, sliced and broadcast operands.
 
 use ferrograd_autodiff::prelude::*;
-use ferrograd_cpu::Cpu;
+use ferrograd_testing::{TestDevice, test_device};
 
 /// A naive batched product of row-major data: `lhs` (batch, m, k), `rhs` (batch or 1, k, n).
 fn naive(lhs: &[f64], rhs: &[f64], batch: usize, rhs_batched: bool, m: usize, k: usize, n: usize) -> Vec<f64> {
@@ -48,7 +48,7 @@ fn finite_differences(values: &[f64], loss: impl Fn(&[f64]) -> f64) -> Vec<f64> 
 
 #[test]
 fn every_form_matches_a_naive_product() {
-    let dev = Cpu::seed_from_u64(1);
+    let dev = TestDevice::seed_from_u64(1);
     let v: Tensor<Rank1<3>, f64, _> = dev.sample_normal();
     let m: Tensor<Rank2<3, 4>, f64, _> = dev.sample_normal();
     let m2: Tensor<Rank2<2, 3>, f64, _> = dev.sample_normal();
@@ -103,7 +103,7 @@ fn every_form_matches_a_naive_product() {
 
 #[test]
 fn views_reach_the_gemm_correctly() {
-    let dev = Cpu::seed_from_u64(2);
+    let dev = TestDevice::seed_from_u64(2);
     let a: Tensor<Rank2<3, 2>, f64, _> = dev.sample_normal();
     let b: Tensor<Rank2<4, 3>, f64, _> = dev.sample_normal();
     // aᵀ · bᵀ through views equals the product of materialised transposes.
@@ -136,14 +136,14 @@ fn views_reach_the_gemm_correctly() {
 /// Checks d(sum(w ⊙ (a·b)))/da and /db against finite differences for one form.
 macro_rules! check_form {
     ($a:ty, $b:ty, $out:ty, $seed:expr) => {{
-        let dev = Cpu::seed_from_u64($seed);
+        let dev = TestDevice::seed_from_u64($seed);
         let a_values = values(<$a as ConstShape>::NUMEL, $seed + 100);
         let b_values = values(<$b as ConstShape>::NUMEL, $seed + 200);
-        let weights: Tensor<$out, f64, Cpu> = dev.sample_normal();
+        let weights: Tensor<$out, f64, TestDevice> = dev.sample_normal();
         let loss_of = |a: &[f64], b: &[f64]| {
             let ta = dev.tensor_from_vec(a.to_vec(), <$a>::default());
             let tb = dev.tensor_from_vec(b.to_vec(), <$b>::default());
-            let out: Tensor<$out, f64, Cpu, _> = ta.leaky_trace().matmul(tb.leaky_trace());
+            let out: Tensor<$out, f64, TestDevice, _> = ta.leaky_trace().matmul(tb.leaky_trace());
             let loss = (out * weights.clone()).sum::<Rank0, _>();
             let value = loss.as_vec()[0];
             let grads = loss.backward();
@@ -167,7 +167,7 @@ macro_rules! check_form {
 }
 
 fn values(n: usize, seed: u64) -> Vec<f64> {
-    let t: Tensor<(usize,), f64, Cpu> = Cpu::seed_from_u64(seed).sample_normal_like(&(n,));
+    let t: Tensor<(usize,), f64, TestDevice> = TestDevice::seed_from_u64(seed).sample_normal_like(&(n,));
     t.as_vec()
 }
 
@@ -183,11 +183,11 @@ fn gradients_of_every_form_match_finite_differences() {
 
 #[test]
 fn gradients_through_transposed_and_broadcast_operands() {
-    let dev = Cpu::seed_from_u64(3);
+    let dev = TestDevice::seed_from_u64(3);
     // loss = sum(w ⊙ (aᵀ · B)) with B a broadcast row: both gradients through views.
     let a_values = values(6, 20);
     let row_values = values(4, 21);
-    let weights: Tensor<Rank2<2, 4>, f64, Cpu> = dev.sample_normal();
+    let weights: Tensor<Rank2<2, 4>, f64, TestDevice> = dev.sample_normal();
     let loss_of = |a: &[f64], row: &[f64]| {
         let a = dev.tensor_from_vec(a.to_vec(), <Rank2<3, 2>>::default());
         let row = dev.tensor_from_vec(row.to_vec(), <Rank1<4>>::default());
@@ -217,12 +217,12 @@ fn gradients_through_transposed_and_broadcast_operands() {
 
 #[test]
 fn run_time_inner_dims_that_disagree_are_an_error() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let a = dev.zeros_like(&(2usize, 3usize));
     let b = dev.zeros_like(&(4usize, 5usize));
     let err = a
         .try_matmul::<_, NoneTape>(b)
-        .map(|t: Tensor<(usize, usize), f32, Cpu>| t.dims())
+        .map(|t: Tensor<(usize, usize), f32, TestDevice>| t.dims())
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -232,7 +232,7 @@ fn run_time_inner_dims_that_disagree_are_an_error() {
 
 #[test]
 fn f32_products_match_f64() {
-    let dev = Cpu::seed_from_u64(4);
+    let dev = TestDevice::seed_from_u64(4);
     let a: Tensor<Rank3<4, 17, 33>, f64, _> = dev.sample_normal();
     let b: Tensor<Rank2<33, 9>, f64, _> = dev.sample_normal();
     let exact = a.clone().matmul(b.clone()).as_vec();
@@ -250,15 +250,15 @@ fn f32_products_match_f64() {
 /// thread's pool) and a large one (the shared cache).
 #[test]
 fn reused_buffers_leave_nothing_of_their_old_values() {
-    fn poison(dev: &Cpu, len: usize) {
+    fn poison(dev: &TestDevice, len: usize) {
         for _ in 0..4 {
             drop(dev.tensor_from_vec(vec![f64::NAN; len], (len,)));
         }
     }
-    let dev = Cpu::default();
+    let dev = test_device();
     for (m, k, n) in [(3, 5, 4), (96, 40, 100)] {
-        let a: Tensor<(usize, usize), f64, Cpu> = dev.sample_normal_like(&(m, k));
-        let b: Tensor<(usize, usize), f64, Cpu> = dev.sample_normal_like(&(k, n));
+        let a: Tensor<(usize, usize), f64, TestDevice> = dev.sample_normal_like(&(m, k));
+        let b: Tensor<(usize, usize), f64, TestDevice> = dev.sample_normal_like(&(k, n));
         poison(&dev, m * n);
         let product = a.clone().matmul(b.clone());
         let expected = naive(&a.as_vec(), &b.as_vec(), 1, false, m, k, n);

@@ -2,7 +2,7 @@
 //! inside the library: every panicking op and operator is `#[track_caller]`.
 
 use ferrograd_autodiff::prelude::*;
-use ferrograd_cpu::Cpu;
+use ferrograd_testing::{TestDevice, test_device};
 use std::sync::Mutex;
 
 /// Runs `f`, which must panic, and returns the file and line the panic reports.
@@ -21,9 +21,9 @@ fn panic_location(f: impl FnOnce() + std::panic::UnwindSafe) -> (String, u32) {
 
 #[test]
 fn shape_panics_point_at_the_callers_line() {
-    let dev = Cpu::default();
-    let a: Tensor<(usize,), f32, Cpu> = dev.zeros_like(&(3,));
-    let b: Tensor<(usize,), f32, Cpu> = dev.zeros_like(&(4,));
+    let dev = test_device();
+    let a: Tensor<(usize,), f32, TestDevice> = dev.zeros_like(&(3,));
+    let b: Tensor<(usize,), f32, TestDevice> = dev.zeros_like(&(4,));
 
     let (a1, b1) = (a.clone(), b.clone());
     let expected = line!() + 2;

@@ -30,7 +30,7 @@ mod registry;
 
 use dyn_tensor::{Dyn, Traced};
 use ferrograd_autodiff::prelude::*;
-use ferrograd_cpu::Cpu;
+use ferrograd_testing::{TestDevice, test_device};
 use json::Json;
 use npz::{Array, Data};
 use registry::{Arg, Entry, OpFn, Out, Params};
@@ -74,7 +74,7 @@ trait ParityFloat: Dtype + std::fmt::Debug {
     fn op(entry: &Entry) -> OpFn<Self>;
     fn values(array: &Array) -> Option<&[Self]>;
     /// The gradients of `Σ_k sum(out_k · upstream_k)`.
-    fn backward(outs: WithUpstream<Self>) -> Result<Gradients<Self, Cpu>, String>;
+    fn backward(outs: WithUpstream<Self>) -> Result<Gradients<Self, TestDevice>, String>;
 }
 
 macro_rules! parity_float {
@@ -90,7 +90,7 @@ macro_rules! parity_float {
                     _ => None,
                 }
             }
-            fn backward(outs: WithUpstream<Self>) -> Result<Gradients<Self, Cpu>, String> {
+            fn backward(outs: WithUpstream<Self>) -> Result<Gradients<Self, TestDevice>, String> {
                 let mut total = None;
                 for (out, upstream) in outs {
                     let loss = match (out, upstream) {
@@ -186,7 +186,7 @@ impl Fixture {
 
 /// Runs one fixture; `Err` lists every mismatch.
 fn run_fixture<E: ParityFloat>(fixture: &Fixture, entry: &Entry) -> Result<(), String> {
-    let dev = Cpu::default();
+    let dev = test_device();
     let tol = E::TOL.times(entry.loosen);
 
     let mut bases: Vec<Option<Dyn<E>>> = Vec::new();

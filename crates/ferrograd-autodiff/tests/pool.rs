@@ -7,13 +7,13 @@ mod common;
 use common::{assert_close, check_gradient, weighted_sum, weights};
 use ferrograd_autodiff::prelude::*;
 use ferrograd_autodiff::{Pool1dOptions, Pool2dOptions};
-use ferrograd_cpu::Cpu;
+use ferrograd_testing::{TestDevice, test_device};
 
 type Dims4 = (usize, usize, usize, usize);
 
-fn tensor(dims: [usize; 4], seed: u64) -> Tensor<Dims4, f64, Cpu> {
+fn tensor(dims: [usize; 4], seed: u64) -> Tensor<Dims4, f64, TestDevice> {
     let shape = (dims[0], dims[1], dims[2], dims[3]);
-    Cpu::default().tensor_from_vec(weights(dims.iter().product(), seed), shape)
+    test_device().tensor_from_vec(weights(dims.iter().product(), seed), shape)
 }
 
 /// The option sets every 2-d check runs, with the kernel: plain, strided, padded,
@@ -98,7 +98,7 @@ fn global_pools_match_finite_differences_and_their_definitions() {
 
 #[test]
 fn pool1d_gradients_match_finite_differences() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x = dev.tensor_from_vec(weights(2 * 3 * 11, 5), (2usize, 3usize, 11usize));
     let o = Pool1dOptions::default;
     for (kernel, options) in [
@@ -119,7 +119,7 @@ fn pool1d_gradients_match_finite_differences() {
 /// elements) sums its planes' gradients into the shared elements.
 #[test]
 fn views_and_broadcasts_receive_gradients_through_their_strides() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let nhwc: Tensor<Rank4<2, 5, 6, 3>, f64, _> = dev.tensor_from_vec(weights(180, 6), Default::default());
     let options = Pool2dOptions::default().stride(2).padding(1);
     check_gradient(&nhwc, |x| {
@@ -150,7 +150,7 @@ fn views_and_broadcasts_receive_gradients_through_their_strides() {
 /// one; ties send the gradient to the first maximum of each window.
 #[test]
 fn shapes_unbatched_inputs_and_ties() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x: Tensor<Rank4<2, 3, 8, 8>, f32, _> = dev.sample_normal();
     let y: Tensor<(Const<2>, Const<3>, usize, usize), f32, _> = x.clone().max_pool2d(2, Pool2dOptions::default());
     let _: Tensor<Rank4<2, 3, 4, 4>, f32, _> = y.realize();
@@ -232,7 +232,7 @@ fn errors_name_the_sizes() {
         x().try_max_pool2d((0, 2), o()).unwrap_err().to_string(),
         "max_pool2d: the kernel must be at least 1, got (0, 2)"
     );
-    let seq = Cpu::default().tensor_from_vec(weights(12, 2), (3usize, 4usize));
+    let seq = test_device().tensor_from_vec(weights(12, 2), (3usize, 4usize));
     assert_eq!(
         seq.clone()
             .try_avg_pool1d(3, Pool1dOptions::default().padding(2))

@@ -8,8 +8,8 @@ mod common;
 
 use common::{GradCheck, Loss, Traced, assert_close, check_gradient_with, tensor_of, weights, widen};
 use ferrograd_autodiff::prelude::*;
-use ferrograd_cpu::Cpu;
 use ferrograd_shapes::{Axes, ReduceShape, SingleAxis};
+use ferrograd_testing::{TestDevice, test_device};
 
 // ---------------------------------------------------------------------------------
 // References
@@ -83,7 +83,7 @@ fn ref_arg(g: &[f64], greater: bool) -> usize {
 }
 
 /// Distinct values, at least 0.17 apart: finite differences never cross a tie.
-fn distinct<S: ConstShape>() -> Tensor<S, f64, Cpu> {
+fn distinct<S: ConstShape>() -> Tensor<S, f64, TestDevice> {
     let n = S::NUMEL;
     let stride = (1..).map(|k| 7 * k + 30).find(|s| gcd(*s, n) == 1).unwrap();
     let values = (0..n)
@@ -120,7 +120,7 @@ type Reduced<V, Ax> = <V as ReduceShape<Ax>>::Reduced;
 /// Checks every reduction of `view(x)` over `Ax`.
 #[track_caller]
 fn check<S: Shape, V: ReduceShape<Ax>, Ax: Axes>(
-    x: &Tensor<S, f64, Cpu>,
+    x: &Tensor<S, f64, TestDevice>,
     view: impl Fn(Traced<S>) -> Traced<V> + Copy,
 ) {
     let axes = Ax::AXES;
@@ -214,7 +214,7 @@ fn check<S: Shape, V: ReduceShape<Ax>, Ax: Axes>(
 /// against `gather` at the indices, and the gradient against finite differences.
 #[track_caller]
 fn check_with_indices<S: Shape, V: ReduceShape<Ax>, Ax: SingleAxis>(
-    x: &Tensor<S, f64, Cpu>,
+    x: &Tensor<S, f64, TestDevice>,
     view: impl Fn(Traced<S>) -> Traced<V> + Copy,
 ) {
     let axes = Ax::AXES;
@@ -345,24 +345,24 @@ fn broadcast_inputs() {
 #[test]
 fn shapes_name_the_axes_or_the_axes_the_shape() {
     let x = distinct::<Rank3<2, 3, 4>>();
-    let by_shape: Tensor<Rank1<3>, f64, Cpu> = x.clone().max();
+    let by_shape: Tensor<Rank1<3>, f64, TestDevice> = x.clone().max();
     let by_axes = x.clone().max::<_, Axes2<0, 2>>();
     assert_eq!(by_shape.array(), by_axes.array());
-    let all: Tensor<Rank0, f64, Cpu> = x.clone().min();
+    let all: Tensor<Rank0, f64, TestDevice> = x.clone().min();
     assert_eq!(all.array(), x.as_vec().iter().fold(f64::INFINITY, |m, &v| m.min(v)));
-    let i: Tensor<Rank2<2, 4>, usize, Cpu> = x.argmax();
+    let i: Tensor<Rank2<2, 4>, usize, TestDevice> = x.argmax();
     assert_eq!(i.dims(), [2, 4]);
-    let s: Tensor<Rank2<3, 4>, f64, Cpu> = x.clone().std();
-    let v: Tensor<Rank1<2>, f64, Cpu> = x.clone().logsumexp();
+    let s: Tensor<Rank2<3, 4>, f64, TestDevice> = x.clone().std();
+    let v: Tensor<Rank1<2>, f64, TestDevice> = x.clone().logsumexp();
     assert_eq!((s.dims(), v.dims()), ([3, 4], [2]));
     // Run-time dims reduce too.
-    let d = Cpu::default().tensor_from_vec(x.as_vec(), (2usize, 12usize));
+    let d = test_device().tensor_from_vec(x.as_vec(), (2usize, 12usize));
     assert_eq!(d.clone().var::<_, Axis<1>>().dims(), [2]);
     assert_eq!(d.argmin::<_, Axis<0>>().dims(), [12]);
     let (values, indices) = d.max_with_indices::<_, Axis<1>>();
     assert_eq!((values.dims(), indices.dims()), ([2], [2]));
     // One axis, from the values' shape.
-    let (values, indices): (Tensor<Rank2<2, 4>, f64, Cpu>, _) = x.clone().max_with_indices();
+    let (values, indices): (Tensor<Rank2<2, 4>, f64, TestDevice>, _) = x.clone().max_with_indices();
     assert_eq!(values.array(), x.clone().max::<_, Axis<1>>().array());
     assert_eq!(indices.array(), x.argmax::<_, Axis<1>>().array());
 }
@@ -373,10 +373,11 @@ fn shapes_name_the_axes_or_the_axes_the_shape() {
 
 #[test]
 fn tied_maxima_and_minima_share_the_gradient() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x = dev.tensor([[3.0f64, 1.0, 3.0, 3.0], [-2.0, 5.0, -2.0, 0.0]]);
     let w = [0.7, -1.3];
-    let weighted = |y: Tensor<Rank1<2>, f64, Cpu, OwnedTape<f64, Cpu>>| y.mul(dev.tensor(w)).sum::<Rank0, _>();
+    let weighted =
+        |y: Tensor<Rank1<2>, f64, TestDevice, OwnedTape<f64, TestDevice>>| y.mul(dev.tensor(w)).sum::<Rank0, _>();
     let g = weighted(x.leaky_trace().max::<_, Axis<1>>()).backward().get(&x).array();
     assert_eq!(g, [[0.7 / 3.0, 0.0, 0.7 / 3.0, 0.7 / 3.0], [0.0, -1.3, 0.0, 0.0]]);
     let g = weighted(x.leaky_trace().min::<_, Axis<1>>()).backward().get(&x).array();
@@ -395,10 +396,11 @@ fn tied_maxima_and_minima_share_the_gradient() {
 
 #[test]
 fn with_indices_the_gradient_goes_to_the_first_of_ties() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x = dev.tensor([[3.0f64, 1.0, 3.0, 3.0], [-2.0, 5.0, -2.0, 0.0]]);
     let w = [0.7, -1.3];
-    let weighted = |y: Tensor<Rank1<2>, f64, Cpu, OwnedTape<f64, Cpu>>| y.mul(dev.tensor(w)).sum::<Rank0, _>();
+    let weighted =
+        |y: Tensor<Rank1<2>, f64, TestDevice, OwnedTape<f64, TestDevice>>| y.mul(dev.tensor(w)).sum::<Rank0, _>();
     // torch.max(x, 1): values [3, 5] at [0, 1]; each row's weight goes to that one index
     // (where `max` gave 0.7 / 3 to each of the three 3.0).
     let (values, indices) = x.leaky_trace().max_with_indices::<_, Axis<1>>();
@@ -437,7 +439,7 @@ fn with_indices_the_gradient_goes_to_the_first_of_ties() {
 #[test]
 fn with_indices_gradients_match_finite_differences_on_random_data() {
     // Seeded normal values: no ties, and none closer than the finite-difference steps.
-    let x: Tensor<Rank3<3, 4, 5>, f64, Cpu> = Cpu::seed_from_u64(11).sample_normal();
+    let x: Tensor<Rank3<3, 4, 5>, f64, TestDevice> = TestDevice::seed_from_u64(11).sample_normal();
     let same = |t: Traced<Rank3<3, 4, 5>>| t;
     check_with_indices::<_, _, Axis<0>>(&x, same);
     check_with_indices::<_, _, Axis<1>>(&x, same);
@@ -453,7 +455,7 @@ fn with_indices_gradients_match_finite_differences_on_random_data() {
 
 #[test]
 fn with_indices_nan_wins_and_takes_the_gradient() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x = dev.tensor([[1.0f64, f64::NAN, 3.0, f64::NAN], [4.0, 5.0, 7.0, 7.0]]);
     let (values, indices) = x.leaky_trace().max_with_indices::<_, Axis<1>>();
     let v = values.as_vec();
@@ -487,7 +489,7 @@ fn with_indices_nan_wins_and_takes_the_gradient() {
 
 #[test]
 fn argmax_and_argmin_take_the_first_tie_and_nan() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x = dev.tensor([
         [2.0f64, 7.0, 7.0, 1.0],
         [f64::NAN, 3.0, f64::NAN, 9.0],
@@ -516,7 +518,7 @@ fn argmax_and_argmin_take_the_first_tie_and_nan() {
 
 #[test]
 fn max_and_min_propagate_nan() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x = dev.tensor([[1.0f32, f32::NAN, 3.0], [4.0, 5.0, 6.0]]);
     let m = x.clone().max::<_, Axis<1>>().array();
     assert!(m[0].is_nan() && m[1] == 6.0);
@@ -543,7 +545,7 @@ fn max_and_min_propagate_nan() {
 
 #[test]
 fn logsumexp_is_stable_at_large_logits() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x = dev.tensor([[1e4f64, 1e4, -1e4], [-1e4, -1e4 + 1.0, -1e4], [1e4, 0.0, -1e4]]);
     let lse = x.clone().logsumexp::<_, Axis<1>>().array();
     let expected = [1e4 + 2.0f64.ln(), -1e4 + (2.0 * (-1.0f64).exp() + 1.0).ln() + 1.0, 1e4];
@@ -575,7 +577,7 @@ fn logsumexp_is_stable_at_large_logits() {
 
 #[test]
 fn var_and_std_edge_cases() {
-    let dev = Cpu::default();
+    let dev = test_device();
     // One element: the unbiased divisor is 0, so NaN, as in PyTorch; with correction 0, 0.
     let one = dev.tensor([[2.5f64], [1.0]]);
     assert!(one.clone().var::<_, Axis<1>>().as_vec().iter().all(|v| v.is_nan()));
@@ -598,7 +600,7 @@ fn var_and_std_edge_cases() {
 
 #[test]
 fn empty_reductions_are_errors_where_pytorch_refuses() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x = dev.tensor_from_vec(Vec::<f64>::new(), (0usize, Const::<3>));
     let err = x.clone().try_max::<_, Axis<0>>().unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { op: "max", .. }), "{err}");
@@ -645,10 +647,10 @@ fn empty_reductions_are_errors_where_pytorch_refuses() {
 
 #[test]
 fn f32_long_rows_match_f64_references() {
-    let dev = Cpu::seed_from_u64(3);
+    let dev = TestDevice::seed_from_u64(3);
     // 1000 = 15 tiles of 64 + 40; 5003 spans two blocks of 4096.
-    let x: Tensor<Rank2<3, 1000>, f32, Cpu> = dev.sample_normal();
-    let y: Tensor<Rank2<2, 5003>, f32, Cpu> = dev.sample_normal();
+    let x: Tensor<Rank2<3, 1000>, f32, TestDevice> = dev.sample_normal();
+    let y: Tensor<Rank2<2, 5003>, f32, TestDevice> = dev.sample_normal();
     for (values, dims, sums, maxes, mins, vars, lses, argmaxes) in [
         (
             widen(&x.as_vec()),
@@ -715,7 +717,7 @@ fn f32_long_rows_match_f64_references() {
 fn gradients_of_f32_agree_with_f64() {
     let x64 = distinct::<Rank2<4, 37>>();
     let x32 = x64.to_dtype::<f32>();
-    let w: Tensor<Rank1<4>, f64, Cpu> = tensor_of(weights(4, 9), Default::default());
+    let w: Tensor<Rank1<4>, f64, TestDevice> = tensor_of(weights(4, 9), Default::default());
     let w32 = w.to_dtype::<f32>();
     let g64 = x64
         .leaky_trace()

@@ -2,9 +2,9 @@
 //! against central finite differences, inputs contiguous and viewed.
 
 use ferrograd_autodiff::prelude::*;
-use ferrograd_cpu::Cpu;
+use ferrograd_testing::{TestDevice, test_device};
 
-type Traced<S> = Tensor<S, f64, Cpu, OwnedTape<f64, Cpu>>;
+type Traced<S> = Tensor<S, f64, TestDevice, OwnedTape<f64, TestDevice>>;
 
 fn assert_close(actual: &[f64], expected: &[f64], tolerance: f64, what: &str) {
     assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
@@ -19,11 +19,11 @@ fn assert_close(actual: &[f64], expected: &[f64], tolerance: f64, what: &str) {
 /// Checks the gradient of `sum(w ⊙ f(x))` against central differences, for a seeded
 /// random `w` of f's output size.
 fn check_gradient<S: ConstShape, O: Shape>(what: &str, f: impl Fn(Traced<S>) -> Traced<O>) {
-    let dev = Cpu::seed_from_u64(5);
-    let x: Tensor<S, f64, Cpu> = dev.sample_normal();
+    let dev = TestDevice::seed_from_u64(5);
+    let x: Tensor<S, f64, TestDevice> = dev.sample_normal();
     let values = x.as_vec();
     let output_len = f(x.leaky_trace()).num_elements();
-    let weights = Cpu::seed_from_u64(6).sample_normal_like(&(output_len,)).as_vec();
+    let weights = TestDevice::seed_from_u64(6).sample_normal_like(&(output_len,)).as_vec();
     let loss = |v: &[f64]| {
         let t = dev.tensor_from_vec(v.to_vec(), S::default());
         let out = f(t.leaky_trace()).as_vec();
@@ -53,7 +53,7 @@ fn check_gradient<S: ConstShape, O: Shape>(what: &str, f: impl Fn(Traced<S>) -> 
 
 #[test]
 fn broadcast_permute_and_slice_read_the_right_elements() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x = dev.tensor([[1.0f64, 2.0, 3.0], [4.0, 5.0, 6.0]]);
     let b: Tensor<Rank3<2, 2, 3>, f64, _> = x.clone().broadcast::<_, Axis<0>>();
     assert_eq!(b.array(), [x.array(), x.array()]);
@@ -88,7 +88,7 @@ fn broadcast_permute_and_slice_read_the_right_elements() {
 
 #[test]
 fn broadcast_to_a_run_time_shape_checks_kept_dims() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let v = dev.tensor_from_vec(vec![1.0f32, 2.0, 3.0], (3usize,));
     let ok = v.clone().broadcast_like::<_, Axis<0>>(&(2usize, 3usize));
     assert_eq!(ok.as_vec(), vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
@@ -101,7 +101,7 @@ fn broadcast_to_a_run_time_shape_checks_kept_dims() {
 
 #[test]
 fn reshape_copies_only_when_it_must() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x = dev.tensor([[1.0f64, 2.0, 3.0], [4.0, 5.0, 6.0]]);
     let r: Tensor<Rank2<3, 2>, f64, _> = x.clone().reshape();
     assert_eq!(r.array(), [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]);
@@ -123,7 +123,7 @@ fn reshape_copies_only_when_it_must() {
 
 #[test]
 fn concat_and_stack() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let a = dev.tensor([[1.0f64, 2.0], [3.0, 4.0]]);
     let b = dev.tensor([[5.0f64, 6.0]]);
     let rows = a.clone().concat_along(Axis::<0>, b.clone());
@@ -145,9 +145,9 @@ fn concat_and_stack() {
     assert_eq!(s.array()[1], [[1.0, 3.0], [2.0, 4.0]]);
     let v = vec![b.clone(), b.clone()].stack();
     assert_eq!(v.dims(), [2, 1, 2]);
-    assert!(Vec::<Tensor<Rank1<2>, f64, Cpu>>::new().try_stack().is_err());
+    assert!(Vec::<Tensor<Rank1<2>, f64, TestDevice>>::new().try_stack().is_err());
     let mismatched = vec![dev.zeros_like(&(2usize,)), dev.zeros_like(&(3usize,))];
-    let err: Result<Tensor<(usize, usize), f64, Cpu>, _> = mismatched.try_stack();
+    let err: Result<Tensor<(usize, usize), f64, TestDevice>, _> = mismatched.try_stack();
     assert_eq!(
         err.unwrap_err().to_string(),
         "stack: tensor 1 has shape [3], tensor 0 has [2]"

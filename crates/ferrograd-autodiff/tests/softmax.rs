@@ -7,8 +7,8 @@ mod common;
 
 use common::{GradCheck, Loss, Traced, assert_close, check_gradient_with, tensor_of, weights, widen};
 use ferrograd_autodiff::prelude::*;
-use ferrograd_cpu::Cpu;
 use ferrograd_shapes::{Axes, ReduceShape};
+use ferrograd_testing::{TestDevice, test_device};
 
 // ---------------------------------------------------------------------------------
 // References
@@ -66,7 +66,7 @@ fn ref_log_softmax(row: &[f64]) -> Vec<f64> {
 
 /// Varied values (several units apart, so the softmax is far from uniform) in a
 /// seeded order.
-fn logits<S: ConstShape>() -> Tensor<S, f64, Cpu> {
+fn logits<S: ConstShape>() -> Tensor<S, f64, TestDevice> {
     let values = weights(S::NUMEL, 23)
         .iter()
         .enumerate()
@@ -90,7 +90,7 @@ fn wsum<S: Shape>(y: Traced<S>) -> Loss {
 /// (the kernel may overwrite it).
 #[track_caller]
 fn check<S: Shape, V: ReduceShape<Ax>, Ax: Axes>(
-    x: &Tensor<S, f64, Cpu>,
+    x: &Tensor<S, f64, TestDevice>,
     view: impl Fn(Traced<S>) -> Traced<V> + Copy,
 ) {
     let axes = Ax::AXES;
@@ -180,7 +180,7 @@ fn broadcast_inputs() {
     check::<_, _, Axis<1>>(&x, copies);
     check::<_, _, Axis<2>>(&x, copies);
     check::<_, _, Axes2<0, 2>>(&x, copies);
-    let third = Cpu::default().zeros::<Rank3<3, 4, 5>>() + 1.0 / 3.0;
+    let third = test_device().zeros::<Rank3<3, 4, 5>>() + 1.0 / 3.0;
     let p = copies(x.clone().traced(Gradients::default()))
         .split_tape()
         .0
@@ -198,7 +198,7 @@ fn broadcast_inputs() {
 
 #[test]
 fn logits_of_1e4_neither_overflow_nor_give_nan() {
-    let dev = Cpu::default();
+    let dev = test_device();
     // Every logit is large: the finite-difference step scales with it.
     let rows = [
         [1e4f64, -1e4, 5e3, 1e4 - 0.5],
@@ -256,7 +256,7 @@ fn logits_of_1e4_neither_overflow_nor_give_nan() {
 
 #[test]
 fn nan_stays_in_its_row_and_minus_infinity_masks() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x = dev.tensor([
         [1.0f64, f64::NAN, 2.0],
         [0.0, f64::NEG_INFINITY, 0.0],
@@ -316,7 +316,7 @@ fn softmax_is_the_exponential_of_log_softmax_and_sums_to_one() {
 
 #[test]
 fn empty_and_single_element_rows() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let one = dev.tensor([[3.0f64], [-1e4]]);
     assert_eq!(one.clone().softmax::<Axis<1>>().array(), [[1.0], [1.0]]);
     assert_eq!(one.log_softmax::<Axis<1>>().array(), [[0.0], [0.0]]);
@@ -331,10 +331,10 @@ fn empty_and_single_element_rows() {
 
 #[test]
 fn f32_long_rows_match_f64_references() {
-    let dev = Cpu::seed_from_u64(11);
+    let dev = TestDevice::seed_from_u64(11);
     // 1000 and 1027 are not multiples of the vector width; axis 0 takes the strided walk.
-    let x: Tensor<Rank2<5, 1000>, f32, Cpu> = dev.sample_normal::<Rank2<5, 1000>>() * 4.0;
-    let y: Tensor<Rank3<3, 2, 1027>, f32, Cpu> = dev.sample_normal::<Rank3<3, 2, 1027>>() * 4.0;
+    let x: Tensor<Rank2<5, 1000>, f32, TestDevice> = dev.sample_normal::<Rank2<5, 1000>>() * 4.0;
+    let y: Tensor<Rank3<3, 2, 1027>, f32, TestDevice> = dev.sample_normal::<Rank3<3, 2, 1027>>() * 4.0;
     let xv = widen(&x.as_vec());
     let yv = widen(&y.as_vec());
     for (what, actual, expected) in [
@@ -434,9 +434,9 @@ fn gradients_of_f32_agree_with_f64() {
 /// threshold.
 #[test]
 fn reused_buffers_leave_nothing_of_their_old_values() {
-    let dev = Cpu::default();
+    let dev = test_device();
     for (rows, len) in [(3usize, 5usize), (40, 300)] {
-        let x: Tensor<(usize, usize), f64, Cpu> = dev.sample_normal_like(&(rows, len));
+        let x: Tensor<(usize, usize), f64, TestDevice> = dev.sample_normal_like(&(rows, len));
         let values = x.as_vec();
         for (input, permuted) in [(x.clone(), false), (x.clone().t().contiguous().t(), true)] {
             for _ in 0..4 {

@@ -6,12 +6,12 @@ mod common;
 use common::{GradCheck, assert_close, numerical_gradient, weighted_sum, weights};
 use ferrograd_autodiff::prelude::*;
 use ferrograd_autodiff::{Interpolation, UpsampleSize};
-use ferrograd_cpu::Cpu;
+use ferrograd_testing::{TestDevice, test_device};
 
-type Image = Tensor<(usize, usize, usize, usize), f64, Cpu>;
+type Image = Tensor<(usize, usize, usize, usize), f64, TestDevice>;
 
 fn tensor(dims: [usize; 4], seed: u64) -> Image {
-    Cpu::default().tensor_from_vec(
+    test_device().tensor_from_vec(
         weights(dims.iter().product(), seed),
         (dims[0], dims[1], dims[2], dims[3]),
     )
@@ -44,7 +44,7 @@ fn gradients_match_finite_differences() {
 
 #[test]
 fn one_image_and_errors() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x: Tensor<Rank3<2, 3, 4>, f64, _> = dev.tensor_from_vec(weights(24, 2), Default::default());
     let mode = Interpolation::Bilinear { align_corners: false };
     let single: Tensor<(Const<2>, usize, usize), f64, _> = x.clone().upsample2d([5, 5], mode);

@@ -1,9 +1,9 @@
 //! The data utilities as a training loop uses them: shuffling, batching, the loader
 //! thread, MNIST's IDX files and the embedded digits.
 
-use ferrograd_cpu::Cpu;
 use ferrograd_data::*;
 use ferrograd_device::Error;
+use ferrograd_testing::test_device;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use std::io::Write;
@@ -222,7 +222,7 @@ fn batching_keeps_or_drops_the_last_partial_batch() {
 #[test]
 fn the_loader_thread_yields_the_batches_of_the_synchronous_path() {
     let (train, _) = Digits::embedded().unwrap().split_per_class(30);
-    let dev = Cpu::default();
+    let dev = test_device();
     for prefetch in [1, 3] {
         let config = LoaderConfig {
             batch_size: 32,
@@ -322,7 +322,7 @@ fn the_embedded_digits_are_500_per_class_and_split_without_overlap() {
         .filter(|i| train_images.contains(i))
         .count();
     assert_eq!(shared, 0);
-    let batch = DigitsToTensors::new(Cpu::default())
+    let batch = DigitsToTensors::new(test_device())
         .try_collate(vec![test.get_item(0).unwrap()])
         .unwrap();
     let pixels = batch.images.as_vec();

@@ -8,13 +8,13 @@ mod model_fixtures;
 
 use model_fixtures::{GradientsByName, Tolerance, models_dir, npz};
 
-use ferrograd_cpu::Cpu;
 use ferrograd_nn::prelude::*;
 use ferrograd_nn::transformer::TransformerKernels;
 use ferrograd_nn::{
     Activation, AttentionMasks, DecoderMasks, MultiHeadAttentionConfig, TransformerConfig, TransformerEncoderConfig,
     TransformerEncoderLayerConfig, TransformerMasks,
 };
+use ferrograd_testing::TestDevice;
 use npz::{Array, Data};
 use std::collections::BTreeMap;
 
@@ -49,7 +49,7 @@ fn reference(io: &BTreeMap<String, Array>, key: &str) -> Option<Vec<f64>> {
 }
 
 /// A batch of sequences of `M` features on the test's tape.
-type Sequences<M, E> = Tensor<(usize, usize, M), E, Cpu, OwnedTape<E, Cpu>>;
+type Sequences<M, E> = Tensor<(usize, usize, M), E, TestDevice, OwnedTape<E, TestDevice>>;
 
 /// What a case's forward gives: the output and, for attention, the averaged weights.
 type Outputs<M, E> = (Sequences<M, E>, Option<Sequences<usize, E>>);
@@ -57,7 +57,7 @@ type Outputs<M, E> = (Sequences<M, E>, Option<Sequences<usize, E>>);
 /// A fixture's arrays, and its masks as tensors.
 struct Fixture<'a> {
     name: &'a str,
-    dev: Cpu,
+    dev: TestDevice,
     io: BTreeMap<String, Array>,
 }
 
@@ -69,7 +69,7 @@ impl Fixture<'_> {
     }
 
     /// The boolean mask `mask.<key>` (true = blocked).
-    fn blocked(&self, key: &str) -> Tensor<(usize, usize), bool, Cpu> {
+    fn blocked(&self, key: &str) -> Tensor<(usize, usize), bool, TestDevice> {
         let array = self.mask_array(key);
         let Data::Bool(values) = &array.data else {
             panic!("{}: mask {key} is not bool", self.name)
@@ -79,7 +79,7 @@ impl Fixture<'_> {
     }
 
     /// The additive mask `mask.<key>`.
-    fn additive<E: Tolerance>(&self, key: &str) -> Tensor<(usize, usize), E, Cpu> {
+    fn additive<E: Tolerance>(&self, key: &str) -> Tensor<(usize, usize), E, TestDevice> {
         let array = self.mask_array(key);
         self.dev
             .tensor_from_vec(E::values(array), (array.shape[0], array.shape[1]))
@@ -105,11 +105,11 @@ fn check<E, A, M>(
 ) where
     M: Dim,
     E: Tolerance,
-    A: BuildOnDevice<E, Cpu>,
-    Cpu: TransformerKernels<E>,
+    A: BuildOnDevice<E, TestDevice>,
+    TestDevice: TransformerKernels<E>,
 {
     let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let base = models_dir().join(format!("{name}_{dtype}"));
     let mut model = dev.build_module_with::<A, E>(architecture);
     model
@@ -119,7 +119,7 @@ fn check<E, A, M>(
     let fixture = Fixture { name, dev, io };
     let io = &fixture.io;
 
-    let inputs: Vec<Tensor<(usize, usize, M), E, Cpu>> = (0..)
+    let inputs: Vec<Tensor<(usize, usize, M), E, TestDevice>> = (0..)
         .map(|i| input_key("input", i))
         .take_while(|key| io.contains_key(key))
         .map(|key| {
@@ -202,7 +202,7 @@ macro_rules! fixtures {
             fn $name() {
                 fn run<E: Tolerance>()
                 where
-                    Cpu: TransformerKernels<E>,
+                    TestDevice: TransformerKernels<E>,
                 {
                     check::<E, _, $features>(stringify!($name), $architecture, |$model, $x, $f| {
                         let _ = &$f;
@@ -223,12 +223,12 @@ macro_rules! fixtures {
 /// Runs `attention` on `(q, k, v)` with `masks` twice: for the output (the graph the
 /// gradients come from) and for the averaged weights.
 fn attention_with_weights<E: Tolerance>(
-    attention: &ferrograd_nn::built::MultiHeadAttention<Const<8>, Const<2>, E, Cpu>,
+    attention: &ferrograd_nn::built::MultiHeadAttention<Const<8>, Const<2>, E, TestDevice>,
     (q, k, v): (Sequences<Const<8>, E>, Sequences<Const<8>, E>, Sequences<Const<8>, E>),
-    masks: &AttentionMasks<E, Cpu>,
+    masks: &AttentionMasks<E, TestDevice>,
 ) -> Result<Outputs<Const<8>, E>, Error>
 where
-    Cpu: TransformerKernels<E>,
+    TestDevice: TransformerKernels<E>,
 {
     let (output, weights) = attention.try_forward_with_weights(q, k, v, masks)?;
     Ok((output, Some(weights)))
@@ -342,7 +342,7 @@ fn every_attention_fixture_is_checked() {
 
 #[test]
 fn heads_that_do_not_divide_the_embedding_are_an_error() {
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let error = dev
         .try_build_module_with::<_, f32>(MultiHeadAttentionConfig::new(10, 4))
         .unwrap_err();
@@ -364,12 +364,12 @@ fn heads_that_do_not_divide_the_embedding_are_an_error() {
 
 #[test]
 fn mask_shapes_that_do_not_fit_are_errors_naming_them() {
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let mha = dev.build_module::<MultiHeadAttention<4, 2>, f64>();
-    let q: Tensor<Rank3<2, 3, 4>, f64, Cpu> = dev.sample_normal();
-    let kv: Tensor<Rank3<2, 5, 4>, f64, Cpu> = dev.sample_normal();
+    let q: Tensor<Rank3<2, 3, 4>, f64, TestDevice> = dev.sample_normal();
+    let kv: Tensor<Rank3<2, 5, 4>, f64, TestDevice> = dev.sample_normal();
 
-    let padding: Tensor<Rank2<2, 3>, bool, Cpu> = dev.zeros();
+    let padding: Tensor<Rank2<2, 3>, bool, TestDevice> = dev.zeros();
     let error = mha
         .try_forward_masked(
             q.clone(),
@@ -384,7 +384,7 @@ fn mask_shapes_that_do_not_fit_are_errors_naming_them() {
         "{error}"
     );
 
-    let blocked: Tensor<Rank2<5, 3>, bool, Cpu> = dev.zeros();
+    let blocked: Tensor<Rank2<5, 3>, bool, TestDevice> = dev.zeros();
     let error = mha
         .try_forward_masked(
             q.clone(),
@@ -399,7 +399,7 @@ fn mask_shapes_that_do_not_fit_are_errors_naming_them() {
         "{error}"
     );
 
-    let additive: Tensor<Rank2<3, 4>, f64, Cpu> = dev.zeros();
+    let additive: Tensor<Rank2<3, 4>, f64, TestDevice> = dev.zeros();
     let error = mha
         .try_forward_masked(q.clone(), kv.clone(), kv, &AttentionMasks::new().additive(additive))
         .unwrap_err()
@@ -420,9 +420,9 @@ fn mask_shapes_that_do_not_fit_are_errors_naming_them() {
 
 #[test]
 fn dropout_acts_in_training_only() {
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let mut mha = dev.build_module_with::<_, f64>(MultiHeadAttention::<8, 2>::default().with_dropout(0.5));
-    let x: Tensor<Rank3<2, 6, 8>, f64, Cpu> = dev.sample_normal();
+    let x: Tensor<Rank3<2, 6, 8>, f64, TestDevice> = dev.sample_normal();
     // Inference is deterministic, and equals the same attention without dropout.
     let eval = mha.forward(x.clone()).as_vec();
     assert_eq!(mha.forward(x.clone()).as_vec(), eval);
@@ -448,9 +448,9 @@ fn dropout_acts_in_training_only() {
 
 #[test]
 fn attention_weights_are_probabilities_that_respect_the_masks() {
-    let dev = Cpu::seed_from_u64(3);
+    let dev = TestDevice::seed_from_u64(3);
     let mha = dev.build_module::<MultiHeadAttention<4, 2>, f64>();
-    let x: Tensor<Rank3<2, 4, 4>, f64, Cpu> = dev.sample_normal();
+    let x: Tensor<Rank3<2, 4, 4>, f64, TestDevice> = dev.sample_normal();
     let padding = dev.tensor([[false, false, false, true], [false, true, false, false]]);
     let masks = AttentionMasks::new().key_padding(padding).causal();
     let (_, weights) = mha.try_forward_with_weights(x.clone(), x.clone(), x, &masks).unwrap();
@@ -468,10 +468,10 @@ fn attention_weights_are_probabilities_that_respect_the_masks() {
 
 #[test]
 fn one_sequence_is_a_batch_of_one() {
-    let dev = Cpu::seed_from_u64(1);
+    let dev = TestDevice::seed_from_u64(1);
     let mha = dev.build_module::<MultiHeadAttention<6, 3>, f64>();
-    let x: Tensor<Rank2<5, 6>, f64, Cpu> = dev.sample_normal();
-    let memory: Tensor<Rank2<3, 6>, f64, Cpu> = dev.sample_normal();
+    let x: Tensor<Rank2<5, 6>, f64, TestDevice> = dev.sample_normal();
+    let memory: Tensor<Rank2<3, 6>, f64, TestDevice> = dev.sample_normal();
     let batched = mha.forward(x.clone().unsqueeze::<0>()).as_vec();
     assert_eq!(mha.forward(x.clone()).as_vec(), batched);
     let cross = mha.forward((x.clone(), memory.clone(), memory.clone())).as_vec();
@@ -487,7 +487,7 @@ fn one_sequence_is_a_batch_of_one() {
 
 #[test]
 fn parameters_are_named_and_initialised_as_pytorch() {
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let mha = dev.build_module::<MultiHeadAttention<8, 2>, f32>();
     // xavier_uniform_ on (24, 8): U(±√(6 / 32)).
     let bound = (6.0f32 / 32.0).sqrt();

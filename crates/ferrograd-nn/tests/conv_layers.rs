@@ -1,15 +1,15 @@
 //! Convolution-network layers: initialisation, the untraced inference path of batch
 //! norm against the traced one (which the PyTorch fixtures check), and the errors.
 
-use ferrograd_cpu::Cpu;
 use ferrograd_nn::prelude::*;
 use ferrograd_nn::{Conv2DConfig, GroupNormConfig};
+use ferrograd_testing::{TestDevice, test_device};
 
 #[test]
 fn conv_init_is_uniform_within_one_over_root_fan_in() {
     // PyTorch: nn.Conv2d(8, 16, (3, 2), groups=2) draws weight and bias from
     // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = 8 / 2 * 3 * 2 = 24.
-    let dev = Cpu::seed_from_u64(3);
+    let dev = TestDevice::seed_from_u64(3);
     let layer = dev.build_module_with::<_, f64>(Conv2DConfig::new(Const::<8>, Const::<16>, (3, 2)).groups(2));
     assert_eq!(layer.weight.dims(), [16, 4, 3, 2]);
     let bound = 1.0 / 24f64.sqrt();
@@ -23,19 +23,19 @@ fn conv_init_is_uniform_within_one_over_root_fan_in() {
 
 #[test]
 fn batch_norm_inference_is_the_same_traced_or_not() {
-    let dev = Cpu::seed_from_u64(4);
+    let dev = TestDevice::seed_from_u64(4);
     let mut norm = dev.build_module::<BatchNorm2D<3>, f64>();
     // Running statistics and affine parameters away from their defaults.
     for _ in 0..3 {
-        let batch: Tensor<Rank4<4, 3, 5, 2>, f64, Cpu> = dev.sample_normal();
+        let batch: Tensor<Rank4<4, 3, 5, 2>, f64, TestDevice> = dev.sample_normal();
         norm.forward_mut(batch * 2.0 + 1.0);
     }
-    let weight: Tensor<Rank1<3>, f64, Cpu> = dev.sample_normal();
-    let bias: Tensor<Rank1<3>, f64, Cpu> = dev.sample_normal();
+    let weight: Tensor<Rank1<3>, f64, TestDevice> = dev.sample_normal();
+    let bias: Tensor<Rank1<3>, f64, TestDevice> = dev.sample_normal();
     *norm.weight.as_mut().unwrap() = weight;
     *norm.bias.as_mut().unwrap() = bias;
 
-    let x: Tensor<Rank4<2, 3, 5, 2>, f64, Cpu> = dev.sample_normal();
+    let x: Tensor<Rank4<2, 3, 5, 2>, f64, TestDevice> = dev.sample_normal();
     let plain = norm.forward(x.clone()).as_vec();
     let traced = norm.forward(x.leaky_trace()).as_vec();
     for (p, t) in plain.iter().zip(&traced) {
@@ -54,7 +54,7 @@ fn batch_norm_inference_is_the_same_traced_or_not() {
 
 #[test]
 fn bad_sizes_are_errors_that_name_them() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let error = dev
         .try_build_module_with::<_, f32>(Conv2DConfig::new(6usize, 4usize, 3).groups(4))
         .unwrap_err();
@@ -75,7 +75,7 @@ fn bad_sizes_are_errors_that_name_them() {
     let error = layer.try_forward(x).unwrap_err();
     assert!(error.to_string().contains("has 2 channels"), "{error}");
     // A kernel larger than the input.
-    let x: Tensor<Rank4<1, 3, 2, 2>, f32, Cpu> = dev.zeros();
+    let x: Tensor<Rank4<1, 3, 2, 2>, f32, TestDevice> = dev.zeros();
     let layer = dev.build_module::<Conv2D<3, 4, 3>, f32>();
     let error = layer.try_forward(x).unwrap_err();
     assert!(

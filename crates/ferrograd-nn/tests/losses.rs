@@ -3,16 +3,16 @@
 //! in a training step. PyTorch parity is `losses_parity.rs`.
 
 use ferrograd_autodiff::prelude::*;
-use ferrograd_cpu::Cpu;
 use ferrograd_nn::losses::*;
+use ferrograd_testing::{TestDevice, test_device};
 
-type Traced = OwnedTape<f64, Cpu>;
+type Traced = OwnedTape<f64, TestDevice>;
 
 /// Checks the gradient of `loss` at `x` against central differences, element by
 /// element: `(loss(x + h·e_i) − loss(x − h·e_i)) / 2h`.
 fn check_gradient<S: ConstShape>(
-    x: &Tensor<S, f64, Cpu>,
-    loss: impl Fn(Tensor<S, f64, Cpu, Traced>) -> Tensor<Rank0, f64, Cpu, Traced>,
+    x: &Tensor<S, f64, TestDevice>,
+    loss: impl Fn(Tensor<S, f64, TestDevice, Traced>) -> Tensor<Rank0, f64, TestDevice, Traced>,
 ) {
     let dev = x.device().clone();
     let analytic = loss(x.leaky_trace()).backward().get(x).as_vec();
@@ -33,13 +33,13 @@ fn check_gradient<S: ConstShape>(
 }
 
 /// Values in (0, 1) summing to 1 along the last axis.
-fn probabilities<const B: usize, const C: usize>(dev: &Cpu) -> Tensor<Rank2<B, C>, f64, Cpu> {
+fn probabilities<const B: usize, const C: usize>(dev: &TestDevice) -> Tensor<Rank2<B, C>, f64, TestDevice> {
     dev.sample_normal::<Rank2<B, C>>().softmax::<Axis<1>>()
 }
 
 #[test]
 fn regression_gradients_match_finite_differences() {
-    let dev = Cpu::seed_from_u64(1);
+    let dev = TestDevice::seed_from_u64(1);
     let x: Tensor<Rank2<3, 4>, f64, _> = dev.sample_normal::<Rank2<3, 4>>() * 2.0;
     let y: Tensor<Rank2<3, 4>, f64, _> = dev.sample_normal();
     check_gradient(&x, |x| mse_loss(x, y.clone(), Reduction::Mean));
@@ -57,7 +57,7 @@ fn regression_gradients_match_finite_differences() {
 
 #[test]
 fn cross_entropy_gradients_match_finite_differences() {
-    let dev = Cpu::seed_from_u64(2);
+    let dev = TestDevice::seed_from_u64(2);
     let logits: Tensor<Rank3<2, 4, 3>, f64, _> = dev.sample_normal::<Rank3<2, 4, 3>>() * 2.0;
     let labels = dev.tensor([[0usize, 3, 9], [2, 9, 1]]); // 9: ignored
     let options = || CrossEntropyOptions {
@@ -82,7 +82,7 @@ fn cross_entropy_gradients_match_finite_differences() {
 
 #[test]
 fn soft_target_gradients_match_finite_differences() {
-    let dev = Cpu::seed_from_u64(3);
+    let dev = TestDevice::seed_from_u64(3);
     let logits: Tensor<Rank2<3, 5>, f64, _> = dev.sample_normal();
     let target = probabilities::<3, 5>(&dev);
     let options = || ProbabilityCrossEntropyOptions {
@@ -109,7 +109,7 @@ fn soft_target_gradients_match_finite_differences() {
 
 #[test]
 fn binary_cross_entropy_gradients_match_finite_differences() {
-    let dev = Cpu::seed_from_u64(4);
+    let dev = TestDevice::seed_from_u64(4);
     let logits: Tensor<Rank2<3, 4>, f64, _> = dev.sample_normal::<Rank2<3, 4>>() * 3.0;
     let target: Tensor<Rank2<3, 4>, f64, _> = dev.sample_uniform();
     // Sampled once: each evaluation of the loss must see the same weights.
@@ -128,7 +128,7 @@ fn binary_cross_entropy_gradients_match_finite_differences() {
 
 #[test]
 fn extreme_logits_give_finite_exact_losses_and_gradients() {
-    let dev = Cpu::default();
+    let dev = test_device();
     // Softmax of (1e4, −1e4, 0) is exactly (1, 0, 0) in f32, so with label 1 the loss
     // is 1e4 − (−1e4) = 2e4 and the gradient softmax − one_hot = (1, −1, 0); with label
     // 0 both are 0. The mean halves each.
@@ -157,7 +157,7 @@ fn extreme_logits_give_finite_exact_losses_and_gradients() {
 
 #[test]
 fn unreduced_losses_add_up_to_the_reduced_ones() {
-    let dev = Cpu::seed_from_u64(5);
+    let dev = TestDevice::seed_from_u64(5);
     let logits: Tensor<Rank2<4, 3>, f64, _> = dev.sample_normal();
     let labels = dev.tensor([2usize, 0, 1, 1]);
     let options = || CrossEntropyOptions {
@@ -178,7 +178,7 @@ fn unreduced_losses_add_up_to_the_reduced_ones() {
 fn a_training_step_reaches_the_weights() {
     // The README's idiom: the weights are untraced, the input traced with gradients
     // allocated for the weights; the loss's gradient must reach them.
-    let dev = Cpu::seed_from_u64(6);
+    let dev = TestDevice::seed_from_u64(6);
     let x: Tensor<Rank2<4, 3>, f64, _> = dev.sample_normal();
     let w: Tensor<Rank2<3, 5>, f64, _> = dev.sample_normal();
     let labels = dev.tensor([4usize, 0, 2, 2]);
@@ -200,7 +200,7 @@ fn a_training_step_reaches_the_weights() {
 
 #[test]
 fn losses_of_two_traced_operands_merge_their_tapes() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let a: Tensor<Rank1<2>, f64, _> = dev.tensor([1.0, 4.0]);
     let b: Tensor<Rank1<2>, f64, _> = dev.tensor([0.0, 1.0]);
     let grads = mse_loss(a.leaky_trace(), b.leaky_trace(), Reduction::Sum).backward();
@@ -210,7 +210,7 @@ fn losses_of_two_traced_operands_merge_their_tapes() {
 
 #[test]
 fn errors_name_the_loss_and_both_shapes() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let x: Tensor<(usize, usize), f32, _> = dev.zeros_like(&(2, 3));
     let y: Tensor<(usize, usize), f32, _> = dev.zeros_like(&(3, 2));
     let e = try_mse_loss(x.clone(), y.clone(), Reduction::Mean).unwrap_err();
@@ -280,7 +280,7 @@ fn errors_name_the_loss_and_both_shapes() {
 #[test]
 #[should_panic(expected = "cross_entropy: target 7 is out of bounds for 4 classes")]
 fn the_panicking_twin_panics_with_the_errors_text() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let logits: Tensor<Rank2<2, 4>, f32, _> = dev.zeros();
     let _ = cross_entropy(
         logits,

@@ -26,10 +26,10 @@ mod dyn_tensor;
 
 use dyn_tensor::{Dyn, Traced};
 use ferrograd_autodiff::prelude::*;
-use ferrograd_cpu::Cpu;
 use ferrograd_device::ops::elementwise::{BinaryKernel, Mul};
 use ferrograd_device::ops::reduce::SumKernel;
 use ferrograd_nn::losses::*;
+use ferrograd_testing::{TestDevice, test_device};
 use json::Json;
 use npz::{Array, Data};
 use std::collections::BTreeMap;
@@ -190,7 +190,7 @@ fn take_index<E: Dtype>(inputs: &mut [Option<Input<E>>], i: usize) -> Result<Dyn
 }
 
 /// A constant rank-1 tensor (class weights, `pos_weight`).
-fn vector<E: Dtype>(x: Dyn<E>) -> Result<Tensor<(usize,), E, Cpu>, String> {
+fn vector<E: Dtype>(x: Dyn<E>) -> Result<Tensor<(usize,), E, TestDevice>, String> {
     match x {
         Dyn::R1(t) => Ok(t),
         x => Err(format!("a weight vector of rank {}", x.rank())),
@@ -367,9 +367,9 @@ fn run_loss<E: ParityFloat>(fixture: &Fixture, mut inputs: Vec<Option<Input<E>>>
 /// Runs one fixture; `Err` lists every mismatch.
 fn run_fixture<E: ParityFloat>(fixture: &Fixture) -> Result<(), String>
 where
-    Cpu: BinaryKernel<Mul, E> + SumKernel<E>,
+    TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
 {
-    let dev = Cpu::default();
+    let dev = test_device();
     let mut inputs = Vec::new();
     let mut bases = Vec::new();
     for (i, permute) in fixture.permutes.iter().enumerate() {

@@ -7,10 +7,10 @@ mod model_fixtures;
 use model_fixtures::{GradientsByName, Tolerance, models_dir, npz};
 
 use ferrograd_autodiff::ParameterVisitor;
-use ferrograd_cpu::Cpu;
 use ferrograd_device::ops::elementwise::{BinaryKernel, Mul};
 use ferrograd_device::ops::reduce::SumKernel;
 use ferrograd_nn::prelude::*;
+use ferrograd_testing::{TestDevice, test_device};
 use npz::{Array, Data};
 use std::collections::BTreeMap;
 
@@ -25,25 +25,25 @@ fn assert_close<E: Tolerance>(what: &str, got: &[E], expected: &[E]) {
     }
 }
 
-type Traced<S, E> = Tensor<S, E, Cpu, OwnedTape<E, Cpu>>;
+type Traced<S, E> = Tensor<S, E, TestDevice, OwnedTape<E, TestDevice>>;
 
 /// Loads `<name>_<dtype>.state.npz` into a fresh `A` (strictly: the keys must be the
 /// architecture's), runs the fixture's input through it traced, and compares the
 /// output, the input's gradient and every parameter's gradient with PyTorch's.
 fn check<A, S, O, E>(name: &str, architecture: A)
 where
-    A: BuildOnDevice<E, Cpu>,
+    A: BuildOnDevice<E, TestDevice>,
     A::Built: Module<Traced<S, E>, Output = Traced<O, E>>,
     S: ConstShape,
     O: Shape,
     E: Tolerance,
-    Cpu: BinaryKernel<Mul, E> + SumKernel<E>,
+    TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
 {
     let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let (model, io) = load(name, dtype, &dev, architecture);
 
-    let x: Tensor<S, E, Cpu> = dev.tensor_from_vec(E::values(&io["input"]), S::default());
+    let x: Tensor<S, E, TestDevice> = dev.tensor_from_vec(E::values(&io["input"]), S::default());
     let mut grads = model.try_alloc_grads().unwrap();
     grads.try_alloc_for(&x).unwrap();
     let y = model.forward(x.clone().traced(grads));
@@ -57,16 +57,16 @@ fn compare_with_pytorch<M, S, O, E>(
     dtype: &str,
     model: &M,
     io: &BTreeMap<String, Array>,
-    x: &Tensor<S, E, Cpu>,
+    x: &Tensor<S, E, TestDevice>,
     y: Traced<O, E>,
 ) where
-    M: VisitParameters<E, Cpu>,
+    M: VisitParameters<E, TestDevice>,
     S: Shape,
     O: Shape,
     E: Tolerance,
-    Cpu: BinaryKernel<Mul, E> + SumKernel<E>,
+    TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
 {
-    let dev = Cpu::default();
+    let dev = test_device();
     assert_close(
         &format!("{name} {dtype} output"),
         &y.as_vec(),
@@ -84,10 +84,10 @@ fn compare_with_pytorch<M, S, O, E>(
 
 /// The model of `A` with `<name>_<dtype>.state.npz` loaded (strictly: the keys must be
 /// the architecture's), and the fixture's arrays.
-fn load<A: BuildOnDevice<E, Cpu>, E: Tolerance>(
+fn load<A: BuildOnDevice<E, TestDevice>, E: Tolerance>(
     name: &str,
     dtype: &str,
-    dev: &Cpu,
+    dev: &TestDevice,
     architecture: A,
 ) -> (A::Built, BTreeMap<String, Array>) {
     let base = models_dir().join(format!("{name}_{dtype}"));
@@ -100,11 +100,11 @@ fn load<A: BuildOnDevice<E, Cpu>, E: Tolerance>(
 }
 
 /// Every parameter's gradient against the fixture's `grad.<key>`, and the same keys.
-fn check_parameter_gradients<M: VisitParameters<E, Cpu>, E: Tolerance>(
+fn check_parameter_gradients<M: VisitParameters<E, TestDevice>, E: Tolerance>(
     name: &str,
     dtype: &str,
     model: &M,
-    grads: &Gradients<E, Cpu>,
+    grads: &Gradients<E, TestDevice>,
     io: &BTreeMap<String, Array>,
 ) {
     let mut by_name = GradientsByName(grads, BTreeMap::new());
@@ -127,21 +127,21 @@ fn check_parameter_gradients<M: VisitParameters<E, Cpu>, E: Tolerance>(
 /// [`check`] for a model that takes indices (int64 in the fixture): no input gradient.
 fn check_indices<A, S, O, E>(name: &str, architecture: A)
 where
-    A: BuildOnDevice<E, Cpu>,
-    A::Built: Module<Tensor<S, usize, Cpu, OwnedTape<E, Cpu>>, Output = Traced<O, E>>,
+    A: BuildOnDevice<E, TestDevice>,
+    A::Built: Module<Tensor<S, usize, TestDevice, OwnedTape<E, TestDevice>>, Output = Traced<O, E>>,
     S: ConstShape,
     O: Shape,
     E: Tolerance,
-    Cpu: BinaryKernel<Mul, E> + SumKernel<E>,
+    TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
 {
     let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let (model, io) = load(name, dtype, &dev, architecture);
     let Data::I64(indices) = &io["input"].data else {
         panic!("{name}: the input is not int64 indices")
     };
     let indices: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
-    let x: Tensor<S, usize, Cpu> = TensorCreation::<usize>::tensor_from_vec(&dev, indices, S::default());
+    let x: Tensor<S, usize, TestDevice> = TensorCreation::<usize>::tensor_from_vec(&dev, indices, S::default());
     let y = model.forward(x.traced_indices(model.try_alloc_grads().unwrap()));
     assert_close(
         &format!("{name} {dtype} output"),
@@ -157,17 +157,17 @@ where
 /// every buffer and counter after the step against PyTorch's.
 fn check_train<A, S, O, E>(name: &str, architecture: A)
 where
-    A: BuildOnDevice<E, Cpu>,
+    A: BuildOnDevice<E, TestDevice>,
     A::Built: ModuleMut<Traced<S, E>, Output = Traced<O, E>>,
     S: ConstShape,
     O: Shape,
     E: Tolerance,
-    Cpu: BinaryKernel<Mul, E> + SumKernel<E>,
+    TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
 {
     let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let (mut model, io) = load(name, dtype, &dev, architecture);
-    let x: Tensor<S, E, Cpu> = dev.tensor_from_vec(E::values(&io["input"]), S::default());
+    let x: Tensor<S, E, TestDevice> = dev.tensor_from_vec(E::values(&io["input"]), S::default());
     let mut grads = model.try_alloc_grads().unwrap();
     grads.try_alloc_for(&x).unwrap();
     let y = model.forward_mut(x.clone().traced(grads));
@@ -175,11 +175,11 @@ where
 
     /// Every buffer's values and every counter, by name.
     struct Buffers<E>(BTreeMap<String, Vec<f64>>, std::marker::PhantomData<E>);
-    impl<E: Dtype> ParameterVisitor<E, Cpu> for Buffers<E> {
-        fn visit<S: Shape>(&mut self, _: &str, _: &Tensor<S, E, Cpu>) -> Result<(), Error> {
+    impl<E: Dtype> ParameterVisitor<E, TestDevice> for Buffers<E> {
+        fn visit<S: Shape>(&mut self, _: &str, _: &Tensor<S, E, TestDevice>) -> Result<(), Error> {
             Ok(())
         }
-        fn visit_buffer<S: Shape>(&mut self, name: &str, buffer: &Tensor<S, E, Cpu>) -> Result<(), Error> {
+        fn visit_buffer<S: Shape>(&mut self, name: &str, buffer: &Tensor<S, E, TestDevice>) -> Result<(), Error> {
             self.0
                 .insert(name.into(), buffer.as_vec().iter().map(|v| v.to_f64()).collect());
             Ok(())

@@ -1,14 +1,14 @@
 //! Building, naming, initialising and running modules.
 
-use ferrograd_cpu::Cpu;
 use ferrograd_nn::LinearConfig;
 use ferrograd_nn::prelude::*;
+use ferrograd_testing::TestDevice;
 
 #[test]
 fn nested_tuples_are_named_like_nested_sequentials() {
     // PyTorch: nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 4), nn.Tanh()), nn.Linear(4, 2, bias=False))
     type Model = (Linear<3, 4>, ReLU, (Linear<4, 4>, Tanh), LinearNoBias<4, 2>);
-    let dev = Cpu::seed_from_u64(1);
+    let dev = TestDevice::seed_from_u64(1);
     let model = dev.build_module::<Model, f32>();
     assert_eq!(
         model.parameter_names().unwrap(),
@@ -20,7 +20,7 @@ fn nested_tuples_are_named_like_nested_sequentials() {
 
 #[test]
 fn linear_init_is_uniform_within_one_over_root_fan_in() {
-    let dev = Cpu::seed_from_u64(7);
+    let dev = TestDevice::seed_from_u64(7);
     let layer = dev.build_module::<Linear<400, 300>, f64>();
     let bound = 1.0 / 400f64.sqrt();
     for (name, values) in [
@@ -43,9 +43,9 @@ fn linear_init_is_uniform_within_one_over_root_fan_in() {
 
 #[test]
 fn linear_computes_x_times_weight_transposed_plus_bias() {
-    let dev = Cpu::seed_from_u64(3);
+    let dev = TestDevice::seed_from_u64(3);
     let layer = dev.build_module::<Linear<3, 2>, f64>();
-    let x: Tensor<Rank3<2, 4, 3>, f64, Cpu> = dev.sample_normal();
+    let x: Tensor<Rank3<2, 4, 3>, f64, TestDevice> = dev.sample_normal();
     let y = layer.forward(x.clone()).array();
     let (w, b) = (layer.weight.array(), layer.bias.as_ref().unwrap().array());
     let x = x.array();
@@ -57,14 +57,14 @@ fn linear_computes_x_times_weight_transposed_plus_bias() {
             }
         }
     }
-    let one: Tensor<Rank1<3>, f64, Cpu> = dev.tensor(x[1][2]);
+    let one: Tensor<Rank1<3>, f64, TestDevice> = dev.tensor(x[1][2]);
     let y1 = layer.forward(one).array();
     assert!((y1[1] - y[1][2][1]).abs() < 1e-12);
 }
 
 #[test]
 fn run_time_sized_layers_check_sizes_at_run_time() {
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let model = dev.build_module_with::<_, f32>((LinearConfig::new(5, 3), ReLU, LinearConfig::new(3, 2)));
     assert_eq!(model.0.weight.dims(), [3, 5]);
     let x = dev.sample_normal_like(&(4, 5));
@@ -76,10 +76,10 @@ fn run_time_sized_layers_check_sizes_at_run_time() {
 
 #[test]
 fn gradients_reach_every_parameter_through_a_sequential_model() {
-    let dev = Cpu::seed_from_u64(5);
+    let dev = TestDevice::seed_from_u64(5);
     type Model = (Linear<4, 8>, GELU, Residual<(Linear<8, 8>, SiLU)>, Linear<8, 3>);
     let mut model = dev.build_module::<Model, f64>();
-    let x: Tensor<Rank2<5, 4>, f64, Cpu> = dev.sample_normal();
+    let x: Tensor<Rank2<5, 4>, f64, TestDevice> = dev.sample_normal();
     let grads = model.try_alloc_grads().unwrap();
     let loss = model
         .forward_mut(x.clone().traced(grads))
@@ -90,7 +90,7 @@ fn gradients_reach_every_parameter_through_a_sequential_model() {
     // Finite differences on one weight of the residual branch.
     let (row, column) = (2, 5);
     let analytic = grads.get(&model.2.0.0.weight).array()[row][column];
-    let loss_at = |model: &Built<Model, f64, Cpu>| {
+    let loss_at = |model: &Built<Model, f64, TestDevice>| {
         model
             .forward(x.clone())
             .log_softmax::<Axis<1>>()
@@ -115,9 +115,9 @@ fn gradients_reach_every_parameter_through_a_sequential_model() {
 
 #[test]
 fn dropout_is_on_only_in_training() {
-    let dev = Cpu::seed_from_u64(11);
+    let dev = TestDevice::seed_from_u64(11);
     let mut model = dev.build_module::<(Linear<10, 10>, Dropout), f32>();
-    let x: Tensor<Rank2<50, 10>, f32, Cpu> = dev.sample_normal();
+    let x: Tensor<Rank2<50, 10>, f32, TestDevice> = dev.sample_normal();
     let eval = model.forward(x.clone()).as_vec();
     assert_eq!(eval, model.0.forward(x.clone()).as_vec());
     let train = model.forward_mut(x).as_vec();
@@ -131,8 +131,8 @@ fn dropout_is_on_only_in_training() {
 
 #[test]
 fn activations_match_their_ops() {
-    let dev = Cpu::seed_from_u64(2);
-    let x: Tensor<Rank2<3, 4>, f64, Cpu> = dev.sample_normal();
+    let dev = TestDevice::seed_from_u64(2);
+    let x: Tensor<Rank2<3, 4>, f64, TestDevice> = dev.sample_normal();
     assert_eq!(ReLU.forward(x.clone()).as_vec(), x.clone().relu().as_vec());
     assert_eq!(GELU.forward(x.clone()).as_vec(), x.clone().gelu().as_vec());
     assert_eq!(GELUTanh.forward(x.clone()).as_vec(), x.clone().gelu_tanh().as_vec());
@@ -157,10 +157,10 @@ fn activations_match_their_ops() {
 struct GradientsByName;
 
 impl GradientsByName {
-    fn of<M: VisitParameters<f64, Cpu>>(model: &M, grads: &Gradients<f64, Cpu>) -> Vec<String> {
-        struct Names<'a>(&'a Gradients<f64, Cpu>, Vec<String>);
-        impl ferrograd_autodiff::ParameterVisitor<f64, Cpu> for Names<'_> {
-            fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, f64, Cpu>) -> Result<(), Error> {
+    fn of<M: VisitParameters<f64, TestDevice>>(model: &M, grads: &Gradients<f64, TestDevice>) -> Vec<String> {
+        struct Names<'a>(&'a Gradients<f64, TestDevice>, Vec<String>);
+        impl ferrograd_autodiff::ParameterVisitor<f64, TestDevice> for Names<'_> {
+            fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, f64, TestDevice>) -> Result<(), Error> {
                 if self.0.contains(parameter) {
                     self.1.push(name.to_string());
                 }

@@ -2,29 +2,31 @@
 //! gradients are checked against PyTorch in `models.rs`), without the dense table.
 
 use ferrograd_autodiff::Gradients;
-use ferrograd_cpu::Cpu;
 use ferrograd_nn::EmbeddingConfig;
 use ferrograd_nn::prelude::*;
+use ferrograd_testing::{TestDevice, test_device};
 
 type Config = EmbeddingConfig<Const<6>, Const<3>>;
 
 /// A loss whose gradient differs per lookup and per feature: Σ c ⊙ emb(ids), with
 /// c[k][j] = k + 1 + j / 10, so d loss / d weight[r] = Σ over lookups k of r: c[k].
-fn weighted_loss<T: Tape<f64, Cpu>>(rows: Tensor<Rank2<5, 3>, f64, Cpu, T>) -> Tensor<Rank0, f64, Cpu, T> {
-    let dev = Cpu::default();
-    let c: Tensor<Rank2<5, 3>, f64, Cpu> = dev.tensor(std::array::from_fn(|k| {
+fn weighted_loss<T: Tape<f64, TestDevice>>(
+    rows: Tensor<Rank2<5, 3>, f64, TestDevice, T>,
+) -> Tensor<Rank0, f64, TestDevice, T> {
+    let dev = test_device();
+    let c: Tensor<Rank2<5, 3>, f64, TestDevice> = dev.tensor(std::array::from_fn(|k| {
         std::array::from_fn(|j| k as f64 + 1.0 + j as f64 / 10.0)
     }));
     (rows * c).sum::<Rank0, _>()
 }
 
-fn ids() -> Tensor<Rank1<5>, usize, Cpu> {
-    Cpu::default().tensor([4, 1, 4, 0, 4])
+fn ids() -> Tensor<Rank1<5>, usize, TestDevice> {
+    test_device().tensor([4, 1, 4, 0, 4])
 }
 
 #[test]
 fn sparse_gradient_holds_the_touched_rows_summed() {
-    let dev = Cpu::seed_from_u64(3);
+    let dev = TestDevice::seed_from_u64(3);
     let table = dev.build_module_with::<_, f64>(Config::default().sparse(true));
     let grads = table.try_alloc_grads().unwrap();
     assert!(grads.is_sparse(&table.weight), "allocation must not make a dense table");
@@ -53,7 +55,7 @@ fn sparse_gradient_holds_the_touched_rows_summed() {
 
 #[test]
 fn padding_row_gets_no_gradient_and_forward_is_unchanged() {
-    let dev = Cpu::seed_from_u64(4);
+    let dev = TestDevice::seed_from_u64(4);
     let table = dev.build_module_with::<_, f64>(Config::default().padding_idx(4).sparse(true));
     let out = table.forward(ids());
     assert_eq!(out.array()[0], [0.0; 3], "the padding row starts at zero");
@@ -63,11 +65,11 @@ fn padding_row_gets_no_gradient_and_forward_is_unchanged() {
 
 #[test]
 fn gradients_accumulate_over_backward_passes_and_zero_to_no_rows() {
-    let dev = Cpu::seed_from_u64(5);
+    let dev = TestDevice::seed_from_u64(5);
     let table = dev.build_module_with::<_, f64>(Config::default().sparse(true));
     let grads = table.try_alloc_grads().unwrap();
     let grads = table.forward(ids().traced_indices(grads)).sum::<Rank0, _>().backward();
-    let second: Tensor<Rank1<2>, usize, Cpu> = dev.tensor([2, 1]);
+    let second: Tensor<Rank1<2>, usize, TestDevice> = dev.tensor([2, 1]);
     let mut grads = table.forward(second.traced_indices(grads)).sum::<Rank0, _>().backward();
     let grad = grads.sparse_grad(&table.weight).unwrap();
     assert_eq!(grad.indices(), &[0, 1, 2, 4]);
@@ -82,7 +84,7 @@ fn gradients_accumulate_over_backward_passes_and_zero_to_no_rows() {
 
 #[test]
 fn a_dense_use_of_the_same_table_makes_its_gradient_dense() {
-    let dev = Cpu::seed_from_u64(6);
+    let dev = TestDevice::seed_from_u64(6);
     let table = dev.build_module_with::<_, f64>(Config::default().sparse(true));
     let grads = table.try_alloc_grads().unwrap();
     // loss = Σ emb(ids) + Σ weight²: the second term's gradient 2·weight is dense.
@@ -111,7 +113,7 @@ fn a_dense_use_of_the_same_table_makes_its_gradient_dense() {
 
 #[test]
 fn leaky_gradients_take_the_sparse_gradient_too() {
-    let dev = Cpu::seed_from_u64(7);
+    let dev = TestDevice::seed_from_u64(7);
     let table = dev.build_module_with::<_, f32>(Config::default().sparse(true));
     let grads = table
         .forward(ids().traced_indices(Gradients::leaky()))

@@ -2,31 +2,31 @@
 
 use ferrograd_autodiff::prelude::*;
 use ferrograd_autodiff::{ParameterVisitor, ParameterVisitorMut};
-use ferrograd_cpu::Cpu;
 use ferrograd_optim::{
     Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, GroupSelector, LearningRates, Optimizer, Rmsprop,
     RmspropConfig, Sgd, SgdConfig, StateVisitor,
 };
+use ferrograd_testing::{TestDevice, test_device};
 
 /// Two parameters as a sequential model would name them.
 struct Model {
-    weight: Tensor<Rank1<2>, f64, Cpu>,
-    bias: Tensor<Rank1<2>, f64, Cpu>,
+    weight: Tensor<Rank1<2>, f64, TestDevice>,
+    bias: Tensor<Rank1<2>, f64, TestDevice>,
 }
 
-impl VisitParameters<f64, Cpu> for Model {
-    fn visit_parameters<V: ParameterVisitor<f64, Cpu>>(&self, visitor: &mut V) -> Result<(), Error> {
+impl VisitParameters<f64, TestDevice> for Model {
+    fn visit_parameters<V: ParameterVisitor<f64, TestDevice>>(&self, visitor: &mut V) -> Result<(), Error> {
         visitor.visit("0.weight", &self.weight)?;
         visitor.visit("1.bias", &self.bias)
     }
-    fn visit_parameters_mut<V: ParameterVisitorMut<f64, Cpu>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+    fn visit_parameters_mut<V: ParameterVisitorMut<f64, TestDevice>>(&mut self, visitor: &mut V) -> Result<(), Error> {
         visitor.visit_mut("0.weight", &mut self.weight)?;
         visitor.visit_mut("1.bias", &mut self.bias)
     }
 }
 
 fn model() -> Model {
-    let dev = Cpu::default();
+    let dev = test_device();
     Model {
         weight: dev.tensor([1.0, 2.0]),
         bias: dev.tensor([-0.5, 0.25]),
@@ -34,7 +34,7 @@ fn model() -> Model {
 }
 
 /// Gradients holding exactly these values for the two parameters.
-fn grads(model: &Model, weight: [f64; 2], bias: [f64; 2]) -> Gradients<f64, Cpu> {
+fn grads(model: &Model, weight: [f64; 2], bias: [f64; 2]) -> Gradients<f64, TestDevice> {
     let mut grads = model.try_alloc_grads().unwrap();
     grads.try_grad_mut(&model.weight).unwrap().copy_from_slice(&weight);
     grads.try_grad_mut(&model.bias).unwrap().copy_from_slice(&bias);
@@ -251,40 +251,40 @@ fn a_group_by_predicate_and_the_first_matching_group_wins() {
 #[test]
 fn out_of_range_hyperparameters_are_errors_that_say_so() {
     let message = |e: Error| e.to_string();
-    let e = Sgd::<f64, Cpu>::new(SgdConfig {
+    let e = Sgd::<f64, TestDevice>::new(SgdConfig {
         lr: -1.0,
         ..Default::default()
     })
     .unwrap_err();
     assert_eq!(message(e), "SGD: lr must be a finite number >= 0, got -1");
-    let e = Sgd::<f64, Cpu>::new(SgdConfig {
+    let e = Sgd::<f64, TestDevice>::new(SgdConfig {
         nesterov: true,
         ..Default::default()
     })
     .unwrap_err();
     assert!(message(e).contains("Nesterov momentum needs a momentum > 0"));
-    let e = Adam::<f64, Cpu>::new(AdamConfig {
+    let e = Adam::<f64, TestDevice>::new(AdamConfig {
         betas: (0.9, 1.0),
         ..Default::default()
     })
     .unwrap_err();
     assert_eq!(message(e), "Adam: betas.1 must be in [0, 1), got 1");
     assert!(matches!(
-        Rmsprop::<f64, Cpu>::new(RmspropConfig {
+        Rmsprop::<f64, TestDevice>::new(RmspropConfig {
             alpha: -0.1,
             ..Default::default()
         }),
         Err(Error::InvalidArgument { .. })
     ));
     assert!(
-        Adagrad::<f64, Cpu>::new(AdagradConfig {
+        Adagrad::<f64, TestDevice>::new(AdagradConfig {
             lr_decay: f64::NAN,
             ..Default::default()
         })
         .is_err()
     );
 
-    let mut sgd = Sgd::<f64, Cpu>::new(SgdConfig::default()).unwrap();
+    let mut sgd = Sgd::<f64, TestDevice>::new(SgdConfig::default()).unwrap();
     assert!(message(sgd.set_lr(0, -0.5).unwrap_err()).contains("lr must be"));
     assert_eq!(
         message(sgd.set_lr(3, 0.5).unwrap_err()),
@@ -295,17 +295,20 @@ fn out_of_range_hyperparameters_are_errors_that_say_so() {
 
 #[test]
 fn a_non_contiguous_parameter_is_an_error() {
-    struct Transposed(Tensor<Rank2<3, 2>, f64, Cpu>);
-    impl VisitParameters<f64, Cpu> for Transposed {
-        fn visit_parameters<V: ParameterVisitor<f64, Cpu>>(&self, visitor: &mut V) -> Result<(), Error> {
+    struct Transposed(Tensor<Rank2<3, 2>, f64, TestDevice>);
+    impl VisitParameters<f64, TestDevice> for Transposed {
+        fn visit_parameters<V: ParameterVisitor<f64, TestDevice>>(&self, visitor: &mut V) -> Result<(), Error> {
             visitor.visit("t", &self.0)
         }
-        fn visit_parameters_mut<V: ParameterVisitorMut<f64, Cpu>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+        fn visit_parameters_mut<V: ParameterVisitorMut<f64, TestDevice>>(
+            &mut self,
+            visitor: &mut V,
+        ) -> Result<(), Error> {
             visitor.visit_mut("t", &mut self.0)
         }
     }
-    let dev = Cpu::default();
-    let base: Tensor<Rank2<2, 3>, f64, Cpu> = dev.zeros();
+    let dev = test_device();
+    let base: Tensor<Rank2<2, 3>, f64, TestDevice> = dev.zeros();
     let mut model = Transposed(base.permute::<Axes2<1, 0>>());
     let grads = model.try_alloc_grads().unwrap();
     let error = Sgd::new(SgdConfig::default())
@@ -322,7 +325,7 @@ struct Collect {
     steps: Vec<(String, u64)>,
 }
 
-impl StateVisitor<f64, Cpu> for Collect {
+impl StateVisitor<f64, TestDevice> for Collect {
     fn visit_buffer(
         &mut self,
         name: &str,
@@ -375,7 +378,7 @@ fn state_saved_and_loaded_continues_the_same_trajectory() {
     );
     assert!(saved.buffers.iter().all(|(_, dims, _)| dims == &[2]));
 
-    let dev = Cpu::default();
+    let dev = test_device();
     let mut restored = Adam::new(config).unwrap();
     for (name, step) in &saved.steps {
         restored.load_state_step(name, *step).unwrap();
@@ -409,8 +412,8 @@ fn state_saved_and_loaded_continues_the_same_trajectory() {
 
 #[test]
 fn loading_state_that_does_not_fit_is_an_error() {
-    let dev = Cpu::default();
-    let mut adam = Adam::<f64, Cpu>::new(AdamConfig::default()).unwrap();
+    let dev = test_device();
+    let mut adam = Adam::<f64, TestDevice>::new(AdamConfig::default()).unwrap();
     let buffer = |n: usize| dev.try_from_host(vec![0.0; n]).unwrap();
     use ferrograd_device::Storage;
     let e = adam
@@ -424,7 +427,7 @@ fn loading_state_that_does_not_fit_is_an_error() {
             .is_err()
     );
     assert!(
-        Sgd::<f64, Cpu>::new(SgdConfig::default())
+        Sgd::<f64, TestDevice>::new(SgdConfig::default())
             .unwrap()
             .load_state_step("state.0.weight.step", 1)
             .is_err()
@@ -447,7 +450,7 @@ fn loading_state_that_does_not_fit_is_an_error() {
 
 #[test]
 fn parameters_keep_their_ids_and_every_optimizer_steps() {
-    fn run<O: Optimizer<f64, Cpu>>(mut optimizer: O) -> [f64; 2] {
+    fn run<O: Optimizer<f64, TestDevice>>(mut optimizer: O) -> [f64; 2] {
         let mut m = model();
         let ids = (m.weight.id(), m.bias.id());
         let g = grads(&m, [1.0, -1.0], [0.5, 0.5]);

@@ -18,7 +18,6 @@ mod npz;
 
 use ferrograd_autodiff::prelude::*;
 use ferrograd_autodiff::{ParameterVisitor, ParameterVisitorMut};
-use ferrograd_cpu::Cpu;
 use ferrograd_device::Storage;
 use ferrograd_optim::schedule::{
     Anneal, ChainedScheduler, CosineAnnealingLr, ExponentialLr, LinearLr, LrScheduler, MultiStepLr, OneCycleConfig,
@@ -28,6 +27,7 @@ use ferrograd_optim::{
     Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, GroupSelector, Optimizer, Rmsprop, RmspropConfig,
     Sgd, SgdConfig,
 };
+use ferrograd_testing::{TestDevice, test_device};
 use json::Json;
 use npz::{Array, Data};
 use std::collections::BTreeMap;
@@ -82,16 +82,16 @@ fn compare(what: &str, got: &[f64], expected: &[f64], rtol: f64, atol: f64) -> R
 
 /// The fixtures' two parameters, named `param0` and `param1`.
 struct TwoParameters<E: Dtype> {
-    param0: Tensor<Rank2<3, 4>, E, Cpu>,
-    param1: Tensor<Rank1<4>, E, Cpu>,
+    param0: Tensor<Rank2<3, 4>, E, TestDevice>,
+    param1: Tensor<Rank1<4>, E, TestDevice>,
 }
 
-impl<E: Dtype> VisitParameters<E, Cpu> for TwoParameters<E> {
-    fn visit_parameters<V: ParameterVisitor<E, Cpu>>(&self, visitor: &mut V) -> Result<(), Error> {
+impl<E: Dtype> VisitParameters<E, TestDevice> for TwoParameters<E> {
+    fn visit_parameters<V: ParameterVisitor<E, TestDevice>>(&self, visitor: &mut V) -> Result<(), Error> {
         visitor.visit("param0", &self.param0)?;
         visitor.visit("param1", &self.param1)
     }
-    fn visit_parameters_mut<V: ParameterVisitorMut<E, Cpu>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+    fn visit_parameters_mut<V: ParameterVisitorMut<E, TestDevice>>(&mut self, visitor: &mut V) -> Result<(), Error> {
         visitor.visit_mut("param0", &mut self.param0)?;
         visitor.visit_mut("param1", &mut self.param1)
     }
@@ -278,8 +278,8 @@ fn run_optimizer<E: ParityFloat>(fixture: &Fixture) -> Result<(), String> {
     }
 }
 
-fn trajectory<E: ParityFloat, O: Optimizer<E, Cpu>>(fixture: &Fixture, mut optimizer: O) -> Result<(), String> {
-    let dev = Cpu::default();
+fn trajectory<E: ParityFloat, O: Optimizer<E, TestDevice>>(fixture: &Fixture, mut optimizer: O) -> Result<(), String> {
+    let dev = test_device();
     let shapes: [&[usize]; 2] = [&[3, 4], &[4]];
     let tensor = |values: Vec<E>| dev.try_from_host(values).map_err(|e| e.to_string());
     let mut model = TwoParameters {
@@ -355,7 +355,7 @@ fn check_keys(kind: &str, params: &Json, known: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-fn build_schedule(spec: &Json, optimizer: &mut Sgd<f64, Cpu>) -> Result<Box<dyn LrScheduler>, String> {
+fn build_schedule(spec: &Json, optimizer: &mut Sgd<f64, TestDevice>) -> Result<Box<dyn LrScheduler>, String> {
     let kind = spec.get("kind")?.as_str()?;
     let p = spec.get("params")?;
     let e = |e: Error| e.to_string();
@@ -481,7 +481,7 @@ fn run_schedule(fixture: &Fixture) -> Result<(), String> {
     let [first, rest @ ..] = initial.as_slice() else {
         return Err("no initial_lrs".into());
     };
-    let mut sgd = Sgd::<f64, Cpu>::new(SgdConfig {
+    let mut sgd = Sgd::<f64, TestDevice>::new(SgdConfig {
         lr: *first,
         momentum: 0.9,
         ..Default::default()

@@ -3,7 +3,6 @@
 
 use ferrograd_autodiff::prelude::*;
 use ferrograd_autodiff::{ParameterVisitor, ParameterVisitorMut};
-use ferrograd_cpu::Cpu;
 use ferrograd_optim::schedule::{
     ChainedScheduler, CosineAnnealingLr, ExponentialLr, LinearLr, LrScheduler, MultiStepLr, OneCycleConfig, OneCycleLr,
     SequentialLr, StepLr,
@@ -11,8 +10,9 @@ use ferrograd_optim::schedule::{
 use ferrograd_optim::{
     Adam, AdamConfig, GroupSelector, LearningRates, NormType, Sgd, SgdConfig, clip_grad_norm, clip_grad_value,
 };
+use ferrograd_testing::{TestDevice, test_device};
 
-fn sgd(lr: f64) -> Sgd<f32, Cpu> {
+fn sgd(lr: f64) -> Sgd<f32, TestDevice> {
     Sgd::new(SgdConfig {
         lr,
         ..Default::default()
@@ -176,23 +176,23 @@ fn schedule_arguments_out_of_range_are_errors() {
 
 /// Two parameters whose gradients the tests set.
 struct Pair {
-    a: Tensor<Rank1<2>, f64, Cpu>,
-    b: Tensor<Rank1<1>, f64, Cpu>,
+    a: Tensor<Rank1<2>, f64, TestDevice>,
+    b: Tensor<Rank1<1>, f64, TestDevice>,
 }
 
-impl VisitParameters<f64, Cpu> for Pair {
-    fn visit_parameters<V: ParameterVisitor<f64, Cpu>>(&self, visitor: &mut V) -> Result<(), Error> {
+impl VisitParameters<f64, TestDevice> for Pair {
+    fn visit_parameters<V: ParameterVisitor<f64, TestDevice>>(&self, visitor: &mut V) -> Result<(), Error> {
         visitor.visit("a", &self.a)?;
         visitor.visit("b", &self.b)
     }
-    fn visit_parameters_mut<V: ParameterVisitorMut<f64, Cpu>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+    fn visit_parameters_mut<V: ParameterVisitorMut<f64, TestDevice>>(&mut self, visitor: &mut V) -> Result<(), Error> {
         visitor.visit_mut("a", &mut self.a)?;
         visitor.visit_mut("b", &mut self.b)
     }
 }
 
-fn pair_with_grads(a: [f64; 2], b: f64) -> (Pair, Gradients<f64, Cpu>) {
-    let dev = Cpu::default();
+fn pair_with_grads(a: [f64; 2], b: f64) -> (Pair, Gradients<f64, TestDevice>) {
+    let dev = test_device();
     let pair = Pair {
         a: dev.zeros(),
         b: dev.zeros(),
@@ -230,7 +230,7 @@ fn clip_grad_norm_scales_all_gradients_by_one_factor() {
 
 #[test]
 fn clipping_leaves_out_parameters_without_gradients() {
-    let dev = Cpu::default();
+    let dev = test_device();
     let pair = Pair {
         a: dev.zeros(),
         b: dev.zeros(),
@@ -247,7 +247,7 @@ fn clipping_leaves_out_parameters_without_gradients() {
 
 #[test]
 fn schedules_drive_any_optimizer() {
-    let mut adam = Adam::<f32, Cpu>::new(AdamConfig {
+    let mut adam = Adam::<f32, TestDevice>::new(AdamConfig {
         lr: 0.01,
         ..Default::default()
     })

@@ -4,7 +4,6 @@
 //! SparseAdam's values are checked against PyTorch in `parity.rs`.
 
 use ferrograd_autodiff::Gradients;
-use ferrograd_cpu::Cpu;
 use ferrograd_device::Error;
 use ferrograd_nn::EmbeddingConfig;
 use ferrograd_nn::built::Embedding;
@@ -13,11 +12,12 @@ use ferrograd_optim::{
     Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, NormType, Optimizer, Rmsprop, RmspropConfig, Sgd,
     SgdConfig, SparseAdam, SparseAdamConfig, clip_grad_norm, clip_grad_value,
 };
+use ferrograd_testing::{TestDevice, test_device};
 
-type Table = Embedding<Const<12>, Const<3>, f64, Cpu>;
+type Table = Embedding<Const<12>, Const<3>, f64, TestDevice>;
 
 fn tables(seed: u64) -> (Table, Table) {
-    let dev = Cpu::seed_from_u64(seed);
+    let dev = TestDevice::seed_from_u64(seed);
     let sparse = dev.build_module_with::<_, f64>(EmbeddingConfig::<Const<12>, Const<3>>::default().sparse(true));
     let dense = Embedding {
         sparse: false,
@@ -27,15 +27,15 @@ fn tables(seed: u64) -> (Table, Table) {
 }
 
 /// Step `s`'s lookups: repeats within a step, rows shared and not shared across steps.
-fn ids(step: usize) -> Tensor<Rank1<6>, usize, Cpu> {
+fn ids(step: usize) -> Tensor<Rank1<6>, usize, TestDevice> {
     let all = [[3, 1, 3, 7, 3, 0], [1, 1, 9, 2, 11, 2], [5, 3, 5, 5, 10, 4]];
-    Cpu::default().tensor(all[step % 3])
+    test_device().tensor(all[step % 3])
 }
 
 /// loss = Σ tanh(emb(ids)) · c: a gradient that differs per lookup and feature.
-fn grads_of(table: &Table, step: usize) -> Gradients<f64, Cpu> {
-    let dev = Cpu::default();
-    let c: Tensor<Rank2<6, 3>, f64, Cpu> = dev.tensor(std::array::from_fn(|k| {
+fn grads_of(table: &Table, step: usize) -> Gradients<f64, TestDevice> {
+    let dev = test_device();
+    let c: Tensor<Rank2<6, 3>, f64, TestDevice> = dev.tensor(std::array::from_fn(|k| {
         std::array::from_fn(|j| 1.0 + k as f64 * 0.5 - j as f64 * 0.3)
     }));
     let rows = table.forward(ids(step).traced_indices(table.try_alloc_grads().unwrap()));
@@ -52,7 +52,7 @@ fn assert_close(a: &[f64], b: &[f64], what: &str) {
 }
 
 /// Runs `steps` steps on both tables, with the sparse and the dense gradient.
-fn run_both<O: Optimizer<f64, Cpu>>(make: impl Fn() -> O, steps: usize) -> (Table, Table) {
+fn run_both<O: Optimizer<f64, TestDevice>>(make: impl Fn() -> O, steps: usize) -> (Table, Table) {
     let (mut sparse, mut dense) = tables(11);
     let (mut a, mut b) = (make(), make());
     for step in 0..steps {
@@ -137,7 +137,7 @@ fn adagrad_matches_the_dense_update() {
 
 /// Steps once with a sparse gradient and expects an `InvalidArgument` that names the
 /// parameter and says `why`, with the table unchanged.
-fn refuses<O: Optimizer<f64, Cpu>>(mut optimizer: O, why: &str) {
+fn refuses<O: Optimizer<f64, TestDevice>>(mut optimizer: O, why: &str) {
     let (mut sparse, _) = tables(5);
     let before = sparse.weight.as_vec();
     let grads = grads_of(&sparse, 0);

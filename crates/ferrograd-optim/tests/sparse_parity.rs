@@ -14,11 +14,11 @@ mod json;
 #[path = "../../ferrograd-autodiff/tests/parity/npz.rs"]
 mod npz;
 
-use ferrograd_cpu::Cpu;
 use ferrograd_device::Storage;
 use ferrograd_nn::built::Embedding;
 use ferrograd_nn::prelude::*;
 use ferrograd_optim::{Adagrad, AdagradConfig, Optimizer, Sgd, SgdConfig, SparseAdam, SparseAdamConfig};
+use ferrograd_testing::{TestDevice, test_device};
 use json::Json;
 use npz::{Array, Data};
 use std::collections::BTreeMap;
@@ -111,7 +111,7 @@ fn unknown(optimizer: &str, key: &str) -> String {
 /// ops' kernel bounds hold for each but are not implied by `Dtype`.
 macro_rules! replay {
     ($name:ident, $E:ty) => {
-        fn $name<O: Optimizer<$E, Cpu>>(
+        fn $name<O: Optimizer<$E, TestDevice>>(
             arrays: &BTreeMap<String, Array>,
             meta: &Json,
             mut optimizer: O,
@@ -122,8 +122,8 @@ macro_rules! replay {
                 meta.get("embedding_dim")?.as_usize()?,
             );
             let steps = meta.get("steps")?.as_usize()?;
-            let dev = Cpu::default();
-            let mut table: Embedding<usize, usize, E, Cpu> = dev
+            let dev = test_device();
+            let mut table: Embedding<usize, usize, E, TestDevice> = dev
                 .try_build_module_with::<_, E>(EmbeddingConfig::new(rows, width).sparse(true))
                 .map_err(|e| e.to_string())?;
             *table.weight.storage_mut() = dev

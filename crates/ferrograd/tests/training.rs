@@ -1,25 +1,35 @@
 //! Layers, losses and optimizers together, as a user writes a training loop.
 
 use ferrograd::prelude::*;
+use ferrograd_testing::TestDevice;
 
 type Mlp = (Linear<4, 16>, ReLU, Linear<16, 3>);
 
 /// Three classes, each a cluster around its own centre.
-fn clusters(dev: &Cpu) -> (Tensor<Rank2<60, 4>, f32, Cpu>, Tensor<Rank1<60>, usize, Cpu>) {
+fn clusters(
+    dev: &TestDevice,
+) -> (
+    Tensor<Rank2<60, 4>, f32, TestDevice>,
+    Tensor<Rank1<60>, usize, TestDevice>,
+) {
     let centres = [[2.0f32, 0.0, 0.0, 1.0], [0.0, 2.0, 1.0, 0.0], [-2.0, -2.0, 0.0, 0.0]];
-    let noise: Tensor<Rank2<60, 4>, f32, Cpu> = dev.sample_normal();
+    let noise: Tensor<Rank2<60, 4>, f32, TestDevice> = dev.sample_normal();
     let noise = noise.array();
     let x: [[f32; 4]; 60] = std::array::from_fn(|i| std::array::from_fn(|j| centres[i % 3][j] + 0.3 * noise[i][j]));
     (dev.tensor(x), dev.tensor(std::array::from_fn(|i| i % 3)))
 }
 
-fn loss_of(model: &Built<Mlp, f32, Cpu>, x: &Tensor<Rank2<60, 4>, f32, Cpu>, y: &Tensor<Rank1<60>, usize, Cpu>) -> f32 {
+fn loss_of(
+    model: &Built<Mlp, f32, TestDevice>,
+    x: &Tensor<Rank2<60, 4>, f32, TestDevice>,
+    y: &Tensor<Rank1<60>, usize, TestDevice>,
+) -> f32 {
     losses::cross_entropy(model.forward(x.clone()), y, Reduction::Mean, Default::default()).array()
 }
 
 #[test]
 fn adam_and_cross_entropy_learn_separable_clusters() {
-    let dev = Cpu::seed_from_u64(0);
+    let dev = TestDevice::seed_from_u64(0);
     let (x, y) = clusters(&dev);
     let mut model = dev.build_module::<Mlp, f32>();
     let mut optimizer = Adam::new(AdamConfig {
@@ -43,12 +53,12 @@ fn adam_and_cross_entropy_learn_separable_clusters() {
 
 #[test]
 fn a_frozen_layer_keeps_its_weights_and_an_optimizer_names_it_unless_told_to_skip() {
-    let dev = Cpu::seed_from_u64(1);
+    let dev = TestDevice::seed_from_u64(1);
     let (x, y) = clusters(&dev);
     let mut model = dev.build_module::<Mlp, f32>();
     let frozen_before = model.0.weight.as_vec();
     let trained_before = model.2.weight.as_vec();
-    let step = |model: &mut Built<Mlp, f32, Cpu>| {
+    let step = |model: &mut Built<Mlp, f32, TestDevice>| {
         // Layer 0 is frozen: no gradients are allocated (or computed) for it.
         let grads = model.try_alloc_grads_where(|name| !name.starts_with("0.")).unwrap();
         let logits = model.forward_mut(x.clone().traced(grads));
@@ -85,11 +95,11 @@ type LeNet = (
 );
 
 /// A batch of one-channel 28×28 images.
-type Digits = Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu>;
+type Digits = Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, TestDevice>;
 
 /// Images of ten classes: class `k` is a bright 3-pixel-thick bar, horizontal at row
 /// `4 + 2k` for even `k` and vertical at column `4 + 2k` for odd `k`, in noise.
-fn bars(dev: &Cpu, count: usize) -> (Digits, Tensor<(usize,), usize, Cpu>) {
+fn bars(dev: &TestDevice, count: usize) -> (Digits, Tensor<(usize,), usize, TestDevice>) {
     let noise: Digits = dev.sample_normal_like(&(count, Const, Const, Const));
     let mut pixels = noise.as_vec().iter().map(|v| 0.3 * v).collect::<Vec<_>>();
     let labels: Vec<usize> = (0..count).map(|i| (i * 7 + 3) % 10).collect();
@@ -114,10 +124,10 @@ fn bars(dev: &Cpu, count: usize) -> (Digits, Tensor<(usize,), usize, Cpu>) {
 
 #[test]
 fn a_lenet_trains_on_synthetic_images_with_sgd_and_momentum() {
-    let dev = Cpu::seed_from_u64(2);
+    let dev = TestDevice::seed_from_u64(2);
     let mut model = dev.build_module::<LeNet, f32>();
     let (x, y) = bars(&dev, 64);
-    let loss_of = |model: &Built<LeNet, f32, Cpu>| {
+    let loss_of = |model: &Built<LeNet, f32, TestDevice>| {
         losses::cross_entropy(model.forward(x.clone()), &y, Reduction::Mean, Default::default()).array()
     };
     let mut optimizer = Sgd::new(SgdConfig {

@@ -18,15 +18,15 @@
 #![allow(dead_code)]
 
 use ferrograd_autodiff::prelude::*;
-use ferrograd_cpu::Cpu;
 use ferrograd_device::ops::elementwise::{BinaryKernel, Mul};
 use ferrograd_device::ops::reduce::SumKernel;
 use ferrograd_shapes::{Axes, ReduceShapeTo};
+use ferrograd_testing::{TestDevice, test_device};
 
 /// A traced `f64` tensor on the CPU.
-pub type Traced<S> = Tensor<S, f64, Cpu, OwnedTape<f64, Cpu>>;
+pub type Traced<S> = Tensor<S, f64, TestDevice, OwnedTape<f64, TestDevice>>;
 /// A traced `f64` scalar: what the functions given to the gradient checkers return.
-pub type Loss = Tensor<Rank0, f64, Cpu, OwnedTape<f64, Cpu>>;
+pub type Loss = Tensor<Rank0, f64, TestDevice, OwnedTape<f64, TestDevice>>;
 
 // ---------------------------------------------------------------------------------
 // Comparing values
@@ -139,36 +139,36 @@ pub fn weights(n: usize, seed: u64) -> Vec<f64> {
 }
 
 /// A tensor of `shape` holding [`weights`]`(numel, seed)` in row-major order.
-pub fn weights_like<S: Shape, E: Dtype>(shape: &S, seed: u64) -> Tensor<S, E, Cpu> {
+pub fn weights_like<S: Shape, E: Dtype>(shape: &S, seed: u64) -> Tensor<S, E, TestDevice> {
     let values = weights(shape.num_elements(), seed)
         .into_iter()
         .map(E::from_f64)
         .collect();
-    Cpu::default().tensor_from_vec(values, *shape)
+    test_device().tensor_from_vec(values, *shape)
 }
 
 /// `Σ_i w_i · y_i` with the weights of [`weights_like`]`(y.shape(), seed)`: a scalar loss
 /// whose gradient with respect to `y` is the weight tensor.
-pub fn weighted_sum_seeded<S, E, T, Ax>(y: Tensor<S, E, Cpu, T>, seed: u64) -> Tensor<Rank0, E, Cpu, T>
+pub fn weighted_sum_seeded<S, E, T, Ax>(y: Tensor<S, E, TestDevice, T>, seed: u64) -> Tensor<Rank0, E, TestDevice, T>
 where
     S: ReduceShapeTo<Rank0, Ax>,
     E: Dtype,
-    T: Tape<E, Cpu>,
+    T: Tape<E, TestDevice>,
     Ax: Axes,
-    Cpu: BinaryKernel<Mul, E> + SumKernel<E>,
+    TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
 {
     let w = weights_like(y.shape(), seed);
     y.mul(w).sum::<Rank0, Ax>()
 }
 
 /// [`weighted_sum_seeded`] with [`DEFAULT_WEIGHT_SEED`].
-pub fn weighted_sum<S, E, T, Ax>(y: Tensor<S, E, Cpu, T>) -> Tensor<Rank0, E, Cpu, T>
+pub fn weighted_sum<S, E, T, Ax>(y: Tensor<S, E, TestDevice, T>) -> Tensor<Rank0, E, TestDevice, T>
 where
     S: ReduceShapeTo<Rank0, Ax>,
     E: Dtype,
-    T: Tape<E, Cpu>,
+    T: Tape<E, TestDevice>,
     Ax: Axes,
-    Cpu: BinaryKernel<Mul, E> + SumKernel<E>,
+    TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
 {
     weighted_sum_seeded(y, DEFAULT_WEIGHT_SEED)
 }
@@ -206,16 +206,16 @@ impl Default for GradCheck {
 }
 
 /// A tensor of `shape` with `values`, on a fresh default CPU device.
-pub fn tensor_of<S: Shape>(values: Vec<f64>, shape: S) -> Tensor<S, f64, Cpu> {
-    Cpu::default().tensor_from_vec(values, shape)
+pub fn tensor_of<S: Shape>(values: Vec<f64>, shape: S) -> Tensor<S, f64, TestDevice> {
+    test_device().tensor_from_vec(values, shape)
 }
 
 /// The numerical gradient of `eval` at `x`, by the five-point central stencil
 /// `(-f(x+2h) + 8 f(x+h) - 8 f(x-h) + f(x-2h)) / 12h` along each element.
 pub fn numerical_gradient<S: Shape>(
-    x: &Tensor<S, f64, Cpu>,
+    x: &Tensor<S, f64, TestDevice>,
     step: f64,
-    eval: impl Fn(Tensor<S, f64, Cpu>) -> f64,
+    eval: impl Fn(Tensor<S, f64, TestDevice>) -> f64,
 ) -> Vec<f64> {
     let base = x.as_vec();
     let at = |i: usize, value: f64| {
@@ -235,12 +235,12 @@ pub fn numerical_gradient<S: Shape>(
 }
 
 /// The value of `f` at `x`, traced into a throw-away tape.
-pub fn eval1<S: Shape>(x: Tensor<S, f64, Cpu>, f: &impl Fn(Traced<S>) -> Loss) -> f64 {
+pub fn eval1<S: Shape>(x: Tensor<S, f64, TestDevice>, f: &impl Fn(Traced<S>) -> Loss) -> f64 {
     f(x.traced(Gradients::default())).array()
 }
 
 /// The analytic gradient of `f` at `x`: trace with `x.alloc_grads()`, backward, read.
-pub fn analytic_gradient<S: Shape>(x: &Tensor<S, f64, Cpu>, f: impl Fn(Traced<S>) -> Loss) -> Vec<f64> {
+pub fn analytic_gradient<S: Shape>(x: &Tensor<S, f64, TestDevice>, f: impl Fn(Traced<S>) -> Loss) -> Vec<f64> {
     let loss = f(x.clone().traced(x.alloc_grads()));
     loss.backward().get(x).as_vec()
 }
@@ -257,7 +257,7 @@ fn compare_gradients(analytic: &[f64], numerical: &[f64], opts: GradCheck, what:
 /// Checks the gradient of the scalar function `f` at `x` against finite differences,
 /// with the default [`GradCheck`]; returns the analytic gradient.
 #[track_caller]
-pub fn check_gradient<S: Shape>(x: &Tensor<S, f64, Cpu>, f: impl Fn(Traced<S>) -> Loss) -> Vec<f64> {
+pub fn check_gradient<S: Shape>(x: &Tensor<S, f64, TestDevice>, f: impl Fn(Traced<S>) -> Loss) -> Vec<f64> {
     check_gradient_with(GradCheck::default(), x, f)
 }
 
@@ -265,7 +265,7 @@ pub fn check_gradient<S: Shape>(x: &Tensor<S, f64, Cpu>, f: impl Fn(Traced<S>) -
 #[track_caller]
 pub fn check_gradient_with<S: Shape>(
     opts: GradCheck,
-    x: &Tensor<S, f64, Cpu>,
+    x: &Tensor<S, f64, TestDevice>,
     f: impl Fn(Traced<S>) -> Loss,
 ) -> Vec<f64> {
     let analytic = analytic_gradient(x, &f);
@@ -287,8 +287,8 @@ pub fn check_gradient_with<S: Shape>(
 /// one tape.
 #[track_caller]
 pub fn check_gradient2<S1: Shape, S2: Shape>(
-    x: &Tensor<S1, f64, Cpu>,
-    y: &Tensor<S2, f64, Cpu>,
+    x: &Tensor<S1, f64, TestDevice>,
+    y: &Tensor<S2, f64, TestDevice>,
     f: impl Fn(Traced<S1>, Traced<S2>) -> Loss,
 ) -> (Vec<f64>, Vec<f64>) {
     check_gradient2_with(GradCheck::default(), x, y, f)
@@ -298,8 +298,8 @@ pub fn check_gradient2<S1: Shape, S2: Shape>(
 #[track_caller]
 pub fn check_gradient2_with<S1: Shape, S2: Shape>(
     opts: GradCheck,
-    x: &Tensor<S1, f64, Cpu>,
-    y: &Tensor<S2, f64, Cpu>,
+    x: &Tensor<S1, f64, TestDevice>,
+    y: &Tensor<S2, f64, TestDevice>,
     f: impl Fn(Traced<S1>, Traced<S2>) -> Loss,
 ) -> (Vec<f64>, Vec<f64>) {
     // Separate tapes, merged by the ops that combine x and y.

@@ -2,19 +2,19 @@
 //! apply an op to whichever rank a value holds. Every dim is a run-time `usize`.
 
 use ferrograd_autodiff::prelude::*;
-use ferrograd_cpu::Cpu;
 use ferrograd_device::Unit;
+use ferrograd_testing::TestDevice;
 
 /// The tape of a traced tensor.
-pub type Traced<E> = OwnedTape<E, Cpu>;
+pub type Traced<E> = OwnedTape<E, TestDevice>;
 
 /// A tensor of rank 0 to 4 with run-time dims.
 pub enum Dyn<E: Unit, T = NoneTape> {
-    R0(Tensor<(), E, Cpu, T>),
-    R1(Tensor<(usize,), E, Cpu, T>),
-    R2(Tensor<(usize, usize), E, Cpu, T>),
-    R3(Tensor<(usize, usize, usize), E, Cpu, T>),
-    R4(Tensor<(usize, usize, usize, usize), E, Cpu, T>),
+    R0(Tensor<(), E, TestDevice, T>),
+    R1(Tensor<(usize,), E, TestDevice, T>),
+    R2(Tensor<(usize, usize), E, TestDevice, T>),
+    R3(Tensor<(usize, usize, usize), E, TestDevice, T>),
+    R4(Tensor<(usize, usize, usize, usize), E, TestDevice, T>),
 }
 
 /// Evaluates `$body` with `$t` bound to the tensor `$x` holds, of whatever rank, and
@@ -401,13 +401,13 @@ macro_rules! reshape_to {
 /// The shapes of `Dyn`'s tensors (every dim a run-time `usize`): a `Dyn` of the rank
 /// taken back out as a tensor of that shape.
 pub trait DynShape: Shape + Sized {
-    fn from_dyn<E: Unit, T>(x: Dyn<E, T>) -> Result<Tensor<Self, E, Cpu, T>, String>;
+    fn from_dyn<E: Unit, T>(x: Dyn<E, T>) -> Result<Tensor<Self, E, TestDevice, T>, String>;
 }
 
 macro_rules! dyn_shape {
     ($variant:ident, $shape:ty) => {
         impl DynShape for $shape {
-            fn from_dyn<E: Unit, T>(x: Dyn<E, T>) -> Result<Tensor<Self, E, Cpu, T>, String> {
+            fn from_dyn<E: Unit, T>(x: Dyn<E, T>) -> Result<Tensor<Self, E, TestDevice, T>, String> {
                 match x {
                     Dyn::$variant(t) => Ok(t),
                     x => Err(format!(
@@ -419,8 +419,8 @@ macro_rules! dyn_shape {
             }
         }
 
-        impl<E: Unit, T> From<Tensor<$shape, E, Cpu, T>> for Dyn<E, T> {
-            fn from(t: Tensor<$shape, E, Cpu, T>) -> Self {
+        impl<E: Unit, T> From<Tensor<$shape, E, TestDevice, T>> for Dyn<E, T> {
+            fn from(t: Tensor<$shape, E, TestDevice, T>) -> Self {
                 Dyn::$variant(t)
             }
         }
@@ -435,9 +435,9 @@ dyn_shape!(R4, (usize, usize, usize, usize));
 /// `x` as a tensor of `like`'s shape type (it must have `like`'s rank): the second
 /// operand of an op whose operands share a shape.
 pub fn rank_like<S: DynShape, A: Unit, B, E: Unit, T>(
-    _like: &Tensor<S, A, Cpu, B>,
+    _like: &Tensor<S, A, TestDevice, B>,
     x: Dyn<E, T>,
-) -> Result<Tensor<S, E, Cpu, T>, String> {
+) -> Result<Tensor<S, E, TestDevice, T>, String> {
     S::from_dyn(x)
 }
 
@@ -476,7 +476,7 @@ impl<E: Unit, T> Dyn<E, T> {
 
 impl<E: Unit> Dyn<E> {
     /// A contiguous tensor of `shape` (rank 0 to 4) holding `data` in row-major order.
-    pub fn from_vec(dev: &Cpu, data: Vec<E>, shape: &[usize]) -> Result<Self, String> {
+    pub fn from_vec(dev: &TestDevice, data: Vec<E>, shape: &[usize]) -> Result<Self, String> {
         let err = |e: Error| e.to_string();
         Ok(match *shape {
             [] => Dyn::R0(dev.try_tensor_from_vec(data, ()).map_err(err)?),
@@ -501,7 +501,7 @@ impl<E: Dtype> Dyn<E> {
     }
 
     /// This tensor's gradient in `grads`, in row-major order.
-    pub fn grad(&self, grads: &Gradients<E, Cpu>) -> Vec<E> {
+    pub fn grad(&self, grads: &Gradients<E, TestDevice>) -> Vec<E> {
         match self {
             Dyn::R0(t) => grads.get(t).as_vec(),
             Dyn::R1(t) => grads.get(t).as_vec(),

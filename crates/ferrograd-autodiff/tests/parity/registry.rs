@@ -19,9 +19,9 @@
 use crate::dyn_tensor::{Dyn, DynShape, Traced, rank_like};
 use crate::json::Json;
 use ferrograd_autodiff::prelude::*;
-use ferrograd_cpu::Cpu;
 use ferrograd_device::Unit;
 use ferrograd_shapes::PrependAxis;
+use ferrograd_testing::{TestDevice, test_device};
 use std::ops::Range;
 
 /// One input of an op.
@@ -194,7 +194,7 @@ fn stack_as<S, E>(tensors: Vec<Float<E>>, form: &str) -> Result<Float<E>, String
 where
     S: DynShape + PrependAxis<usize> + PrependAxis<Const<1>> + PrependAxis<Const<2>> + PrependAxis<Const<3>>,
     <S as PrependAxis<usize>>::Prepended: DynShape,
-    Dyn<E, Traced<E>>: From<Tensor<<S as PrependAxis<usize>>::Prepended, E, Cpu, Traced<E>>>,
+    Dyn<E, Traced<E>>: From<Tensor<<S as PrependAxis<usize>>::Prepended, E, TestDevice, Traced<E>>>,
     E: Dtype,
 {
     type Stacked<S> = <S as PrependAxis<usize>>::Prepended;
@@ -855,11 +855,11 @@ registry! {
     "arange" => |p, a| {
         no_inputs(a)?;
         let n = p.usize("n")?;
-        Ok(Out::Index(Dyn::R1(<Cpu as ArangeTensor<usize>>::try_arange_like(&Cpu::default(), &(n,)).map_err(err)?)))
+        Ok(Out::Index(Dyn::R1(<TestDevice as ArangeTensor<usize>>::try_arange_like(&test_device(), &(n,)).map_err(err)?)))
     },
     "arange_float" => |p, a| {
         no_inputs(a)?;
         let n = p.usize("n")?;
-        Ok(Out::Const(Dyn::R1(<Cpu as ArangeTensor<E>>::try_arange_like(&Cpu::default(), &(n,)).map_err(err)?)))
+        Ok(Out::Const(Dyn::R1(<TestDevice as ArangeTensor<E>>::try_arange_like(&test_device(), &(n,)).map_err(err)?)))
     },
 }

@@ -6,10 +6,10 @@
 pub mod npz;
 
 use ferrograd_autodiff::{Gradients, ParameterVisitor, Tensor};
-use ferrograd_cpu::Cpu;
 use ferrograd_device::{Dtype, Error};
 use ferrograd_nn::checkpoint::CheckpointElement;
 use ferrograd_shapes::Shape;
+use ferrograd_testing::TestDevice;
 use npz::{Array, Data};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,10 +52,10 @@ pub fn models_dir() -> PathBuf {
 }
 
 /// Collects every parameter's gradient by name.
-pub struct GradientsByName<'a, E: Dtype>(pub &'a Gradients<E, Cpu>, pub BTreeMap<String, Vec<E>>);
+pub struct GradientsByName<'a, E: Dtype>(pub &'a Gradients<E, TestDevice>, pub BTreeMap<String, Vec<E>>);
 
-impl<E: Dtype> ParameterVisitor<E, Cpu> for GradientsByName<'_, E> {
-    fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, Cpu>) -> Result<(), Error> {
+impl<E: Dtype> ParameterVisitor<E, TestDevice> for GradientsByName<'_, E> {
+    fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, TestDevice>) -> Result<(), Error> {
         self.1.insert(name.to_string(), self.0.try_get(parameter)?.as_vec());
         Ok(())
     }

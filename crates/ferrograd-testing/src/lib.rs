@@ -1,0 +1,27 @@
+//! The device ferrograd's test suite runs on.
+//!
+//! Tests never name a device type: they write [`TestDevice`] and get one from
+//! [`test_device`], so the same unit tests and PyTorch parity fixtures run on every
+//! device. Which device that is, is chosen when the tests are built: the CPU, the only
+//! device today. A second device adds a cargo feature here that switches the alias
+//! (`cargo test --workspace --features ferrograd-testing/<device>`), and nothing in the
+//! tests changes.
+//!
+//! Tests of one device's own kernels (the CPU crate's unit tests, say) name that device
+//! directly; so do the compile-fail snapshots, whose expected errors print a type.
+//!
+//! ```
+//! use ferrograd_testing::{TestDevice, test_device};
+//!
+//! let device: TestDevice = test_device();
+//! # let _ = device;
+//! ```
+
+/// The device the test suite runs on: [`ferrograd_cpu::Cpu`].
+pub type TestDevice = ferrograd_cpu::Cpu;
+
+/// A new [`TestDevice`], its random generator seeded with 0, so a test draws the same
+/// numbers on every run.
+pub fn test_device() -> TestDevice {
+    ferrograd_cpu::Cpu::seed_from_u64(0)
+}
