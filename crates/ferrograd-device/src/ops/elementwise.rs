@@ -7,8 +7,10 @@
 //! ```
 //!
 //! and gives the op struct, its per-dtype functions (from which every device's kernel
-//! is generic), and the declaration's text ([`UnaryOp::VALUE_SOURCE`] …) for devices
-//! that generate kernel source. `derivative(x)` is written in terms of the input;
+//! is generic), and the declaration as data ([`UnaryOp::SPEC`], [`unary_op_specs`],
+//! [`binary_op_specs`]) for devices that generate kernel source: [`render`] checks it
+//! and writes it as C++, which `tests/render_cpp.rs` compiles and compares with the
+//! Rust functions. `derivative(x)` is written in terms of the input;
 //! `derivative_from_output(y)` in terms of the output, which lets the forward pass
 //! overwrite the input because backward never needs it; `constant_derivative()` needs
 //! neither, so backward keeps no buffer alive at all. A binary op whose partial
