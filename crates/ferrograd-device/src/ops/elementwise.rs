@@ -25,7 +25,7 @@
 use crate::dtype::Dtype;
 use crate::error::Error;
 use crate::storage::{Input, Storage};
-use ferrograd_shapes::Layout;
+use crate::view::{GradientSlot, InputView, OptionalView, View};
 
 pub mod render;
 
@@ -157,26 +157,33 @@ pub enum ParamType {
 }
 
 /// Runs a [`UnaryOp`] on a device.
+///
+/// Every method checks its arguments before touching memory: a layout that reaches
+/// past its buffer, or a contiguous buffer shorter than the elements it must hold, is
+/// an [`Error::InvalidArgument`] naming [`UnaryOp::NAME`] and the sizes.
 pub trait UnaryKernel<Op: UnaryOp, E: Dtype>: Storage<E> {
-    /// `f(x)` for every element of `input` read through `layout`; the result is
-    /// contiguous (row-major over `layout`'s dims). A `Unique`, contiguous input may be
-    /// overwritten and returned.
-    fn forward(&self, op: &Op, input: Input<'_, Self::Vec>, layout: &Layout) -> Result<Self::Vec, Error>;
+    /// `f(x)` for every element of `input` read through its layout; the result is
+    /// contiguous (row-major over the layout's dims). A `Unique` input whose layout is
+    /// contiguous may be overwritten and returned.
+    fn forward(&self, op: &Op, input: InputView<'_, Self::Vec>) -> Result<Self::Vec, Error>;
 
-    /// The gradient of the input: `grad_output · f'(…)` for every element, read through
-    /// `layout` (the input's) into `grad_input`, a buffer of `grad_len` elements.
+    /// The gradient of the input: `grad_output · f'(…)` for every element, added into
+    /// `grad_input` through `input.layout`.
     ///
-    /// `saved` is what [`UnaryOp::SAVES`] names: the input (addressed through `layout`),
-    /// the contiguous output, or `None`. When `grad_input` is `None` this is the first
-    /// contribution: the kernel stores a new buffer there (zero where `layout` does not
-    /// reach), reusing a `Unique` `grad_output` when it can; otherwise it adds.
+    /// What the derivative reads is what [`UnaryOp::SAVES`] names: `input.buffer` (read
+    /// through `input.layout`) for [`Saved::Input`], `output` (contiguous) for
+    /// [`Saved::Output`], neither for [`Saved::Nothing`]; the other may be `None`.
+    /// `grad_output` is contiguous over the layout's dims. When `grad_input` holds
+    /// `None` this is the first contribution: the kernel stores a new buffer of
+    /// `grad_input.len` elements there (zero where the layout does not reach), reusing
+    /// a `Unique` `grad_output` when it can; otherwise it adds. Positions of the layout
+    /// that share an element (a broadcast input) all add into it.
     fn backward(
         &self,
         op: &Op,
-        layout: &Layout,
-        saved: Option<&Self::Vec>,
-        grad_input: &mut Option<Self::Vec>,
-        grad_len: usize,
+        input: OptionalView<'_, Self::Vec>,
+        output: Option<&Self::Vec>,
+        grad_input: GradientSlot<'_, Self::Vec>,
         grad_output: Input<'_, Self::Vec>,
     ) -> Result<(), Error>;
 }
@@ -191,34 +198,32 @@ pub enum Operand {
 }
 
 /// Runs a [`BinaryOp`] on a device.
+///
+/// Every method checks its arguments before touching memory: a layout that reaches past
+/// its buffer, or a contiguous buffer shorter than the elements it must hold, is an
+/// [`Error::InvalidArgument`], and operands of different dims an
+/// [`Error::ShapeMismatch`], naming [`BinaryOp::NAME`] and the sizes.
 pub trait BinaryKernel<Op: BinaryOp, E: Dtype>: Storage<E> {
     /// `f(x, y)` element-wise, both read through their layouts (same dims); the result
-    /// is contiguous. A `Unique`, contiguous `lhs` may be overwritten and returned.
-    fn forward(
-        &self,
-        op: &Op,
-        lhs: Input<'_, Self::Vec>,
-        lhs_layout: &Layout,
-        rhs: &Self::Vec,
-        rhs_layout: &Layout,
-    ) -> Result<Self::Vec, Error>;
+    /// is contiguous. A `Unique` `lhs` whose layout is contiguous may be overwritten
+    /// and returned.
+    fn forward(&self, op: &Op, lhs: InputView<'_, Self::Vec>, rhs: View<'_, Self::Vec>) -> Result<Self::Vec, Error>;
 
-    /// The gradient of one operand, addressed through that operand's layout into
-    /// `grad`, a buffer of `grad_len` elements. `lhs` and `rhs` are `None` when
-    /// [`BinaryOp::DERIVATIVES_READ_OPERANDS`] is false. When `grad` is `None` this is
-    /// the first contribution: the kernel stores a new buffer there, reusing a `Unique`
-    /// `grad_output` when it can; otherwise it adds.
-    #[allow(clippy::too_many_arguments)]
+    /// The gradient of one operand, `grad_output · ∂f/∂operand`, added into `grad`
+    /// through that operand's layout (positions that share an element, a broadcast
+    /// operand, all add into it). `grad_output` is contiguous over the operands' dims.
+    ///
+    /// Both layouts are always given; the buffers are `None` when
+    /// [`BinaryOp::DERIVATIVES_READ_OPERANDS`] is false. When `grad` holds `None` this
+    /// is the first contribution: the kernel stores a new buffer of `grad.len` elements
+    /// there, reusing a `Unique` `grad_output` when it can; otherwise it adds.
     fn backward(
         &self,
         op: &Op,
         operand: Operand,
-        lhs: Option<&Self::Vec>,
-        lhs_layout: &Layout,
-        rhs: Option<&Self::Vec>,
-        rhs_layout: &Layout,
-        grad: &mut Option<Self::Vec>,
-        grad_len: usize,
+        lhs: OptionalView<'_, Self::Vec>,
+        rhs: OptionalView<'_, Self::Vec>,
+        grad: GradientSlot<'_, Self::Vec>,
         grad_output: Input<'_, Self::Vec>,
     ) -> Result<(), Error>;
 }
