@@ -246,8 +246,13 @@ fn gradient_product<E: Dtype, D: MatmulKernel<E>>(
         });
     }
 
-    // The batch axes along which `out` repeats its matrix.
     let batch = out.layout.batch;
+    if x.layout.batch.dims() != batch.dims() || y.layout.batch.dims() != batch.dims() {
+        // The kernel names the disagreement.
+        return device.gemm_batched((m, k, n), x, y, beta, out);
+    }
+
+    // The batch axes along which `out` repeats its matrix.
     let mut repeated = [false; MAX_RANK];
     for (axis, (&dim, &stride)) in batch.dims().iter().zip(batch.strides()).enumerate() {
         repeated[axis] = dim > 1 && stride == 0;
@@ -261,44 +266,35 @@ fn gradient_product<E: Dtype, D: MatmulKernel<E>>(
         .map(|(&d, _)| d)
         .product();
 
-    // `x`'s columns and `y`'s rows, each run along the folded axes then the inner one.
-    let x_copy = if folded > 1 && inner_stride(&x.layout.batch, repeated, (k, x.layout.column_stride)).is_none() {
-        Some(dense_copy(device, x, (m, k), repeated, false)?)
-    } else {
-        None
-    };
-    let y_copy = if folded > 1 && inner_stride(&y.layout.batch, repeated, (k, y.layout.row_stride)).is_none() {
-        Some(dense_copy(device, y, (k, n), repeated, true)?)
-    } else {
-        None
-    };
-    let x = x_copy.as_ref().map_or(x, |(buffer, layout)| View::new(buffer, *layout));
-    let y = y_copy.as_ref().map_or(y, |(buffer, layout)| View::new(buffer, *layout));
-    let (x_layout, y_layout, out_layout, k) = if folded > 1 {
-        // Both are laid out for the fold now, so the strides exist.
-        let x_stride = inner_stride(&x.layout.batch, repeated, (k, x.layout.column_stride)).unwrap_or(0);
-        let y_stride = inner_stride(&y.layout.batch, repeated, (k, y.layout.row_stride)).unwrap_or(0);
+    // `x`'s columns and `y`'s rows, each run along the folded axes then the inner one,
+    // copied into that order where the operand's strides do not give it.
+    let (mut x_copy, mut y_copy) = (None, None);
+    let (x, y, out_layout, k) = if folded > 1 {
+        let (x, x_stride) = fold_operand(device, x, (m, k), repeated, false, &mut x_copy)?;
+        let (y, y_stride) = fold_operand(device, y, (k, n), repeated, true, &mut y_copy)?;
+        let x_layout = MatrixLayout {
+            batch: kept_axes(&x.layout.batch, repeated),
+            column_stride: x_stride,
+            ..x.layout
+        };
+        let y_layout = MatrixLayout {
+            batch: kept_axes(&y.layout.batch, repeated),
+            row_stride: y_stride,
+            ..y.layout
+        };
+        let out_layout = MatrixLayout {
+            batch: kept_axes(&batch, repeated),
+            ..out.layout
+        };
         (
-            MatrixLayout {
-                batch: kept_axes(&x.layout.batch, repeated),
-                column_stride: x_stride,
-                ..x.layout
-            },
-            MatrixLayout {
-                batch: kept_axes(&y.layout.batch, repeated),
-                row_stride: y_stride,
-                ..y.layout
-            },
-            MatrixLayout {
-                batch: kept_axes(&batch, repeated),
-                ..out.layout
-            },
+            View::new(x.buffer, x_layout),
+            View::new(y.buffer, y_layout),
+            out_layout,
             k * folded,
         )
     } else {
-        (x.layout, y.layout, out.layout, k)
+        (x, y, out.layout, k)
     };
-    let (x, y) = (View::new(x.buffer, x_layout), View::new(y.buffer, y_layout));
     let out_elements = out_layout.elements(m, n).unwrap_or(out_elements);
     if out_elements.has_unique_offsets() {
         return device.gemm_batched((m, k, n), x, y, beta, ViewMut::new(out.buffer, out_layout));
@@ -319,6 +315,39 @@ fn gradient_product<E: Dtype, D: MatmulKernel<E>>(
         View::new(&dense, dense_elements),
         ViewMut::new(out.buffer, out_elements),
     )
+}
+
+/// `operand` (the left factor, whose inner dimension is its columns, or the right
+/// one, `rows_inner`, whose inner dimension is its rows) with the stride of one axis
+/// running over its `repeated` batch axes and then its inner dimension: itself where
+/// its strides give one, else a copy into `copy` laid out so they do.
+fn fold_operand<'a, E: Dtype, D: MatmulKernel<E>>(
+    device: &D,
+    operand: View<'a, D::Vec, MatrixLayout>,
+    (rows, columns): (usize, usize),
+    repeated: &[bool],
+    rows_inner: bool,
+    copy: &'a mut Option<D::Vec>,
+) -> Result<(View<'a, D::Vec, MatrixLayout>, usize), Error> {
+    let stride_of = |layout: &MatrixLayout| {
+        let inner = if rows_inner {
+            (rows, layout.row_stride)
+        } else {
+            (columns, layout.column_stride)
+        };
+        inner_stride(&layout.batch, repeated, inner)
+    };
+    if let Some(stride) = stride_of(&operand.layout) {
+        return Ok((operand, stride));
+    }
+    let (buffer, layout) = dense_copy(device, operand, (rows, columns), repeated, rows_inner)?;
+    // The copy is laid out for the fold, so this holds; an error rather than a wrong
+    // product if it did not.
+    let stride = stride_of(&layout).ok_or_else(|| Error::InvalidArgument {
+        op: "matmul",
+        message: "a gradient's operand could not be laid out to fold its batch".into(),
+    })?;
+    Ok((View::new(copy.insert(buffer), layout), stride))
 }
 
 /// The stride of one axis running over the `repeated` axes of `batch` (outermost
