@@ -24,6 +24,8 @@
 
 use crate::error::{Error, format_dims};
 use ferrograd_shapes::Layout;
+// For the batched-matrix checks at the end of the file.
+use crate::ops::matmul::MatrixLayout;
 
 /// The number of elements a device buffer holds, known on the host (a GPU buffer
 /// records its length), so views can be checked before a kernel launches.
@@ -321,6 +323,62 @@ pub fn check_axes(kernel: &'static str, axes: &[usize], rank: usize) -> Result<(
     Err(Error::InvalidArgument {
         op: kernel,
         message: format!("axes {axes:?} of a rank-{rank} tensor; they must be below {rank}, sorted and distinct"),
+    })
+}
+
+// ---- Batched matrices ----
+//
+// A view whose layout is a `MatrixLayout` (the operands of a batched product) is
+// checked as the layout of all its elements: the batch axes, then the rows and columns
+// of one matrix, whose sizes the kernel knows.
+
+impl<V: BufferLength> View<'_, V, MatrixLayout> {
+    /// As [`View::check`], for a batch of `rows × columns` matrices.
+    #[inline]
+    pub fn check_matrices(
+        &self,
+        kernel: &'static str,
+        role: &str,
+        (rows, columns): (usize, usize),
+    ) -> Result<(), Error> {
+        let elements = matrix_elements(kernel, role, &self.layout, rows, columns)?;
+        check_reach(kernel, role, &elements, self.buffer.buffer_length())
+    }
+}
+
+impl<V: BufferLength> ViewMut<'_, V, MatrixLayout> {
+    /// As [`ViewMut::check`], for a batch of `rows × columns` matrices: a matrix
+    /// repeated across the batch (stride 0) or an element repeated within one is an
+    /// error.
+    #[inline]
+    pub fn check_matrices(
+        &self,
+        kernel: &'static str,
+        role: &str,
+        (rows, columns): (usize, usize),
+    ) -> Result<(), Error> {
+        let elements = matrix_elements(kernel, role, &self.layout, rows, columns)?;
+        check_reach(kernel, role, &elements, self.buffer.buffer_length())?;
+        check_unique_offsets(kernel, role, &elements)
+    }
+}
+
+/// The element layout of a batch of `rows × columns` matrices, or an error when the
+/// batch has too many axes to make one.
+fn matrix_elements(
+    kernel: &'static str,
+    role: &str,
+    layout: &MatrixLayout,
+    rows: usize,
+    columns: usize,
+) -> Result<Layout, Error> {
+    layout.elements(rows, columns).ok_or_else(|| Error::InvalidArgument {
+        op: kernel,
+        message: format!(
+            "{role} has {} batch axes; a batch of matrices has at most {}",
+            layout.batch.rank(),
+            ferrograd_shapes::MAX_RANK - 2
+        ),
     })
 }
 

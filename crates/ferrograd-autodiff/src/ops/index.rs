@@ -388,7 +388,10 @@ impl<S: Shape, E: Dtype, D: ScatterAddKernel<E> + CopyKernel<E>, T: Tape<E, D>> 
             Ok(buffer) => buffer,
             Err(data) => {
                 let mut out = <D as Storage<E>>::try_alloc_for_overwrite(&device, numel)?;
-                device.copy_strided(&data, &layout, &mut out, &out_layout)?;
+                device.copy_strided(
+                    ferrograd_device::View::new(&*data, layout),
+                    ferrograd_device::ViewMut::new(&mut out, out_layout),
+                )?;
                 out
             }
         };
@@ -415,7 +418,10 @@ impl<S: Shape, E: Dtype, D: ScatterAddKernel<E> + CopyKernel<E>, T: Tape<E, D>> 
             ctx.with_grad_output(|ctx, grad_output| {
                 let device = ctx.device;
                 if let Some(grad) = ctx.grad_mut(0)? {
-                    device.add_strided(grad_output, &out_layout, grad, &layout)?;
+                    device.add_strided(
+                        ferrograd_device::View::new(grad_output, out_layout),
+                        ferrograd_device::ViewMut::new(grad, layout),
+                    )?;
                 }
                 if let Some(grad) = ctx.grad_mut(1)? {
                     device.gather_add(

@@ -257,6 +257,12 @@ pub mod sparse_rows {
 
 /// Runs optimizer updates in place on a device.
 ///
+/// Every buffer is a whole buffer, read and written element by element without a
+/// layout. Each kernel checks, before it touches any, that every buffer has the
+/// parameter's length ([`check_lengths`]) and, for a sparse gradient, that its values
+/// fill its rows and every row lies inside the parameter ([`check_sparse_rows`]); a
+/// mismatch is an error naming the optimizer and the sizes.
+///
 /// The sparse updates (`sparse_*`) touch only the rows of a row-sparse gradient. Their
 /// default bodies copy the buffers to the host and back, which is correct on any
 /// device but costs the whole parameter; a device overrides them to work in place
