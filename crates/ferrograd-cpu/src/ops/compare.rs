@@ -1,4 +1,4 @@
-use crate::device::{Cpu, CpuBuffer, try_vec};
+use crate::host::{Cpu, CpuBuffer, try_vec};
 use ferrograd_device::ops::compare::{ChooseKernel, CompareKernel, Comparison};
 use ferrograd_device::ops::elementwise::Operand;
 use ferrograd_device::view::{check_len, check_same_dims};

@@ -22,11 +22,11 @@
 //! pay for the split, or of one image, runs on the calling thread, where its GEMM may
 //! use the pool itself.
 
-use crate::device::{Cpu, CpuBuffer};
 use crate::gemm::{
     Batch, DepthwiseShape, GemmElement, MatrixMut, MatrixRef, Run, copy_rows, correlate, depthwise,
     depthwise_filter_grad, gemm, gemm_shifted_batch, shifted_available,
 };
+use crate::host::{Cpu, CpuBuffer};
 use crate::threads::{for_each_chunk_mut, map_shares};
 use ferrograd_device::ops::conv::check_grad_output;
 use ferrograd_device::ops::conv::{Conv2dKernel, Conv2dSpec, Padding};

@@ -1,4 +1,4 @@
-use crate::device::{Cpu, CpuBuffer, try_vec};
+use crate::host::{Cpu, CpuBuffer, try_vec};
 use crate::ops::elementwise::is_dense;
 use ferrograd_device::ops::convert::{CastTo, ConvertKernel};
 use ferrograd_device::{Error, Unit, View};

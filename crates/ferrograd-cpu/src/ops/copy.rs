@@ -1,4 +1,4 @@
-use crate::device::{Cpu, CpuBuffer};
+use crate::host::{Cpu, CpuBuffer};
 use ferrograd_device::ops::copy::{CopyKernel, check_copy};
 use ferrograd_device::{Dtype, Error, View, ViewMut};
 

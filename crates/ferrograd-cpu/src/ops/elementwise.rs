@@ -1,7 +1,7 @@
 //! One generic kernel serves every declared element-wise op: the declaration supplies
 //! `value` and `derivative`, this file supplies the loops.
 
-use crate::device::{Cpu, CpuBuffer, try_vec, try_vec_for_overwrite};
+use crate::host::{Cpu, CpuBuffer, try_vec, try_vec_for_overwrite};
 use ferrograd_device::ops::elementwise::{
     BinaryFn, BinaryKernel, BinaryOp, Operand, Saved, UnaryFn, UnaryKernel, UnaryOp,
 };

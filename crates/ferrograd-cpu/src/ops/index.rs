@@ -7,7 +7,7 @@
 //! `select` with per-row indices, embedding lookups), each index picks one contiguous
 //! run, which is copied or added as a slice.
 
-use crate::device::{Cpu, CpuBuffer, try_vec};
+use crate::host::{Cpu, CpuBuffer, try_vec};
 use crate::ops::elementwise::is_dense;
 use ferrograd_device::ops::index::{GatherKernel, OneHotKernel, ScatterAddKernel, index_out_of_bounds};
 use ferrograd_device::{Dtype, Error, Layout, Storage, Unit, View, ViewMut};

@@ -1,5 +1,5 @@
-use crate::device::{Cpu, CpuBuffer};
 use crate::gemm::{GemmElement, MatrixMut, MatrixRef, gemm};
+use crate::host::{Cpu, CpuBuffer};
 use ferrograd_device::ops::matmul::{MatmulKernel, MatrixLayout, check_gemm};
 use ferrograd_device::{Dtype, Error, Float, Layout, View, ViewMut};
 

@@ -12,7 +12,7 @@
 //! columns are adjacent has a loop of its own.
 
 use super::reduce::PARALLEL_MIN;
-use crate::device::{Cpu, CpuBuffer};
+use crate::host::{Cpu, CpuBuffer};
 use crate::threads::for_each_chunk_mut;
 use ferrograd_device::ops::pool::{AdaptivePool2dSpec, Pool2dKernel, Pool2dSpec, check_grad_output, check_operand};
 use ferrograd_device::{Dtype, Error, Layout, Storage, View, ViewMut};

@@ -9,7 +9,7 @@
 //! walked in the input's logical row-major order, merging axes where the strides allow
 //! so that the innermost loop is as long as possible, with one accumulator per output.
 
-use crate::device::{Cpu, CpuBuffer, try_vec};
+use crate::host::{Cpu, CpuBuffer, try_vec};
 use crate::threads;
 use ferrograd_device::ops::index::ScatterAddKernel;
 use ferrograd_device::ops::reduce::{

@@ -7,7 +7,7 @@
 //! the tensor in row-major order three times with one running maximum and sum per row
 //! (kept in small buffers), never materialising an intermediate tensor.
 
-use crate::device::{Cpu, CpuBuffer, try_vec, try_vec_for_overwrite};
+use crate::host::{Cpu, CpuBuffer, try_vec, try_vec_for_overwrite};
 use crate::ops::elementwise::is_dense;
 use crate::ops::reduce::{
     Groups, MulAdd, Separate, Walk, contiguous_strides, exp, for_row_shares, max_ignoring_nan, multiversion, neg_inf,

@@ -1,7 +1,7 @@
 //! 2-d upsampling on the CPU: each plane (one channel of one image) on its own, the
 //! planes shared out among threads when the output is large.
 
-use crate::device::{Cpu, CpuBuffer, try_vec};
+use crate::host::{Cpu, CpuBuffer, try_vec};
 use crate::threads::for_each_chunk_mut;
 use ferrograd_device::ops::conv::check_grad_output;
 use ferrograd_device::ops::upsample::{Interpolation, Upsample2dKernel, Upsample2dSpec};
