@@ -239,6 +239,29 @@ impl Plan {
             }
             return;
         }
+        if self.mode == Mode::Max && cs == 1 && self.step[1] == 1 {
+            // The forward pass needs only the value, not where it is: each window row is
+            // a contiguous slice, reduced without tracking positions (ResNet's 3×3
+            // stride-2 pooling spent most of its time on that bookkeeping).
+            for (y, out) in out.chunks_exact_mut(width.max(1)).enumerate() {
+                let row = self.rows[y];
+                for (out, column) in out.iter_mut().zip(&self.columns) {
+                    // Branch-free: the maximum of the numbers, and apart whether a NaN
+                    // was seen, which then is the window's value (PyTorch propagates it).
+                    let mut best = E::from_f64(f64::NEG_INFINITY);
+                    let mut nan = false;
+                    for i in 0..row.taps {
+                        let start = base + (row.start + i * self.step[0]) * rs + column.start;
+                        for &value in &input[start..start + column.taps] {
+                            best = if value > best { value } else { best };
+                            nan |= value.is_nan();
+                        }
+                    }
+                    *out = if nan { E::from_f64(f64::NAN) } else { best };
+                }
+            }
+            return;
+        }
         for (y, out) in out.chunks_exact_mut(width.max(1)).enumerate() {
             let row = self.rows[y];
             for (x, out) in out.iter_mut().enumerate() {
