@@ -374,14 +374,21 @@ impl Geometry {
         let s = &self.spec;
         let [channel_stride, row_stride, column_stride] = strides;
         let (out_w, pixels) = (s.out_width, self.pixels);
+        // The output rows and columns each tap reads inside the image, the same for
+        // every channel: worked out once, not per channel (small maps spent a tenth of
+        // im2col on these divisions).
+        let row_ranges: Vec<(usize, usize)> = (0..s.kernel_height)
+            .map(|i| valid_range(s.out_height, s.in_height, s.stride[0], i * s.dilation[0], s.pad_top))
+            .collect();
+        let column_ranges: Vec<(usize, usize)> = (0..s.kernel_width)
+            .map(|j| valid_range(out_w, s.in_width, s.stride[1], j * s.dilation[1], s.pad_left))
+            .collect();
         for c in 0..self.channels_per_group {
             let channel = image + (group * self.channels_per_group + c) * channel_stride;
-            for i in 0..s.kernel_height {
+            for (i, &(y0, y1)) in row_ranges.iter().enumerate() {
                 let tap_y = i * s.dilation[0];
-                let (y0, y1) = valid_range(s.out_height, s.in_height, s.stride[0], tap_y, s.pad_top);
-                for j in 0..s.kernel_width {
+                for (j, &(x0, x1)) in column_ranges.iter().enumerate() {
                     let tap_x = j * s.dilation[1];
-                    let (x0, x1) = valid_range(out_w, s.in_width, s.stride[1], tap_x, s.pad_left);
                     let row = ((c * s.kernel_height + i) * s.kernel_width + j) * ld;
                     let row = &mut columns[row..row + pixels];
                     row[..y0 * out_w].fill(<E as GemmElement>::ZERO);
