@@ -8,10 +8,10 @@
 //!
 //! - [`Cuda`]: a GPU chosen by ordinal, shared by every handle on it; errors, never
 //!   panics, when there is no driver or no such GPU.
-//! - Memory: [`CudaBuffer`] and [`Storage`] for `f32`, `f64`, `usize` and `bool` (how
-//!   each is stored is in [`CudaElement`]): zeros, filled buffers, buffers to
-//!   overwrite, copies to and from the host; freed buffers are cached for reuse
-//!   ([`Cuda::empty_cache`]).
+//! - Memory: [`CudaBuffer`] and [`Storage`](ferrograd_device::Storage) for `f32`,
+//!   `f64`, `usize` and `bool` (how each is stored is in [`CudaElement`]): zeros,
+//!   filled buffers, buffers to overwrite, copies to and from the host; freed buffers
+//!   are cached for reuse ([`Cuda::empty_cache`]).
 //! - Random numbers: [`SampleKernel`](ferrograd_device::SampleKernel) (drawn on the host
 //!   with the same generator as `Cpu`, then copied) and [`Cuda::philox_uniform`] (drawn
 //!   on the GPU); see [`random`].
@@ -58,8 +58,10 @@
 //!
 //! Only where cudarc requires it: kernel launches (the argument types must match the
 //! kernel's), uninitialised allocations, the checks that the driver and NVRTC libraries
-//! can be loaded, and the few NVRTC calls cudarc does not wrap (CUBIN output, the
-//! version). Each block says why it is sound.
+//! can be loaded, and the few calls cudarc does not wrap (the driver's CUDA version,
+//! NVRTC's version and its CUBIN output). Each block says why it is sound.
+
+#![warn(missing_docs)]
 
 mod allocator;
 mod buffer;
