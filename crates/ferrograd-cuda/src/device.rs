@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 /// An NVIDIA GPU: its memory, its kernels, and a seeded random generator.
 ///
@@ -360,9 +360,10 @@ fn require_driver() -> Result<(), Error> {
         device: "cuda".into(),
         message,
     };
+    static PRESENT: OnceLock<bool> = OnceLock::new();
     // SAFETY: only tries to open the library under its usual names (running its
     // initialisers, as any use of it would); nothing in it is called.
-    if !unsafe { sys::is_culib_present() } {
+    if !*PRESENT.get_or_init(|| unsafe { sys::is_culib_present() }) {
         return Err(error(
             "no NVIDIA driver: libcuda.so could not be loaded (is the NVIDIA driver installed, and is \
              this a machine with a GPU?)"
