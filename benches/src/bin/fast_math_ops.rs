@@ -18,6 +18,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use ferrograd::device::ops::elementwise::{Exp, Ln, Sigmoid, Tanh, UnaryFn, UnaryKernel, UnaryOp};
+use ferrograd::device::view::{GradientSlot, InputView, OptionalView};
 use ferrograd::device::{Input, Layout, Storage};
 use ferrograd::prelude::*;
 
@@ -46,14 +47,15 @@ fn report<Op: UnaryOp + UnaryFn<f32>>(cpu: &Cpu, op: Op, xs: &[f32]) {
     let layout = Layout::from_parts(&[N], &[1]);
     let x = cpu.try_from_host(xs.to_vec()).expect("input");
     let forward = best(|| {
-        black_box(UnaryKernel::forward(cpu, &op, Input::Shared(&x), &layout).expect("forward"));
+        black_box(UnaryKernel::forward(cpu, &op, InputView::new(Input::Shared(&x), layout)).expect("forward"));
     });
-    let y = UnaryKernel::forward(cpu, &op, Input::Shared(&x), &layout).expect("forward");
-    let saved = if Op::DERIVATIVE_FROM_OUTPUT { &y } else { &x };
+    let y = UnaryKernel::forward(cpu, &op, InputView::new(Input::Shared(&x), layout)).expect("forward");
     let dy = cpu.try_from_host(vec![1.0f32; N]).expect("gradient");
     let mut grad = Some(cpu.try_from_host(vec![0.0f32; N]).expect("gradient"));
     let backward = best(|| {
-        UnaryKernel::backward(cpu, &op, &layout, Some(saved), &mut grad, N, Input::Shared(&dy)).expect("backward");
+        let input = OptionalView::new(Some(&x), layout);
+        let slot = GradientSlot::new(&mut grad, N);
+        UnaryKernel::backward(cpu, &op, input, Some(&y), slot, Input::Shared(&dy)).expect("backward");
     });
     let ns = |d: Duration| d.as_secs_f64() * 1e9 / N as f64;
     println!("{:<8} {:>10.3} {:>10.3}", Op::NAME, ns(forward), ns(backward));

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use ferrograd::cpu::CpuBuffer;
 use ferrograd::device::ops::reduce::SumKernel;
 use ferrograd::device::ops::softmax::{SoftmaxKernel, SoftmaxKind};
-use ferrograd::device::{Input, Layout, Storage};
+use ferrograd::device::view::InputView;
+use ferrograd::device::{Input, Layout, Storage, View, ViewMut};
 use ferrograd::prelude::*;
 
 /// The tensor's shape.
@@ -133,12 +134,13 @@ fn main() {
     for (name, axes, out_len) in [("last axis", last, 64 * 128), ("all axes", all, 1)] {
         let forward = time(|| {
             drop(black_box(
-                SumKernel::forward(&cpu, black_box(&data), &layout, axes).unwrap(),
+                SumKernel::forward(&cpu, View::new(black_box(&data), layout), axes).unwrap(),
             ))
         });
         let grad_out: CpuBuffer<f32> = cpu.try_alloc_filled(out_len, 0.5).unwrap();
         let mut grad: CpuBuffer<f32> = cpu.try_alloc_zeros(n).unwrap();
-        let backward = time(|| SumKernel::backward(&cpu, &layout, axes, &mut grad, black_box(&grad_out)).unwrap());
+        let backward =
+            time(|| SumKernel::backward(&cpu, ViewMut::new(&mut grad, layout), axes, black_box(&grad_out)).unwrap());
         row(&format!("sum, {name}: forward"), forward, bounds);
         row(&format!("sum, {name}: backward"), backward, bounds);
     }
@@ -149,26 +151,32 @@ fn main() {
         let name = kind.name();
         let forward = time(|| {
             drop(black_box(
-                SoftmaxKernel::forward(&cpu, kind, Input::Shared(black_box(&data)), &layout, last).unwrap(),
+                SoftmaxKernel::forward(
+                    &cpu,
+                    kind,
+                    InputView::new(Input::Shared(black_box(&data)), layout),
+                    last,
+                )
+                .unwrap(),
             ))
         });
         // In place: the traced input's buffer is reused when nothing else holds it.
         let mut spare = Some(data.clone());
         let in_place = time(|| {
             let buffer = spare.take().unwrap();
-            spare = Some(SoftmaxKernel::forward(&cpu, kind, Input::Unique(buffer), &layout, last).unwrap());
+            let input = InputView::new(Input::Unique(buffer), layout);
+            spare = Some(SoftmaxKernel::forward(&cpu, kind, input, last).unwrap());
         });
-        let out = SoftmaxKernel::forward(&cpu, kind, Input::Shared(&data), &layout, last).unwrap();
+        let out = SoftmaxKernel::forward(&cpu, kind, InputView::new(Input::Shared(&data), layout), last).unwrap();
         let grad_out: CpuBuffer<f32> = cpu.try_from_host(x.as_vec()).unwrap();
         let mut grad: CpuBuffer<f32> = cpu.try_alloc_zeros(n).unwrap();
         let backward = time(|| {
             SoftmaxKernel::backward(
                 &cpu,
                 kind,
-                &layout,
+                ViewMut::new(&mut grad, layout),
                 last,
                 black_box(&out),
-                &mut grad,
                 black_box(&grad_out),
             )
             .unwrap()

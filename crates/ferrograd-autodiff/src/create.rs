@@ -3,7 +3,7 @@
 use crate::OrPanic;
 use crate::tensor::Tensor;
 use ferrograd_device::ops::convert::{CastTo, ConvertKernel};
-use ferrograd_device::{Dtype, Error, SampleKernel, Storage, Unit};
+use ferrograd_device::{Dtype, Error, SampleKernel, Storage, Unit, View};
 use ferrograd_shapes::{Const, ConstShape, Shape};
 use rand::distr::{Distribution, StandardUniform};
 use rand_distr::StandardNormal;
@@ -314,7 +314,7 @@ impl<S: Shape, E: Unit, D: Storage<E>, T> Tensor<S, E, D, T> {
         E: CastTo<E2>,
         D: ConvertKernel<E, E2>,
     {
-        let data = self.device.convert(&self.data, &self.layout)?;
+        let data = self.device.convert(View::new(&self.data, self.layout))?;
         Ok(Tensor::from_buffer(data, self.shape, self.device.clone()))
     }
 }

@@ -282,3 +282,154 @@ fn reused_buffers_leave_nothing_of_their_old_values() {
         assert_eq!(transposed.as_vec(), expected, "contiguous");
     }
 }
+
+/// `(B, M, K)·(K, N)`: the weight's gradient is `Σ_b lhs_bᵀ · G_b`, which the kernel
+/// cannot write through the weight's layout (one matrix repeated over the batch); the
+/// batch is folded into the inner dimension instead. Checked against a loop of
+/// per-batch products for a contiguous lhs (folded in place), a permuted one (copied
+/// first) and a transposed weight (its gradient written through a column-major layout).
+#[test]
+fn broadcast_weight_gradient_is_the_sum_of_per_batch_products() {
+    const B: usize = 4;
+    const M: usize = 3;
+    const K: usize = 5;
+    const N: usize = 2;
+    let dev = TestDevice::seed_from_u64(7);
+    let weights: Tensor<Rank3<B, M, N>, f64, TestDevice> = dev.sample_normal();
+    let g = weights.as_vec();
+    let g_at = |b: usize, i: usize, j: usize| g[(b * M + i) * N + j];
+    let lhs_values = values(B * M * K, 31);
+    let w_values = values(K * N, 30);
+    let w_transposed: Vec<f64> = (0..N * K).map(|t| w_values[(t % K) * N + t / K]).collect();
+
+    // The gradients of (lhs, w) for leaves of the given shapes and buffers, seen as
+    // (B, M, K) and (K, N) through `lhs_view` and `w_view`.
+    macro_rules! gradients {
+        ($lhs_shape:ty, $lhs_view:expr, $w_shape:ty, $w_buffer:expr, $w_view:expr) => {{
+            let lhs = dev.tensor_from_vec(lhs_values.clone(), <$lhs_shape>::default());
+            let w = dev.tensor_from_vec($w_buffer.clone(), <$w_shape>::default());
+            let out: Tensor<Rank3<B, M, N>, f64, TestDevice, _> =
+                $lhs_view(lhs.clone().leaky_trace()).matmul($w_view(w.clone().leaky_trace()));
+            let grads = (out * weights.clone()).sum::<Rank0, _>().backward();
+            (grads.get(&lhs).as_vec(), grads.get(&w).as_vec())
+        }};
+    }
+    let cases = [
+        (
+            false,
+            false,
+            gradients!(Rank3<B, M, K>, |l| l, Rank2<K, N>, w_values, |w| w),
+        ),
+        (
+            false,
+            true,
+            gradients!(Rank3<B, M, K>, |l| l, Rank2<N, K>, w_transposed, |w: Tensor<_, _, _, _>| w.t()),
+        ),
+        (
+            true,
+            false,
+            gradients!(
+                Rank3<M, B, K>,
+                |l: Tensor<_, _, _, _>| l.permute::<Axes3<1, 0, 2>>(),
+                Rank2<K, N>,
+                w_values,
+                |w| w
+            ),
+        ),
+        (
+            true,
+            true,
+            gradients!(
+                Rank3<M, B, K>,
+                |l: Tensor<_, _, _, _>| l.permute::<Axes3<1, 0, 2>>(),
+                Rank2<N, K>,
+                w_transposed,
+                |w: Tensor<_, _, _, _>| w.t()
+            ),
+        ),
+    ];
+    for (permuted_lhs, transposed_weight, (lhs_grad, w_grad)) in cases {
+        let what = format!("permuted lhs {permuted_lhs}, transposed weight {transposed_weight}");
+        // Where lhs[b][i][p] and w[p][j] live in their leaves' buffers.
+        let lhs_at = |b: usize, i: usize, p: usize| {
+            if permuted_lhs {
+                (i * B + b) * K + p
+            } else {
+                (b * M + i) * K + p
+            }
+        };
+        let w_at = |p: usize, j: usize| if transposed_weight { j * K + p } else { p * N + j };
+
+        // d w[p][j] = Σ_b Σ_i lhs[b][i][p] · G[b][i][j].
+        let mut expected_w = vec![0.0; K * N];
+        for b in 0..B {
+            for i in 0..M {
+                for p in 0..K {
+                    for j in 0..N {
+                        expected_w[w_at(p, j)] += lhs_values[lhs_at(b, i, p)] * g_at(b, i, j);
+                    }
+                }
+            }
+        }
+        assert_close(&w_grad, &expected_w, 1e-12, &format!("weight gradient, {what}"));
+
+        // d lhs[b][i][p] = Σ_j G[b][i][j] · w[p][j].
+        let mut expected_lhs = vec![0.0; B * M * K];
+        for b in 0..B {
+            for i in 0..M {
+                for p in 0..K {
+                    expected_lhs[lhs_at(b, i, p)] = (0..N).map(|j| g_at(b, i, j) * w_values[p * N + j]).sum();
+                }
+            }
+        }
+        assert_close(&lhs_grad, &expected_lhs, 1e-12, &format!("lhs gradient, {what}"));
+    }
+}
+
+/// `(B, S, M, K)·(B, S, K, N)` with each operand broadcast along one batch axis: the
+/// lhs along B (its gradient sums over B, for each S), the rhs along S (summed over S,
+/// for each B), and a broadcast row within the rhs's matrices too. Against finite
+/// differences.
+#[test]
+fn partly_broadcast_batches_match_finite_differences() {
+    let dev = TestDevice::seed_from_u64(8);
+    let weights: Tensor<Rank4<2, 3, 2, 4>, f64, TestDevice> = dev.sample_normal();
+    let loss_of = |a: &[f64], b: &[f64], row: &[f64]| {
+        let a = dev.tensor_from_vec(a.to_vec(), <Rank3<3, 2, 3>>::default());
+        let b = dev.tensor_from_vec(b.to_vec(), <Rank3<2, 3, 4>>::default());
+        let row = dev.tensor_from_vec(row.to_vec(), <Rank1<4>>::default());
+        let lhs = a.leaky_trace().broadcast::<Rank4<2, 3, 2, 3>, _>();
+        let rhs = b.leaky_trace().broadcast::<Rank4<2, 3, 3, 4>, Axis<1>>();
+        let rows = row.leaky_trace().broadcast::<Rank4<2, 3, 3, 4>, Axes3<0, 1, 2>>();
+        let out = lhs.clone().matmul(rhs) + lhs.matmul(rows);
+        let loss = (out * weights.clone()).sum::<Rank0, _>();
+        let value = loss.as_vec()[0];
+        let grads = loss.backward();
+        (
+            value,
+            grads.get(&a).as_vec(),
+            grads.get(&b).as_vec(),
+            grads.get(&row).as_vec(),
+        )
+    };
+    let (a, b, row) = (values(18, 40), values(24, 41), values(4, 42));
+    let (_, grad_a, grad_b, grad_row) = loss_of(&a, &b, &row);
+    assert_close(
+        &grad_a,
+        &finite_differences(&a, |a| loss_of(a, &b, &row).0),
+        1e-6,
+        "lhs broadcast along B",
+    );
+    assert_close(
+        &grad_b,
+        &finite_differences(&b, |b| loss_of(&a, b, &row).0),
+        1e-6,
+        "rhs broadcast along S",
+    );
+    assert_close(
+        &grad_row,
+        &finite_differences(&row, |r| loss_of(&a, &b, r).0),
+        1e-6,
+        "broadcast row",
+    );
+}

@@ -397,13 +397,14 @@ mod kernel_tests {
     use super::*;
     use crate::Cpu;
     use ferrograd_device::ops::elementwise::{Exp, Ln, Sigmoid, Tanh, UnaryFn, UnaryKernel};
+    use ferrograd_device::view::{GradientSlot, InputView, OptionalView};
     use ferrograd_device::{Input, Layout, Storage};
 
     /// The op's forward through the CPU kernel.
     fn forward<Op: UnaryFn<f32>>(cpu: &Cpu, op: &Op, xs: &[f32]) -> Vec<f32> {
         let x = cpu.try_from_host(xs.to_vec()).unwrap();
         let layout = Layout::from_parts(&[xs.len()], &[1]);
-        let y = UnaryKernel::forward(cpu, op, Input::Shared(&x), &layout).unwrap();
+        let y = UnaryKernel::forward(cpu, op, InputView::new(Input::Shared(&x), layout)).unwrap();
         cpu.try_to_host(&y).unwrap()
     }
 
@@ -418,19 +419,16 @@ mod kernel_tests {
         assert_eq!(ys, expected, "{op:?}: the kernel's forward is the approximation");
 
         let layout = Layout::from_parts(&[xs.len()], &[1]);
-        let saved = match <Op as ferrograd_device::ops::elementwise::UnaryOp>::SAVES {
-            ferrograd_device::ops::elementwise::Saved::Output => cpu.try_from_host(ys.clone()).unwrap(),
-            _ => cpu.try_from_host(xs.to_vec()).unwrap(),
-        };
+        let input = cpu.try_from_host(xs.to_vec()).unwrap();
+        let output = cpu.try_from_host(ys.clone()).unwrap();
         let ones = cpu.try_from_host(vec![1.0f32; xs.len()]).unwrap();
         let mut grad = None;
         UnaryKernel::backward(
             &cpu,
             &op,
-            &layout,
-            Some(&saved),
-            &mut grad,
-            xs.len(),
+            OptionalView::new(Some(&input), layout),
+            Some(&output),
+            GradientSlot::new(&mut grad, xs.len()),
             Input::Shared(&ones),
         )
         .unwrap();
@@ -467,7 +465,7 @@ mod kernel_tests {
         let cpu = Cpu::default();
         let x = cpu.try_from_host(vec![0.3f64, -1.7]).unwrap();
         let layout = Layout::from_parts(&[2], &[1]);
-        let y = UnaryKernel::forward(&cpu, &Exp {}, Input::Shared(&x), &layout).unwrap();
+        let y = UnaryKernel::forward(&cpu, &Exp {}, InputView::new(Input::Shared(&x), layout)).unwrap();
         assert_eq!(cpu.try_to_host(&y).unwrap(), vec![0.3f64.exp(), (-1.7f64).exp()]);
         assert!(unary_in_place::<ferrograd_device::ops::elementwise::Sin, f32>().is_none());
         assert!(unary_in_place::<Exp, f64>().is_none());

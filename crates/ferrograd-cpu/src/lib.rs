@@ -1,29 +1,30 @@
 //! CPU kernels for ferrograd.
 //!
-//! [`Cpu`] implements the kernel traits of `ferrograd-device` on host memory. It can be
-//! used without autodiff, on raw buffers and [`Layout`](ferrograd_device::Layout)s:
+//! [`Cpu`] implements the kernel traits of `ferrograd-device` (re-exported here as
+//! [`device`]) on host memory. It can be used on its own, without tensors or autodiff:
+//! a program that depends on this crate alone runs kernels on host buffers, each read
+//! through a [`Layout`](device::Layout) as a [`View`](device::View), and gets an
+//! [`Error`](device::Error) for a layout that does not fit its buffer. This is the
+//! crate's `standalone` example (`cargo run -p ferrograd-cpu --example standalone`):
 //!
 //! ```
-//! use ferrograd_cpu::Cpu;
-//! use ferrograd_device::{Input, Layout, Storage, ops::elementwise::{Exp, UnaryKernel}};
-//!
-//! let cpu = Cpu::default();
-//! let x = cpu.try_from_host(vec![0.0f64, 1.0]).unwrap();
-//! let y = cpu.forward(&Exp {}, Input::Shared(&x), &Layout::from_parts(&[2], &[1])).unwrap();
-//! assert_eq!(cpu.try_to_host(&y).unwrap(), vec![1.0, 1.0f64.exp()]);
+#![doc = include_str!("../examples/standalone.rs")]
 //! ```
 //!
 //! With the `fast-math` feature the element-wise `Exp`, `Ln`, `Tanh` and `Sigmoid` ops
 //! on `f32` use the vectorised approximations of [`fast_math`], whose maximum errors
 //! are stated there; `f64` and every other op are unchanged.
 
-mod device;
 pub mod fast_math;
 pub mod gemm;
+mod host;
 mod ops;
 mod threads;
 
-pub use device::{Cpu, CpuBuffer};
+/// The device layer this crate implements (kernel traits, views, errors), re-exported
+/// so a program that uses the CPU kernels alone depends on this crate only.
+pub use ferrograd_device as device;
+pub use host::{Cpu, CpuBuffer};
 pub use threads::{NUM_THREADS_ENV, num_threads, set_num_threads, try_set_num_threads};
 
 /// The number of threads large kernels use: see [`num_threads`].

@@ -433,7 +433,8 @@ mod tests {
     use crate::gemm::{Backend, MatrixMut, MatrixRef, gemm_with};
     use ferrograd_device::ops::reduce::SumKernel;
     use ferrograd_device::ops::softmax::{SoftmaxKernel, SoftmaxKind};
-    use ferrograd_device::{Input, Layout, Storage};
+    use ferrograd_device::view::InputView;
+    use ferrograd_device::{Input, Layout, Storage, View};
 
     /// Held by each test that sets the thread count, which is global.
     static SETTING: Mutex<()> = Mutex::new(());
@@ -478,12 +479,12 @@ mod tests {
         for threads in [1, 2] {
             set_num_threads(threads);
             check_threads("sum along rows", threads, &mut || {
-                let sums = SumKernel::forward(&cpu, &ones, &layout, &[1]).unwrap();
+                let sums = SumKernel::forward(&cpu, View::new(&ones, layout), &[1]).unwrap();
                 assert!(sums.iter().all(|&s| s == columns as f32));
             });
             check_threads("softmax", threads, &mut || {
-                let softmax =
-                    SoftmaxKernel::forward(&cpu, SoftmaxKind::Softmax, Input::Shared(&ones), &layout, &[1]).unwrap();
+                let input = InputView::new(Input::Shared(&ones), layout);
+                let softmax = SoftmaxKernel::forward(&cpu, SoftmaxKind::Softmax, input, &[1]).unwrap();
                 assert!(softmax.iter().all(|&p| (p - 1.0 / columns as f32).abs() < 1e-9));
             });
             // A BLAS library keeps threads of its own, which the probe cannot see.

@@ -17,7 +17,7 @@ pub use dtype::{Dtype, Float, Unit};
 pub use error::Error;
 pub use ferrograd_shapes::Layout;
 pub use storage::{Input, SampleKernel, Storage};
-pub use view::{BufferLength, View, ViewMut};
+pub use view::{BufferLength, GradientSlot, InputView, OptionalView, View, ViewMut};
 
 /// What a function generic over the device needs: the capability groups, the element
 /// types, storage, views and the error. `use ferrograd_device::prelude::*;`

@@ -1,9 +1,12 @@
 //! The functions element-wise ops are declared with.
 //!
 //! A declaration in [`crate::ops::elementwise`] is an expression over these functions,
-//! `+ - * /`, comparisons, `&&`/`||` and float literals. That subset reads the same in
-//! Rust and in C, so the text of one declaration gives both the CPU kernel (compiled
-//! here, per dtype) and the source of a CUDA kernel.
+//! `+ - * /`, comparisons, `&&`/`||`/`!` and literals. That subset reads the same in
+//! Rust and in C++, so the text of one declaration gives both the CPU kernel (compiled
+//! here, per dtype) and the source of a GPU kernel: [`crate::ops::elementwise::render`]
+//! holds these functions in C++ (its `PRELUDE`, with the same results, edge cases
+//! included) and checks that a declaration uses nothing else. A function added here
+//! must be added there too; a test compares the two lists.
 
 use crate::dtype::Float;
 

@@ -24,6 +24,8 @@
 
 use crate::error::{Error, format_dims};
 use ferrograd_shapes::Layout;
+// For the batched-matrix checks at the end of the file.
+use crate::ops::matmul::MatrixLayout;
 
 /// The number of elements a device buffer holds, known on the host (a GPU buffer
 /// records its length), so views can be checked before a kernel launches.
@@ -191,6 +193,193 @@ pub fn describe(layout: &Layout) -> String {
         format_dims(layout.strides()),
         layout.offset()
     )
+}
+
+// ---------------------------------------------------------------------------------
+// Inputs a kernel may take over or not read, gradients it may allocate, and the sizes
+// of contiguous buffers and axis lists (element-wise ops, reductions, softmax, indexing)
+// ---------------------------------------------------------------------------------
+
+/// An input buffer, shared or handed over ([`Input`](crate::Input)), read through a
+/// layout: the input of a kernel that may write its result over a `Unique`, dense
+/// input instead of allocating.
+#[derive(Debug)]
+pub struct InputView<'a, V, L = Layout> {
+    /// The buffer.
+    pub buffer: crate::storage::Input<'a, V>,
+    /// How the kernel addresses it.
+    pub layout: L,
+}
+
+impl<'a, V, L> InputView<'a, V, L> {
+    /// `buffer` read through `layout`.
+    #[inline]
+    pub fn new(buffer: crate::storage::Input<'a, V>, layout: L) -> Self {
+        Self { buffer, layout }
+    }
+}
+
+impl<V: BufferLength> InputView<'_, V> {
+    /// As [`View::check`].
+    #[inline]
+    pub fn check(&self, kernel: &'static str, role: &str) -> Result<(), Error> {
+        check_reach(kernel, role, &self.layout, self.buffer.get().buffer_length())
+    }
+}
+
+/// An input whose layout a kernel always needs (it addresses the input's gradient too)
+/// but whose values it reads only for some ops: the buffer is `None` where the caller
+/// kept nothing because the op's derivative does not read it.
+#[derive(Debug)]
+pub struct OptionalView<'a, V, L = Layout> {
+    /// The buffer, where the caller kept it.
+    pub buffer: Option<&'a V>,
+    /// How the kernel addresses the input (and its gradient).
+    pub layout: L,
+}
+
+// As for `View`: a view only copies a reference.
+impl<V, L: Copy> Clone for OptionalView<'_, V, L> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<V, L: Copy> Copy for OptionalView<'_, V, L> {}
+
+impl<'a, V, L> OptionalView<'a, V, L> {
+    /// `buffer` (if kept) read through `layout`.
+    #[inline]
+    pub fn new(buffer: Option<&'a V>, layout: L) -> Self {
+        Self { buffer, layout }
+    }
+}
+
+impl<V: BufferLength> OptionalView<'_, V> {
+    /// As [`View::check`] when the buffer is there; a missing buffer is the kernel's to
+    /// refuse, where it needs the values.
+    #[inline]
+    pub fn check(&self, kernel: &'static str, role: &str) -> Result<(), Error> {
+        match self.buffer {
+            Some(buffer) => check_reach(kernel, role, &self.layout, buffer.buffer_length()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The gradient buffer of an input, which the first contribution creates: `None` until
+/// then, when the kernel stores a new buffer of `len` elements (or reuses the output's
+/// gradient); afterwards the kernel adds into it.
+#[derive(Debug)]
+pub struct GradientSlot<'a, V> {
+    /// The gradient, once some contribution has created it.
+    pub buffer: &'a mut Option<V>,
+    /// The number of elements the gradient has, or will have: the input buffer's.
+    pub len: usize,
+}
+
+impl<'a, V> GradientSlot<'a, V> {
+    /// The gradient in `buffer`, of `len` elements.
+    #[inline]
+    pub fn new(buffer: &'a mut Option<V>, len: usize) -> Self {
+        Self { buffer, len }
+    }
+}
+
+impl<V: BufferLength> GradientSlot<'_, V> {
+    /// `Ok` when `layout`, through which the kernel addresses the gradient, stays inside
+    /// `len` elements and inside the buffer already there. Repeated elements are not
+    /// refused: a gradient accumulates every position that reads an element.
+    #[inline]
+    pub fn check(&self, kernel: &'static str, role: &str, layout: &Layout) -> Result<(), Error> {
+        check_reach(kernel, role, layout, self.len)?;
+        match &*self.buffer {
+            Some(buffer) => check_reach(kernel, role, layout, buffer.buffer_length()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `Ok` when a contiguous buffer of `buffer_length` elements holds the `needed` a
+/// kernel reads or writes in order (an output, or the gradient of one).
+pub fn check_len(kernel: &'static str, role: &str, buffer_length: usize, needed: usize) -> Result<(), Error> {
+    if needed <= buffer_length {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument {
+        op: kernel,
+        message: format!("{role} has {buffer_length} elements, fewer than the {needed} it must hold"),
+    })
+}
+
+/// `Ok` when `axes` are axes of a rank-`rank` tensor, sorted and distinct, as every
+/// kernel taking a list of axes requires (a repeated axis would count its elements
+/// twice, and reach past the input).
+pub fn check_axes(kernel: &'static str, axes: &[usize], rank: usize) -> Result<(), Error> {
+    let in_range = axes.iter().all(|&axis| axis < rank);
+    let sorted = axes.windows(2).all(|pair| pair[0] < pair[1]);
+    if in_range && sorted {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument {
+        op: kernel,
+        message: format!("axes {axes:?} of a rank-{rank} tensor; they must be below {rank}, sorted and distinct"),
+    })
+}
+
+// ---- Batched matrices ----
+//
+// A view whose layout is a `MatrixLayout` (the operands of a batched product) is
+// checked as the layout of all its elements: the batch axes, then the rows and columns
+// of one matrix, whose sizes the kernel knows.
+
+impl<V: BufferLength> View<'_, V, MatrixLayout> {
+    /// As [`View::check`], for a batch of `rows × columns` matrices.
+    #[inline]
+    pub fn check_matrices(
+        &self,
+        kernel: &'static str,
+        role: &str,
+        (rows, columns): (usize, usize),
+    ) -> Result<(), Error> {
+        let elements = matrix_elements(kernel, role, &self.layout, rows, columns)?;
+        check_reach(kernel, role, &elements, self.buffer.buffer_length())
+    }
+}
+
+impl<V: BufferLength> ViewMut<'_, V, MatrixLayout> {
+    /// As [`ViewMut::check`], for a batch of `rows × columns` matrices: a matrix
+    /// repeated across the batch (stride 0) or an element repeated within one is an
+    /// error.
+    #[inline]
+    pub fn check_matrices(
+        &self,
+        kernel: &'static str,
+        role: &str,
+        (rows, columns): (usize, usize),
+    ) -> Result<(), Error> {
+        let elements = matrix_elements(kernel, role, &self.layout, rows, columns)?;
+        check_reach(kernel, role, &elements, self.buffer.buffer_length())?;
+        check_unique_offsets(kernel, role, &elements)
+    }
+}
+
+/// The element layout of a batch of `rows × columns` matrices, or an error when the
+/// batch has too many axes to make one.
+fn matrix_elements(
+    kernel: &'static str,
+    role: &str,
+    layout: &MatrixLayout,
+    rows: usize,
+    columns: usize,
+) -> Result<Layout, Error> {
+    layout.elements(rows, columns).ok_or_else(|| Error::InvalidArgument {
+        op: kernel,
+        message: format!(
+            "{role} has {} batch axes; a batch of matrices has at most {}",
+            layout.batch.rank(),
+            ferrograd_shapes::MAX_RANK - 2
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -104,7 +104,8 @@ struct Slot<A> {
 ///         scope.spawn(move || -> Result<(), Error> {
 ///             // Each thread trains its own replica, built like the model.
 ///             let mut local = Cpu::seed_from_u64(1).build_module::<Linear<2, 1>, f32>();
-///             for _ in 0..200 {
+///             // Enough steps that the fit holds even when many updates are lost.
+///             for _ in 0..500 {
 ///                 shared.snapshot_into(&mut local)?;
 ///                 let prediction = local.forward(x.clone().traced(local.try_alloc_grads()?));
 ///                 let grads = mse_loss(prediction, y.clone(), Reduction::Mean).backward();

@@ -109,19 +109,19 @@ impl Layout {
         true
     }
 
-    /// The smallest buffer length that holds every offset the layout addresses.
+    /// The smallest buffer length that holds every offset the layout addresses;
+    /// `usize::MAX` when that length would not fit in a `usize` (huge strides), so a
+    /// check against a real buffer's length fails rather than wrapping around.
     pub fn min_buffer_len(&self) -> usize {
-        if self.num_elements() == 0 {
+        if self.dims().contains(&0) {
             return 0;
         }
-        self.offset
-            + 1
-            + self
-                .dims()
-                .iter()
-                .zip(self.strides())
-                .map(|(d, s)| (d - 1) * s)
-                .sum::<usize>()
+        self.dims()
+            .iter()
+            .zip(self.strides())
+            .fold(self.offset.saturating_add(1), |reach, (d, s)| {
+                reach.saturating_add((d - 1).saturating_mul(*s))
+            })
     }
 
     /// Whether every position of the layout addresses its own element: no stride 0 on
@@ -227,6 +227,8 @@ mod tests {
         assert_eq!(rows.offsets().collect::<Vec<_>>(), vec![2, 3, 4, 5]);
         assert!(!rows.is_contiguous());
         assert_eq!(rows.min_buffer_len(), 6);
+        let huge = Layout::from_parts(&[3, 2], &[usize::MAX / 2, 1]);
+        assert_eq!(huge.min_buffer_len(), usize::MAX);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::tape::{MergeTapes, MergedTape, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::compare::{ChooseKernel, CompareKernel, Comparison};
 use ferrograd_device::ops::elementwise::Operand;
-use ferrograd_device::{Dtype, Error, Storage, Unit};
+use ferrograd_device::{Dtype, Error, Storage, Unit, View, ViewMut};
 use ferrograd_shapes::Shape;
 use std::sync::Arc;
 
@@ -35,7 +35,7 @@ macro_rules! comparisons {
 
             #[doc = concat!("[`Tensor::", stringify!($scalar), "`], returning an error instead of panicking.")]
             pub fn $try_scalar(&self, scalar: E) -> Result<Tensor<S, bool, D>, Error> {
-                let data = self.device.compare_scalar(Comparison::$cmp, &self.data, &self.layout, scalar)?;
+                let data = self.device.compare_scalar(Comparison::$cmp, View::new(&self.data, self.layout), scalar)?;
                 Ok(Tensor::from_buffer(data, self.shape, self.device.clone()))
             }
         )*}
@@ -72,7 +72,7 @@ impl<S: Shape, E: Unit + PartialOrd, D: CompareKernel<E>, T> Tensor<S, E, D, T> 
         }
         let data = self
             .device
-            .compare(op, &self.data, &self.layout, &rhs.data, &rhs.layout)?;
+            .compare(op, View::new(&self.data, self.layout), View::new(&rhs.data, rhs.layout))?;
         Ok(Tensor::from_buffer(data, self.shape, self.device.clone()))
     }
 }
@@ -124,12 +124,9 @@ impl<S: Shape, D: Storage<bool>, T> Tensor<S, bool, D, T> {
         }
         let device = on_true.device.clone();
         let data = device.forward(
-            &self.data,
-            &self.layout,
-            &on_true.data,
-            &on_true.layout,
-            &on_false.data,
-            &on_false.layout,
+            View::new(&self.data, self.layout),
+            View::new(&on_true.data, on_true.layout),
+            View::new(&on_false.data, on_false.layout),
         )?;
         let inputs = [on_true.op_input(), on_false.op_input()];
         let tape = on_true.tape.merge_tapes(on_false.tape);
@@ -146,10 +143,8 @@ impl<S: Shape, D: Storage<bool>, T> Tensor<S, bool, D, T> {
                     if let Some(grad) = ctx.grad_mut(position)? {
                         device.backward(
                             operand,
-                            &condition,
-                            &condition_layout,
-                            &layouts[position],
-                            grad,
+                            View::new(&condition, condition_layout),
+                            ViewMut::new(grad, layouts[position]),
                             grad_output,
                         )?;
                     }

@@ -4,7 +4,7 @@ use crate::OrPanic;
 use crate::tape::{MergeTapes, MergedTape, OpInput, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::copy::CopyKernel;
-use ferrograd_device::{Dtype, Error, Layout};
+use ferrograd_device::{Dtype, Error, Layout, View, ViewMut};
 use ferrograd_shapes::{Axis, Const, DynamicAxis, PrependAxis, Shape};
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ fn join<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>>(
 ) -> Result<Tensor<S, E, D, T>, Error> {
     let mut out = device.try_alloc_for_overwrite(shape.num_elements())?;
     for part in &parts {
-        device.copy_strided(&part.data, &part.layout, &mut out, &part.region)?;
+        device.copy_strided(View::new(&*part.data, part.layout), ViewMut::new(&mut out, part.region))?;
     }
     let result = Tensor::from_arc(Arc::new(out), shape, device, tape);
     if !T::TRACING {
@@ -40,7 +40,7 @@ fn join<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>>(
             for (position, (layout, region)) in layouts.iter().enumerate() {
                 let device = ctx.device;
                 if let Some(grad) = ctx.grad_mut(position)? {
-                    device.add_strided(grad_output, region, grad, layout)?;
+                    device.add_strided(View::new(grad_output, *region), ViewMut::new(grad, *layout))?;
                 }
             }
             Ok(())

@@ -5,7 +5,7 @@ use crate::OrPanic;
 use crate::tape::{MergeTapes, MergedTape, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::conv::{Conv2dKernel, Conv2dSpec};
-use ferrograd_device::{Dtype, Error, Layout};
+use ferrograd_device::{Dtype, Error, Layout, View, ViewMut};
 use ferrograd_shapes::{Conv2dShape, Shape};
 use std::sync::Arc;
 
@@ -237,9 +237,9 @@ where
     let device = input.device.clone();
     let out = device.conv2d_forward(
         &spec,
-        (&input.data, &input_layout),
-        (&weight.data, &weight_layout),
-        bias.as_ref().map(|b| (&*b.data, &b.layout)),
+        View::new(&*input.data, input_layout),
+        View::new(&*weight.data, weight_layout),
+        bias.as_ref().map(|b| View::new(&*b.data, b.layout)),
     )?;
 
     let mut inputs = vec![input.op_input(), weight.op_input()];
@@ -262,23 +262,23 @@ where
             if let Some(grad) = ctx.grad_mut(0)? {
                 device.conv2d_backward_input(
                     &spec,
-                    (&weight_data, &weight_layout),
+                    View::new(&*weight_data, weight_layout),
                     grad_output,
-                    (grad, &input_layout),
+                    ViewMut::new(grad, input_layout),
                 )?;
             }
             if let Some(grad) = ctx.grad_mut(1)? {
                 device.conv2d_backward_weight(
                     &spec,
-                    (&input_data, &input_layout),
+                    View::new(&*input_data, input_layout),
                     grad_output,
-                    (grad, &weight_layout),
+                    ViewMut::new(grad, weight_layout),
                 )?;
             }
             if let Some(bias_layout) = bias_parts
                 && let Some(grad) = ctx.grad_mut(2)?
             {
-                device.conv2d_backward_bias(&spec, grad_output, (grad, &bias_layout))?;
+                device.conv2d_backward_bias(&spec, grad_output, ViewMut::new(grad, bias_layout))?;
             }
             Ok(())
         })

@@ -16,7 +16,7 @@ use ferrograd_device::ops::conv_transpose::{
     conv_transpose2d_backward_weight, conv_transpose2d_forward,
 };
 use ferrograd_device::ops::copy::CopyKernel;
-use ferrograd_device::{Dtype, Error, Layout};
+use ferrograd_device::{Dtype, Error, Layout, View, ViewMut};
 use ferrograd_shapes::{ConvTranspose1dShape, ConvTranspose2dShape, Dim, Shape};
 use std::sync::Arc;
 
@@ -222,9 +222,9 @@ where
     let out = conv_transpose2d_forward(
         &device,
         &spec,
-        (&input.data, &input_layout),
-        (&weight.data, &weight_layout),
-        bias.as_ref().map(|b| (&*b.data, &b.layout)),
+        View::new(&*input.data, input_layout),
+        View::new(&*weight.data, weight_layout),
+        bias.as_ref().map(|b| View::new(&*b.data, b.layout)),
     )?;
 
     let mut inputs = vec![input.op_input(), weight.op_input()];
@@ -248,24 +248,24 @@ where
                 conv_transpose2d_backward_input(
                     device,
                     &spec,
-                    (&weight_data, &weight_layout),
+                    View::new(&*weight_data, weight_layout),
                     grad_output,
-                    (grad, &input_layout),
+                    ViewMut::new(grad, input_layout),
                 )?;
             }
             if let Some(grad) = ctx.grad_mut(1)? {
                 conv_transpose2d_backward_weight(
                     device,
                     &spec,
-                    (&input_data, &input_layout),
+                    View::new(&*input_data, input_layout),
                     grad_output,
-                    (grad, &weight_layout),
+                    ViewMut::new(grad, weight_layout),
                 )?;
             }
             if let Some(bias_layout) = bias_parts
                 && let Some(grad) = ctx.grad_mut(2)?
             {
-                conv_transpose2d_backward_bias(device, &spec, grad_output, (grad, &bias_layout))?;
+                conv_transpose2d_backward_bias(device, &spec, grad_output, ViewMut::new(grad, bias_layout))?;
             }
             Ok(())
         })

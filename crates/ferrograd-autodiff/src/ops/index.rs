@@ -18,7 +18,7 @@ use crate::tape::{MergeTapes, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::copy::CopyKernel;
 use ferrograd_device::ops::index::{FromIndex, GatherKernel, OneHotKernel, ScatterAddKernel};
-use ferrograd_device::{Dtype, Error, Layout, Storage};
+use ferrograd_device::{Dtype, Error, Layout, Storage, View, ViewMut};
 use ferrograd_shapes::{
     AppendAxis, Axis, Const, Dim, Rank1, ReduceShape, ReplaceAxis, ReplaceAxisTo, SelectIndexShape, Shape,
 };
@@ -261,9 +261,12 @@ impl<S: Shape, E: Dtype, D: GatherKernel<E> + ScatterAddKernel<E>, T: Tape<E, D>
         index_layout: Layout,
         shape: Dst,
     ) -> Result<Tensor<Dst, E, D, T>, Error> {
-        let out = self
-            .device
-            .gather(op, &self.data, &self.layout, axis, &index, &index_layout)?;
+        let out = self.device.gather(
+            op,
+            View::new(&self.data, self.layout),
+            axis,
+            View::new(&index, index_layout),
+        )?;
         let Tensor {
             id,
             data,
@@ -278,7 +281,13 @@ impl<S: Shape, E: Dtype, D: GatherKernel<E> + ScatterAddKernel<E>, T: Tape<E, D>
         if T::TRACING {
             let out_layout = row_major(index_layout.dims());
             result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
-                device.scatter_add(op, grad, &layout, axis, &index, &index_layout, grad_output, &out_layout)
+                device.scatter_add(
+                    op,
+                    ViewMut::new(grad, layout),
+                    axis,
+                    View::new(&index, index_layout),
+                    View::new(grad_output, out_layout),
+                )
             });
         }
         Ok(result)
@@ -379,19 +388,19 @@ impl<S: Shape, E: Dtype, D: ScatterAddKernel<E> + CopyKernel<E>, T: Tape<E, D>> 
             Ok(buffer) => buffer,
             Err(data) => {
                 let mut out = <D as Storage<E>>::try_alloc_for_overwrite(&device, numel)?;
-                device.copy_strided(&data, &layout, &mut out, &out_layout)?;
+                device.copy_strided(
+                    ferrograd_device::View::new(&*data, layout),
+                    ferrograd_device::ViewMut::new(&mut out, out_layout),
+                )?;
                 out
             }
         };
         device.scatter_add(
             "scatter_add",
-            &mut out,
-            &out_layout,
+            ViewMut::new(&mut out, out_layout),
             I,
-            &idx.data,
-            &idx.layout,
-            &src.data,
-            &src.layout,
+            View::new(&idx.data, idx.layout),
+            View::new(&src.data, src.layout),
         )?;
         let Tensor {
             data: src_data,
@@ -409,18 +418,18 @@ impl<S: Shape, E: Dtype, D: ScatterAddKernel<E> + CopyKernel<E>, T: Tape<E, D>> 
             ctx.with_grad_output(|ctx, grad_output| {
                 let device = ctx.device;
                 if let Some(grad) = ctx.grad_mut(0)? {
-                    device.add_strided(grad_output, &out_layout, grad, &layout)?;
+                    device.add_strided(
+                        ferrograd_device::View::new(grad_output, out_layout),
+                        ferrograd_device::ViewMut::new(grad, layout),
+                    )?;
                 }
                 if let Some(grad) = ctx.grad_mut(1)? {
                     device.gather_add(
                         "scatter_add",
-                        grad_output,
-                        &out_layout,
+                        View::new(grad_output, out_layout),
                         I,
-                        &index,
-                        &index_layout,
-                        grad,
-                        &src_layout,
+                        View::new(&index, index_layout),
+                        ViewMut::new(grad, src_layout),
                     )?;
                 }
                 Ok(())
@@ -499,7 +508,9 @@ impl<S: Shape, D: Storage<usize>, T> Tensor<S, usize, D, T> {
         S: AppendAxis<C>,
         D: OneHotKernel<E>,
     {
-        let data = self.device.one_hot(&self.data, &self.layout, classes.size())?;
+        let data = self
+            .device
+            .one_hot(View::new(&self.data, self.layout), classes.size())?;
         let mut dims = self.layout.dims().to_vec();
         dims.push(classes.size());
         let shape = shape_from_dims(&dims).expect("AppendAxis guarantees the one-hot shape");

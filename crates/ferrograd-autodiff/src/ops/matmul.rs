@@ -8,8 +8,8 @@ use crate::backward::BackwardContext;
 use crate::tape::{MergeTapes, MergedTape, Tape};
 use crate::tensor::Tensor;
 use ferrograd_device::ops::matmul::{MatmulKernel, MatrixLayout};
-use ferrograd_device::{Dtype, Error, Layout, Storage};
-use ferrograd_shapes::{MatMulShape, Shape};
+use ferrograd_device::{Dtype, Error, Layout, Storage, View, ViewMut};
+use ferrograd_shapes::{MAX_RANK, MatMulShape, Shape};
 use std::sync::Arc;
 
 /// Splits a tensor's layout into batch axes and one matrix. A vector on the left is a
@@ -114,13 +114,10 @@ impl<S: Shape, E: Dtype, D: MatmulKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         let mut out = device.try_alloc_for_overwrite(out_dims.as_ref().iter().product())?;
         device.gemm_batched(
             (m, k, n),
-            &self.data,
-            &lhs_matrix,
-            &rhs.data,
-            &rhs_matrix,
+            View::new(&*self.data, lhs_matrix),
+            View::new(&*rhs.data, rhs_matrix),
             E::ZERO,
-            &mut out,
-            &out_matrix,
+            ViewMut::new(&mut out, out_matrix),
         )?;
 
         let inputs = [self.op_input(), rhs.op_input()];
@@ -138,28 +135,24 @@ impl<S: Shape, E: Dtype, D: MatmulKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
                 // d lhs = d out · rhsᵀ, through lhs's own layout: written (beta = 0) when
                 // it is the first contribution and covers the whole buffer.
                 if let Some((grad, beta)) = gemm_destination(ctx, 0, lhs_written_once)? {
-                    device.gemm_batched(
+                    gradient_product(
+                        device,
                         (m, n, k),
-                        grad_output,
-                        &out_matrix,
-                        &rhs_data,
-                        &rhs_matrix.transposed(),
+                        View::new(grad_output, out_matrix),
+                        View::new(&*rhs_data, rhs_matrix.transposed()),
                         beta,
-                        grad,
-                        &lhs_matrix,
+                        ViewMut::new(grad, lhs_matrix),
                     )?;
                 }
                 // d rhs = lhsᵀ · d out.
                 if let Some((grad, beta)) = gemm_destination(ctx, 1, rhs_written_once)? {
-                    device.gemm_batched(
+                    gradient_product(
+                        device,
                         (k, m, n),
-                        &lhs_data,
-                        &lhs_matrix.transposed(),
-                        grad_output,
-                        &out_matrix,
+                        View::new(&*lhs_data, lhs_matrix.transposed()),
+                        View::new(grad_output, out_matrix),
                         beta,
-                        grad,
-                        &rhs_matrix,
+                        ViewMut::new(grad, rhs_matrix),
                     )?;
                 }
                 Ok(())
@@ -210,4 +203,259 @@ fn gemm_destination<'c, E: Dtype, D: Storage<E>>(
         }
     };
     Ok(entry.as_mut().map(|grad| (grad, beta)))
+}
+
+/// `out = x · y + beta · out` for every batch index, with `dims` = (m, k, n), into the
+/// layout of an operand's gradient, which may address an element more than once: a
+/// matrix shared by the batch (a broadcast weight) or a row repeated within one. The
+/// kernel refuses such an output (a device runs the batch's products concurrently), so
+/// the repeats are summed here. `beta` must then be 1: a repeated element gathers
+/// several products, and each must add to it.
+///
+/// The batch axes along which `out` repeats are folded into the inner dimension, since
+/// `Σ_b x_b · y_b = [x_1 … x_B] · [y_1; …; y_B]`: one product of inner size `B·k` per
+/// index of the other axes. `x` must then hold its matrices' columns back to back over
+/// the folded axes, and `y` its rows; an operand that does not (a transposed or
+/// broadcast one) is copied into that order first. What `out` still repeats after
+/// that (a row within a matrix) is computed into a dense buffer and added through its
+/// layout by [`CopyKernel::add_strided`], whose repeated elements accumulate.
+///
+/// [`CopyKernel::add_strided`]: ferrograd_device::ops::copy::CopyKernel::add_strided
+fn gradient_product<E: Dtype, D: MatmulKernel<E>>(
+    device: &D,
+    (m, k, n): (usize, usize, usize),
+    x: View<'_, D::Vec, MatrixLayout>,
+    y: View<'_, D::Vec, MatrixLayout>,
+    beta: E,
+    out: ViewMut<'_, D::Vec, MatrixLayout>,
+) -> Result<(), Error> {
+    let Some(out_elements) = out.layout.elements(m, n) else {
+        // More batch axes than a layout holds: the kernel names the problem.
+        return device.gemm_batched((m, k, n), x, y, beta, out);
+    };
+    if out_elements.has_unique_offsets() {
+        return device.gemm_batched((m, k, n), x, y, beta, out);
+    }
+    if beta != E::ONE {
+        return Err(Error::InvalidArgument {
+            op: "matmul",
+            message: format!(
+                "a gradient written through a layout that repeats elements ({}) must be added to (beta 1)",
+                ferrograd_device::view::describe(&out_elements)
+            ),
+        });
+    }
+
+    let batch = out.layout.batch;
+    if x.layout.batch.dims() != batch.dims() || y.layout.batch.dims() != batch.dims() {
+        // The kernel names the disagreement.
+        return device.gemm_batched((m, k, n), x, y, beta, out);
+    }
+
+    // The batch axes along which `out` repeats its matrix.
+    let mut repeated = [false; MAX_RANK];
+    for (axis, (&dim, &stride)) in batch.dims().iter().zip(batch.strides()).enumerate() {
+        repeated[axis] = dim > 1 && stride == 0;
+    }
+    let repeated = &repeated[..batch.rank()];
+    let folded: usize = batch
+        .dims()
+        .iter()
+        .zip(repeated)
+        .filter(|&(_, &r)| r)
+        .map(|(&d, _)| d)
+        .product();
+
+    // `x`'s columns and `y`'s rows, each run along the folded axes then the inner one,
+    // copied into that order where the operand's strides do not give it.
+    let (mut x_copy, mut y_copy) = (None, None);
+    let (x, y, out_layout, k) = if folded > 1 {
+        let (x, x_stride) = fold_operand(device, x, (m, k), repeated, false, &mut x_copy)?;
+        let (y, y_stride) = fold_operand(device, y, (k, n), repeated, true, &mut y_copy)?;
+        let x_layout = MatrixLayout {
+            batch: kept_axes(&x.layout.batch, repeated),
+            column_stride: x_stride,
+            ..x.layout
+        };
+        let y_layout = MatrixLayout {
+            batch: kept_axes(&y.layout.batch, repeated),
+            row_stride: y_stride,
+            ..y.layout
+        };
+        let out_layout = MatrixLayout {
+            batch: kept_axes(&batch, repeated),
+            ..out.layout
+        };
+        (
+            View::new(x.buffer, x_layout),
+            View::new(y.buffer, y_layout),
+            out_layout,
+            k * folded,
+        )
+    } else {
+        (x, y, out.layout, k)
+    };
+    let out_elements = out_layout.elements(m, n).unwrap_or(out_elements);
+    if out_elements.has_unique_offsets() {
+        return device.gemm_batched((m, k, n), x, y, beta, ViewMut::new(out.buffer, out_layout));
+    }
+
+    // Still repeated within a matrix: the products into a dense buffer, then added
+    // through the layout.
+    let matrices = out_layout.batch.num_elements();
+    let mut dense = device.try_alloc_for_overwrite(matrices * m * n)?;
+    let dense_layout = MatrixLayout {
+        batch: Layout::from_parts(out_layout.batch.dims(), &row_major(out_layout.batch.dims(), m * n)),
+        row_stride: n,
+        column_stride: 1,
+    };
+    device.gemm_batched((m, k, n), x, y, E::ZERO, ViewMut::new(&mut dense, dense_layout))?;
+    let dense_elements = dense_layout.elements(m, n).unwrap_or(out_elements);
+    device.add_strided(
+        View::new(&dense, dense_elements),
+        ViewMut::new(out.buffer, out_elements),
+    )
+}
+
+/// `operand` (the left factor, whose inner dimension is its columns, or the right
+/// one, `rows_inner`, whose inner dimension is its rows) with the stride of one axis
+/// running over its `repeated` batch axes and then its inner dimension: itself where
+/// its strides give one, else a copy into `copy` laid out so they do.
+fn fold_operand<'a, E: Dtype, D: MatmulKernel<E>>(
+    device: &D,
+    operand: View<'a, D::Vec, MatrixLayout>,
+    (rows, columns): (usize, usize),
+    repeated: &[bool],
+    rows_inner: bool,
+    copy: &'a mut Option<D::Vec>,
+) -> Result<(View<'a, D::Vec, MatrixLayout>, usize), Error> {
+    let stride_of = |layout: &MatrixLayout| {
+        let inner = if rows_inner {
+            (rows, layout.row_stride)
+        } else {
+            (columns, layout.column_stride)
+        };
+        inner_stride(&layout.batch, repeated, inner)
+    };
+    if let Some(stride) = stride_of(&operand.layout) {
+        return Ok((operand, stride));
+    }
+    let (buffer, layout) = dense_copy(device, operand, (rows, columns), repeated, rows_inner)?;
+    // The copy is laid out for the fold, so this holds; an error rather than a wrong
+    // product if it did not.
+    let stride = stride_of(&layout).ok_or_else(|| Error::InvalidArgument {
+        op: "matmul",
+        message: "a gradient's operand could not be laid out to fold its batch".into(),
+    })?;
+    Ok((View::new(copy.insert(buffer), layout), stride))
+}
+
+/// The stride of one axis running over the `repeated` axes of `batch` (outermost
+/// first) and then over `inner` (its size and stride), when the buffer holds them in
+/// that nested order; `None` when it does not. Axes of size 1 take no part.
+fn inner_stride(batch: &Layout, repeated: &[bool], inner: (usize, usize)) -> Option<usize> {
+    let mut axes = [(0, 0); MAX_RANK + 1];
+    let mut count = 0;
+    for ((&dim, &stride), _) in batch
+        .dims()
+        .iter()
+        .zip(batch.strides())
+        .zip(repeated)
+        .filter(|&(_, &r)| r)
+    {
+        axes[count] = (dim, stride);
+        count += 1;
+    }
+    axes[count] = inner;
+    // From the innermost: each axis must step over everything the ones inside it span.
+    let mut merged = None;
+    let mut span = 0;
+    for &(dim, stride) in axes[..=count].iter().rev() {
+        match dim {
+            0 => return Some(0), // nothing is read
+            1 => continue,
+            _ if merged.is_none() => merged = Some(stride),
+            _ if stride != span => return None,
+            _ => {}
+        }
+        span = dim.checked_mul(stride)?;
+    }
+    Some(merged.unwrap_or(0))
+}
+
+/// `batch` without its `repeated` axes.
+fn kept_axes(batch: &Layout, repeated: &[bool]) -> Layout {
+    let mut dims = [0; MAX_RANK];
+    let mut strides = [0; MAX_RANK];
+    let mut count = 0;
+    for ((&dim, &stride), &r) in batch.dims().iter().zip(batch.strides()).zip(repeated) {
+        if !r {
+            dims[count] = dim;
+            strides[count] = stride;
+            count += 1;
+        }
+    }
+    Layout::from_parts(&dims[..count], &strides[..count]).with_offset(batch.offset())
+}
+
+/// The strides of a row-major buffer of `dims` whose innermost step is `step`.
+fn row_major(dims: &[usize], step: usize) -> Vec<usize> {
+    let mut strides = vec![0; dims.len()];
+    let mut next = step;
+    for (stride, &dim) in strides.iter_mut().zip(dims).rev() {
+        *stride = next;
+        next *= dim;
+    }
+    strides
+}
+
+/// A copy of the `rows × columns` matrices of `operand` into a new buffer ordered so
+/// the `repeated` batch axes fold into the inner dimension: the other batch axes, then
+/// the rows, the repeated axes and the columns when the inner dimension is the columns
+/// (`rows_inner` false, the left factor); the other batch axes, the repeated ones, the
+/// rows and the columns when it is the rows (the right factor).
+fn dense_copy<E: Dtype, D: MatmulKernel<E>>(
+    device: &D,
+    operand: View<'_, D::Vec, MatrixLayout>,
+    (rows, columns): (usize, usize),
+    repeated: &[bool],
+    rows_inner: bool,
+) -> Result<(D::Vec, MatrixLayout), Error> {
+    let batch = operand.layout.batch;
+    let rank = batch.rank();
+    // Logical axes: the batch axes, then rows (rank), then columns (rank + 1); the
+    // buffer's order of them, outermost first.
+    let kept = (0..rank).filter(|&axis| !repeated[axis]);
+    let folded = (0..rank).filter(|&axis| repeated[axis]);
+    let order: Vec<usize> = if rows_inner {
+        kept.chain(folded).chain([rank, rank + 1]).collect()
+    } else {
+        kept.chain([rank]).chain(folded).chain([rank + 1]).collect()
+    };
+    let mut dims = batch.dims().to_vec();
+    dims.extend([rows, columns]);
+    let mut strides = vec![0; rank + 2];
+    let mut step = 1;
+    for &axis in order.iter().rev() {
+        strides[axis] = step;
+        step *= dims[axis];
+    }
+    let source = operand
+        .layout
+        .elements(rows, columns)
+        .ok_or_else(|| Error::InvalidArgument {
+            op: "matmul",
+            message: format!("an operand has {rank} batch axes, more than a layout holds"),
+        })?;
+    let mut copy = device.try_alloc_for_overwrite(step)?;
+    device.copy_strided(
+        View::new(operand.buffer, source),
+        ViewMut::new(&mut copy, Layout::from_parts(&dims, &strides)),
+    )?;
+    let layout = MatrixLayout {
+        batch: Layout::from_parts(&dims[..rank], &strides[..rank]),
+        row_stride: strides[rank],
+        column_stride: strides[rank + 1],
+    };
+    Ok((copy, layout))
 }

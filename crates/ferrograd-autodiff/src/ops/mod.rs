@@ -20,7 +20,8 @@ use crate::backward::BackwardContext;
 use crate::tape::{MergeTapes, MergedTape, OpInput, Tape};
 use crate::tensor::{Tensor, UniqueId};
 use ferrograd_device::ops::elementwise::{BinaryKernel, BinaryOp, Operand, Saved, UnaryKernel, UnaryOp};
-use ferrograd_device::{Dtype, Error, Input, Layout, Storage};
+use ferrograd_device::view::{GradientSlot, InputView, OptionalView};
+use ferrograd_device::{Dtype, Error, Input, Storage, View};
 use ferrograd_shapes::Shape;
 use std::sync::Arc;
 
@@ -139,12 +140,12 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         } = self;
         let (out, saved) = match Op::SAVES {
             Saved::Input if T::TRACING => (
-                Arc::new(device.forward(&op, Input::Shared(&data), &layout)?),
+                Arc::new(device.forward(&op, InputView::new(Input::Shared(&data), layout))?),
                 Some(data),
             ),
             // Nothing recorded reads the input, so its buffer may become the output.
             _ => {
-                let out = reusing_input(data, |input| device.forward(&op, input, &layout))?;
+                let out = reusing_input(data, |input| device.forward(&op, InputView::new(input, layout)))?;
                 let saved = (T::TRACING && Op::SAVES == Saved::Output).then(|| out.clone());
                 (out, saved)
             }
@@ -153,8 +154,19 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         Ok(result.record_op(&[input], move |ctx| {
             ctx.with_grad_output_input(|ctx, grad_output| {
                 let device = ctx.device;
+                // `saved` is whichever buffer the op's derivative reads.
+                let (input_buffer, output) = match Op::SAVES {
+                    Saved::Input => (saved.as_deref(), None),
+                    Saved::Output | Saved::Nothing => (None, saved.as_deref()),
+                };
                 match ctx.grad_entry(0) {
-                    Some(grad) => device.backward(&op, &layout, saved.as_deref(), grad, input.len(), grad_output),
+                    Some(grad) => device.backward(
+                        &op,
+                        OptionalView::new(input_buffer, layout),
+                        output,
+                        GradientSlot::new(grad, input.len()),
+                        grad_output,
+                    ),
                     None => Ok(()),
                 }
             })
@@ -188,18 +200,26 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         let tape = tape.merge_tapes(rhs.tape);
         if !<MergedTape<T, R> as Tape<E, D>>::TRACING || !Op::DERIVATIVES_READ_OPERANDS {
             // Nothing to keep for backward: the lhs buffer may become the output.
-            let out = reusing_input(data, |lhs| device.forward(&op, lhs, &layout, &rhs.data, &rhs.layout))?;
+            let rhs_view = View::new(&*rhs.data, rhs.layout);
+            let out = reusing_input(data, |lhs| device.forward(&op, InputView::new(lhs, layout), rhs_view))?;
             let result = Tensor::from_arc(out, shape, device, tape);
             let rhs_layout = rhs.layout;
             return Ok(result.record_op(&inputs, move |ctx| {
-                binary_backward(ctx, &op, inputs, None, &layout, None, &rhs_layout)
+                let (lhs, rhs) = (OptionalView::new(None, layout), OptionalView::new(None, rhs_layout));
+                binary_backward(ctx, &op, inputs, lhs, rhs)
             }));
         }
-        let out = device.forward(&op, Input::Shared(&data), &layout, &rhs.data, &rhs.layout)?;
+        let out = device.forward(
+            &op,
+            InputView::new(Input::Shared(&data), layout),
+            View::new(&rhs.data, rhs.layout),
+        )?;
         let result = Tensor::from_arc(Arc::new(out), shape, device, tape);
         let (rhs_data, rhs_layout) = (rhs.data, rhs.layout);
         Ok(result.record_op(&inputs, move |ctx| {
-            binary_backward(ctx, &op, inputs, Some(&data), &layout, Some(&rhs_data), &rhs_layout)
+            let lhs = OptionalView::new(Some(&*data), layout);
+            let rhs = OptionalView::new(Some(&*rhs_data), rhs_layout);
+            binary_backward(ctx, &op, inputs, lhs, rhs)
         }))
     }
 }
@@ -210,10 +230,8 @@ fn binary_backward<E: Dtype, D: BinaryKernel<Op, E>, Op: BinaryOp>(
     ctx: &mut BackwardContext<'_, E, D>,
     op: &Op,
     inputs: [OpInput; 2],
-    lhs: Option<&D::Vec>,
-    lhs_layout: &Layout,
-    rhs: Option<&D::Vec>,
-    rhs_layout: &Layout,
+    lhs: OptionalView<'_, D::Vec>,
+    rhs: OptionalView<'_, D::Vec>,
 ) -> Result<(), Error> {
     let operand_backward =
         |ctx: &mut BackwardContext<'_, E, D>, position: usize, grad_output: Input<'_, D::Vec>| -> Result<(), Error> {
@@ -224,11 +242,8 @@ fn binary_backward<E: Dtype, D: BinaryKernel<Op, E>, Op: BinaryOp>(
                     op,
                     operand,
                     lhs,
-                    lhs_layout,
                     rhs,
-                    rhs_layout,
-                    grad,
-                    inputs[position].len(),
+                    GradientSlot::new(grad, inputs[position].len()),
                     grad_output,
                 ),
                 None => Ok(()),

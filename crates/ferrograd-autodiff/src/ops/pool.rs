@@ -8,7 +8,7 @@ use crate::ops::conv::Size2;
 use crate::tape::Tape;
 use crate::tensor::{Tensor, UniqueId};
 use ferrograd_device::ops::pool::{AdaptivePool2dSpec, Pool2dKernel, Pool2dParams, Pool2dSpec, PoolOp};
-use ferrograd_device::{Dtype, Error, Layout};
+use ferrograd_device::{Dtype, Error, Layout, View, ViewMut};
 use ferrograd_shapes::{Pool1dShape, Pool2dShape, Shape};
 use std::sync::Arc;
 
@@ -280,12 +280,16 @@ impl<S: Shape, E: Dtype, D: Pool2dKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
                     match ctx.grad_entry(0) {
                         None => Ok(()),
                         Some(entry @ None) => {
-                            *entry = Some(device.max_pool2d_backward_new(&spec, (&input, &layout), grad_output)?);
+                            *entry =
+                                Some(device.max_pool2d_backward_new(&spec, View::new(&*input, layout), grad_output)?);
                             Ok(())
                         }
-                        Some(Some(grad)) => {
-                            device.max_pool2d_backward(&spec, (&input, &layout), grad_output, (grad, &layout))
-                        }
+                        Some(Some(grad)) => device.max_pool2d_backward(
+                            &spec,
+                            View::new(&*input, layout),
+                            grad_output,
+                            ViewMut::new(grad, layout),
+                        ),
                     }
                 })
             });
@@ -300,7 +304,7 @@ impl<S: Shape, E: Dtype, D: Pool2dKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         pooling: Pooling,
         shape: impl FnOnce(&S, usize, usize) -> Out,
     ) -> Result<Tensor<Out, E, D, T>, Error> {
-        let input = (&*self.data, &layout);
+        let input = View::new(&*self.data, layout);
         let out = match &pooling {
             Pooling::Max(spec) => self.device.max_pool2d_forward(spec, input)?,
             Pooling::Avg(spec) => self.device.avg_pool2d_forward(spec, input)?,
@@ -330,11 +334,16 @@ impl<S: Shape, E: Dtype, D: Pool2dKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
                 Pooling::Adaptive(spec) => Backward::Adaptive(spec),
             };
             result.record_input_gradient(id, input_len, move |device, grad, grad_output| match &step {
-                Backward::Max(spec, input) => {
-                    device.max_pool2d_backward(spec, (input, &layout), grad_output, (grad, &layout))
+                Backward::Max(spec, input) => device.max_pool2d_backward(
+                    spec,
+                    View::new(&**input, layout),
+                    grad_output,
+                    ViewMut::new(grad, layout),
+                ),
+                Backward::Avg(spec) => device.avg_pool2d_backward(spec, grad_output, ViewMut::new(grad, layout)),
+                Backward::Adaptive(spec) => {
+                    device.adaptive_avg_pool2d_backward(spec, grad_output, ViewMut::new(grad, layout))
                 }
-                Backward::Avg(spec) => device.avg_pool2d_backward(spec, grad_output, (grad, &layout)),
-                Backward::Adaptive(spec) => device.adaptive_avg_pool2d_backward(spec, grad_output, (grad, &layout)),
             });
         }
         Ok(result)

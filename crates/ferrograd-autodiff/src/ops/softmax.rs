@@ -13,7 +13,8 @@ use crate::OrPanic;
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 use ferrograd_device::ops::softmax::{SoftmaxKernel, SoftmaxKind};
-use ferrograd_device::{Dtype, Error};
+use ferrograd_device::view::InputView;
+use ferrograd_device::{Dtype, Error, ViewMut};
 use ferrograd_shapes::{Axes, ReduceShape, Shape};
 
 impl<S: Shape, E: Dtype, D: SoftmaxKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
@@ -85,15 +86,15 @@ impl<S: Shape, E: Dtype, D: SoftmaxKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> 
             tape,
         } = self;
         if !T::TRACING {
-            let out = reusing_input(data, |input| device.forward(kind, input, &layout, axes))?;
+            let out = reusing_input(data, |input| device.forward(kind, InputView::new(input, layout), axes))?;
             return Ok(Tensor::from_arc(out, shape, device, tape));
         }
         let input_len = D::len(&data);
         // Backward needs only the output, so the input's buffer may become the output.
-        let out = reusing_input(data, |input| device.forward(kind, input, &layout, axes))?;
+        let out = reusing_input(data, |input| device.forward(kind, InputView::new(input, layout), axes))?;
         let mut result = Tensor::from_arc(out.clone(), shape, device, tape);
         result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
-            device.backward(kind, &layout, axes, &out, grad, grad_output)
+            device.backward(kind, ViewMut::new(grad, layout), axes, &out, grad_output)
         });
         Ok(result)
     }

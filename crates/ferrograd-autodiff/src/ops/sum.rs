@@ -23,7 +23,7 @@ use ferrograd_device::ops::reduce::{
     ArgExtremumKernel, Extremum, ExtremumKernel, ExtremumWithIndicesKernel, LogSumExpKernel, Spread, SumKernel,
     VarianceKernel,
 };
-use ferrograd_device::{Dtype, Error, Layout, Storage};
+use ferrograd_device::{Dtype, Error, Layout, Storage, View, ViewMut};
 use ferrograd_shapes::{Axes, ReduceShapeTo, Shape, SingleAxis};
 use std::sync::Arc;
 
@@ -163,9 +163,9 @@ impl<S: Shape, E: Dtype, D: SumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
                 input: false,
                 output: false,
             },
-            |device, input, layout, axes| SumKernel::forward(device, input, layout, axes),
+            |device, input, layout, axes| SumKernel::forward(device, View::new(input, *layout), axes),
             |device, layout, axes, _, _, grad, grad_output| {
-                SumKernel::backward(device, layout, axes, grad, grad_output)
+                SumKernel::backward(device, ViewMut::new(grad, *layout), axes, grad_output)
             },
         )
     }
@@ -283,9 +283,10 @@ impl<S: Shape, E: Dtype, D: ExtremumKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
                 input: true,
                 output: true,
             },
-            |device, input, layout, axes| ExtremumKernel::forward(device, kind, input, layout, axes),
+            |device, input, layout, axes| ExtremumKernel::forward(device, kind, View::new(input, *layout), axes),
             |device, layout, axes, input, output, grad, grad_output| {
-                ExtremumKernel::backward(device, kept(input), layout, axes, kept(output), grad, grad_output)
+                let input = View::new(kept(input), *layout);
+                ExtremumKernel::backward(device, input, axes, kept(output), grad, grad_output)
             },
         )
     }
@@ -388,7 +389,8 @@ impl<S: Shape, E: Dtype, D: ExtremumWithIndicesKernel<E>, T: Tape<E, D>> Tensor<
         };
         self.check_not_empty(op, Ax::AXES)?;
         let axis = Ax::AXIS;
-        let (values, indices) = ExtremumWithIndicesKernel::forward(&self.device, kind, &self.data, &self.layout, axis)?;
+        let (values, indices) =
+            ExtremumWithIndicesKernel::forward(&self.device, kind, View::new(&self.data, self.layout), axis)?;
         let shape: Dst = reduced_shape(&self.shape, Ax::AXES);
         let indices = Arc::new(indices);
         let index_tensor = Tensor::from_arc(indices.clone(), shape, self.device.clone(), NoneTape);
@@ -406,7 +408,7 @@ impl<S: Shape, E: Dtype, D: ExtremumWithIndicesKernel<E>, T: Tape<E, D>> Tensor<
         let mut result = Tensor::from_arc(Arc::new(values), shape, device, tape);
         if T::TRACING {
             result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
-                ExtremumWithIndicesKernel::backward(device, &layout, axis, &indices, grad, grad_output)
+                ExtremumWithIndicesKernel::backward(device, ViewMut::new(grad, layout), axis, &indices, grad_output)
             });
         }
         Ok((result, index_tensor))
@@ -527,9 +529,12 @@ impl<S: Shape, E: Dtype, D: VarianceKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T>
                 input: true,
                 output: keep_output,
             },
-            |device, input, layout, axes| VarianceKernel::forward(device, spread, correction, input, layout, axes),
+            |device, input, layout, axes| {
+                VarianceKernel::forward(device, spread, correction, View::new(input, *layout), axes)
+            },
             move |device, layout, axes, input, output, grad, grad_output| {
-                VarianceKernel::backward(device, correction, kept(input), layout, axes, output, grad, grad_output)
+                let input = View::new(kept(input), *layout);
+                VarianceKernel::backward(device, correction, input, axes, output, grad, grad_output)
             },
         )
     }
@@ -565,9 +570,10 @@ impl<S: Shape, E: Dtype, D: LogSumExpKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T
                 input: true,
                 output: true,
             },
-            |device, input, layout, axes| LogSumExpKernel::forward(device, input, layout, axes),
+            |device, input, layout, axes| LogSumExpKernel::forward(device, View::new(input, *layout), axes),
             |device, layout, axes, input, output, grad, grad_output| {
-                LogSumExpKernel::backward(device, kept(input), layout, axes, kept(output), grad, grad_output)
+                let input = View::new(kept(input), *layout);
+                LogSumExpKernel::backward(device, input, axes, kept(output), grad, grad_output)
             },
         )
     }
@@ -655,7 +661,7 @@ impl<S: Shape, E: Dtype, D: ArgExtremumKernel<E>, T> Tensor<S, E, D, T> {
                 ),
             });
         }
-        let out = ArgExtremumKernel::forward(&self.device, kind, &self.data, &self.layout, axes)?;
+        let out = ArgExtremumKernel::forward(&self.device, kind, View::new(&self.data, self.layout), axes)?;
         let shape: Dst = reduced_shape(&self.shape, axes);
         Ok(Tensor::from_arc(Arc::new(out), shape, self.device.clone(), NoneTape))
     }

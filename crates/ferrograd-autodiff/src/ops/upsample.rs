@@ -6,7 +6,7 @@ use crate::ops::conv_transpose::with_batch_axis;
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 use ferrograd_device::ops::upsample::{Upsample2dKernel, Upsample2dSpec};
-use ferrograd_device::{Dtype, Error};
+use ferrograd_device::{Dtype, Error, View, ViewMut};
 use ferrograd_shapes::{Resize2dShape, Shape};
 use std::sync::Arc;
 
@@ -68,7 +68,7 @@ impl<S: Shape, E: Dtype, D: Upsample2dKernel<E>, T: Tape<E, D>> Tensor<S, E, D, 
         };
         let d = layout.dims();
         let spec = Upsample2dSpec::new([d[0], d[1], d[2], d[3]], size.into(), mode)?;
-        let out = self.device.upsample2d_forward(&spec, (&self.data, &layout))?;
+        let out = self.device.upsample2d_forward(&spec, View::new(&*self.data, layout))?;
         let shape = self.shape.resized(spec.out_height, spec.out_width);
         let inputs = [self.op_input()];
         let result = Tensor::from_arc(Arc::new(out), shape, self.device.clone(), self.tape);
@@ -79,7 +79,7 @@ impl<S: Shape, E: Dtype, D: Upsample2dKernel<E>, T: Tape<E, D>> Tensor<S, E, D, 
             ctx.with_grad_output(|ctx, grad_output| {
                 let device = ctx.device;
                 if let Some(grad) = ctx.grad_mut(0)? {
-                    device.upsample2d_backward(&spec, grad_output, (grad, &layout))?;
+                    device.upsample2d_backward(&spec, grad_output, ViewMut::new(grad, layout))?;
                 }
                 Ok(())
             })

@@ -7,7 +7,7 @@ use crate::OrPanic;
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 use ferrograd_device::ops::copy::CopyKernel;
-use ferrograd_device::{Dtype, Error, Layout, Storage, Unit};
+use ferrograd_device::{Dtype, Error, Layout, Storage, Unit, View, ViewMut};
 use ferrograd_shapes::{
     Axes, Axis, BroadcastShapeTo, ConstShape, InsertAxis, PermuteShape, ReduceShape, Shape, SliceRanges,
 };
@@ -312,7 +312,7 @@ impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         let out_layout = Layout::contiguous(&self.shape);
         let mut out = self.device.try_alloc_for_overwrite(self.num_elements())?;
         self.device
-            .copy_strided(&self.data, &self.layout, &mut out, &out_layout)?;
+            .copy_strided(View::new(&*self.data, self.layout), ViewMut::new(&mut out, out_layout))?;
         let Tensor {
             id,
             data,
@@ -326,7 +326,7 @@ impl<S: Shape, E: Dtype, D: CopyKernel<E>, T: Tape<E, D>> Tensor<S, E, D, T> {
         let mut result = Tensor::from_arc(Arc::new(out), shape, device, tape);
         if T::TRACING {
             result.record_input_gradient(id, input_len, move |device, grad, grad_output| {
-                device.add_strided(grad_output, &out_layout, grad, &layout)
+                device.add_strided(View::new(grad_output, out_layout), ViewMut::new(grad, layout))
             });
         }
         Ok(result)

@@ -22,14 +22,15 @@
 //! pay for the split, or of one image, runs on the calling thread, where its GEMM may
 //! use the pool itself.
 
-use crate::device::{Cpu, CpuBuffer};
 use crate::gemm::{
     Batch, DepthwiseShape, GemmElement, MatrixMut, MatrixRef, Run, copy_rows, correlate, depthwise,
     depthwise_filter_grad, gemm, gemm_shifted_batch, shifted_available,
 };
+use crate::host::{Cpu, CpuBuffer};
 use crate::threads::{for_each_chunk_mut, map_shares};
+use ferrograd_device::ops::conv::check_grad_output;
 use ferrograd_device::ops::conv::{Conv2dKernel, Conv2dSpec, Padding};
-use ferrograd_device::{Dtype, Error, Layout, Storage};
+use ferrograd_device::{Dtype, Error, Layout, Storage, View, ViewMut};
 use std::borrow::Cow;
 use std::cell::RefCell;
 
@@ -512,34 +513,22 @@ fn contiguous_layout(dims: [usize; 4]) -> Layout {
     Layout::from_parts(&dims, &[dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1])
 }
 
-/// Checks a contiguous output gradient's length.
-fn check_grad_output(spec: &Conv2dSpec, len: usize) -> Result<(), Error> {
-    let expected: usize = spec.output_dims().iter().product();
-    if len != expected {
-        return Err(Error::ShapeMismatch {
-            op: "conv2d",
-            message: format!(
-                "the output's gradient holds {len} elements, the output {:?} has {expected}",
-                spec.output_dims()
-            ),
-        });
-    }
-    Ok(())
-}
-
 impl<E: ConvElement> Conv2dKernel<E> for Cpu {
     fn conv2d_forward(
         &self,
         spec: &Conv2dSpec,
-        (input, input_layout): (&CpuBuffer<E>, &Layout),
-        (weight, weight_layout): (&CpuBuffer<E>, &Layout),
-        bias: Option<(&CpuBuffer<E>, &Layout)>,
+        input: View<'_, CpuBuffer<E>>,
+        weight: View<'_, CpuBuffer<E>>,
+        bias: Option<View<'_, CpuBuffer<E>>>,
     ) -> Result<CpuBuffer<E>, Error> {
-        spec.check_operand("input", input_layout, &spec.input_dims(), input.len())?;
-        spec.check_operand("weight", weight_layout, &spec.weight_dims(), weight.len())?;
-        if let Some((bias, bias_layout)) = bias {
-            spec.check_operand("bias", bias_layout, &[spec.out_channels], bias.len())?;
+        spec.check()?;
+        spec.check_operand("input", &input, &spec.input_dims())?;
+        spec.check_operand("weight", &weight, &spec.weight_dims())?;
+        if let Some(bias) = &bias {
+            spec.check_operand("bias", bias, &[spec.out_channels])?;
         }
+        let (input, input_layout) = (input.buffer, &input.layout);
+        let (weight, weight_layout) = (weight.buffer, &weight.layout);
         let geometry = Geometry::new(spec);
         let per_image = spec.out_channels * geometry.pixels;
         let mut out = self.try_alloc_for_overwrite(spec.batch * per_image)?;
@@ -547,7 +536,7 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
             return Ok(out);
         }
         let (weight, weight_rows, weight_columns) = weight_matrix(weight, weight_layout, &geometry);
-        let bias: Option<Vec<E>> = bias.map(|(bias, layout)| layout.offsets().map(|o| bias[o]).collect());
+        let bias: Option<Vec<E>> = bias.map(|bias| bias.layout.offsets().map(|o| bias.buffer[o]).collect());
         let input_strides = Strides4::of(input_layout);
         let in_place = geometry.columns_are_input(&input_strides);
         let [image_stride, channel_stride, row_stride, column_stride] = input_strides.strides;
@@ -774,13 +763,16 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
     fn conv2d_backward_input(
         &self,
         spec: &Conv2dSpec,
-        (weight, weight_layout): (&CpuBuffer<E>, &Layout),
+        weight: View<'_, CpuBuffer<E>>,
         grad_output: &CpuBuffer<E>,
-        (grad_input, grad_layout): (&mut CpuBuffer<E>, &Layout),
+        grad_input: ViewMut<'_, CpuBuffer<E>>,
     ) -> Result<(), Error> {
-        spec.check_operand("weight", weight_layout, &spec.weight_dims(), weight.len())?;
-        spec.check_operand("input's gradient", grad_layout, &spec.input_dims(), grad_input.len())?;
-        check_grad_output(spec, grad_output.len())?;
+        spec.check()?;
+        spec.check_operand("weight", &weight, &spec.weight_dims())?;
+        spec.check_operand("input's gradient", &grad_input.as_view(), &spec.input_dims())?;
+        check_grad_output("conv2d", &spec.output_dims(), grad_output.len())?;
+        let (weight, weight_layout) = (weight.buffer, &weight.layout);
+        let (grad_input, grad_layout) = (grad_input.buffer, &grad_input.layout);
         let geometry = Geometry::new(spec);
         if grad_output.is_empty() {
             return Ok(());
@@ -792,8 +784,8 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
             let dims = transposed.weight_dims();
             let sums = self.conv2d_forward(
                 &transposed,
-                (grad_output, &contiguous_layout(transposed.input_dims())),
-                (&weight, &contiguous_layout(dims)),
+                View::new(grad_output, contiguous_layout(transposed.input_dims())),
+                View::new(&weight, contiguous_layout(dims)),
                 None,
             )?;
             let input_dims = spec.input_dims();
@@ -898,13 +890,16 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
     fn conv2d_backward_weight(
         &self,
         spec: &Conv2dSpec,
-        (input, input_layout): (&CpuBuffer<E>, &Layout),
+        input: View<'_, CpuBuffer<E>>,
         grad_output: &CpuBuffer<E>,
-        (grad_weight, grad_layout): (&mut CpuBuffer<E>, &Layout),
+        grad_weight: ViewMut<'_, CpuBuffer<E>>,
     ) -> Result<(), Error> {
-        spec.check_operand("input", input_layout, &spec.input_dims(), input.len())?;
-        spec.check_operand("weight's gradient", grad_layout, &spec.weight_dims(), grad_weight.len())?;
-        check_grad_output(spec, grad_output.len())?;
+        spec.check()?;
+        spec.check_operand("input", &input, &spec.input_dims())?;
+        spec.check_operand("weight's gradient", &grad_weight.as_view(), &spec.weight_dims())?;
+        check_grad_output("conv2d", &spec.output_dims(), grad_output.len())?;
+        let (input, input_layout) = (input.buffer, &input.layout);
+        let (grad_weight, grad_layout) = (grad_weight.buffer, &grad_weight.layout);
         let geometry = Geometry::new(spec);
         if grad_output.is_empty() {
             return Ok(());
@@ -1115,10 +1110,12 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
         &self,
         spec: &Conv2dSpec,
         grad_output: &CpuBuffer<E>,
-        (grad_bias, grad_layout): (&mut CpuBuffer<E>, &Layout),
+        grad_bias: ViewMut<'_, CpuBuffer<E>>,
     ) -> Result<(), Error> {
-        spec.check_operand("bias's gradient", grad_layout, &[spec.out_channels], grad_bias.len())?;
-        check_grad_output(spec, grad_output.len())?;
+        spec.check()?;
+        spec.check_operand("bias's gradient", &grad_bias.as_view(), &[spec.out_channels])?;
+        check_grad_output("conv2d", &spec.output_dims(), grad_output.len())?;
+        let (grad_bias, grad_layout) = (grad_bias.buffer, &grad_bias.layout);
         let pixels = spec.out_height * spec.out_width;
         for (channel, offset) in grad_layout.offsets().enumerate() {
             // Sixteen running sums, not one: the compiler keeps them in a vector, where
@@ -1249,7 +1246,12 @@ mod tests {
             let expected = direct(&spec, &x, &w);
             let (xb, wb) = (CpuBuffer(x), CpuBuffer(w));
             let out = cpu
-                .conv2d_forward(&spec, (&xb, &contiguous(input)), (&wb, &contiguous(weight)), None)
+                .conv2d_forward(
+                    &spec,
+                    View::new(&xb, contiguous(input)),
+                    View::new(&wb, contiguous(weight)),
+                    None,
+                )
                 .unwrap();
             for (a, e) in out.0.iter().zip(&expected) {
                 assert!((a - e).abs() < 1e-12, "{spec:?}: {a} vs {e}");
@@ -1313,9 +1315,9 @@ mod tests {
             let mut grad = CpuBuffer(initial);
             cpu.conv2d_backward_weight(
                 &spec,
-                (&CpuBuffer(x), &contiguous(input)),
+                View::new(&CpuBuffer(x), contiguous(input)),
                 &CpuBuffer(gy),
-                (&mut grad, &contiguous(weight)),
+                ViewMut::new(&mut grad, contiguous(weight)),
             )
             .unwrap();
             for (a, e) in grad.0.iter().zip(&expected) {
@@ -1359,8 +1361,8 @@ mod tests {
                 let out = cpu
                     .conv2d_forward(
                         &spec,
-                        (&CpuBuffer(buffer), &layout),
-                        (&CpuBuffer(weight.clone()), &contiguous(weight_dims)),
+                        View::new(&CpuBuffer(buffer), layout),
+                        View::new(&CpuBuffer(weight.clone()), contiguous(weight_dims)),
                         None,
                     )
                     .unwrap();

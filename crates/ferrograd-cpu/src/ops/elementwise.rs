@@ -1,11 +1,12 @@
 //! One generic kernel serves every declared element-wise op: the declaration supplies
 //! `value` and `derivative`, this file supplies the loops.
 
-use crate::device::{Cpu, CpuBuffer, try_vec, try_vec_for_overwrite};
+use crate::host::{Cpu, CpuBuffer, try_vec, try_vec_for_overwrite};
 use ferrograd_device::ops::elementwise::{
     BinaryFn, BinaryKernel, BinaryOp, Operand, Saved, UnaryFn, UnaryKernel, UnaryOp,
 };
-use ferrograd_device::{Dtype, Error, Input, Layout, Storage};
+use ferrograd_device::view::{GradientSlot, InputView, OptionalView, check_len, check_same_dims};
+use ferrograd_device::{Dtype, Error, Input, Layout, Storage, View};
 
 /// Whether the layout addresses the first `numel` elements of a buffer in order.
 pub(crate) fn is_dense<E>(layout: &Layout, buffer: &[E]) -> bool {
@@ -13,7 +14,12 @@ pub(crate) fn is_dense<E>(layout: &Layout, buffer: &[E]) -> bool {
 }
 
 impl<E: Dtype, Op: UnaryOp + UnaryFn<E>> UnaryKernel<Op, E> for Cpu {
-    fn forward(&self, op: &Op, input: Input<'_, Self::Vec>, layout: &Layout) -> Result<Self::Vec, Error> {
+    fn forward(&self, op: &Op, input: InputView<'_, Self::Vec>) -> Result<Self::Vec, Error> {
+        input.check(Op::NAME, "input")?;
+        let InputView {
+            buffer: input,
+            ref layout,
+        } = input;
         let numel = layout.num_elements();
         // With `fast-math`, exp, ln, tanh and sigmoid on f32 run a vectorised
         // approximation over the (gathered) values in place. Backward needs no change:
@@ -64,24 +70,35 @@ impl<E: Dtype, Op: UnaryOp + UnaryFn<E>> UnaryKernel<Op, E> for Cpu {
     fn backward(
         &self,
         op: &Op,
-        layout: &Layout,
-        saved: Option<&Self::Vec>,
-        grad_input: &mut Option<Self::Vec>,
-        grad_len: usize,
+        input: OptionalView<'_, Self::Vec>,
+        output: Option<&Self::Vec>,
+        grad_input: GradientSlot<'_, Self::Vec>,
         grad_output: Input<'_, Self::Vec>,
     ) -> Result<(), Error> {
-        let saved: &[E] = match (Op::SAVES, saved) {
-            (Saved::Nothing, _) => &[],
-            (_, Some(saved)) => saved,
-            (_, None) => return Err(missing_saved_buffer(Op::NAME)),
+        let layout = &input.layout;
+        let numel = layout.num_elements();
+        input.check(Op::NAME, "input")?;
+        grad_input.check(Op::NAME, "grad_input", layout)?;
+        check_len(Op::NAME, "grad_output", grad_output.get().len(), numel)?;
+        let saved: &[E] = match Op::SAVES {
+            Saved::Nothing => &[],
+            Saved::Input => input.buffer.ok_or_else(|| missing_saved_buffer(Op::NAME))?,
+            Saved::Output => {
+                let output = output.ok_or_else(|| missing_saved_buffer(Op::NAME))?;
+                check_len(Op::NAME, "output", output.len(), numel)?;
+                output
+            }
         };
+        let GradientSlot {
+            buffer: grad_input,
+            len: grad_len,
+        } = grad_input;
         // The derivative at output position `i`, whose input lives at `offset`.
         let derivative = |i: usize, offset: usize| match Op::SAVES {
             Saved::Input => op.derivative(saved[offset]),
             Saved::Output => op.derivative(saved[i]),
             Saved::Nothing => op.derivative(E::ZERO),
         };
-        let numel = layout.num_elements();
         let covers_buffer = layout.is_contiguous() && numel == grad_len;
         match grad_input {
             None if covers_buffer => {
@@ -158,14 +175,18 @@ fn missing_saved_buffer(op: &'static str) -> Error {
 }
 
 impl<E: Dtype, Op: BinaryOp + BinaryFn<E>> BinaryKernel<Op, E> for Cpu {
-    fn forward(
-        &self,
-        op: &Op,
-        lhs: Input<'_, Self::Vec>,
-        lhs_layout: &Layout,
-        rhs: &Self::Vec,
-        rhs_layout: &Layout,
-    ) -> Result<Self::Vec, Error> {
+    fn forward(&self, op: &Op, lhs: InputView<'_, Self::Vec>, rhs: View<'_, Self::Vec>) -> Result<Self::Vec, Error> {
+        lhs.check(Op::NAME, "lhs")?;
+        rhs.check(Op::NAME, "rhs")?;
+        check_same_dims(Op::NAME, ("lhs", &lhs.layout), ("rhs", &rhs.layout))?;
+        let InputView {
+            buffer: lhs,
+            layout: ref lhs_layout,
+        } = lhs;
+        let View {
+            buffer: rhs,
+            layout: ref rhs_layout,
+        } = rhs;
         let numel = lhs_layout.num_elements();
         let rhs_dense = is_dense(rhs_layout, rhs);
         // A bias broadcast over the leading axes: one row of `rhs`, read again per row.
@@ -250,22 +271,34 @@ impl<E: Dtype, Op: BinaryOp + BinaryFn<E>> BinaryKernel<Op, E> for Cpu {
         &self,
         op: &Op,
         operand: Operand,
-        lhs: Option<&Self::Vec>,
-        lhs_layout: &Layout,
-        rhs: Option<&Self::Vec>,
-        rhs_layout: &Layout,
-        grad: &mut Option<Self::Vec>,
-        grad_len: usize,
+        lhs: OptionalView<'_, Self::Vec>,
+        rhs: OptionalView<'_, Self::Vec>,
+        grad: GradientSlot<'_, Self::Vec>,
         grad_output: Input<'_, Self::Vec>,
     ) -> Result<(), Error> {
-        let (lhs, rhs): (&[E], &[E]) = match (lhs, rhs) {
+        lhs.check(Op::NAME, "lhs")?;
+        rhs.check(Op::NAME, "rhs")?;
+        check_same_dims(Op::NAME, ("lhs", &lhs.layout), ("rhs", &rhs.layout))?;
+        let (lhs_layout, rhs_layout) = (&lhs.layout, &rhs.layout);
+        let (role, grad_layout) = match operand {
+            Operand::Lhs => ("grad_lhs", lhs_layout),
+            Operand::Rhs => ("grad_rhs", rhs_layout),
+        };
+        grad.check(Op::NAME, role, grad_layout)?;
+        check_len(
+            Op::NAME,
+            "grad_output",
+            grad_output.get().len(),
+            grad_layout.num_elements(),
+        )?;
+        let GradientSlot {
+            buffer: grad,
+            len: grad_len,
+        } = grad;
+        let (lhs, rhs): (&[E], &[E]) = match (lhs.buffer, rhs.buffer) {
             (Some(lhs), Some(rhs)) => (lhs, rhs),
             _ if Op::DERIVATIVES_READ_OPERANDS => return Err(missing_saved_buffer(Op::NAME)),
             _ => (&[], &[]),
-        };
-        let grad_layout = match operand {
-            Operand::Lhs => lhs_layout,
-            Operand::Rhs => rhs_layout,
         };
         let partial = |i: usize, j: usize| {
             let (x, y) = if Op::DERIVATIVES_READ_OPERANDS {

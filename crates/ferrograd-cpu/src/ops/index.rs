@@ -7,10 +7,10 @@
 //! `select` with per-row indices, embedding lookups), each index picks one contiguous
 //! run, which is copied or added as a slice.
 
-use crate::device::{Cpu, CpuBuffer, try_vec};
+use crate::host::{Cpu, CpuBuffer, try_vec};
 use crate::ops::elementwise::is_dense;
 use ferrograd_device::ops::index::{GatherKernel, OneHotKernel, ScatterAddKernel, index_out_of_bounds};
-use ferrograd_device::{Dtype, Error, Layout, Storage, Unit};
+use ferrograd_device::{Dtype, Error, Layout, Storage, Unit, View, ViewMut};
 
 /// Checks that the indexed layout and the index layout have one rank, that `axis` is one
 /// of its axes, and that their dims agree on every other axis.
@@ -79,12 +79,20 @@ impl<E: Unit> GatherKernel<E> for Cpu {
     fn gather(
         &self,
         op: &'static str,
-        input: &CpuBuffer<E>,
-        input_layout: &Layout,
+        input: View<'_, CpuBuffer<E>>,
         axis: usize,
-        index: &CpuBuffer<usize>,
-        index_layout: &Layout,
+        index: View<'_, CpuBuffer<usize>>,
     ) -> Result<CpuBuffer<E>, Error> {
+        input.check(op, "input")?;
+        index.check(op, "index")?;
+        let View {
+            buffer: input,
+            layout: ref input_layout,
+        } = input;
+        let View {
+            buffer: index,
+            layout: ref index_layout,
+        } = index;
         check_layouts(op, input_layout, axis, index_layout)?;
         let size = input_layout.dims()[axis];
         let mut out = try_vec(index_layout.num_elements())?;
@@ -119,14 +127,26 @@ impl<E: Dtype> ScatterAddKernel<E> for Cpu {
     fn scatter_add(
         &self,
         op: &'static str,
-        dst: &mut CpuBuffer<E>,
-        dst_layout: &Layout,
+        dst: ViewMut<'_, CpuBuffer<E>>,
         axis: usize,
-        index: &CpuBuffer<usize>,
-        index_layout: &Layout,
-        src: &CpuBuffer<E>,
-        src_layout: &Layout,
+        index: View<'_, CpuBuffer<usize>>,
+        src: View<'_, CpuBuffer<E>>,
     ) -> Result<(), Error> {
+        dst.check_accumulating(op, "dst")?;
+        index.check(op, "index")?;
+        src.check(op, "src")?;
+        let ViewMut {
+            buffer: dst,
+            layout: ref dst_layout,
+        } = dst;
+        let View {
+            buffer: index,
+            layout: ref index_layout,
+        } = index;
+        let View {
+            buffer: src,
+            layout: ref src_layout,
+        } = src;
         check_layouts(op, dst_layout, axis, index_layout)?;
         check_values(op, index_layout, src_layout)?;
         let size = dst_layout.dims()[axis];
@@ -155,14 +175,26 @@ impl<E: Dtype> ScatterAddKernel<E> for Cpu {
     fn gather_add(
         &self,
         op: &'static str,
-        src: &CpuBuffer<E>,
-        src_layout: &Layout,
+        src: View<'_, CpuBuffer<E>>,
         axis: usize,
-        index: &CpuBuffer<usize>,
-        index_layout: &Layout,
-        dst: &mut CpuBuffer<E>,
-        dst_layout: &Layout,
+        index: View<'_, CpuBuffer<usize>>,
+        dst: ViewMut<'_, CpuBuffer<E>>,
     ) -> Result<(), Error> {
+        src.check(op, "src")?;
+        index.check(op, "index")?;
+        dst.check_accumulating(op, "dst")?;
+        let View {
+            buffer: src,
+            layout: ref src_layout,
+        } = src;
+        let View {
+            buffer: index,
+            layout: ref index_layout,
+        } = index;
+        let ViewMut {
+            buffer: dst,
+            layout: ref dst_layout,
+        } = dst;
         check_layouts(op, src_layout, axis, index_layout)?;
         check_values(op, index_layout, dst_layout)?;
         let size = src_layout.dims()[axis];
@@ -190,7 +222,12 @@ impl<E: Dtype> ScatterAddKernel<E> for Cpu {
 }
 
 impl<E: Dtype> OneHotKernel<E> for Cpu {
-    fn one_hot(&self, index: &CpuBuffer<usize>, index_layout: &Layout, classes: usize) -> Result<CpuBuffer<E>, Error> {
+    fn one_hot(&self, index: View<'_, CpuBuffer<usize>>, classes: usize) -> Result<CpuBuffer<E>, Error> {
+        index.check("one_hot", "index")?;
+        let View {
+            buffer: index,
+            layout: ref index_layout,
+        } = index;
         let numel = index_layout.num_elements();
         let len = numel.checked_mul(classes).ok_or(Error::OutOfMemory {
             elements: usize::MAX,
@@ -228,13 +265,23 @@ mod tests {
         // Indices (2, 2) along axis 1.
         let idx = buf(vec![2usize, 0, 1, 1]);
         let out = cpu
-            .gather("gather", &x, &x_layout, 1, &idx, &Layout::from_parts(&[2, 2], &[2, 1]))
+            .gather(
+                "gather",
+                View::new(&x, x_layout),
+                1,
+                View::new(&idx, Layout::from_parts(&[2, 2], &[2, 1])),
+            )
             .unwrap();
         assert_eq!(out.0, vec![2.0, 0.0, 4.0, 4.0]);
         // One index (1) for every row: a broadcast index layout.
         let one = buf(vec![1usize]);
         let out = cpu
-            .gather("select", &x, &x_layout, 1, &one, &Layout::from_parts(&[2, 1], &[0, 0]))
+            .gather(
+                "select",
+                View::new(&x, x_layout),
+                1,
+                View::new(&one, Layout::from_parts(&[2, 1], &[0, 0])),
+            )
             .unwrap();
         assert_eq!(out.0, vec![1.0, 4.0]);
     }
@@ -247,12 +294,19 @@ mod tests {
         let x_layout = Layout::from_parts(&[2, 3, 2], &[6, 2, 1]);
         let idx = buf(vec![2usize, 0, 0, 1, 1, 2, 2, 0]);
         let idx_layout = Layout::from_parts(&[2, 4, 2], &[4, 1, 0]);
-        let fast = cpu.gather("gather", &x, &x_layout, 1, &idx, &idx_layout).unwrap();
+        let fast = cpu
+            .gather("gather", View::new(&x, x_layout), 1, View::new(&idx, idx_layout))
+            .unwrap();
         // The same data padded at the front, so the dense path does not apply.
         let mut padded = vec![-1.0];
         padded.extend(x.0.iter().copied());
         let slow = cpu
-            .gather("gather", &buf(padded), &x_layout.with_offset(1), 1, &idx, &idx_layout)
+            .gather(
+                "gather",
+                View::new(&buf(padded), x_layout.with_offset(1)),
+                1,
+                View::new(&idx, idx_layout),
+            )
             .unwrap();
         assert_eq!(fast, slow);
         assert_eq!(&fast.0[..4], &[4.0, 5.0, 0.0, 1.0]);
@@ -262,26 +316,20 @@ mod tests {
         let mut dense = buf(vec![0.0f64; 12]);
         cpu.scatter_add(
             "scatter_add",
-            &mut dense,
-            &x_layout,
+            ViewMut::new(&mut dense, x_layout),
             1,
-            &idx,
-            &idx_layout,
-            &src,
-            &src_layout,
+            View::new(&idx, idx_layout),
+            View::new(&src, src_layout),
         )
         .unwrap();
         let mut strided = buf(vec![0.0f64; 13]);
         let strided_layout = x_layout.with_offset(1);
         cpu.scatter_add(
             "scatter_add",
-            &mut strided,
-            &strided_layout,
+            ViewMut::new(&mut strided, strided_layout),
             1,
-            &idx,
-            &idx_layout,
-            &src,
-            &src_layout,
+            View::new(&idx, idx_layout),
+            View::new(&src, src_layout),
         )
         .unwrap();
         assert_eq!(&dense.0[..], &strided.0[1..]);
@@ -289,12 +337,24 @@ mod tests {
         assert_eq!(&dense.0[..2], &[6.0, 8.0]);
 
         let mut a = buf(vec![0.0f64; 16]);
-        cpu.gather_add("scatter_add", &x, &x_layout, 1, &idx, &idx_layout, &mut a, &src_layout)
-            .unwrap();
+        cpu.gather_add(
+            "scatter_add",
+            View::new(&x, x_layout),
+            1,
+            View::new(&idx, idx_layout),
+            ViewMut::new(&mut a, src_layout),
+        )
+        .unwrap();
         let mut b = buf(vec![0.0f64; 16]);
         let transposed = Layout::from_parts(&[2, 4, 2], &[1, 4, 2]);
-        cpu.gather_add("scatter_add", &x, &x_layout, 1, &idx, &idx_layout, &mut b, &transposed)
-            .unwrap();
+        cpu.gather_add(
+            "scatter_add",
+            View::new(&x, x_layout),
+            1,
+            View::new(&idx, idx_layout),
+            ViewMut::new(&mut b, transposed),
+        )
+        .unwrap();
         let b_row_major: Vec<f64> = transposed.offsets().map(|o| b[o]).collect();
         assert_eq!(a.0, b_row_major);
         assert_eq!(a.0, fast.0);
@@ -307,23 +367,24 @@ mod tests {
         let layout = Layout::from_parts(&[3], &[1]);
         let idx = buf(vec![0usize, 3]);
         let idx_layout = Layout::from_parts(&[2], &[1]);
-        let e = cpu.gather("gather", &x, &layout, 0, &idx, &idx_layout).unwrap_err();
+        let e = cpu
+            .gather("gather", View::new(&x, layout), 0, View::new(&idx, idx_layout))
+            .unwrap_err();
         assert_eq!(e.to_string(), "gather: index 3 is out of bounds for axis 0 of size 3");
         let mut dst = x.clone();
         let src = buf(vec![10.0f32, 20.0]);
         let e = cpu.scatter_add(
             "scatter_add",
-            &mut dst,
-            &layout,
+            ViewMut::new(&mut dst, layout),
             0,
-            &idx,
-            &idx_layout,
-            &src,
-            &idx_layout,
+            View::new(&idx, idx_layout),
+            View::new(&src, idx_layout),
         );
         assert!(e.is_err());
         assert_eq!(dst, x);
-        let e = cpu.gather("gather", &x, &layout, 1, &idx, &idx_layout).unwrap_err();
+        let e = cpu
+            .gather("gather", View::new(&x, layout), 1, View::new(&idx, idx_layout))
+            .unwrap_err();
         assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
     }
 
@@ -331,9 +392,9 @@ mod tests {
     fn one_hot_rows() {
         let cpu = Cpu::default();
         let idx = buf(vec![2usize, 0]);
-        let out: CpuBuffer<f64> = cpu.one_hot(&idx, &Layout::from_parts(&[2], &[1]), 3).unwrap();
+        let out: CpuBuffer<f64> = cpu.one_hot(View::new(&idx, Layout::from_parts(&[2], &[1])), 3).unwrap();
         assert_eq!(out.0, vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
-        let e = OneHotKernel::<f64>::one_hot(&cpu, &idx, &Layout::from_parts(&[2], &[1]), 2).unwrap_err();
+        let e = OneHotKernel::<f64>::one_hot(&cpu, View::new(&idx, Layout::from_parts(&[2], &[1])), 2).unwrap_err();
         assert_eq!(e.to_string(), "one_hot: index 2 is out of bounds for 2 classes");
     }
 }

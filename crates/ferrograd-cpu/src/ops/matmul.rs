@@ -1,7 +1,7 @@
-use crate::device::{Cpu, CpuBuffer};
 use crate::gemm::{GemmElement, MatrixMut, MatrixRef, gemm};
-use ferrograd_device::ops::matmul::{MatmulKernel, MatrixLayout};
-use ferrograd_device::{Dtype, Error, Float, Layout, Storage};
+use crate::host::{Cpu, CpuBuffer};
+use ferrograd_device::ops::matmul::{MatmulKernel, MatrixLayout, check_gemm};
+use ferrograd_device::{Dtype, Error, Float, Layout, View, ViewMut};
 
 /// Folds the batch into the rows of one big GEMM when every matrix of `lhs` and `out`
 /// follows the previous one row after row, and `rhs` is one matrix for the whole batch:
@@ -36,67 +36,32 @@ fn fold_batch_into_rows(
     Some((m * lhs.batch.num_elements(), single(lhs), single(rhs), single(out)))
 }
 
-/// Whether two elements of one m×n matrix share a buffer slot.
-fn overlaps_within(layout: &MatrixLayout, m: usize, n: usize) -> bool {
-    (m > 1 && layout.row_stride == 0) || (n > 1 && layout.column_stride == 0)
+/// The buffer from `offset` on: empty past its end, where only an operand with no
+/// elements (k = 0, which the GEMM does not read) can start.
+fn tail<E>(buffer: &[E], offset: usize) -> &[E] {
+    buffer.get(offset..).unwrap_or(&[])
 }
 
 impl<E: Dtype + GemmElement> MatmulKernel<E> for Cpu {
     fn gemm_batched(
         &self,
         (m, k, n): (usize, usize, usize),
-        lhs: &CpuBuffer<E>,
-        lhs_layout: &MatrixLayout,
-        rhs: &CpuBuffer<E>,
-        rhs_layout: &MatrixLayout,
+        lhs: View<'_, CpuBuffer<E>, MatrixLayout>,
+        rhs: View<'_, CpuBuffer<E>, MatrixLayout>,
         beta: E,
-        out: &mut CpuBuffer<E>,
-        out_layout: &MatrixLayout,
+        out: ViewMut<'_, CpuBuffer<E>, MatrixLayout>,
     ) -> Result<(), Error> {
-        if overlaps_within(out_layout, m, n) {
-            // A GEMM may not write one slot twice: compute into a scratch matrix per
-            // batch, then add it through the overlapping layout.
-            let scratch_layout = MatrixLayout {
-                batch: Layout::from_parts(&[], &[]),
-                row_stride: n,
-                column_stride: 1,
-            };
-            let matrix = Layout::from_parts(&[m, n], &[n, 1]);
-            for ((l, r), o) in lhs_layout
-                .batch
-                .offsets()
-                .zip(rhs_layout.batch.offsets())
-                .zip(out_layout.batch.offsets())
-            {
-                let mut scratch = self.try_alloc_zeros(m * n)?;
-                let single = |layout: &MatrixLayout, offset: usize| MatrixLayout {
-                    batch: Layout::from_parts(&[], &[]).with_offset(offset),
-                    ..*layout
-                };
-                self.gemm_batched(
-                    (m, k, n),
-                    lhs,
-                    &single(lhs_layout, l),
-                    rhs,
-                    &single(rhs_layout, r),
-                    <E as Float>::ZERO,
-                    &mut scratch,
-                    &scratch_layout,
-                )?;
-                let target =
-                    Layout::from_parts(&[m, n], &[out_layout.row_stride, out_layout.column_stride]).with_offset(o);
-                for (s, t) in matrix.offsets().zip(target.offsets()) {
-                    let value = scratch[s];
-                    out[t] = beta * out[t] + value;
-                }
-            }
+        check_gemm((m, k, n), &lhs, &rhs, &out)?;
+        if m == 0 || n == 0 {
+            // No element to write; the offsets of empty views were not checked.
             return Ok(());
         }
         let (rows, lhs_layout, rhs_layout, out_layout) =
-            match fold_batch_into_rows(m, lhs_layout, rhs_layout, out_layout) {
+            match fold_batch_into_rows(m, &lhs.layout, &rhs.layout, &out.layout) {
                 Some(folded) => folded,
-                None => (m, *lhs_layout, *rhs_layout, *out_layout),
+                None => (m, lhs.layout, rhs.layout, out.layout),
             };
+        let (lhs, rhs, out) = (lhs.buffer, rhs.buffer, out.buffer);
         let batches = lhs_layout
             .batch
             .offsets()
@@ -108,8 +73,8 @@ impl<E: Dtype + GemmElement> MatmulKernel<E> for Cpu {
                 k,
                 n,
                 <E as Float>::ONE,
-                MatrixRef::new(&lhs[l..], lhs_layout.row_stride, lhs_layout.column_stride),
-                MatrixRef::new(&rhs[r..], rhs_layout.row_stride, rhs_layout.column_stride),
+                MatrixRef::new(tail(lhs, l), lhs_layout.row_stride, lhs_layout.column_stride),
+                MatrixRef::new(tail(rhs, r), rhs_layout.row_stride, rhs_layout.column_stride),
                 beta,
                 MatrixMut::new(&mut out[o..], out_layout.row_stride, out_layout.column_stride),
             );

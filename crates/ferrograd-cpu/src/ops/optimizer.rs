@@ -3,7 +3,7 @@
 //! roundings match: `addcmul(s, a, b, value=v)` is `s + v·a·b`, `addcdiv` is
 //! `s + v·a/b`, `lerp` takes PyTorch's two-sided form.
 
-use crate::device::{Cpu, CpuBuffer};
+use crate::host::{Cpu, CpuBuffer};
 use crate::ops::reduce::multiversion;
 use ferrograd_device::ops::optimizer::{
     AdagradUpdate, AdamUpdate, GradientClipKernel, NormType, OptimizerKernel, RmspropUpdate, SgdUpdate,

@@ -12,10 +12,10 @@
 //! columns are adjacent has a loop of its own.
 
 use super::reduce::PARALLEL_MIN;
-use crate::device::{Cpu, CpuBuffer};
+use crate::host::{Cpu, CpuBuffer};
 use crate::threads::for_each_chunk_mut;
-use ferrograd_device::ops::pool::{AdaptivePool2dSpec, Pool2dKernel, Pool2dSpec, check_operand};
-use ferrograd_device::{Dtype, Error, Layout, Storage};
+use ferrograd_device::ops::pool::{AdaptivePool2dSpec, Pool2dKernel, Pool2dSpec, check_grad_output, check_operand};
+use ferrograd_device::{Dtype, Error, Layout, Storage, View, ViewMut};
 
 /// The input pixels one output position reads along one axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -397,18 +397,6 @@ fn max4_index<E: Dtype>(a: E, b: E, c: E, d: E) -> usize {
     first_equal - usize::from(best.is_nan()) * (3 - last_nan)
 }
 
-/// Checks a contiguous output gradient's length.
-fn check_grad_output(op: &'static str, dims: [usize; 4], len: usize) -> Result<(), Error> {
-    let expected: usize = dims.iter().product();
-    if len != expected {
-        return Err(Error::ShapeMismatch {
-            op,
-            message: format!("the output's gradient holds {len} elements, the output {dims:?} has {expected}"),
-        });
-    }
-    Ok(())
-}
-
 /// Whether a rank-4 layout is row-major (ignoring axes of size 1), so its elements
 /// are one block from its offset, plane after plane.
 fn is_row_major(layout: &Layout) -> bool {
@@ -482,44 +470,43 @@ impl Cpu {
 }
 
 impl<E: Dtype> Pool2dKernel<E> for Cpu {
-    fn max_pool2d_forward(
-        &self,
-        spec: &Pool2dSpec,
-        (input, layout): (&CpuBuffer<E>, &Layout),
-    ) -> Result<CpuBuffer<E>, Error> {
-        check_operand(spec.op.name(), "input", layout, &spec.input_dims(), input.len())?;
-        self.pool_forward(&Plan::pool(spec), input, layout)
+    fn max_pool2d_forward(&self, spec: &Pool2dSpec, input: View<'_, CpuBuffer<E>>) -> Result<CpuBuffer<E>, Error> {
+        spec.check()?;
+        check_operand(spec.op.name(), "input", &input, &spec.input_dims())?;
+        self.pool_forward(&Plan::pool(spec), input.buffer, &input.layout)
     }
 
     fn max_pool2d_backward(
         &self,
         spec: &Pool2dSpec,
-        (input, layout): (&CpuBuffer<E>, &Layout),
+        input: View<'_, CpuBuffer<E>>,
         grad_output: &CpuBuffer<E>,
-        grad_input: (&mut CpuBuffer<E>, &Layout),
+        grad_input: ViewMut<'_, CpuBuffer<E>>,
     ) -> Result<(), Error> {
         let op = spec.op.name();
-        check_operand(op, "input", layout, &spec.input_dims(), input.len())?;
-        check_operand(
-            op,
-            "input's gradient",
-            grad_input.1,
-            &spec.input_dims(),
-            grad_input.0.len(),
-        )?;
-        check_grad_output(op, spec.output_dims(), grad_output.len())?;
-        self.pool_backward(&Plan::pool(spec), Some((input, layout)), grad_output, grad_input)
+        spec.check()?;
+        check_operand(op, "input", &input, &spec.input_dims())?;
+        check_operand(op, "input's gradient", &grad_input.as_view(), &spec.input_dims())?;
+        check_grad_output(op, &spec.output_dims(), grad_output.len())?;
+        self.pool_backward(
+            &Plan::pool(spec),
+            Some((input.buffer, &input.layout)),
+            grad_output,
+            (grad_input.buffer, &grad_input.layout),
+        )
     }
 
     fn max_pool2d_backward_new(
         &self,
         spec: &Pool2dSpec,
-        (input, layout): (&CpuBuffer<E>, &Layout),
+        input: View<'_, CpuBuffer<E>>,
         grad_output: &CpuBuffer<E>,
     ) -> Result<CpuBuffer<E>, Error> {
         let op = spec.op.name();
-        check_operand(op, "input", layout, &spec.input_dims(), input.len())?;
-        check_grad_output(op, spec.output_dims(), grad_output.len())?;
+        spec.check()?;
+        check_operand(op, "input", &input, &spec.input_dims())?;
+        check_grad_output(op, &spec.output_dims(), grad_output.len())?;
+        let (input, layout) = (input.buffer, &input.layout);
         let plan = Plan::pool(spec);
         let (in_plane, out_plane) = (plan.in_plane_len(), plan.out_plane());
         let total = plan.planes * in_plane;
@@ -544,58 +531,56 @@ impl<E: Dtype> Pool2dKernel<E> for Cpu {
         Ok(grad)
     }
 
-    fn avg_pool2d_forward(
-        &self,
-        spec: &Pool2dSpec,
-        (input, layout): (&CpuBuffer<E>, &Layout),
-    ) -> Result<CpuBuffer<E>, Error> {
-        check_operand(spec.op.name(), "input", layout, &spec.input_dims(), input.len())?;
-        self.pool_forward(&Plan::pool(spec), input, layout)
+    fn avg_pool2d_forward(&self, spec: &Pool2dSpec, input: View<'_, CpuBuffer<E>>) -> Result<CpuBuffer<E>, Error> {
+        spec.check()?;
+        check_operand(spec.op.name(), "input", &input, &spec.input_dims())?;
+        self.pool_forward(&Plan::pool(spec), input.buffer, &input.layout)
     }
 
     fn avg_pool2d_backward(
         &self,
         spec: &Pool2dSpec,
         grad_output: &CpuBuffer<E>,
-        grad_input: (&mut CpuBuffer<E>, &Layout),
+        grad_input: ViewMut<'_, CpuBuffer<E>>,
     ) -> Result<(), Error> {
         let op = spec.op.name();
-        check_operand(
-            op,
-            "input's gradient",
-            grad_input.1,
-            &spec.input_dims(),
-            grad_input.0.len(),
-        )?;
-        check_grad_output(op, spec.output_dims(), grad_output.len())?;
-        self.pool_backward(&Plan::pool(spec), None, grad_output, grad_input)
+        spec.check()?;
+        check_operand(op, "input's gradient", &grad_input.as_view(), &spec.input_dims())?;
+        check_grad_output(op, &spec.output_dims(), grad_output.len())?;
+        self.pool_backward(
+            &Plan::pool(spec),
+            None,
+            grad_output,
+            (grad_input.buffer, &grad_input.layout),
+        )
     }
 
     fn adaptive_avg_pool2d_forward(
         &self,
         spec: &AdaptivePool2dSpec,
-        (input, layout): (&CpuBuffer<E>, &Layout),
+        input: View<'_, CpuBuffer<E>>,
     ) -> Result<CpuBuffer<E>, Error> {
-        check_operand("adaptive_avg_pool2d", "input", layout, &spec.input_dims(), input.len())?;
-        self.pool_forward(&Plan::adaptive(spec), input, layout)
+        spec.check()?;
+        check_operand("adaptive_avg_pool2d", "input", &input, &spec.input_dims())?;
+        self.pool_forward(&Plan::adaptive(spec), input.buffer, &input.layout)
     }
 
     fn adaptive_avg_pool2d_backward(
         &self,
         spec: &AdaptivePool2dSpec,
         grad_output: &CpuBuffer<E>,
-        grad_input: (&mut CpuBuffer<E>, &Layout),
+        grad_input: ViewMut<'_, CpuBuffer<E>>,
     ) -> Result<(), Error> {
         let op = "adaptive_avg_pool2d";
-        check_operand(
-            op,
-            "input's gradient",
-            grad_input.1,
-            &spec.input_dims(),
-            grad_input.0.len(),
-        )?;
-        check_grad_output(op, spec.output_dims(), grad_output.len())?;
-        self.pool_backward(&Plan::adaptive(spec), None, grad_output, grad_input)
+        spec.check()?;
+        check_operand(op, "input's gradient", &grad_input.as_view(), &spec.input_dims())?;
+        check_grad_output(op, &spec.output_dims(), grad_output.len())?;
+        self.pool_backward(
+            &Plan::adaptive(spec),
+            None,
+            grad_output,
+            (grad_input.buffer, &grad_input.layout),
+        )
     }
 }
 
@@ -657,7 +642,9 @@ mod tests {
             count_include_pad: true,
         };
         let spec = Pool2dSpec::new(PoolOp::MaxPool2d, dims, params).unwrap();
-        let fast = cpu.max_pool2d_forward(&spec, (&input, &contiguous(dims))).unwrap();
+        let fast = cpu
+            .max_pool2d_forward(&spec, View::new(&input, contiguous(dims)))
+            .unwrap();
         let mut plan = Plan::pool(&spec);
         assert!(plan.two_by_two);
         plan.two_by_two = false;
@@ -669,9 +656,9 @@ mod tests {
         let mut fast_grad = CpuBuffer(vec![0.0; 288]);
         cpu.max_pool2d_backward(
             &spec,
-            (&input, &contiguous(dims)),
+            View::new(&input, contiguous(dims)),
             &grad_output,
-            (&mut fast_grad, &contiguous(dims)),
+            ViewMut::new(&mut fast_grad, contiguous(dims)),
         )
         .unwrap();
         let mut general_grad = CpuBuffer(vec![0.0; 288]);

@@ -9,14 +9,15 @@
 //! walked in the input's logical row-major order, merging axes where the strides allow
 //! so that the innermost loop is as long as possible, with one accumulator per output.
 
-use crate::device::{Cpu, CpuBuffer, try_vec};
+use crate::host::{Cpu, CpuBuffer, try_vec};
 use crate::threads;
 use ferrograd_device::ops::index::ScatterAddKernel;
 use ferrograd_device::ops::reduce::{
     ArgExtremumKernel, Extremum, ExtremumKernel, ExtremumWithIndicesKernel, LogSumExpKernel, Spread, SumKernel,
     VarianceKernel,
 };
-use ferrograd_device::{Dtype, Error, Layout};
+use ferrograd_device::view::{check_axes, check_len, check_reach};
+use ferrograd_device::{Dtype, Error, Layout, View, ViewMut};
 use ferrograd_shapes::MAX_RANK;
 use std::any::TypeId;
 
@@ -214,6 +215,28 @@ impl<const N: usize> Walk<N> {
 
 /// The walk pairing each input element (offset 0) with its group's output element
 /// (offset 1).
+/// When the last axis is kept and contiguous in the input (summing a `(B, S, D)` tensor
+/// over `S`, say), the reduction is rows of the input added to rows of the output: the
+/// walk over the other axes, which gives each row's two starts, and the row length.
+/// Each output element receives its inputs in the same order as in [`reduce_walk`], so
+/// the sums are the same to the bit; only the inner loop is over a contiguous row.
+pub(crate) fn reduce_rows(layout: &Layout, axes: &[usize]) -> Option<(Walk<2>, usize)> {
+    let dims = layout.dims();
+    let last = dims.len().checked_sub(1)?;
+    let row = dims[last];
+    // Short rows gain nothing over the element walk.
+    if axes.contains(&last) || layout.strides()[last] != 1 || row < 8 {
+        return None;
+    }
+    let out = output_strides(dims, axes);
+    let walk = Walk::new(
+        &dims[..last],
+        [&layout.strides()[..last], &out[..last]],
+        [layout.offset(), 0],
+    );
+    Some((walk, row))
+}
+
 pub(crate) fn reduce_walk(layout: &Layout, axes: &[usize]) -> Walk<2> {
     let dims = layout.dims();
     let out = output_strides(dims, axes);
@@ -643,14 +666,26 @@ multiversion! {
 }
 
 impl<E: Dtype> SumKernel<E> for Cpu {
-    fn forward(&self, input: &CpuBuffer<E>, layout: &Layout, axes: &[usize]) -> Result<CpuBuffer<E>, Error> {
+    fn forward(&self, input: View<'_, CpuBuffer<E>>, axes: &[usize]) -> Result<CpuBuffer<E>, Error> {
+        check_reduction("sum", input, axes)?;
+        let View {
+            buffer: input,
+            ref layout,
+        } = input;
         let groups = Groups::new(layout, axes);
         let mut out = try_vec(groups.count)?;
         match groups.runs {
             Some(starts) => sum_runs_parallel(input, &starts, groups.len, &mut out),
             None => {
                 out.resize(groups.count, E::ZERO);
-                reduce_walk(layout, axes).for_each(|[i, o]| out[o] += input[i]);
+                match reduce_rows(layout, axes) {
+                    Some((rows, len)) => rows.for_each(|[i, o]| {
+                        for (total, &x) in out[o..o + len].iter_mut().zip(&input[i..i + len]) {
+                            *total += x;
+                        }
+                    }),
+                    None => reduce_walk(layout, axes).for_each(|[i, o]| out[o] += input[i]),
+                }
             }
         }
         Ok(CpuBuffer(out))
@@ -658,28 +693,37 @@ impl<E: Dtype> SumKernel<E> for Cpu {
 
     fn backward(
         &self,
-        layout: &Layout,
+        grad_input: ViewMut<'_, CpuBuffer<E>>,
         axes: &[usize],
-        grad_input: &mut CpuBuffer<E>,
         grad_output: &CpuBuffer<E>,
     ) -> Result<(), Error> {
-        let groups = Groups::new(layout, axes);
+        let groups = check_reduction_backward("sum", ("grad_input", grad_input.as_view()), axes, grad_output)?;
+        let ViewMut {
+            buffer: grad_input,
+            ref layout,
+        } = grad_input;
         match groups.runs {
             Some(starts) => add_to_runs(grad_input, &starts, groups.len, grad_output),
-            None => reduce_walk(layout, axes).for_each(|[i, o]| grad_input[i] += grad_output[o]),
+            None => match reduce_rows(layout, axes) {
+                Some((rows, len)) => rows.for_each(|[i, o]| {
+                    for (grad, &g) in grad_input[i..i + len].iter_mut().zip(&grad_output[o..o + len]) {
+                        *grad += g;
+                    }
+                }),
+                None => reduce_walk(layout, axes).for_each(|[i, o]| grad_input[i] += grad_output[o]),
+            },
         }
         Ok(())
     }
 }
 
 impl<E: Dtype> ExtremumKernel<E> for Cpu {
-    fn forward(
-        &self,
-        kind: Extremum,
-        input: &CpuBuffer<E>,
-        layout: &Layout,
-        axes: &[usize],
-    ) -> Result<CpuBuffer<E>, Error> {
+    fn forward(&self, kind: Extremum, input: View<'_, CpuBuffer<E>>, axes: &[usize]) -> Result<CpuBuffer<E>, Error> {
+        check_reduction(kind.name(), input, axes)?;
+        let View {
+            buffer: input,
+            ref layout,
+        } = input;
         let groups = Groups::new(layout, axes);
         let mut out = try_vec(groups.count)?;
         match groups.runs {
@@ -702,14 +746,20 @@ impl<E: Dtype> ExtremumKernel<E> for Cpu {
 
     fn backward(
         &self,
-        input: &CpuBuffer<E>,
-        layout: &Layout,
+        input: View<'_, CpuBuffer<E>>,
         axes: &[usize],
         output: &CpuBuffer<E>,
         grad_input: &mut CpuBuffer<E>,
         grad_output: &CpuBuffer<E>,
     ) -> Result<(), Error> {
-        let groups = Groups::new(layout, axes);
+        let op = "max / min";
+        let groups = check_reduction_backward(op, ("input", input), axes, grad_output)?;
+        check_reach(op, "grad_input", &input.layout, grad_input.len())?;
+        check_len(op, "output", output.len(), groups.count)?;
+        let View {
+            buffer: input,
+            ref layout,
+        } = input;
         match groups.runs {
             Some(starts) => {
                 for ((s, &m), &g) in starts.offsets().zip(output.iter()).zip(grad_output.iter()) {
@@ -787,11 +837,15 @@ impl<E: Dtype> ArgExtremumKernel<E> for Cpu {
     fn forward(
         &self,
         kind: Extremum,
-        input: &CpuBuffer<E>,
-        layout: &Layout,
+        input: View<'_, CpuBuffer<E>>,
         axes: &[usize],
     ) -> Result<CpuBuffer<usize>, Error> {
-        let (_, indices) = extremum_and_index(kind, input, layout, axes)?;
+        let op = match kind {
+            Extremum::Max => "argmax",
+            Extremum::Min => "argmin",
+        };
+        check_reduction(op, input, axes)?;
+        let (_, indices) = extremum_and_index(kind, input.buffer, &input.layout, axes)?;
         Ok(CpuBuffer(indices))
     }
 }
@@ -800,30 +854,37 @@ impl<E: Dtype> ExtremumWithIndicesKernel<E> for Cpu {
     fn forward(
         &self,
         kind: Extremum,
-        input: &CpuBuffer<E>,
-        layout: &Layout,
+        input: View<'_, CpuBuffer<E>>,
         axis: usize,
     ) -> Result<(CpuBuffer<E>, CpuBuffer<usize>), Error> {
         let op = match kind {
             Extremum::Max => "max_with_indices",
             Extremum::Min => "min_with_indices",
         };
-        check_axis(op, layout, axis)?;
-        let (values, indices) = extremum_and_index(kind, input, layout, &[axis])?;
+        check_axis(op, &input.layout, axis)?;
+        input.check(op, "input")?;
+        let (values, indices) = extremum_and_index(kind, input.buffer, &input.layout, &[axis])?;
         Ok((CpuBuffer(values), CpuBuffer(indices)))
     }
 
     fn backward(
         &self,
-        layout: &Layout,
+        grad_input: ViewMut<'_, CpuBuffer<E>>,
         axis: usize,
         indices: &CpuBuffer<usize>,
-        grad_input: &mut CpuBuffer<E>,
         grad_output: &CpuBuffer<E>,
     ) -> Result<(), Error> {
         // The kernel does not know which extremum the indices point at.
         let op = "max_with_indices / min_with_indices";
-        check_axis(op, layout, axis)?;
+        let layout = grad_input.layout;
+        check_axis(op, &layout, axis)?;
+        grad_input.check_accumulating(op, "grad_input")?;
+        let outputs: usize = (layout.dims().iter().enumerate())
+            .filter(|&(a, _)| a != axis)
+            .map(|(_, &d)| d)
+            .product();
+        check_len(op, "indices", indices.len(), outputs)?;
+        check_len(op, "grad_output", grad_output.len(), outputs)?;
         // The output, contiguous, seen with a size-1 `axis` put back: the indices and the
         // output gradient in the form a scatter along `axis` takes.
         let mut dims = layout.dims().to_vec();
@@ -834,14 +895,35 @@ impl<E: Dtype> ExtremumWithIndicesKernel<E> for Cpu {
             self,
             op,
             grad_input,
-            layout,
             axis,
-            indices,
-            &out_layout,
-            grad_output,
-            &out_layout,
+            View::new(indices, out_layout),
+            View::new(grad_output, out_layout),
         )
     }
+}
+
+/// The checks at the entry of a reduction's forward kernel: the input's reach and the
+/// axes (in range, sorted, distinct), without which the groups would reach past the
+/// input.
+fn check_reduction<E: Dtype>(op: &'static str, input: View<'_, CpuBuffer<E>>, axes: &[usize]) -> Result<(), Error> {
+    check_axes(op, axes, input.layout.rank())?;
+    input.check(op, "input")
+}
+
+/// [`check_reduction`] for a backward kernel reading `grad_output`, one value per
+/// group, with `input` the view it walks (the input, or its gradient), named `role`;
+/// returns the groups, which the kernel needs next.
+fn check_reduction_backward<E: Dtype>(
+    op: &'static str,
+    (role, input): (&str, View<'_, CpuBuffer<E>>),
+    axes: &[usize],
+    grad_output: &CpuBuffer<E>,
+) -> Result<Groups, Error> {
+    check_axes(op, axes, input.layout.rank())?;
+    input.check(op, role)?;
+    let groups = Groups::new(&input.layout, axes);
+    check_len(op, "grad_output", grad_output.len(), groups.count)?;
+    Ok(groups)
 }
 
 /// `Error::InvalidArgument` naming `op` unless `axis` is an axis of `layout`.
@@ -895,10 +977,18 @@ impl<E: Dtype> VarianceKernel<E> for Cpu {
         &self,
         spread: Spread,
         correction: E,
-        input: &CpuBuffer<E>,
-        layout: &Layout,
+        input: View<'_, CpuBuffer<E>>,
         axes: &[usize],
     ) -> Result<CpuBuffer<E>, Error> {
+        let op = match spread {
+            Spread::Variance => "var",
+            Spread::StdDev => "std",
+        };
+        check_reduction(op, input, axes)?;
+        let View {
+            buffer: input,
+            ref layout,
+        } = input;
         let groups = Groups::new(layout, axes);
         let means = group_means(input, layout, axes, &groups);
         let mut out = try_vec(groups.count)?;
@@ -930,14 +1020,22 @@ impl<E: Dtype> VarianceKernel<E> for Cpu {
     fn backward(
         &self,
         correction: E,
-        input: &CpuBuffer<E>,
-        layout: &Layout,
+        input: View<'_, CpuBuffer<E>>,
         axes: &[usize],
         std: Option<&CpuBuffer<E>>,
         grad_input: &mut CpuBuffer<E>,
         grad_output: &CpuBuffer<E>,
     ) -> Result<(), Error> {
-        let groups = Groups::new(layout, axes);
+        let op = "var / std";
+        let groups = check_reduction_backward(op, ("input", input), axes, grad_output)?;
+        check_reach(op, "grad_input", &input.layout, grad_input.len())?;
+        if let Some(std) = std {
+            check_len(op, "std", std.len(), groups.count)?;
+        }
+        let View {
+            buffer: input,
+            ref layout,
+        } = input;
         let means = group_means(input, layout, axes, &groups);
         let two = E::ONE + E::ONE;
         let scale = two / divisor(groups.len, correction);
@@ -972,7 +1070,12 @@ fn lse_shift<E: Dtype>(max: E) -> E {
 }
 
 impl<E: Dtype> LogSumExpKernel<E> for Cpu {
-    fn forward(&self, input: &CpuBuffer<E>, layout: &Layout, axes: &[usize]) -> Result<CpuBuffer<E>, Error> {
+    fn forward(&self, input: View<'_, CpuBuffer<E>>, axes: &[usize]) -> Result<CpuBuffer<E>, Error> {
+        check_reduction("logsumexp", input, axes)?;
+        let View {
+            buffer: input,
+            ref layout,
+        } = input;
         let groups = Groups::new(layout, axes);
         let mut out = try_vec(groups.count)?;
         match groups.runs {
@@ -1000,14 +1103,20 @@ impl<E: Dtype> LogSumExpKernel<E> for Cpu {
 
     fn backward(
         &self,
-        input: &CpuBuffer<E>,
-        layout: &Layout,
+        input: View<'_, CpuBuffer<E>>,
         axes: &[usize],
         output: &CpuBuffer<E>,
         grad_input: &mut CpuBuffer<E>,
         grad_output: &CpuBuffer<E>,
     ) -> Result<(), Error> {
-        let groups = Groups::new(layout, axes);
+        let op = "logsumexp";
+        let groups = check_reduction_backward(op, ("input", input), axes, grad_output)?;
+        check_reach(op, "grad_input", &input.layout, grad_input.len())?;
+        check_len(op, "output", output.len(), groups.count)?;
+        let View {
+            buffer: input,
+            ref layout,
+        } = input;
         match groups.runs {
             Some(starts) => logsumexp_backward_runs(input, &starts, groups.len, output, grad_output, grad_input),
             None => reduce_walk(layout, axes)
@@ -1035,7 +1144,7 @@ mod tests {
         let layout = Layout::from_parts(&[rows, len], &[len, 1]);
         let exact = |run: &[f32]| run.iter().map(|&v| f64::from(v)).sum::<f64>();
 
-        let per_row = SumKernel::forward(&cpu, &input, &layout, &[1]).unwrap();
+        let per_row = SumKernel::forward(&cpu, View::new(&input, layout), &[1]).unwrap();
         for (r, &got) in per_row.iter().enumerate() {
             let expected = exact(&values[r * len..(r + 1) * len]);
             assert!(
@@ -1043,7 +1152,7 @@ mod tests {
                 "row {r}: {got} vs {expected}"
             );
         }
-        let all = SumKernel::forward(&cpu, &input, &layout, &[0, 1]).unwrap();
+        let all = SumKernel::forward(&cpu, View::new(&input, layout), &[0, 1]).unwrap();
         let expected = exact(&values);
         assert!(
             (f64::from(all[0]) - expected).abs() < 1e-3 * (1.0 + expected.abs()),
@@ -1053,8 +1162,7 @@ mod tests {
         // Fewer runs than threads, each long: a (2, N) tensor summed over its last axis.
         let two_rows = SumKernel::forward(
             &cpu,
-            &input,
-            &Layout::from_parts(&[2, rows * len / 2], &[rows * len / 2, 1]),
+            View::new(&input, Layout::from_parts(&[2, rows * len / 2], &[rows * len / 2, 1])),
             &[1],
         )
         .unwrap();
@@ -1124,44 +1232,66 @@ mod tests {
         // [[1, 7, 7], [NaN, 2, 9]], row-major.
         let input = CpuBuffer(vec![1.0f64, 7.0, 7.0, f64::NAN, 2.0, 9.0]);
         let rows = Layout::from_parts(&[2, 3], &[3, 1]);
-        let (values, indices) = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Max, &input, &rows, 1).unwrap();
+        let (values, indices) =
+            ExtremumWithIndicesKernel::forward(&cpu, Extremum::Max, View::new(&input, rows), 1).unwrap();
         assert_eq!((values[0], indices.0.clone()), (7.0, vec![1, 0]));
         assert!(values[1].is_nan());
-        let (values, indices) = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Min, &input, &rows, 0).unwrap();
+        let (values, indices) =
+            ExtremumWithIndicesKernel::forward(&cpu, Extremum::Min, View::new(&input, rows), 0).unwrap();
         assert!(values[0].is_nan());
         assert_eq!((values[1], values[2]), (2.0, 7.0));
         assert_eq!(indices.0, vec![1, 1, 0]);
 
         let mut grad = CpuBuffer(vec![0.0f64; 6]);
-        let (_, indices) = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Max, &input, &rows, 1).unwrap();
-        ExtremumWithIndicesKernel::backward(&cpu, &rows, 1, &indices, &mut grad, &CpuBuffer(vec![0.5, -2.0])).unwrap();
+        let (_, indices) = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Max, View::new(&input, rows), 1).unwrap();
+        ExtremumWithIndicesKernel::backward(
+            &cpu,
+            ViewMut::new(&mut grad, rows),
+            1,
+            &indices,
+            &CpuBuffer(vec![0.5, -2.0]),
+        )
+        .unwrap();
         assert_eq!(grad.0, vec![0.0, 0.5, 0.0, -2.0, 0.0, 0.0]);
 
         // The transpose, (3, 2) with strides (1, 3): its axis 1 is the rows' axis 0.
         let t = Layout::from_parts(&[3, 2], &[1, 3]);
-        let (_, indices) = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Min, &input, &t, 1).unwrap();
+        let (_, indices) = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Min, View::new(&input, t), 1).unwrap();
         assert_eq!(indices.0, vec![1, 1, 0]);
         let mut grad = CpuBuffer(vec![0.0f64; 6]);
-        ExtremumWithIndicesKernel::backward(&cpu, &t, 1, &indices, &mut grad, &CpuBuffer(vec![1.0, 2.0, 3.0])).unwrap();
+        ExtremumWithIndicesKernel::backward(
+            &cpu,
+            ViewMut::new(&mut grad, t),
+            1,
+            &indices,
+            &CpuBuffer(vec![1.0, 2.0, 3.0]),
+        )
+        .unwrap();
         assert_eq!(grad.0, vec![0.0, 0.0, 3.0, 1.0, 2.0, 0.0]);
 
         // A vector broadcast to (2, 3) rows: both rows pick element 1, whose gradient adds up.
         let v = CpuBuffer(vec![1.0f32, 7.0, 7.0]);
         let b = Layout::from_parts(&[2, 3], &[0, 1]);
-        let (values, indices) = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Max, &v, &b, 1).unwrap();
+        let (values, indices) = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Max, View::new(&v, b), 1).unwrap();
         assert_eq!((values.0.clone(), indices.0.clone()), (vec![7.0, 7.0], vec![1, 1]));
         let mut grad = CpuBuffer(vec![0.0f32; 3]);
-        ExtremumWithIndicesKernel::backward(&cpu, &b, 1, &indices, &mut grad, &CpuBuffer(vec![1.0, 2.0])).unwrap();
+        ExtremumWithIndicesKernel::backward(
+            &cpu,
+            ViewMut::new(&mut grad, b),
+            1,
+            &indices,
+            &CpuBuffer(vec![1.0, 2.0]),
+        )
+        .unwrap();
         assert_eq!(grad.0, vec![0.0, 3.0, 0.0]);
 
         // Bad arguments are errors, and nothing is written.
         let mut grad = CpuBuffer(vec![0.0f64; 6]);
         let err = ExtremumWithIndicesKernel::backward(
             &cpu,
-            &rows,
+            ViewMut::new(&mut grad, rows),
             1,
             &CpuBuffer(vec![0, 3]),
-            &mut grad,
             &CpuBuffer(vec![1.0, 1.0]),
         )
         .unwrap_err();
@@ -1171,7 +1301,7 @@ mod tests {
             "{err}"
         );
         assert_eq!(grad.0, vec![0.0; 6]);
-        let err = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Max, &input, &rows, 2).unwrap_err();
+        let err = ExtremumWithIndicesKernel::forward(&cpu, Extremum::Max, View::new(&input, rows), 2).unwrap_err();
         assert_eq!(err.to_string(), "max_with_indices: axis 2 of a rank-2 tensor");
     }
 

@@ -7,14 +7,15 @@
 //! the tensor in row-major order three times with one running maximum and sum per row
 //! (kept in small buffers), never materialising an intermediate tensor.
 
-use crate::device::{Cpu, CpuBuffer, try_vec, try_vec_for_overwrite};
+use crate::host::{Cpu, CpuBuffer, try_vec, try_vec_for_overwrite};
 use crate::ops::elementwise::is_dense;
 use crate::ops::reduce::{
     Groups, MulAdd, Separate, Walk, contiguous_strides, exp, for_row_shares, max_ignoring_nan, multiversion, neg_inf,
     output_strides, sum_map, sum_map2,
 };
 use ferrograd_device::ops::softmax::{SoftmaxKernel, SoftmaxKind};
-use ferrograd_device::{Dtype, Error, Input, Layout};
+use ferrograd_device::view::{InputView, check_axes, check_len};
+use ferrograd_device::{Dtype, Error, Input, Layout, ViewMut};
 
 /// Normalises one row in place.
 #[inline(always)]
@@ -153,10 +154,15 @@ impl<E: Dtype> SoftmaxKernel<E> for Cpu {
     fn forward(
         &self,
         kind: SoftmaxKind,
-        input: Input<'_, CpuBuffer<E>>,
-        layout: &Layout,
+        input: InputView<'_, CpuBuffer<E>>,
         axes: &[usize],
     ) -> Result<CpuBuffer<E>, Error> {
+        check_axes(kind.name(), axes, input.layout.rank())?;
+        input.check(kind.name(), "input")?;
+        let InputView {
+            buffer: input,
+            ref layout,
+        } = input;
         let numel = layout.num_elements();
         let groups = Groups::new(layout, axes);
         let len = groups.len;
@@ -207,16 +213,24 @@ impl<E: Dtype> SoftmaxKernel<E> for Cpu {
     fn backward(
         &self,
         kind: SoftmaxKind,
-        layout: &Layout,
+        grad_input: ViewMut<'_, CpuBuffer<E>>,
         axes: &[usize],
         output: &CpuBuffer<E>,
-        grad_input: &mut CpuBuffer<E>,
         grad_output: &CpuBuffer<E>,
     ) -> Result<(), Error> {
+        let op = kind.name();
+        check_axes(op, axes, grad_input.layout.rank())?;
+        grad_input.check_accumulating(op, "grad_input")?;
+        let numel = grad_input.layout.num_elements();
+        check_len(op, "output", output.len(), numel)?;
+        check_len(op, "grad_output", grad_output.len(), numel)?;
+        let ViewMut {
+            buffer: grad_input,
+            ref layout,
+        } = grad_input;
         let groups = Groups::new(layout, axes);
         let len = groups.len;
         if let Some(starts) = groups.runs {
-            let numel = layout.num_elements();
             if is_dense(layout, grad_input) {
                 // Rows at `row · len` in every buffer: split them across threads.
                 let (y, dy) = (&output[..numel], &grad_output[..numel]);
@@ -274,15 +288,16 @@ mod tests {
             let mut padded = vec![0.0];
             padded.extend(values(n, 1));
             let x_shifted = cpu.try_from_host(padded).unwrap();
-            let threaded = SoftmaxKernel::forward(&cpu, kind, Input::Unique(x), &dense, &[1]).unwrap();
-            let single = SoftmaxKernel::forward(&cpu, kind, Input::Shared(&x_shifted), &shifted, &[1]).unwrap();
+            let threaded = SoftmaxKernel::forward(&cpu, kind, InputView::new(Input::Unique(x), dense), &[1]).unwrap();
+            let single =
+                SoftmaxKernel::forward(&cpu, kind, InputView::new(Input::Shared(&x_shifted), shifted), &[1]).unwrap();
             assert_eq!(threaded, single, "{kind:?} forward");
 
             let dy = cpu.try_from_host(values(n, 5)).unwrap();
             let mut dx = cpu.try_alloc_filled(n, 0.25).unwrap();
             let mut dx_shifted = cpu.try_alloc_filled(n + 1, 0.25).unwrap();
-            SoftmaxKernel::backward(&cpu, kind, &dense, &[1], &threaded, &mut dx, &dy).unwrap();
-            SoftmaxKernel::backward(&cpu, kind, &shifted, &[1], &threaded, &mut dx_shifted, &dy).unwrap();
+            SoftmaxKernel::backward(&cpu, kind, ViewMut::new(&mut dx, dense), &[1], &threaded, &dy).unwrap();
+            SoftmaxKernel::backward(&cpu, kind, ViewMut::new(&mut dx_shifted, shifted), &[1], &threaded, &dy).unwrap();
             assert_eq!(&dx[..], &dx_shifted[1..], "{kind:?} backward");
             assert_eq!(dx_shifted[0], 0.25);
         }
@@ -294,7 +309,13 @@ mod tests {
         // (2, 3, 4) normalised over axes 0 and 2 of its transpose-like view.
         let x = cpu.try_from_host(values(24, 3)).unwrap();
         let layout = Layout::from_parts(&[4, 3, 2], &[1, 4, 12]);
-        let y = SoftmaxKernel::forward(&cpu, SoftmaxKind::Softmax, Input::Shared(&x), &layout, &[0, 2]).unwrap();
+        let y = SoftmaxKernel::forward(
+            &cpu,
+            SoftmaxKind::Softmax,
+            InputView::new(Input::Shared(&x), layout),
+            &[0, 2],
+        )
+        .unwrap();
         // Every row (fixed middle index) sums to one.
         for j in 0..3 {
             let total: f64 = (0..4)

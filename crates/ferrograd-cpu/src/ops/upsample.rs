@@ -1,10 +1,11 @@
 //! 2-d upsampling on the CPU: each plane (one channel of one image) on its own, the
 //! planes shared out among threads when the output is large.
 
-use crate::device::{Cpu, CpuBuffer, try_vec};
+use crate::host::{Cpu, CpuBuffer, try_vec};
 use crate::threads::for_each_chunk_mut;
+use ferrograd_device::ops::conv::check_grad_output;
 use ferrograd_device::ops::upsample::{Interpolation, Upsample2dKernel, Upsample2dSpec};
-use ferrograd_device::{Dtype, Error, Layout};
+use ferrograd_device::{Dtype, Error, View, ViewMut};
 
 /// Output elements below which one thread does all the planes: below it, handing out
 /// shares costs more than it saves.
@@ -39,12 +40,10 @@ fn taps<E: Dtype>(spec: &Upsample2dSpec) -> Taps<E> {
 }
 
 impl<E: Dtype> Upsample2dKernel<E> for Cpu {
-    fn upsample2d_forward(
-        &self,
-        spec: &Upsample2dSpec,
-        (input, layout): (&CpuBuffer<E>, &Layout),
-    ) -> Result<CpuBuffer<E>, Error> {
-        spec.check_operand("input", layout, &spec.input_dims(), input.len())?;
+    fn upsample2d_forward(&self, spec: &Upsample2dSpec, input: View<'_, CpuBuffer<E>>) -> Result<CpuBuffer<E>, Error> {
+        spec.check()?;
+        spec.check_operand("input", &input, &spec.input_dims())?;
+        let (input, layout) = (input.buffer, &input.layout);
         let taps = taps::<E>(spec);
         let nearest = spec.mode == Interpolation::Nearest;
         let strides = layout.strides();
@@ -76,19 +75,12 @@ impl<E: Dtype> Upsample2dKernel<E> for Cpu {
         &self,
         spec: &Upsample2dSpec,
         grad_output: &CpuBuffer<E>,
-        (grad_input, layout): (&mut CpuBuffer<E>, &Layout),
+        grad_input: ViewMut<'_, CpuBuffer<E>>,
     ) -> Result<(), Error> {
-        spec.check_operand("input's gradient", layout, &spec.input_dims(), grad_input.len())?;
-        let expected = spec.output_dims().iter().product::<usize>();
-        if grad_output.len() != expected {
-            return Err(Error::ShapeMismatch {
-                op: "upsample2d",
-                message: format!(
-                    "the output's gradient holds {} elements where {expected} were expected",
-                    grad_output.len()
-                ),
-            });
-        }
+        spec.check()?;
+        spec.check_operand("input's gradient", &grad_input.as_view(), &spec.input_dims())?;
+        check_grad_output("upsample2d", &spec.output_dims(), grad_output.len())?;
+        let (grad_input, layout) = (grad_input.buffer, &grad_input.layout);
         let taps = taps::<E>(spec);
         let nearest = spec.mode == Interpolation::Nearest;
         let (out_plane, in_plane) = (spec.out_height * spec.out_width, spec.in_height * spec.in_width);
@@ -127,6 +119,7 @@ impl<E: Dtype> Upsample2dKernel<E> for Cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrograd_device::Layout;
     use ferrograd_device::ops::upsample::UpsampleSize;
 
     /// The threaded split gives what one thread gives, planes of any count.
@@ -143,11 +136,11 @@ mod tests {
         let run = |threads| {
             crate::set_num_threads(threads);
             let out = Cpu::default()
-                .upsample2d_forward(&spec, (&CpuBuffer(input.clone()), &layout))
+                .upsample2d_forward(&spec, View::new(&CpuBuffer(input.clone()), layout))
                 .unwrap();
             let mut grad = CpuBuffer(vec![0.0; input.len()]);
             Cpu::default()
-                .upsample2d_backward(&spec, &out, (&mut grad, &layout))
+                .upsample2d_backward(&spec, &out, ViewMut::new(&mut grad, layout))
                 .unwrap();
             (out.to_vec(), grad.to_vec())
         };

@@ -9,7 +9,7 @@
 use crate::dtype::Dtype;
 use crate::error::{Error, format_dims};
 use crate::storage::Storage;
-use ferrograd_shapes::Layout;
+use crate::view::{BufferLength, View, ViewMut};
 
 /// How much zero padding surrounds the input (PyTorch's `padding`).
 ///
@@ -232,76 +232,144 @@ impl Conv2dSpec {
         [self.batch, self.out_channels, self.out_height, self.out_width]
     }
 
-    /// Checks that `layout` has dims `expected` and addresses only elements of a
-    /// buffer of `buffer_len`: what a kernel checks once at entry for each operand.
+    /// Checks that the spec is one [`Conv2dSpec::new`] gives (its fields are public, so
+    /// a caller may have built or changed it by hand): every size a kernel derives
+    /// from it, and so every index it computes, is then consistent. O(1).
     ///
     /// # Errors
-    /// `Error::ShapeMismatch` naming the operand and both shapes, or the lengths.
-    pub fn check_operand(
+    /// The error `new` gives for these sizes, or `Error::InvalidArgument` naming the
+    /// fields that disagree with them.
+    pub fn check(&self) -> Result<(), Error> {
+        let rebuilt = Self::new(
+            self.input_dims(),
+            self.weight_dims(),
+            self.stride,
+            Padding::Explicit {
+                top: self.pad_top,
+                bottom: self.pad_bottom,
+                left: self.pad_left,
+                right: self.pad_right,
+            },
+            self.dilation,
+            self.groups,
+        )?;
+        if rebuilt == *self {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument {
+            op: "conv2d",
+            message: format!(
+                "the spec's output {} and weight {} do not follow from its input {}, kernel, padding, \
+                 stride, dilation and groups (which give {} and {}); build it with Conv2dSpec::new",
+                format_dims(&self.output_dims()),
+                format_dims(&self.weight_dims()),
+                format_dims(&self.input_dims()),
+                format_dims(&rebuilt.output_dims()),
+                format_dims(&rebuilt.weight_dims()),
+            ),
+        })
+    }
+
+    /// Checks that `operand` has dims `expected` and stays inside its buffer: what a
+    /// kernel checks once at entry for each operand (a gradient's too, through
+    /// [`ViewMut::as_view`], since gradients may repeat elements). O(rank).
+    ///
+    /// # Errors
+    /// `Error::ShapeMismatch` naming the operand and both shapes;
+    /// `Error::InvalidArgument` naming the operand, its layout and its buffer's length.
+    pub fn check_operand<V: BufferLength>(
         &self,
         name: &str,
-        layout: &Layout,
+        operand: &View<'_, V>,
         expected: &[usize],
-        buffer_len: usize,
     ) -> Result<(), Error> {
-        if layout.dims() != expected {
-            return Err(Error::ShapeMismatch {
-                op: "conv2d",
-                message: format!(
-                    "the {name} has shape {} where {} was expected",
-                    format_dims(layout.dims()),
-                    format_dims(expected)
-                ),
-            });
-        }
-        if layout.min_buffer_len() > buffer_len {
-            return Err(Error::ShapeMismatch {
-                op: "conv2d",
-                message: format!(
-                    "the {name}'s layout addresses {} elements, its buffer holds {buffer_len}",
-                    layout.min_buffer_len()
-                ),
-            });
-        }
-        Ok(())
+        check_operand("conv2d", name, operand, expected)
     }
+}
+
+/// Checks that `operand` has dims `expected` and stays inside its buffer, naming `op`:
+/// the entry check of the kernels of convolutions, poolings and upsampling. O(rank).
+///
+/// # Errors
+/// `Error::ShapeMismatch` naming the operand and both shapes; `Error::InvalidArgument`
+/// naming the operand, its layout and its buffer's length.
+pub fn check_operand<V: BufferLength>(
+    op: &'static str,
+    name: &str,
+    operand: &View<'_, V>,
+    expected: &[usize],
+) -> Result<(), Error> {
+    if operand.layout.dims() != expected {
+        return Err(Error::ShapeMismatch {
+            op,
+            message: format!(
+                "the {name} has shape {} where {} was expected",
+                format_dims(operand.layout.dims()),
+                format_dims(expected)
+            ),
+        });
+    }
+    operand.check(op, name)
+}
+
+/// Checks that a contiguous output gradient holds exactly the `dims` of the output.
+///
+/// # Errors
+/// `Error::ShapeMismatch` naming `op` and both sizes.
+pub fn check_grad_output(op: &'static str, dims: &[usize], len: usize) -> Result<(), Error> {
+    let expected: usize = dims.iter().product();
+    if len == expected {
+        return Ok(());
+    }
+    Err(Error::ShapeMismatch {
+        op,
+        message: format!(
+            "the output's gradient holds {len} elements, the output {} has {expected}",
+            format_dims(dims)
+        ),
+    })
 }
 
 /// Runs 2-d convolutions and their gradients on a device.
 ///
-/// Operands are buffers with a rank-4 [`Layout`] (any strides: views need no copy);
-/// each kernel checks them against the [`Conv2dSpec`] at entry. Gradients are added
-/// to (`+=`) through the layout of the operand they belong to, so a view's gradient
-/// lands in the part of its buffer it reads and several uses of a tensor add up.
+/// Operands are views with a rank-4 [`Layout`](crate::Layout) (any strides: views need no copy);
+/// each kernel checks, before it reads anything, that the spec is consistent
+/// ([`Conv2dSpec::check`]), that every view has the dims the spec gives and stays
+/// inside its buffer, and that the output's gradient (contiguous) has the output's
+/// length. Gradients are added to (`+=`) through the layout of the operand they belong
+/// to, so a view's gradient lands in the part of its buffer it reads and several uses
+/// of a tensor add up; a gradient's layout may repeat elements (the gradient of a
+/// broadcast operand), and then every position adds to its element: a device that
+/// writes in parallel sums into a dense buffer first, or adds atomically.
 pub trait Conv2dKernel<E: Dtype>: Storage<E> {
     /// The convolution: a new contiguous buffer of [`Conv2dSpec::output_dims`], plus
     /// `bias` (of `out_channels` elements, through its rank-1 layout) when given.
     fn conv2d_forward(
         &self,
         spec: &Conv2dSpec,
-        input: (&Self::Vec, &Layout),
-        weight: (&Self::Vec, &Layout),
-        bias: Option<(&Self::Vec, &Layout)>,
+        input: View<'_, Self::Vec>,
+        weight: View<'_, Self::Vec>,
+        bias: Option<View<'_, Self::Vec>>,
     ) -> Result<Self::Vec, Error>;
 
     /// Adds the gradient of the input, from the output's (contiguous), into
-    /// `grad_input` through `grad_input_layout` (the input's layout).
+    /// `grad_input` (through the input's layout).
     fn conv2d_backward_input(
         &self,
         spec: &Conv2dSpec,
-        weight: (&Self::Vec, &Layout),
+        weight: View<'_, Self::Vec>,
         grad_output: &Self::Vec,
-        grad_input: (&mut Self::Vec, &Layout),
+        grad_input: ViewMut<'_, Self::Vec>,
     ) -> Result<(), Error>;
 
     /// Adds the gradient of the weight, from the input and the output's gradient
-    /// (contiguous), into `grad_weight` through `grad_weight_layout` (the weight's).
+    /// (contiguous), into `grad_weight` (through the weight's layout).
     fn conv2d_backward_weight(
         &self,
         spec: &Conv2dSpec,
-        input: (&Self::Vec, &Layout),
+        input: View<'_, Self::Vec>,
         grad_output: &Self::Vec,
-        grad_weight: (&mut Self::Vec, &Layout),
+        grad_weight: ViewMut<'_, Self::Vec>,
     ) -> Result<(), Error>;
 
     /// Adds the gradient of the bias (the output's gradient summed over the batch and
@@ -310,7 +378,7 @@ pub trait Conv2dKernel<E: Dtype>: Storage<E> {
         &self,
         spec: &Conv2dSpec,
         grad_output: &Self::Vec,
-        grad_bias: (&mut Self::Vec, &Layout),
+        grad_bias: ViewMut<'_, Self::Vec>,
     ) -> Result<(), Error>;
 }
 

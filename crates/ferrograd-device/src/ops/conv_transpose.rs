@@ -14,8 +14,9 @@
 
 use crate::dtype::Dtype;
 use crate::error::{Error, format_dims};
-use crate::ops::conv::{Conv2dKernel, Conv2dSpec, Padding};
+use crate::ops::conv::{Conv2dKernel, Conv2dSpec, Padding, check_operand};
 use crate::ops::copy::CopyKernel;
+use crate::view::{View, ViewMut};
 use ferrograd_shapes::Layout;
 
 /// Everything a 2-d transposed convolution needs, its sizes validated: build it with
@@ -101,7 +102,6 @@ impl ConvTranspose2dSpec {
         dilation: [usize; 2],
         groups: usize,
     ) -> Result<Self, Error> {
-        const OP: &str = "conv_transpose2d";
         let [batch, in_channels, in_height, in_width] = input;
         let [weight_in, channels_per_group, kernel_height, kernel_width] = weight;
         let invalid = |message: String| Err(Error::InvalidArgument { op: OP, message });
@@ -254,16 +254,14 @@ impl ConvTranspose2dSpec {
 
 /// `operand` as one contiguous buffer of its layout's dims: itself when it is one
 /// already, else a copy.
-fn contiguous<E: Dtype, D: CopyKernel<E>>(
-    device: &D,
-    (data, layout): (&D::Vec, &Layout),
-) -> Result<Option<D::Vec>, Error> {
-    if layout.is_contiguous() && D::len(data) == layout.num_elements() {
+fn contiguous<E: Dtype, D: CopyKernel<E>>(device: &D, operand: View<'_, D::Vec>) -> Result<Option<D::Vec>, Error> {
+    let layout = operand.layout;
+    if layout.is_contiguous() && D::len(operand.buffer) == layout.num_elements() {
         return Ok(None);
     }
     let mut copy = device.try_alloc_for_overwrite(layout.num_elements())?;
     let dense = Layout::from_parts(layout.dims(), &dense_strides(layout.dims()));
-    device.copy_strided(data, layout, &mut copy, &dense)?;
+    device.copy_strided(operand, ViewMut::new(&mut copy, dense))?;
     Ok(Some(copy))
 }
 
@@ -275,28 +273,7 @@ fn dense_strides(dims: &[usize]) -> Vec<usize> {
     strides
 }
 
-fn check_operand(name: &str, layout: &Layout, expected: &[usize], buffer_len: usize) -> Result<(), Error> {
-    if layout.dims() != expected {
-        return Err(Error::ShapeMismatch {
-            op: "conv_transpose2d",
-            message: format!(
-                "the {name} has shape {} where {} was expected",
-                format_dims(layout.dims()),
-                format_dims(expected)
-            ),
-        });
-    }
-    if layout.min_buffer_len() > buffer_len {
-        return Err(Error::ShapeMismatch {
-            op: "conv_transpose2d",
-            message: format!(
-                "the {name}'s layout addresses {} elements, its buffer holds {buffer_len}",
-                layout.min_buffer_len()
-            ),
-        });
-    }
-    Ok(())
-}
+const OP: &str = "conv_transpose2d";
 
 /// The transposed convolution: a new contiguous buffer of
 /// [`ConvTranspose2dSpec::output_dims`], plus `bias` (of `out_channels` elements,
@@ -305,89 +282,104 @@ fn check_operand(name: &str, layout: &Layout, expected: &[usize], buffer_len: us
 /// reads its output gradient contiguous).
 ///
 /// # Errors
-/// `Error::ShapeMismatch` when an operand's dims or buffer do not fit the spec; the
-/// device's allocation errors.
+/// `Error::ShapeMismatch` when an operand's dims do not fit the spec,
+/// `Error::InvalidArgument` when a view reaches past its buffer; the device's
+/// allocation errors.
 pub fn conv_transpose2d_forward<E: Dtype, D: Conv2dKernel<E> + CopyKernel<E>>(
     device: &D,
     spec: &ConvTranspose2dSpec,
-    input: (&D::Vec, &Layout),
-    weight: (&D::Vec, &Layout),
-    bias: Option<(&D::Vec, &Layout)>,
+    input: View<'_, D::Vec>,
+    weight: View<'_, D::Vec>,
+    bias: Option<View<'_, D::Vec>>,
 ) -> Result<D::Vec, Error> {
-    check_operand("input", input.1, &spec.input_dims(), D::len(input.0))?;
+    check_operand(OP, "input", &input, &spec.input_dims())?;
     let [n, o, h, w] = spec.output_dims();
     let output_layout = Layout::from_parts(&[n, o, h, w], &dense_strides(&[n, o, h, w]));
     let mut output = match bias {
-        Some((data, layout)) => {
-            check_operand("bias", layout, &[o], D::len(data))?;
+        Some(bias) => {
+            check_operand(OP, "bias", &bias, &[o])?;
             // The bias broadcast over the batch and the pixels: a copy with stride 0.
-            let broadcast =
-                Layout::from_parts(&[n, o, h, w], &[0, layout.strides()[0], 0, 0]).with_offset(layout.offset());
+            let broadcast = Layout::from_parts(&[n, o, h, w], &[0, bias.layout.strides()[0], 0, 0])
+                .with_offset(bias.layout.offset());
             let mut output = device.try_alloc_for_overwrite(n * o * h * w)?;
-            device.copy_strided(data, &broadcast, &mut output, &output_layout)?;
+            device.copy_strided(
+                View::new(bias.buffer, broadcast),
+                ViewMut::new(&mut output, output_layout),
+            )?;
             output
         }
         None => device.try_alloc_zeros(n * o * h * w)?,
     };
     let dense = contiguous(device, input)?;
-    let input = dense.as_ref().unwrap_or(input.0);
-    device.conv2d_backward_input(&spec.conv, weight, input, (&mut output, &spec.conv_input_layout()))?;
+    let input = dense.as_ref().unwrap_or(input.buffer);
+    device.conv2d_backward_input(
+        &spec.conv,
+        weight,
+        input,
+        ViewMut::new(&mut output, spec.conv_input_layout()),
+    )?;
     Ok(output)
 }
 
 /// Adds the gradient of the input, from the output's (contiguous), into `grad_input`
-/// through its layout (the input's): the matching convolution of the output's
-/// gradient with the same weight.
+/// (through the input's layout): the matching convolution of the output's gradient
+/// with the same weight.
 ///
 /// # Errors
-/// `Error::ShapeMismatch` when an operand does not fit the spec; allocation errors.
+/// As [`conv_transpose2d_forward`].
 pub fn conv_transpose2d_backward_input<E: Dtype, D: Conv2dKernel<E> + CopyKernel<E>>(
     device: &D,
     spec: &ConvTranspose2dSpec,
-    weight: (&D::Vec, &Layout),
+    weight: View<'_, D::Vec>,
     grad_output: &D::Vec,
-    (grad_input, grad_input_layout): (&mut D::Vec, &Layout),
+    grad_input: ViewMut<'_, D::Vec>,
 ) -> Result<(), Error> {
-    check_operand(
-        "input's gradient",
-        grad_input_layout,
-        &spec.input_dims(),
-        D::len(grad_input),
+    check_operand(OP, "input's gradient", &grad_input.as_view(), &spec.input_dims())?;
+    let gradient = device.conv2d_forward(
+        &spec.conv,
+        View::new(grad_output, spec.conv_input_layout()),
+        weight,
+        None,
     )?;
-    let gradient = device.conv2d_forward(&spec.conv, (grad_output, &spec.conv_input_layout()), weight, None)?;
     let dense = Layout::from_parts(&spec.input_dims(), &dense_strides(&spec.input_dims()));
-    device.add_strided(&gradient, &dense, grad_input, grad_input_layout)
+    device.add_strided(View::new(&gradient, dense), grad_input)
 }
 
-/// Adds the gradient of the weight into `grad_weight` through its layout: the
-/// matching convolution's weight gradient, whose input is this op's output gradient
-/// and whose output gradient is this op's input (copied once when not contiguous).
+/// Adds the gradient of the weight into `grad_weight` (through the weight's layout):
+/// the matching convolution's weight gradient, whose input is this op's output
+/// gradient and whose output gradient is this op's input (copied once when not
+/// contiguous).
 ///
 /// # Errors
-/// `Error::ShapeMismatch` when an operand does not fit the spec; allocation errors.
+/// As [`conv_transpose2d_forward`].
 pub fn conv_transpose2d_backward_weight<E: Dtype, D: Conv2dKernel<E> + CopyKernel<E>>(
     device: &D,
     spec: &ConvTranspose2dSpec,
-    input: (&D::Vec, &Layout),
+    input: View<'_, D::Vec>,
     grad_output: &D::Vec,
-    grad_weight: (&mut D::Vec, &Layout),
+    grad_weight: ViewMut<'_, D::Vec>,
 ) -> Result<(), Error> {
-    check_operand("input", input.1, &spec.input_dims(), D::len(input.0))?;
+    check_operand(OP, "input", &input, &spec.input_dims())?;
     let dense = contiguous(device, input)?;
-    let input = dense.as_ref().unwrap_or(input.0);
-    device.conv2d_backward_weight(&spec.conv, (grad_output, &spec.conv_input_layout()), input, grad_weight)
+    let input = dense.as_ref().unwrap_or(input.buffer);
+    device.conv2d_backward_weight(
+        &spec.conv,
+        View::new(grad_output, spec.conv_input_layout()),
+        input,
+        grad_weight,
+    )
 }
 
 /// Adds the gradient of the bias (the output's gradient summed over the batch and the
 /// pixels) into `grad_bias` through its rank-1 layout.
 ///
 /// # Errors
-/// `Error::ShapeMismatch` when an operand does not fit the spec.
+/// As [`conv_transpose2d_forward`].
 pub fn conv_transpose2d_backward_bias<E: Dtype, D: Conv2dKernel<E>>(
     device: &D,
     spec: &ConvTranspose2dSpec,
     grad_output: &D::Vec,
-    grad_bias: (&mut D::Vec, &Layout),
+    grad_bias: ViewMut<'_, D::Vec>,
 ) -> Result<(), Error> {
     device.conv2d_backward_bias(&spec.bias_spec()?, grad_output, grad_bias)
 }

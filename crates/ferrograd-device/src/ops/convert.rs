@@ -3,7 +3,7 @@
 use crate::dtype::Unit;
 use crate::error::Error;
 use crate::storage::Storage;
-use ferrograd_shapes::Layout;
+use crate::view::View;
 
 /// A value conversion between element types, as `as` does it (`bool` becomes 0 or 1).
 pub trait CastTo<T>: Unit {
@@ -45,10 +45,9 @@ impl CastTo<f64> for bool {
 /// Copies a buffer read through a layout into a new contiguous buffer, converting
 /// each element from `From` to `To` (`From = To` gives a plain contiguous copy).
 pub trait ConvertKernel<From: CastTo<To>, To: Unit>: Storage<From> + Storage<To> {
-    /// The converted, contiguous copy.
-    fn convert(
-        &self,
-        input: &<Self as Storage<From>>::Vec,
-        layout: &Layout,
-    ) -> Result<<Self as Storage<To>>::Vec, Error>;
+    /// The converted, contiguous copy, row-major over the input's dims.
+    ///
+    /// Errors: [`Error::InvalidArgument`] naming `convert` when the layout reaches past
+    /// the buffer, checked before anything is read.
+    fn convert(&self, input: View<'_, <Self as Storage<From>>::Vec>) -> Result<<Self as Storage<To>>::Vec, Error>;
 }

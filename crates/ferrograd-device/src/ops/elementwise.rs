@@ -7,8 +7,10 @@
 //! ```
 //!
 //! and gives the op struct, its per-dtype functions (from which every device's kernel
-//! is generic), and the declaration's text ([`UnaryOp::VALUE_SOURCE`] …) for devices
-//! that generate kernel source. `derivative(x)` is written in terms of the input;
+//! is generic), and the declaration as data ([`UnaryOp::SPEC`], [`unary_op_specs`],
+//! [`binary_op_specs`]) for devices that generate kernel source: [`render`] checks it
+//! and writes it as C++, which `tests/render_cpp.rs` compiles and compares with the
+//! Rust functions. `derivative(x)` is written in terms of the input;
 //! `derivative_from_output(y)` in terms of the output, which lets the forward pass
 //! overwrite the input because backward never needs it; `constant_derivative()` needs
 //! neither, so backward keeps no buffer alive at all. A binary op whose partial
@@ -23,7 +25,9 @@
 use crate::dtype::Dtype;
 use crate::error::Error;
 use crate::storage::{Input, Storage};
-use ferrograd_shapes::Layout;
+use crate::view::{GradientSlot, InputView, OptionalView, View};
+
+pub mod render;
 
 /// An element-wise op of one input, declared by its value and derivative.
 pub trait UnaryOp: 'static + Copy + std::fmt::Debug + Send + Sync {
@@ -38,6 +42,9 @@ pub trait UnaryOp: 'static + Copy + std::fmt::Debug + Send + Sync {
     const VALUE_SOURCE: &'static str;
     /// The declaration's derivative expression.
     const DERIVATIVE_SOURCE: &'static str;
+    /// The whole declaration as data: name, parameters, and the functions `value` and
+    /// `derivative` with their variables, for devices that generate kernel source.
+    const SPEC: OpSpec;
 }
 
 /// The value and derivative of a [`UnaryOp`] for the dtype `E`.
@@ -72,6 +79,9 @@ pub trait BinaryOp: 'static + Copy + std::fmt::Debug + Send + Sync {
     const DX_SOURCE: &'static str;
     /// ∂f/∂y.
     const DY_SOURCE: &'static str;
+    /// The whole declaration as data: name and the functions `value`, `dx` and `dy`
+    /// with their variables, for devices that generate kernel source.
+    const SPEC: OpSpec;
 }
 
 /// The value and partial derivatives of a [`BinaryOp`] for the dtype `E`.
@@ -84,27 +94,96 @@ pub trait BinaryFn<E>: BinaryOp {
     fn dy(&self, x: E, y: E) -> E;
 }
 
-/// Runs a [`UnaryOp`] on a device.
-pub trait UnaryKernel<Op: UnaryOp, E: Dtype>: Storage<E> {
-    /// `f(x)` for every element of `input` read through `layout`; the result is
-    /// contiguous (row-major over `layout`'s dims). A `Unique`, contiguous input may be
-    /// overwritten and returned.
-    fn forward(&self, op: &Op, input: Input<'_, Self::Vec>, layout: &Layout) -> Result<Self::Vec, Error>;
+/// A declared op as data, from which a device generates its kernels' source.
+///
+/// Built by the declaring macros from the declaration's tokens, so it cannot drift
+/// from the Rust functions: [`UnaryOp::SPEC`], [`BinaryOp::SPEC`], and every declared
+/// op in [`unary_op_specs`] and [`binary_op_specs`]. [`render`] checks the expressions
+/// and turns them into C++.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpSpec {
+    /// The op's name, as its struct is named (`"Powf"`).
+    pub name: &'static str,
+    /// The op's parameters (the struct's fields), in declaration order; empty for
+    /// binary ops.
+    pub params: &'static [Param],
+    /// `value` then `derivative` for a unary op; `value`, `dx` then `dy` for a binary
+    /// op.
+    pub functions: &'static [FunctionSpec],
+}
 
-    /// The gradient of the input: `grad_output · f'(…)` for every element, read through
-    /// `layout` (the input's) into `grad_input`, a buffer of `grad_len` elements.
+impl OpSpec {
+    /// The function of this name (`"value"`, `"derivative"`, `"dx"`, `"dy"`).
+    pub fn function(&self, name: &str) -> Option<&'static FunctionSpec> {
+        self.functions.iter().find(|function| function.name == name)
+    }
+}
+
+/// One function of an [`OpSpec`]: an expression of its bound variables and the op's
+/// parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FunctionSpec {
+    /// `"value"`, `"derivative"`, `"dx"` or `"dy"`.
+    pub name: &'static str,
+    /// The variables the expression may read, in argument order: `["x"]` for a unary
+    /// `value` and `derivative(x)`, `["y"]` (the output) for
+    /// `derivative_from_output(y)`, none for `constant_derivative`; `["x", "y"]` for a
+    /// binary op's functions, and none for the `dx`/`dy` of a binary op marked
+    /// `constant`. Only these are passed to a kernel, so an expression that reads
+    /// anything else is rejected by [`render`].
+    pub bound: &'static [&'static str],
+    /// The expression as the declaration wrote it (`stringify!`'s text), in the subset
+    /// of Rust described in [`crate::math`].
+    pub source: &'static str,
+}
+
+/// A parameter of an op: one field of its struct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Param {
+    /// The field's name (`"exponent"`).
+    pub name: &'static str,
+    /// Its type.
+    pub ty: ParamType,
+}
+
+/// The type of an op's parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamType {
+    /// The element type the op runs on (the declaration's `E`): `f32` or `f64`, `float`
+    /// or `double` in C++.
+    Element,
+    /// A 32-bit signed integer (`i32`; `int` in C++), whatever the element type.
+    Integer,
+}
+
+/// Runs a [`UnaryOp`] on a device.
+///
+/// Every method checks its arguments before touching memory: a layout that reaches
+/// past its buffer, or a contiguous buffer shorter than the elements it must hold, is
+/// an [`Error::InvalidArgument`] naming [`UnaryOp::NAME`] and the sizes.
+pub trait UnaryKernel<Op: UnaryOp, E: Dtype>: Storage<E> {
+    /// `f(x)` for every element of `input` read through its layout; the result is
+    /// contiguous (row-major over the layout's dims). A `Unique` input whose layout is
+    /// contiguous may be overwritten and returned.
+    fn forward(&self, op: &Op, input: InputView<'_, Self::Vec>) -> Result<Self::Vec, Error>;
+
+    /// The gradient of the input: `grad_output · f'(…)` for every element, added into
+    /// `grad_input` through `input.layout`.
     ///
-    /// `saved` is what [`UnaryOp::SAVES`] names: the input (addressed through `layout`),
-    /// the contiguous output, or `None`. When `grad_input` is `None` this is the first
-    /// contribution: the kernel stores a new buffer there (zero where `layout` does not
-    /// reach), reusing a `Unique` `grad_output` when it can; otherwise it adds.
+    /// What the derivative reads is what [`UnaryOp::SAVES`] names: `input.buffer` (read
+    /// through `input.layout`) for [`Saved::Input`], `output` (contiguous) for
+    /// [`Saved::Output`], neither for [`Saved::Nothing`]; the other may be `None`.
+    /// `grad_output` is contiguous over the layout's dims. When `grad_input` holds
+    /// `None` this is the first contribution: the kernel stores a new buffer of
+    /// `grad_input.len` elements there (zero where the layout does not reach), reusing
+    /// a `Unique` `grad_output` when it can; otherwise it adds. Positions of the layout
+    /// that share an element (a broadcast input) all add into it.
     fn backward(
         &self,
         op: &Op,
-        layout: &Layout,
-        saved: Option<&Self::Vec>,
-        grad_input: &mut Option<Self::Vec>,
-        grad_len: usize,
+        input: OptionalView<'_, Self::Vec>,
+        output: Option<&Self::Vec>,
+        grad_input: GradientSlot<'_, Self::Vec>,
         grad_output: Input<'_, Self::Vec>,
     ) -> Result<(), Error>;
 }
@@ -119,34 +198,32 @@ pub enum Operand {
 }
 
 /// Runs a [`BinaryOp`] on a device.
+///
+/// Every method checks its arguments before touching memory: a layout that reaches past
+/// its buffer, or a contiguous buffer shorter than the elements it must hold, is an
+/// [`Error::InvalidArgument`], and operands of different dims an
+/// [`Error::ShapeMismatch`], naming [`BinaryOp::NAME`] and the sizes.
 pub trait BinaryKernel<Op: BinaryOp, E: Dtype>: Storage<E> {
     /// `f(x, y)` element-wise, both read through their layouts (same dims); the result
-    /// is contiguous. A `Unique`, contiguous `lhs` may be overwritten and returned.
-    fn forward(
-        &self,
-        op: &Op,
-        lhs: Input<'_, Self::Vec>,
-        lhs_layout: &Layout,
-        rhs: &Self::Vec,
-        rhs_layout: &Layout,
-    ) -> Result<Self::Vec, Error>;
+    /// is contiguous. A `Unique` `lhs` whose layout is contiguous may be overwritten
+    /// and returned.
+    fn forward(&self, op: &Op, lhs: InputView<'_, Self::Vec>, rhs: View<'_, Self::Vec>) -> Result<Self::Vec, Error>;
 
-    /// The gradient of one operand, addressed through that operand's layout into
-    /// `grad`, a buffer of `grad_len` elements. `lhs` and `rhs` are `None` when
-    /// [`BinaryOp::DERIVATIVES_READ_OPERANDS`] is false. When `grad` is `None` this is
-    /// the first contribution: the kernel stores a new buffer there, reusing a `Unique`
-    /// `grad_output` when it can; otherwise it adds.
-    #[allow(clippy::too_many_arguments)]
+    /// The gradient of one operand, `grad_output · ∂f/∂operand`, added into `grad`
+    /// through that operand's layout (positions that share an element, a broadcast
+    /// operand, all add into it). `grad_output` is contiguous over the operands' dims.
+    ///
+    /// Both layouts are always given; the buffers are `None` when
+    /// [`BinaryOp::DERIVATIVES_READ_OPERANDS`] is false. When `grad` holds `None` this
+    /// is the first contribution: the kernel stores a new buffer of `grad.len` elements
+    /// there, reusing a `Unique` `grad_output` when it can; otherwise it adds.
     fn backward(
         &self,
         op: &Op,
         operand: Operand,
-        lhs: Option<&Self::Vec>,
-        lhs_layout: &Layout,
-        rhs: Option<&Self::Vec>,
-        rhs_layout: &Layout,
-        grad: &mut Option<Self::Vec>,
-        grad_len: usize,
+        lhs: OptionalView<'_, Self::Vec>,
+        rhs: OptionalView<'_, Self::Vec>,
+        grad: GradientSlot<'_, Self::Vec>,
         grad_output: Input<'_, Self::Vec>,
     ) -> Result<(), Error>;
 }
@@ -189,6 +266,49 @@ macro_rules! __ferrograd_saves {
 
 #[doc(hidden)]
 #[macro_export]
+macro_rules! __ferrograd_derivative_bound {
+    (derivative, $d:ident) => {
+        &[stringify!($d)]
+    };
+    (derivative_from_output, $d:ident) => {
+        &[stringify!($d)]
+    };
+    (constant_derivative, $d:ident) => {
+        &[]
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ferrograd_param_type {
+    (E) => {
+        $crate::ops::elementwise::ParamType::Element
+    };
+    (i32) => {
+        $crate::ops::elementwise::ParamType::Integer
+    };
+    ($other:tt) => {
+        compile_error!(concat!(
+            "an element-wise op's parameter has type `E` (the element type) or `i32`, not `",
+            stringify!($other),
+            "`"
+        ))
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ferrograd_derivative_operands {
+    (; $x:ident, $y:ident) => {
+        &[stringify!($x), stringify!($y)]
+    };
+    (constant; $x:ident, $y:ident) => {
+        &[]
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
 macro_rules! __ferrograd_reads_operands {
     () => {
         true
@@ -198,31 +318,55 @@ macro_rules! __ferrograd_reads_operands {
     };
 }
 
-/// Declares element-wise ops of one input. See the [module docs](self).
+/// Declares element-wise ops of one input, and [`unary_op_specs`] listing them all (so
+/// it is invoked once). See the [module docs](self).
 ///
 /// Constants are written as literals (`0.7071067811865476`, not `FRAC_1_SQRT_2`)
-/// because the declaration's text must also be valid C.
+/// because the declaration's text must also be valid C++. A parameter's type is `E`
+/// (the element type, so the generic parameter must be named `E`) or `i32`: the types
+/// a generated kernel can take.
 macro_rules! unary_ops {
     ($(
         $(#[$meta:meta])*
-        $name:ident $(<$E:ident>)? { $($field:ident : $fty:ty),* $(,)? }
+        $name:ident $(<$E:ident>)? { $($field:ident : $fty:tt),* $(,)? }
         => value($x:ident) = $value:expr; $kind:ident($d:ident) = $derivative:expr;
-    )*) => {$(
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq)]
-        pub struct $name $(<$E>)? { $(#[allow(missing_docs)] pub $field: $fty),* }
+    )*) => {
+        $(
+            $(#[$meta])*
+            #[derive(Clone, Copy, Debug, PartialEq)]
+            pub struct $name $(<$E>)? { $(#[allow(missing_docs)] pub $field: $fty),* }
 
-        impl $(<$E: 'static + Copy + std::fmt::Debug + Send + Sync>)? UnaryOp for $name $(<$E>)? {
-            const NAME: &'static str = stringify!($name);
-            const DERIVATIVE_FROM_OUTPUT: bool = $crate::__ferrograd_from_output!($kind);
-            const SAVES: Saved = $crate::__ferrograd_saves!($kind);
-            const VALUE_SOURCE: &'static str = stringify!($value);
-            const DERIVATIVE_SOURCE: &'static str = stringify!($derivative);
+            impl $(<$E: 'static + Copy + std::fmt::Debug + Send + Sync>)? UnaryOp for $name $(<$E>)? {
+                const NAME: &'static str = stringify!($name);
+                const DERIVATIVE_FROM_OUTPUT: bool = $crate::__ferrograd_from_output!($kind);
+                const SAVES: Saved = $crate::__ferrograd_saves!($kind);
+                const VALUE_SOURCE: &'static str = stringify!($value);
+                const DERIVATIVE_SOURCE: &'static str = stringify!($derivative);
+                const SPEC: OpSpec = OpSpec {
+                    name: stringify!($name),
+                    params: &[$(Param { name: stringify!($field), ty: $crate::__ferrograd_param_type!($fty) }),*],
+                    functions: &[
+                        FunctionSpec { name: "value", bound: &[stringify!($x)], source: stringify!($value) },
+                        FunctionSpec {
+                            name: "derivative",
+                            bound: $crate::__ferrograd_derivative_bound!($kind, $d),
+                            source: stringify!($derivative),
+                        },
+                    ],
+                };
+            }
+
+            unary_ops!(@impl f32, $name $(<$E>)? { $($field),* } $x $value; $d $derivative);
+            unary_ops!(@impl f64, $name $(<$E>)? { $($field),* } $x $value; $d $derivative);
+        )*
+
+        /// The [`OpSpec`] of every declared unary op, in declaration order.
+        pub fn unary_op_specs() -> &'static [OpSpec] {
+            // The spec does not depend on the element type; f32 picks one instance.
+            const SPECS: &[OpSpec] = &[$(<$name $(<$crate::__ferrograd_pick_type!($E, f32)>)? as UnaryOp>::SPEC),*];
+            SPECS
         }
-
-        unary_ops!(@impl f32, $name $(<$E>)? { $($field),* } $x $value; $d $derivative);
-        unary_ops!(@impl f64, $name $(<$E>)? { $($field),* } $x $value; $d $derivative);
-    )*};
+    };
     (@impl $t:ty, $name:ident $(<$E:ident>)? { $($field:ident),* } $x:ident $value:expr; $d:ident $derivative:expr) => {
         impl UnaryFn<$t> for $name $(<$crate::__ferrograd_pick_type!($E, $t)>)? {
             #[inline(always)]
@@ -243,27 +387,53 @@ macro_rules! unary_ops {
     };
 }
 
-/// Declares element-wise ops of two inputs.
+/// Declares element-wise ops of two inputs, and [`binary_op_specs`] listing them all (so
+/// it is invoked once).
 macro_rules! binary_ops {
     ($(
         $(#[$meta:meta])*
         $name:ident $($constant:ident)? => value($x:ident, $y:ident) = $value:expr; dx = $dx:expr; dy = $dy:expr;
-    )*) => {$(
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, Default, PartialEq)]
-        pub struct $name;
+    )*) => {
+        $(
+            $(#[$meta])*
+            #[derive(Clone, Copy, Debug, Default, PartialEq)]
+            pub struct $name;
 
-        impl BinaryOp for $name {
-            const NAME: &'static str = stringify!($name);
-            const DERIVATIVES_READ_OPERANDS: bool = $crate::__ferrograd_reads_operands!($($constant)?);
-            const VALUE_SOURCE: &'static str = stringify!($value);
-            const DX_SOURCE: &'static str = stringify!($dx);
-            const DY_SOURCE: &'static str = stringify!($dy);
+            impl BinaryOp for $name {
+                const NAME: &'static str = stringify!($name);
+                const DERIVATIVES_READ_OPERANDS: bool = $crate::__ferrograd_reads_operands!($($constant)?);
+                const VALUE_SOURCE: &'static str = stringify!($value);
+                const DX_SOURCE: &'static str = stringify!($dx);
+                const DY_SOURCE: &'static str = stringify!($dy);
+                const SPEC: OpSpec = OpSpec {
+                    name: stringify!($name),
+                    params: &[],
+                    functions: &[
+                        FunctionSpec { name: "value", bound: &[stringify!($x), stringify!($y)], source: stringify!($value) },
+                        FunctionSpec {
+                            name: "dx",
+                            bound: $crate::__ferrograd_derivative_operands!($($constant)?; $x, $y),
+                            source: stringify!($dx),
+                        },
+                        FunctionSpec {
+                            name: "dy",
+                            bound: $crate::__ferrograd_derivative_operands!($($constant)?; $x, $y),
+                            source: stringify!($dy),
+                        },
+                    ],
+                };
+            }
+
+            binary_ops!(@impl f32, $name $x $y $value; $dx; $dy);
+            binary_ops!(@impl f64, $name $x $y $value; $dx; $dy);
+        )*
+
+        /// The [`OpSpec`] of every declared binary op, in declaration order.
+        pub fn binary_op_specs() -> &'static [OpSpec] {
+            const SPECS: &[OpSpec] = &[$(<$name as BinaryOp>::SPEC),*];
+            SPECS
         }
-
-        binary_ops!(@impl f32, $name $x $y $value; $dx; $dy);
-        binary_ops!(@impl f64, $name $x $y $value; $dx; $dy);
-    )*};
+    };
     (@impl $t:ty, $name:ident $x:ident $y:ident $value:expr; $dx:expr; $dy:expr) => {
         impl BinaryFn<$t> for $name {
             #[inline(always)]

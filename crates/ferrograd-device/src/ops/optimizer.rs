@@ -118,8 +118,10 @@ pub struct AdagradUpdate<E> {
 }
 
 /// The rows of a row-sparse gradient, as an update kernel reads them: `indices[k]`'s
-/// row is `values[k * row_len..(k + 1) * row_len]`. The indices must be distinct (a
-/// coalesced gradient): Adagrad and SparseAdam are not linear in the gradient.
+/// row is `values[k * row_len..(k + 1) * row_len]`. The indices must be sorted and
+/// distinct (a coalesced gradient, as `SparseGrad` keeps them): Adagrad and SparseAdam
+/// are not linear in the gradient, and a device updating rows in parallel would race on
+/// a repeated one.
 #[derive(Debug)]
 pub struct SparseRows<'a, V> {
     /// The rows touched, each once.
@@ -152,8 +154,9 @@ pub struct SparseAdamUpdate<E> {
     pub maximize: bool,
 }
 
-/// Checks a sparse update's buffers: the values fill the rows, every row lies inside
-/// the parameter, and every state buffer has the parameter's length.
+/// Checks a sparse update's buffers: the values fill the rows, the rows are sorted and
+/// distinct, every row lies inside the parameter, and every state buffer has the
+/// parameter's length.
 pub fn check_sparse_rows(
     op: &'static str,
     param_len: usize,
@@ -170,6 +173,15 @@ pub fn check_sparse_rows(
                 "{} rows of {row_len} elements need {} values, the gradient has {values_len}",
                 indices.len(),
                 indices.len().saturating_mul(row_len)
+            ),
+        });
+    }
+    if let Some(pair) = indices.windows(2).find(|pair| pair[0] >= pair[1]) {
+        return Err(Error::InvalidArgument {
+            op,
+            message: format!(
+                "gradient rows must be sorted and distinct (a coalesced gradient), but row {} comes after row {}",
+                pair[1], pair[0]
             ),
         });
     }
@@ -256,6 +268,12 @@ pub mod sparse_rows {
 }
 
 /// Runs optimizer updates in place on a device.
+///
+/// Every buffer is a whole buffer, read and written element by element without a
+/// layout. Each kernel checks, before it touches any, that every buffer has the
+/// parameter's length ([`check_lengths`]) and, for a sparse gradient, that its values
+/// fill its rows and every row lies inside the parameter ([`check_sparse_rows`]); a
+/// mismatch is an error naming the optimizer and the sizes.
 ///
 /// The sparse updates (`sparse_*`) touch only the rows of a row-sparse gradient. Their
 /// default bodies copy the buffers to the host and back, which is correct on any
@@ -414,4 +432,21 @@ pub fn check_lengths(op: &'static str, param_len: usize, others: &[(&str, usize)
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_rows_must_be_coalesced_and_inside_the_parameter() {
+        // A parameter of 4 rows of 2.
+        assert!(check_sparse_rows("sgd", 8, &[0, 3], 4, 2, &[]).is_ok());
+        let repeated = check_sparse_rows("adagrad", 8, &[1, 1], 4, 2, &[]).unwrap_err();
+        assert!(repeated.to_string().contains("sorted and distinct"), "{repeated}");
+        assert!(check_sparse_rows("sgd", 8, &[2, 1], 4, 2, &[]).is_err());
+        let outside = check_sparse_rows("sgd", 8, &[4], 2, 2, &[]).unwrap_err();
+        assert!(outside.to_string().contains("row 4 lies outside"), "{outside}");
+        assert!(check_sparse_rows("sgd", 8, &[0], 3, 2, &[]).is_err());
+    }
 }

@@ -14,6 +14,7 @@
 use crate::dtype::Dtype;
 use crate::error::{Error, format_dims};
 use crate::storage::Storage;
+use crate::view::{View, ViewMut};
 use ferrograd_shapes::Layout;
 
 /// Which pooling a [`Pool2dSpec`] describes: the op's name in errors, whether it takes
@@ -226,6 +227,38 @@ impl Pool2dSpec {
     pub fn output_dims(&self) -> [usize; 4] {
         [self.batch, self.channels, self.out_height, self.out_width]
     }
+
+    /// Checks that the spec is one [`Pool2dSpec::new`] gives (its fields are public, so
+    /// a caller may have built or changed it by hand), so every index a kernel derives
+    /// from it is consistent. O(1).
+    ///
+    /// # Errors
+    /// The error `new` gives for these sizes, or `Error::InvalidArgument` naming the
+    /// output size they give.
+    pub fn check(&self) -> Result<(), Error> {
+        let rebuilt = Self::new(self.op, self.input_dims(), self.params)?;
+        if rebuilt == *self {
+            return Ok(());
+        }
+        Err(spec_disagrees(
+            self.op.name(),
+            self.output_dims(),
+            rebuilt.output_dims(),
+        ))
+    }
+}
+
+/// The error of a spec whose output size does not follow from its other fields.
+fn spec_disagrees(op: &'static str, output: [usize; 4], expected: [usize; 4]) -> Error {
+    Error::InvalidArgument {
+        op,
+        message: format!(
+            "the spec's output {} does not follow from its input and options (which give {}); \
+             build it with the spec's `new`",
+            format_dims(&output),
+            format_dims(&expected)
+        ),
+    }
 }
 
 /// The sizes of an adaptive average pooling: build it with [`AdaptivePool2dSpec::new`].
@@ -282,6 +315,15 @@ impl AdaptivePool2dSpec {
         })
     }
 
+    /// Checks that the spec is one [`AdaptivePool2dSpec::new`] gives: an input with
+    /// pixels. O(1).
+    ///
+    /// # Errors
+    /// As `new`.
+    pub fn check(&self) -> Result<(), Error> {
+        Self::new(self.input_dims(), [self.out_height, self.out_width]).map(|_| ())
+    }
+
     /// The input rows output row `row` averages.
     pub fn rows(&self, row: usize) -> std::ops::Range<usize> {
         adaptive_window(row, self.in_height, self.out_height)
@@ -308,58 +350,31 @@ fn adaptive_window(i: usize, input: usize, output: usize) -> std::ops::Range<usi
     (i * input / output)..((i + 1) * input).div_ceil(output)
 }
 
-/// Checks that `layout` has dims `expected` and addresses only elements of a buffer of
-/// `buffer_len`: what a pooling kernel checks once at entry for each operand.
-///
-/// # Errors
-/// `Error::ShapeMismatch` naming the op, the operand and both shapes, or the lengths.
-pub fn check_operand(
-    op: &'static str,
-    name: &str,
-    layout: &Layout,
-    expected: &[usize],
-    buffer_len: usize,
-) -> Result<(), Error> {
-    if layout.dims() != expected {
-        return Err(Error::ShapeMismatch {
-            op,
-            message: format!(
-                "the {name} has shape {} where {} was expected",
-                format_dims(layout.dims()),
-                format_dims(expected)
-            ),
-        });
-    }
-    if layout.min_buffer_len() > buffer_len {
-        return Err(Error::ShapeMismatch {
-            op,
-            message: format!(
-                "the {name}'s layout addresses {} elements, its buffer holds {buffer_len}",
-                layout.min_buffer_len()
-            ),
-        });
-    }
-    Ok(())
-}
+pub use crate::ops::conv::{check_grad_output, check_operand};
 
 /// Runs poolings and their gradients on a device.
 ///
-/// Inputs are buffers with a rank-4 [`Layout`] (any strides: views need no copy);
-/// outputs and output gradients are contiguous. Gradients are added (`+=`) through
-/// the input's layout, so a view's gradient lands in the part of its buffer it reads.
+/// Inputs are views with a rank-4 [`Layout`] (any strides: views need no copy);
+/// outputs and output gradients are contiguous. Each kernel checks, before it reads
+/// anything, that the spec is consistent ([`Pool2dSpec::check`],
+/// [`AdaptivePool2dSpec::check`]), that every view has the spec's dims and stays inside
+/// its buffer, and that the output's gradient has the output's length. Gradients are
+/// added (`+=`) through the input's layout, so a view's gradient lands in the part of
+/// its buffer it reads; that layout may repeat elements (a broadcast input's), and
+/// then every position adds to its element.
 pub trait Pool2dKernel<E: Dtype>: Storage<E> {
     /// The maximum of each window (NaN when the window holds one, as in PyTorch): a
     /// new contiguous buffer of [`Pool2dSpec::output_dims`].
-    fn max_pool2d_forward(&self, spec: &Pool2dSpec, input: (&Self::Vec, &Layout)) -> Result<Self::Vec, Error>;
+    fn max_pool2d_forward(&self, spec: &Pool2dSpec, input: View<'_, Self::Vec>) -> Result<Self::Vec, Error>;
 
     /// Adds each output pixel's gradient to the input pixel its window's maximum came
     /// from: the first maximum in the window's row-major order, or its last NaN.
     fn max_pool2d_backward(
         &self,
         spec: &Pool2dSpec,
-        input: (&Self::Vec, &Layout),
+        input: View<'_, Self::Vec>,
         grad_output: &Self::Vec,
-        grad_input: (&mut Self::Vec, &Layout),
+        grad_input: ViewMut<'_, Self::Vec>,
     ) -> Result<(), Error>;
 
     /// The first gradient of a max pooling's input: [`Pool2dKernel::max_pool2d_backward`]
@@ -369,19 +384,19 @@ pub trait Pool2dKernel<E: Dtype>: Storage<E> {
     fn max_pool2d_backward_new(
         &self,
         spec: &Pool2dSpec,
-        input: (&Self::Vec, &Layout),
+        input: View<'_, Self::Vec>,
         grad_output: &Self::Vec,
     ) -> Result<Self::Vec, Error> {
         let [n, c, h, w] = spec.input_dims();
         let mut grad = self.try_alloc_zeros(n * c * h * w)?;
         let layout = Layout::from_parts(&[n, c, h, w], &[c * h * w, h * w, w, 1]);
-        self.max_pool2d_backward(spec, input, grad_output, (&mut grad, &layout))?;
+        self.max_pool2d_backward(spec, input, grad_output, ViewMut::new(&mut grad, layout))?;
         Ok(grad)
     }
 
     /// The average of each window: a new contiguous buffer of
     /// [`Pool2dSpec::output_dims`].
-    fn avg_pool2d_forward(&self, spec: &Pool2dSpec, input: (&Self::Vec, &Layout)) -> Result<Self::Vec, Error>;
+    fn avg_pool2d_forward(&self, spec: &Pool2dSpec, input: View<'_, Self::Vec>) -> Result<Self::Vec, Error>;
 
     /// Adds each output pixel's gradient, divided as in the forward pass, to the input
     /// pixels of its window.
@@ -389,7 +404,7 @@ pub trait Pool2dKernel<E: Dtype>: Storage<E> {
         &self,
         spec: &Pool2dSpec,
         grad_output: &Self::Vec,
-        grad_input: (&mut Self::Vec, &Layout),
+        grad_input: ViewMut<'_, Self::Vec>,
     ) -> Result<(), Error>;
 
     /// The adaptive average pooling: a new contiguous buffer of
@@ -397,7 +412,7 @@ pub trait Pool2dKernel<E: Dtype>: Storage<E> {
     fn adaptive_avg_pool2d_forward(
         &self,
         spec: &AdaptivePool2dSpec,
-        input: (&Self::Vec, &Layout),
+        input: View<'_, Self::Vec>,
     ) -> Result<Self::Vec, Error>;
 
     /// Adds each output pixel's gradient, divided by its window's size, to the input
@@ -406,7 +421,7 @@ pub trait Pool2dKernel<E: Dtype>: Storage<E> {
         &self,
         spec: &AdaptivePool2dSpec,
         grad_output: &Self::Vec,
-        grad_input: (&mut Self::Vec, &Layout),
+        grad_input: ViewMut<'_, Self::Vec>,
     ) -> Result<(), Error>;
 }
 

@@ -1,11 +1,17 @@
 //! Reductions over a set of axes: sum, max/min, argmax/argmin, max/min along one axis
 //! with their indices, variance and standard deviation, logsumexp.
 //!
-//! Every kernel takes the input buffer with its [`Layout`] (any strides: broadcast,
-//! permuted and sliced views included) and `axes`, the reduced axes, sorted and
-//! distinct. The result is contiguous, row-major over the kept axes. Backward kernels
-//! accumulate (`+=`) into a gradient buffer addressed through the input's layout, so a
-//! view's gradient lands in the buffer it views.
+//! Every kernel takes the input as a [`View`]: a buffer with its
+//! [`Layout`](crate::Layout) (any strides: broadcast, permuted and sliced views
+//! included). It also takes `axes`, the reduced axes, sorted and distinct. The result is contiguous, row-major over the kept axes.
+//! Backward kernels accumulate (`+=`) into a gradient buffer addressed through the
+//! input's layout, so a view's gradient lands in the buffer it views; positions that
+//! share an element (a broadcast input) all add into it.
+//!
+//! Every kernel checks its arguments before touching memory, and returns
+//! [`Error::InvalidArgument`] naming the reduction and the sizes for a layout that
+//! reaches past its buffer, axes out of range, unsorted or repeated, or a contiguous
+//! buffer (an output, an output's gradient, indices) shorter than the output.
 //!
 //! A reduction group is the set of input elements that reduce into one output element;
 //! its elements are ordered row-major over the reduced axes (what `argmax` indexes).
@@ -13,21 +19,20 @@
 use crate::dtype::Dtype;
 use crate::error::Error;
 use crate::storage::Storage;
-use ferrograd_shapes::Layout;
+use crate::view::{View, ViewMut};
 
 /// Sums over axes on a device.
 pub trait SumKernel<E: Dtype>: Storage<E> {
-    /// The sum of `input` (read through `layout`) over `axes` (sorted, distinct); the
-    /// result is contiguous over the remaining axes.
-    fn forward(&self, input: &Self::Vec, layout: &Layout, axes: &[usize]) -> Result<Self::Vec, Error>;
+    /// The sum of `input` over `axes` (sorted, distinct); the result is contiguous over
+    /// the remaining axes.
+    fn forward(&self, input: View<'_, Self::Vec>, axes: &[usize]) -> Result<Self::Vec, Error>;
 
     /// `grad_input[i] += grad_output[i without axes]`, `grad_input` addressed through
-    /// `layout`.
+    /// the input's layout.
     fn backward(
         &self,
-        layout: &Layout,
+        grad_input: ViewMut<'_, Self::Vec>,
         axes: &[usize],
-        grad_input: &mut Self::Vec,
         grad_output: &Self::Vec,
     ) -> Result<(), Error>;
 }
@@ -68,18 +73,16 @@ impl Extremum {
 pub trait ExtremumKernel<E: Dtype>: Storage<E> {
     /// The largest (or smallest) element of each group; NaN when the group holds one.
     /// An empty group gives `-inf` (`+inf` for `Min`); callers reject empty reductions.
-    fn forward(&self, kind: Extremum, input: &Self::Vec, layout: &Layout, axes: &[usize]) -> Result<Self::Vec, Error>;
+    fn forward(&self, kind: Extremum, input: View<'_, Self::Vec>, axes: &[usize]) -> Result<Self::Vec, Error>;
 
     /// Splits each output gradient equally among the elements of its group equal to the
     /// output: `grad_input[i] += (grad_output[o] / count[o]) · [input[i] == output[o]]`,
     /// `count[o]` the number of such elements. This is PyTorch's formula, also where it
     /// gives NaN: a group whose extremum is NaN has `count = 0`, so each of its
-    /// elements gets `(g / 0) · 0`.
-    #[allow(clippy::too_many_arguments)]
+    /// elements gets `(g / 0) · 0`. `grad_input` is addressed through `input.layout`.
     fn backward(
         &self,
-        input: &Self::Vec,
-        layout: &Layout,
+        input: View<'_, Self::Vec>,
         axes: &[usize],
         output: &Self::Vec,
         grad_input: &mut Self::Vec,
@@ -95,8 +98,7 @@ pub trait ArgExtremumKernel<E: Dtype>: Storage<E> + Storage<usize> {
     fn forward(
         &self,
         kind: Extremum,
-        input: &<Self as Storage<E>>::Vec,
-        layout: &Layout,
+        input: View<'_, <Self as Storage<E>>::Vec>,
         axes: &[usize],
     ) -> Result<<Self as Storage<usize>>::Vec, Error>;
 }
@@ -117,25 +119,23 @@ pub trait ExtremumWithIndicesKernel<E: Dtype>: Storage<E> + Storage<usize> {
     fn forward(
         &self,
         kind: Extremum,
-        input: &<Self as Storage<E>>::Vec,
-        layout: &Layout,
+        input: View<'_, <Self as Storage<E>>::Vec>,
         axis: usize,
     ) -> Result<(<Self as Storage<E>>::Vec, <Self as Storage<usize>>::Vec), Error>;
 
     /// `grad_input[p with p[axis] = indices[p]] += grad_output[p]` for every position
-    /// `p` of the output (`layout`'s dims without `axis`, row-major), `grad_input`
-    /// addressed through `layout`. Elements that several outputs reach (a broadcast
-    /// input) accumulate.
+    /// `p` of the output (the input's dims without `axis`, row-major), `grad_input`
+    /// addressed through the input's layout. Elements that several outputs reach (a
+    /// broadcast input) accumulate.
     ///
     /// Errors: `Error::InvalidArgument` (see
     /// [`index_out_of_bounds`](crate::ops::index::index_out_of_bounds)) when an index is
     /// not below the size of `axis`, checked before anything is written.
     fn backward(
         &self,
-        layout: &Layout,
+        grad_input: ViewMut<'_, <Self as Storage<E>>::Vec>,
         axis: usize,
         indices: &<Self as Storage<usize>>::Vec,
-        grad_input: &mut <Self as Storage<E>>::Vec,
         grad_output: &<Self as Storage<E>>::Vec,
     ) -> Result<(), Error>;
 }
@@ -158,20 +158,18 @@ pub trait VarianceKernel<E: Dtype>: Storage<E> {
         &self,
         spread: Spread,
         correction: E,
-        input: &Self::Vec,
-        layout: &Layout,
+        input: View<'_, Self::Vec>,
         axes: &[usize],
     ) -> Result<Self::Vec, Error>;
 
     /// `grad_input[i] += grad_output[o] · 2 (x_i − mean_o) / (N − correction)`, and for
     /// the standard deviation (`std` is `Some(output)`) divided by `2 · std_o`, with 0
     /// where `std_o` is 0, as in PyTorch. The mean is recomputed from `input`.
-    #[allow(clippy::too_many_arguments)]
+    /// `grad_input` is addressed through `input.layout`.
     fn backward(
         &self,
         correction: E,
-        input: &Self::Vec,
-        layout: &Layout,
+        input: View<'_, Self::Vec>,
         axes: &[usize],
         std: Option<&Self::Vec>,
         grad_input: &mut Self::Vec,
@@ -184,14 +182,13 @@ pub trait VarianceKernel<E: Dtype>: Storage<E> {
 pub trait LogSumExpKernel<E: Dtype>: Storage<E> {
     /// `m + ln Σ exp(x − m)` per group, `m` the group's maximum (0 when that is
     /// infinite, so that all `-inf` gives `-inf` and any `+inf` gives `+inf`).
-    fn forward(&self, input: &Self::Vec, layout: &Layout, axes: &[usize]) -> Result<Self::Vec, Error>;
+    fn forward(&self, input: View<'_, Self::Vec>, axes: &[usize]) -> Result<Self::Vec, Error>;
 
     /// `grad_input[i] += grad_output[o] · exp(x_i − output[o])` (the softmax of the
-    /// group).
+    /// group), `grad_input` addressed through `input.layout`.
     fn backward(
         &self,
-        input: &Self::Vec,
-        layout: &Layout,
+        input: View<'_, Self::Vec>,
         axes: &[usize],
         output: &Self::Vec,
         grad_input: &mut Self::Vec,

@@ -11,8 +11,8 @@
 
 use crate::dtype::Dtype;
 use crate::error::Error;
-use crate::storage::{Input, Storage};
-use ferrograd_shapes::Layout;
+use crate::storage::Storage;
+use crate::view::{InputView, ViewMut};
 
 /// Which normalisation a [`SoftmaxKernel`] computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,27 +34,26 @@ impl SoftmaxKind {
 }
 
 /// Runs softmax and log-softmax on a device.
+///
+/// Every method checks its arguments before touching memory: a layout that reaches past
+/// its buffer, axes out of range, unsorted or repeated, or a contiguous buffer shorter
+/// than the input's element count is an [`Error::InvalidArgument`] naming the op
+/// ([`SoftmaxKind::name`]) and the sizes.
 pub trait SoftmaxKernel<E: Dtype>: Storage<E> {
-    /// Normalises every row along `axes` (sorted, distinct) of `input`, read through
-    /// `layout`; the result has the input's dims and is contiguous. A `Unique`,
-    /// contiguous input may be overwritten and returned.
-    fn forward(
-        &self,
-        kind: SoftmaxKind,
-        input: Input<'_, Self::Vec>,
-        layout: &Layout,
-        axes: &[usize],
-    ) -> Result<Self::Vec, Error>;
+    /// Normalises every row along `axes` (sorted, distinct) of `input`, read through its
+    /// layout; the result has the input's dims and is contiguous. A `Unique` input
+    /// whose layout is contiguous may be overwritten and returned.
+    fn forward(&self, kind: SoftmaxKind, input: InputView<'_, Self::Vec>, axes: &[usize]) -> Result<Self::Vec, Error>;
 
-    /// Accumulates the input's gradient into `grad_input`, addressed through `layout`
-    /// (the input's), from the contiguous `output` and `grad_output`.
+    /// Adds the input's gradient into `grad_input`, addressed through the input's
+    /// layout (positions that share an element, a broadcast input, all add into it),
+    /// from the contiguous `output` and `grad_output`.
     fn backward(
         &self,
         kind: SoftmaxKind,
-        layout: &Layout,
+        grad_input: ViewMut<'_, Self::Vec>,
         axes: &[usize],
         output: &Self::Vec,
-        grad_input: &mut Self::Vec,
         grad_output: &Self::Vec,
     ) -> Result<(), Error>;
 }

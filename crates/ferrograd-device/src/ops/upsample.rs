@@ -14,8 +14,9 @@
 
 use crate::dtype::Dtype;
 use crate::error::{Error, format_dims};
+use crate::ops::conv::check_operand;
 use crate::storage::Storage;
-use ferrograd_shapes::Layout;
+use crate::view::{BufferLength, View, ViewMut};
 
 /// How output pixels are computed from the input's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,56 +230,70 @@ impl Upsample2dSpec {
             .collect()
     }
 
-    /// Checks that `layout` has dims `expected` and addresses only elements of a
-    /// buffer of `buffer_len`: what a kernel checks at entry for each operand.
+    /// Checks that the spec is one [`Upsample2dSpec::new`] gives (its fields are
+    /// public, so a caller may have built or changed it by hand), so every source
+    /// position a kernel computes lies inside the input. O(1).
     ///
     /// # Errors
-    /// `Error::ShapeMismatch` naming the operand and both shapes, or the lengths.
-    pub fn check_operand(
+    /// The error `new` gives for these sizes, or `Error::InvalidArgument` naming the
+    /// output size they give.
+    pub fn check(&self) -> Result<(), Error> {
+        let size = match self.scale_factor {
+            Some(factor) => UpsampleSize::Scale(factor),
+            None => UpsampleSize::Size([self.out_height, self.out_width]),
+        };
+        let rebuilt = Self::new(self.input_dims(), size, self.mode)?;
+        if rebuilt == *self {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument {
+            op: "upsample2d",
+            message: format!(
+                "the spec's output {} does not follow from its input {} and scale factors {:?} \
+                 (which give {}); build it with Upsample2dSpec::new",
+                format_dims(&self.output_dims()),
+                format_dims(&self.input_dims()),
+                self.scale_factor,
+                format_dims(&rebuilt.output_dims())
+            ),
+        })
+    }
+
+    /// Checks that `operand` has dims `expected` and stays inside its buffer: what a
+    /// kernel checks at entry for each operand. O(rank).
+    ///
+    /// # Errors
+    /// `Error::ShapeMismatch` naming the operand and both shapes;
+    /// `Error::InvalidArgument` naming the operand, its layout and its buffer's length.
+    pub fn check_operand<V: BufferLength>(
         &self,
         name: &str,
-        layout: &Layout,
+        operand: &View<'_, V>,
         expected: &[usize],
-        buffer_len: usize,
     ) -> Result<(), Error> {
-        if layout.dims() != expected {
-            return Err(Error::ShapeMismatch {
-                op: "upsample2d",
-                message: format!(
-                    "the {name} has shape {} where {} was expected",
-                    format_dims(layout.dims()),
-                    format_dims(expected)
-                ),
-            });
-        }
-        if layout.min_buffer_len() > buffer_len {
-            return Err(Error::ShapeMismatch {
-                op: "upsample2d",
-                message: format!(
-                    "the {name}'s layout addresses {} elements, its buffer holds {buffer_len}",
-                    layout.min_buffer_len()
-                ),
-            });
-        }
-        Ok(())
+        check_operand("upsample2d", name, operand, expected)
     }
 }
 
 /// Runs 2-d upsampling and its gradient on a device.
 ///
-/// The input has a rank-4 [`Layout`] of any strides; its gradient is added (`+=`)
-/// through that layout.
+/// The input is a view with a rank-4 [`Layout`](crate::Layout) of any strides; its
+/// gradient is added (`+=`) through that layout, which may repeat elements (a
+/// broadcast input's): every position then adds to its element. Each kernel checks,
+/// before it reads anything, that the spec is consistent ([`Upsample2dSpec::check`]),
+/// that the view has the spec's input dims and stays inside its buffer, and that the
+/// output's gradient has the output's length.
 pub trait Upsample2dKernel<E: Dtype>: Storage<E> {
     /// The upsampled image: a new contiguous buffer of [`Upsample2dSpec::output_dims`].
-    fn upsample2d_forward(&self, spec: &Upsample2dSpec, input: (&Self::Vec, &Layout)) -> Result<Self::Vec, Error>;
+    fn upsample2d_forward(&self, spec: &Upsample2dSpec, input: View<'_, Self::Vec>) -> Result<Self::Vec, Error>;
 
     /// Adds the gradient of the input, from the output's (contiguous), into
-    /// `grad_input` through its layout (the input's).
+    /// `grad_input` (through the input's layout).
     fn upsample2d_backward(
         &self,
         spec: &Upsample2dSpec,
         grad_output: &Self::Vec,
-        grad_input: (&mut Self::Vec, &Layout),
+        grad_input: ViewMut<'_, Self::Vec>,
     ) -> Result<(), Error>;
 }
 
