@@ -52,6 +52,17 @@ pub enum Error {
         /// What was wrong, and what was expected.
         message: String,
     },
+    /// A device could not be used, or work on it failed: no driver, no such device, a
+    /// driver call that returned an error, a kernel that did not compile (the message
+    /// then holds the compiler's log). The message says what was being done and the
+    /// cause the driver or compiler gave.
+    #[error("{device}: {message}")]
+    Device {
+        /// The device: `cuda:0`, or `cuda` when no device was reached.
+        device: String,
+        /// What failed, and why.
+        message: String,
+    },
     /// A dataset could not be read: a missing file, a wrong magic number, sizes that
     /// disagree, a truncated or corrupt file. The message says what was wrong and what
     /// was expected.
@@ -93,5 +104,14 @@ mod tests {
     fn shape_mismatch_names_op_and_shapes() {
         let e = Error::shape_mismatch("add", &[2, 3], &[3]);
         assert_eq!(e.to_string(), "add: lhs (2, 3) and rhs (3,) disagree");
+    }
+
+    #[test]
+    fn device_error_names_the_device() {
+        let e = Error::Device {
+            device: "cuda:1".into(),
+            message: "no such device: 1 found".into(),
+        };
+        assert_eq!(e.to_string(), "cuda:1: no such device: 1 found");
     }
 }

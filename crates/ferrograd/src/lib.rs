@@ -18,7 +18,10 @@
 //! losses, checkpoints), [`optim`] (optimizers), [`data`] (datasets, shuffling,
 //! batching, a prefetching loader, MNIST).
 //!
-//! Features: `mkl`, `mkl-threaded` and `openblas` pick the matrix-product backend;
+//! Features: `cuda` adds the NVIDIA GPU device, `ferrograd::Cuda`, and its crate as
+//! `ferrograd::cuda` (`ferrograd-cuda`; for now it holds tensors' memory and draws
+//! random numbers, but runs no ops: see the README's "Using an NVIDIA GPU");
+//! `mkl`, `mkl-threaded` and `openblas` pick the matrix-product backend;
 //! `safetensors` adds that checkpoint format; `fast-math` makes the CPU's `f32`
 //! element-wise `exp`, `ln`, `tanh` and `sigmoid` use the vectorised approximations of
 //! [`cpu::fast_math`] (their errors are stated there; `f64` stays exact).
@@ -27,6 +30,8 @@ pub mod optimizer_state;
 
 pub use ferrograd_autodiff as autodiff;
 pub use ferrograd_cpu as cpu;
+#[cfg(feature = "cuda")]
+pub use ferrograd_cuda as cuda;
 pub use ferrograd_data as data;
 pub use ferrograd_device as device;
 pub use ferrograd_nn as nn;
@@ -35,6 +40,8 @@ pub use ferrograd_shapes as shapes;
 
 pub use ferrograd_autodiff::{Gradients, NoneTape, OwnedTape, Tensor};
 pub use ferrograd_cpu::{Cpu, num_threads, set_num_threads, try_set_num_threads};
+#[cfg(feature = "cuda")]
+pub use ferrograd_cuda::Cuda;
 pub use ferrograd_device::Error;
 
 /// Everything a typical program needs: `use ferrograd::prelude::*;` brings tensors,

@@ -1,0 +1,82 @@
+//! ferrograd's NVIDIA GPU device, [`Cuda`], through [cudarc](https://docs.rs/cudarc).
+//!
+//! Like `ferrograd-cpu`, it implements `ferrograd-device`'s traits on raw buffers and
+//! knows nothing of gradient tapes. The facade crate `ferrograd` re-exports it as
+//! `ferrograd::cuda` (and `ferrograd::Cuda`) with its `cuda` feature.
+//!
+//! # What works today
+//!
+//! - [`Cuda`]: a GPU chosen by ordinal, shared by every handle on it; errors, never
+//!   panics, when there is no driver or no such GPU.
+//! - Memory: [`CudaBuffer`] and [`Storage`](ferrograd_device::Storage) for `f32`,
+//!   `f64`, `usize` and `bool` (how each is stored is in [`CudaElement`]): zeros,
+//!   filled buffers, buffers to overwrite, copies to and from the host; freed buffers
+//!   are cached for reuse ([`Cuda::empty_cache`]).
+//! - Random numbers: [`SampleKernel`](ferrograd_device::SampleKernel) (drawn on the host
+//!   with the same generator as `Cpu`, then copied) and [`Cuda::philox_uniform`] (drawn
+//!   on the GPU); see [`random`].
+//! - Kernels written in CUDA C, compiled by NVRTC when first used ([`compile`]).
+//!
+//! The op kernels (element-wise, matrix products, reductions, …) are not on the GPU yet,
+//! so a tensor on `Cuda` can be created, sampled and read back, but not computed with.
+//!
+//! # What must be installed
+//!
+//! Nothing to build: cudarc loads the CUDA libraries when they are first used. To run,
+//! - the NVIDIA driver, supporting CUDA 13.0 or newer (driver 580 or newer);
+//!   [`Cuda::new`] returns an error without it;
+//! - NVRTC 13 (`libnvrtc.so.13`), for the kernels: from the CUDA toolkit, or
+//!   `pip install nvidia-cuda-nvrtc`, which puts it in
+//!   `site-packages/nvidia/cu13/lib`. It is found through `LD_LIBRARY_PATH` and the
+//!   system's library paths (as `libnvrtc.so`, `libnvrtc.so.13`, …), so add that
+//!   directory to `LD_LIBRARY_PATH`. Without it, the operations that run a kernel (a
+//!   fill with a non-zero value, [`Cuda::philox_uniform`]) return an error;
+//!   allocation, zeros and copies do not need it;
+//! - cuBLAS 13 (`libcublas.so.13`, from the toolkit or `pip install nvidia-cublas`),
+//!   found the same way, once matrix products are on the GPU.
+//!
+//! # Example
+//!
+//! ```no_run
+//! // no_run: needs an NVIDIA GPU and driver (the doc tests run where there are none).
+//! use ferrograd_cuda::Cuda;
+//! use ferrograd_device::{SampleKernel, Storage};
+//!
+//! let gpu = Cuda::seed_from_u64(0)?; // the first GPU
+//! println!("{} ({:?}), {} GPU(s)", gpu.name(), gpu.compute_capability(), Cuda::device_count()?);
+//!
+//! let ones = gpu.try_alloc_filled(4, 1.0f32)?;
+//! assert_eq!(gpu.try_to_host(&ones)?, [1.0; 4]);
+//!
+//! // The same numbers as `Cpu::seed_from_u64(0)` draws.
+//! let normal = gpu.try_sample(3, rand_distr::StandardNormal)?;
+//! let _: Vec<f64> = gpu.try_to_host(&normal)?;
+//! # Ok::<(), ferrograd_device::Error>(())
+//! ```
+//!
+//! # Unsafe code
+//!
+//! Only where cudarc requires it: kernel launches (the argument types must match the
+//! kernel's), uninitialised allocations, the checks that the driver and NVRTC libraries
+//! can be loaded, and the few calls cudarc does not wrap (the driver's CUDA version,
+//! NVRTC's version and its CUBIN output). Each block says why it is sound.
+
+#![warn(missing_docs)]
+
+mod allocator;
+mod buffer;
+pub mod compile;
+mod device;
+mod element;
+pub mod random;
+
+pub use buffer::CudaBuffer;
+pub use compile::{KernelSource, nvrtc_version};
+pub use device::Cuda;
+pub use element::CudaElement;
+
+/// Every CUDA C source of the crate, so that a test can compile them all without a GPU
+/// (`tests/nvrtc_compile.rs` does, in CI). A new kernel source is added here.
+pub fn kernel_sources() -> &'static [KernelSource] {
+    &[buffer::FILL, random::PHILOX]
+}
