@@ -68,6 +68,7 @@ mod buffer;
 pub mod compile;
 mod device;
 mod element;
+mod layout;
 pub mod random;
 
 pub use buffer::CudaBuffer;
