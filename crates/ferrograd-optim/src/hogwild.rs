@@ -47,12 +47,15 @@ pub trait AtomicElement: Dtype {
 
 impl AtomicElement for f32 {
     type Atomic = AtomicU32;
+    #[inline]
     fn new_atomic(value: Self) -> Self::Atomic {
         AtomicU32::new(value.to_bits())
     }
+    #[inline]
     fn load(atomic: &Self::Atomic) -> Self {
         f32::from_bits(atomic.load(Ordering::Relaxed))
     }
+    #[inline]
     fn store(atomic: &Self::Atomic, value: Self) {
         atomic.store(value.to_bits(), Ordering::Relaxed);
     }
@@ -60,12 +63,15 @@ impl AtomicElement for f32 {
 
 impl AtomicElement for f64 {
     type Atomic = AtomicU64;
+    #[inline]
     fn new_atomic(value: Self) -> Self::Atomic {
         AtomicU64::new(value.to_bits())
     }
+    #[inline]
     fn load(atomic: &Self::Atomic) -> Self {
         f64::from_bits(atomic.load(Ordering::Relaxed))
     }
+    #[inline]
     fn store(atomic: &Self::Atomic, value: Self) {
         atomic.store(value.to_bits(), Ordering::Relaxed);
     }
