@@ -25,3 +25,5 @@ pub type TestDevice = ferrograd_cpu::Cpu;
 pub fn test_device() -> TestDevice {
     ferrograd_cpu::Cpu::seed_from_u64(0)
 }
+
+pub mod conformance;
