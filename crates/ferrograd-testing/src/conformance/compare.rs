@@ -259,7 +259,7 @@ where
             choose_forward(device, condition, on_true, on_false),
         )?;
     }
-    let six = vec![E::ONE; 6];
+    let six = [E::ONE; 6];
     for (grad, grad_output) in [(&past, &six[..]), (&values, &six[..2]), (&other_dims, &six[..])] {
         let case = format!(
             "condition {}, gradient {}, output gradient of {}",

@@ -47,8 +47,10 @@ pub(crate) enum Values {
     Ties,
     /// From [`TIES`], with one in ten NaN and one in ten ±∞.
     TiesNan,
-    /// Uniform in `[0.1, 2)`: square averages, variances.
+    /// Uniform in `[0.1, 2)`: square averages, sums of squares.
     Positive,
+    /// Uniform in `[-0.2, 0.2)`: a running average small beside its square's.
+    Small,
 }
 
 impl Random {
@@ -87,6 +89,7 @@ impl Random {
             Values::TiesNan if self.below(9) == 0 => [f64::INFINITY, f64::NEG_INFINITY][self.below(2)],
             Values::Ties | Values::TiesNan => TIES[self.below(TIES.len())],
             Values::Positive => self.uniform(0.1, 2.0),
+            Values::Small => self.uniform(-0.2, 0.2),
         };
         E::from_f64(value)
     }

@@ -186,6 +186,36 @@ fn moments<E: Dtype>(values: &[E]) -> (f64, f64) {
     (mean, variance)
 }
 
+/// A failure of the sampling family.
+fn distribution_failure(case: &str, message: String) -> Failure {
+    Failure {
+        kernel: "try_sample".into(),
+        case: case.into(),
+        problem: Problem::Distribution(message),
+    }
+}
+
+/// `len` draws of `distribution` on `device`, copied to the host, or the failure naming
+/// `case`.
+fn draw<E: Dtype, D: SampleKernel<E>, Dist: Distribution<E>>(
+    device: &D,
+    case: &str,
+    len: usize,
+    distribution: Dist,
+) -> Result<Vec<E>, Failure> {
+    let values = device
+        .try_sample(len, distribution)
+        .and_then(|buffer| device.try_to_host(&buffer))
+        .map_err(|error| distribution_failure(case, format!("the device failed: {error}")))?;
+    if values.len() != len {
+        return Err(distribution_failure(
+            case,
+            format!("{} values, {len} asked for", values.len()),
+        ));
+    }
+    Ok(values)
+}
+
 /// Random sampling, checked for sanity rather than against the CPU's draws.
 ///
 /// [`SampleKernel`] takes no seed: a device's generator is its own (seeded when the
@@ -201,29 +231,11 @@ fn moments<E: Dtype>(values: &[E]) -> (f64, f64) {
 /// # Errors
 /// The first check `device` fails.
 pub fn sample_kernel<E: Dtype, D: SampleKernel<E>>(device: &D, tolerance: Tolerance) -> Result<Report, Failure> {
+    let fail = distribution_failure;
     let mut family = Family::new("sample", tolerance);
-    let kernel = "try_sample";
-    let sample = |len: usize, distribution: &dyn Fn(&D, usize) -> Result<D::Vec, Error>| {
-        distribution(device, len).and_then(|buffer| device.try_to_host(&buffer))
-    };
-    let uniform = |low, high| move |device: &D, len| device.try_sample(len, UniformRange { low, high });
-    let fail = |case: &str, message: String| Failure {
-        kernel: kernel.into(),
-        case: case.into(),
-        problem: Problem::Distribution(message),
-    };
-    let draw = |case: &str, len: usize, distribution: &dyn Fn(&D, usize) -> Result<D::Vec, Error>| {
-        let values: Vec<E> =
-            sample(len, distribution).map_err(|error| fail(case, format!("the device failed: {error}")))?;
-        if values.len() != len {
-            return Err(fail(case, format!("{} values, {len} asked for", values.len())));
-        }
-        Ok(values)
-    };
-
     for len in [0, 1, 7, 257] {
         let case = format!("{len} values uniform in [-1, 3)");
-        let values = draw(&case, len, &uniform(-1.0, 3.0))?;
+        let values: Vec<E> = draw(device, &case, len, UniformRange { low: -1.0, high: 3.0 })?;
         // Rounding to f32 may give the upper bound itself.
         if let Some(bad) = values.iter().find(|v| !(-1.0..=3.0).contains(&v.to_f64())) {
             return Err(fail(&case, format!("{bad:?} is outside [-1, 3]")));
@@ -233,7 +245,7 @@ pub fn sample_kernel<E: Dtype, D: SampleKernel<E>>(device: &D, tolerance: Tolera
 
     let case = "4096 values uniform in [0, 1)";
     let n = 4096.0f64;
-    let values = draw(case, 4096, &uniform(0.0, 1.0))?;
+    let values: Vec<E> = draw(device, case, 4096, UniformRange { low: 0.0, high: 1.0 })?;
     let (mean, variance) = moments(&values);
     // The variance of the sample variance of U(0, 1): (μ₄ − σ⁴) / n = (1/80 − 1/144) / n.
     let (mean_error, variance_error) = ((1.0 / 12.0 / n).sqrt(), ((1.0 / 80.0 - 1.0 / 144.0) / n).sqrt());
@@ -246,7 +258,7 @@ pub fn sample_kernel<E: Dtype, D: SampleKernel<E>>(device: &D, tolerance: Tolera
     family.count();
 
     let case = "4096 draws of a coin that gives 1 with probability 0.25";
-    let values = draw(case, 4096, &|device: &D, len| device.try_sample(len, Coin { p: 0.25 }))?;
+    let values: Vec<E> = draw(device, case, 4096, Coin { p: 0.25 })?;
     if let Some(bad) = values.iter().find(|v| v.to_f64() != 0.0 && v.to_f64() != 1.0) {
         return Err(fail(case, format!("{bad:?} is neither 0 nor 1")));
     }
@@ -257,15 +269,15 @@ pub fn sample_kernel<E: Dtype, D: SampleKernel<E>>(device: &D, tolerance: Tolera
     family.count();
 
     let case = "33 values of a constant distribution giving 2.5";
-    let values = draw(case, 33, &|device: &D, len| device.try_sample(len, Constant(2.5)))?;
+    let values: Vec<E> = draw(device, case, 33, Constant(2.5))?;
     if let Some(bad) = values.iter().find(|v| v.to_f64() != 2.5) {
         return Err(fail(case, format!("{bad:?}, not the distribution's value")));
     }
     family.count();
 
     let case = "two successive draws of 64 values uniform in [0, 1)";
-    let first = draw(case, 64, &uniform(0.0, 1.0))?;
-    let second = draw(case, 64, &uniform(0.0, 1.0))?;
+    let first: Vec<E> = draw(device, case, 64, UniformRange { low: 0.0, high: 1.0 })?;
+    let second: Vec<E> = draw(device, case, 64, UniformRange { low: 0.0, high: 1.0 })?;
     if first == second {
         return Err(fail(
             case,

@@ -136,7 +136,7 @@ where
             sum_forward(device, input, axes),
         )?;
     }
-    let two = vec![E::ONE; 2];
+    let two = [E::ONE; 2];
     for (grad, grad_output) in [(&past, &two[..]), (&input, &two[..1])] {
         let case = format!(
             "axes [1], gradient {}, output gradient of {}",
