@@ -80,7 +80,7 @@ fn the_comparison_names_the_first_difference() {
 /// A bug [`Faulty`] has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
-    /// `tanh` one unit in the last place too large.
+    /// `tanh` too large by a relative 1.2e-7 (one `f32` unit in the last place).
     TanhRounding,
     /// Unary backward overwrites an existing gradient instead of adding to it.
     GradientOverwritten,

@@ -307,6 +307,14 @@ where
         unary_backward(&cpu, &Ln {}, &past, &ones, None, &ones, false),
         unary_backward(device, &Ln {}, &past, &ones, None, &ones, false),
     )?;
+    // A new gradient of 6 elements addressed through a layout that reaches a 7th.
+    let case = format!("Negate backward, first gradient, input {}", past.describe());
+    family.refusal(
+        "Negate backward",
+        &case,
+        unary_backward(&cpu, &Negate {}, &past, &ones, None, &ones, false),
+        unary_backward(device, &Negate {}, &past, &ones, None, &ones, false),
+    )?;
     // An existing gradient shorter than the layout reaches, and a short output gradient:
     // the existing gradient must come back unchanged.
     let fits = Host {
@@ -536,47 +544,41 @@ where
         placement: "other dims",
         ..fits.clone()
     };
-    for (lhs, rhs) in [(&past, &fits), (&fits, &past), (&fits, &transposed)] {
-        let case = format!("Mul, lhs {}, rhs {}", lhs.describe(), rhs.describe());
+    // Which operand is bad: the one past its end, or both when the dims disagree.
+    let bad_operands = [
+        (&past, &fits, Some(Operand::Lhs)),
+        (&fits, &past, Some(Operand::Rhs)),
+        (&fits, &transposed, None),
+    ];
+    let ones = vec![E::ONE; 6];
+    for (lhs, rhs, bad) in bad_operands {
+        let case = format!("lhs {}, rhs {}", lhs.describe(), rhs.describe());
         for unique in [false, true] {
             family.refusal(
                 "Mul forward",
-                &case,
+                &format!("Mul, {case}, lhs unique: {unique}"),
                 binary_forward(&cpu, &Mul, lhs, rhs, unique),
                 binary_forward(device, &Mul, lhs, rhs, unique),
             )?;
         }
         for operand in [Operand::Lhs, Operand::Rhs] {
-            let ones = vec![E::ONE; 6];
-            for op_is_add in [false, true] {
-                let (kernel, reference, actual) = if op_is_add {
-                    (
-                        "Add backward",
-                        binary_backward(&cpu, &Add, operand, lhs, rhs, None, &ones, false),
-                        binary_backward(device, &Add, operand, lhs, rhs, None, &ones, false),
-                    )
-                } else {
-                    (
-                        "Mul backward",
-                        binary_backward(&cpu, &Mul, operand, lhs, rhs, None, &ones, false),
-                        binary_backward(device, &Mul, operand, lhs, rhs, None, &ones, false),
-                    )
-                };
-                let case = format!("{case}, gradient of {operand:?}");
-                // `x + y` reads neither operand but addresses the gradient through the
-                // operand's layout: the lhs past its end is still refused for the lhs's
-                // gradient. Cases that are only bad in the other operand's unread
-                // buffer are skipped.
-                if op_is_add && lhs.layout.dims() == rhs.layout.dims() {
-                    let grad_is_past = match operand {
-                        Operand::Lhs => lhs.placement == "past the end",
-                        Operand::Rhs => rhs.placement == "past the end",
-                    };
-                    if !grad_is_past {
-                        continue;
-                    }
-                }
-                family.refusal(kernel, &case, reference, actual)?;
+            let case = format!("{case}, gradient of {operand:?}");
+            // `x · y` reads both operands.
+            family.refusal(
+                "Mul backward",
+                &format!("Mul, {case}"),
+                binary_backward(&cpu, &Mul, operand, lhs, rhs, None, &ones, false),
+                binary_backward(device, &Mul, operand, lhs, rhs, None, &ones, false),
+            )?;
+            // `x + y` reads neither, but addresses the gradient through its operand's
+            // layout: refused when that layout is the bad one, or the dims disagree.
+            if bad.is_none_or(|bad| bad == operand) {
+                family.refusal(
+                    "Add backward",
+                    &format!("Add, {case}"),
+                    binary_backward(&cpu, &Add, operand, lhs, rhs, None, &ones, false),
+                    binary_backward(device, &Add, operand, lhs, rhs, None, &ones, false),
+                )?;
             }
         }
     }

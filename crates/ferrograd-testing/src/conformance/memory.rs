@@ -15,7 +15,7 @@ use rand::distr::{Distribution, StandardUniform};
 const LENGTHS: [usize; 5] = [0, 1, 7, 33, 257];
 
 /// Allocation, filling, and the round trip through the host, for the element type `E`,
-/// masks and indices: zeros, a fill value (NaN, ±∞, −0 for floats; the largest index),
+/// masks and indices: zeros, a fill value (NaN, −∞ and −0 among those for floats; the largest index),
 /// a buffer for overwriting (only its length is specified), a fill of an existing
 /// buffer, `from_host` then `to_host` of values with every special value (bit for bit,
 /// a zero's sign included), an empty `Default` buffer, and a clone that does not share
