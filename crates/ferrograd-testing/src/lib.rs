@@ -1,4 +1,5 @@
-//! The device ferrograd's test suite runs on.
+//! The device ferrograd's test suite runs on, and the suite a new device's kernels
+//! must pass ([`conformance`]).
 //!
 //! Tests never name a device type: they write [`TestDevice`] and get one from
 //! [`test_device`], so the same unit tests and PyTorch parity fixtures run on every
@@ -16,6 +17,13 @@
 //! let device: TestDevice = test_device();
 //! # let _ = device;
 //! ```
+//!
+//! Switching [`TestDevice`] runs ferrograd's own tests on a device; [`conformance`]
+//! checks the device's kernels one by one against the CPU's first, on layouts and edge
+//! cases the model-level tests rarely reach, and names the kernel and the case that
+//! differ.
+
+#![warn(missing_docs)]
 
 /// The device the test suite runs on: [`ferrograd_cpu::Cpu`].
 pub type TestDevice = ferrograd_cpu::Cpu;
@@ -25,3 +33,5 @@ pub type TestDevice = ferrograd_cpu::Cpu;
 pub fn test_device() -> TestDevice {
     ferrograd_cpu::Cpu::seed_from_u64(0)
 }
+
+pub mod conformance;
