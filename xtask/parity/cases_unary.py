@@ -113,6 +113,8 @@ CASES = [
     # PyTorch 2.15 with float bounds: gradient 0 exactly at min and max (0.5 with
     # tensor bounds); ferrograd follows the older closed-interval convention.
     Case("clamp", [values([-0.5, 1.5])], tag="at_bounds", min=-0.5, max=1.5),
+    # Bounds the wrong way round: PyTorch's min(max(x, min), max) is max everywhere.
+    Case("clamp", [values([-2.0, 0.25, 0.5, 0.75, 1.0, 3.0, NAN])], tag="inverted", min=1.0, max=0.5),
     Case("nans_to", [values([NAN, 1.0, -2.0, NAN, 0.0, 3.5], shape=(2, 3))], value=0.0),
     Case("nans_to", [values([NAN, 1.0, -2.0, NAN, 0.0, 3.5])], tag="value", value=7.5),
     Case("exp", [normal()], tag="rank0"),

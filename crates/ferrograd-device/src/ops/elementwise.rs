@@ -510,7 +510,8 @@ unary_ops! {
         value(x) = select(x * beta > threshold, x, ln_1p(exp(x * beta)) / beta);
         derivative(x) = select(x * beta > threshold, 1.0, sigmoid(x * beta));
     /// `x` limited to `[min, max]`; the derivative is 1 strictly inside, 0 at the bounds.
-    Clamp<E> { min: E, max: E } => value(x) = select(x < min, min, select(x > max, max, x));
+    /// As PyTorch's `min(max(x, min), max)`, bounds with `min > max` give `max` everywhere.
+    Clamp<E> { min: E, max: E } => value(x) = select(x < min, select(min > max, max, min), select(x > max, max, x));
         derivative(x) = select(x > min && x < max, 1.0, 0.0);
     /// NaN replaced by `value`; the derivative is 0 there.
     NansTo<E> { value: E } => value(x) = select(is_nan(x), value, x);
