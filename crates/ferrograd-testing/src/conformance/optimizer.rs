@@ -317,8 +317,9 @@ where
             )?;
         }
     }
+    // Rows sorted and distinct, as a coalesced gradient holds them (the contract).
     let sparse_cases: [(usize, usize, &[usize]); 4] =
-        [(6, 3, &[4, 0, 2]), (6, 3, &[]), (7, 1, &[6]), (5, 4, &[1, 3, 0, 4, 2])];
+        [(6, 3, &[0, 2, 4]), (6, 3, &[]), (7, 1, &[6]), (5, 4, &[0, 1, 2, 3, 4])];
     for (kind, name) in SPARSE_KINDS.iter().enumerate() {
         for (rows, row_len, indices) in sparse_cases {
             let len = rows * row_len;
@@ -369,7 +370,14 @@ where
     for (kind, name) in SPARSE_KINDS.iter().enumerate() {
         let mut state = State::new(&mut random, 18, [Some(Values::Positive), Some(Values::Positive), None]);
         state.grad = random.values(6, Values::Finite);
-        for (indices, values) in [(&[0usize, 6][..], 6), (&[0, 1][..], 5)] {
+        // A row past the parameter, values that do not fill the rows, a repeated row,
+        // rows out of order.
+        for (indices, values) in [
+            (&[0usize, 6][..], 6),
+            (&[0, 1][..], 5),
+            (&[1, 1][..], 6),
+            (&[2, 0][..], 6),
+        ] {
             state.grad.truncate(values);
             let case = format!("{name}, rows {indices:?} of 3 elements, {}", state.describe());
             let (reference, _) = sparse_run(&cpu, kind, &state, indices, 3);
