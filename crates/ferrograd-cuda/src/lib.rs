@@ -68,8 +68,11 @@ mod buffer;
 pub mod compile;
 mod device;
 mod element;
+pub mod index;
 mod layout;
 pub mod random;
+pub mod reduce;
+mod strided;
 
 pub use buffer::CudaBuffer;
 pub use compile::{KernelSource, nvrtc_version};
@@ -79,5 +82,11 @@ pub use element::CudaElement;
 /// Every CUDA C source of the crate, so that a test can compile them all without a GPU
 /// (`tests/nvrtc_compile.rs` does, in CI). A new kernel source is added here.
 pub fn kernel_sources() -> &'static [KernelSource] {
-    &[buffer::FILL, random::PHILOX]
+    &[
+        buffer::FILL,
+        random::PHILOX,
+        reduce::REDUCE,
+        index::INDEX,
+        index::INDEX_ADD,
+    ]
 }
