@@ -72,6 +72,7 @@ pub mod index;
 mod layout;
 pub mod random;
 pub mod reduce;
+pub mod softmax;
 mod strided;
 
 pub use buffer::CudaBuffer;
@@ -88,5 +89,6 @@ pub fn kernel_sources() -> &'static [KernelSource] {
         reduce::REDUCE,
         index::INDEX,
         index::INDEX_ADD,
+        softmax::SOFTMAX,
     ]
 }
