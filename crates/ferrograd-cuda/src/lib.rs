@@ -16,9 +16,10 @@
 //!   with the same generator as `Cpu`, then copied) and [`Cuda::philox_uniform`] (drawn
 //!   on the GPU); see [`random`].
 //! - Kernels written in CUDA C, compiled by NVRTC when first used ([`compile`]).
+//! - Reductions over any axes of any layout, and their gradients ([`reduce`]); softmax
+//!   and log-softmax ([`softmax`]); gather, scatter-add and one-hot ([`index`]).
 //!
-//! The op kernels (element-wise, matrix products, reductions, …) are not on the GPU yet,
-//! so a tensor on `Cuda` can be created, sampled and read back, but not computed with.
+//! The other op kernels (element-wise, matrix products, …) are not on the GPU yet.
 //!
 //! # What must be installed
 //!
