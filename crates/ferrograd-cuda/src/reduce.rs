@@ -657,3 +657,102 @@ impl<E: Dtype + CudaElement> LogSumExpKernel<E> for Cuda {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `comes_first` of team.cuh.
+    fn comes_first(kind: Extremum, a: f64, ja: u64, b: f64, jb: u64) -> bool {
+        let (a_nan, b_nan) = (a.is_nan(), b.is_nan());
+        if a_nan || b_nan {
+            return if a_nan == b_nan { ja < jb } else { a_nan };
+        }
+        if a == b {
+            return ja < jb;
+        }
+        match kind {
+            Extremum::Max => a > b,
+            Extremum::Min => a < b,
+        }
+    }
+
+    /// What a team of `team` threads (1, 32 or 256) keeps for `values`, as the kernels
+    /// run it: each lane scans its share in order, then a butterfly in each warp, then
+    /// (for a block) each warp's result in warp order. Returns every lane's result.
+    fn team_first(kind: Extremum, values: &[f64], team: usize) -> Vec<(f64, u64)> {
+        let start = extremum_start::<f64>(kind);
+        let mut lanes = vec![(start, u64::MAX); team];
+        for (lane, best) in lanes.iter_mut().enumerate() {
+            for j in (lane..values.len()).step_by(team) {
+                if comes_first(kind, values[j], j as u64, best.0, best.1) {
+                    *best = (values[j], j as u64);
+                }
+            }
+        }
+        if team == 1 {
+            return lanes;
+        }
+        for warp in lanes.chunks_mut(32) {
+            for delta in [16, 8, 4, 2, 1] {
+                let before = warp.to_vec();
+                for (lane, best) in warp.iter_mut().enumerate() {
+                    let other = before[lane ^ delta];
+                    if comes_first(kind, other.0, other.1, best.0, best.1) {
+                        *best = other;
+                    }
+                }
+            }
+        }
+        if team == 32 {
+            return lanes;
+        }
+        let mut block = lanes[0];
+        for w in 1..team / 32 {
+            let other = lanes[w * 32];
+            if comes_first(kind, other.0, other.1, block.0, block.1) {
+                block = other;
+            }
+        }
+        vec![block; team]
+    }
+
+    /// The argmax order of the kernels keeps, whatever the team, exactly what the CPU's
+    /// scan in order with `Extremum::replaces` keeps: the first NaN, else the first of
+    /// the ties for the extremum (also when every element is -inf).
+    #[test]
+    fn every_team_keeps_what_a_scan_in_order_keeps() {
+        let pool = [f64::NAN, f64::NEG_INFINITY, -1.0, 0.0, 1.0, 2.0, f64::INFINITY];
+        let mut state = 12345u64;
+        for case in 0..3000 {
+            let len = 1 + case % 700;
+            let values: Vec<f64> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    // NaN rarely, so that many groups have none.
+                    let k = (state % 61) as usize;
+                    pool[if k == 0 { 0 } else { 1 + k % (pool.len() - 1) }]
+                })
+                .collect();
+            for kind in [Extremum::Max, Extremum::Min] {
+                let mut best = (0usize, extremum_start::<f64>(kind));
+                for (j, &x) in values.iter().enumerate() {
+                    if kind.replaces(x, best.1) {
+                        best = (j, x);
+                    }
+                }
+                for team in [1, 32, 256] {
+                    let results = team_first(kind, &values, team);
+                    let (value, index) = results[0];
+                    assert_eq!(index as usize, best.0, "{kind:?}, team {team}, {values:?}");
+                    assert!(value.to_bits() == best.1.to_bits() || value == best.1);
+                    if team > 1 {
+                        assert!(results.iter().all(|r| r.1 == index), "every lane agrees");
+                    }
+                }
+            }
+        }
+    }
+}

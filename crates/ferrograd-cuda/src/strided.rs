@@ -48,15 +48,24 @@ pub(crate) fn merge_axes<const N: usize>(dims: &[usize], strides: [&[usize]; N])
     (merged_dims, merged)
 }
 
-/// Several layouts over `dims` as kernel arguments, their axes merged together (see
-/// [`merge_axes`]); layout `k` has strides `strides[k]` and offset `offsets[k]`.
+/// Several layouts over `dims`, their axes merged together (see [`merge_axes`]):
+/// layout `k` has strides `strides[k]` and offset `offsets[k]`.
+pub(crate) fn merged_layouts<const N: usize>(
+    dims: &[usize],
+    strides: [&[usize]; N],
+    offsets: [usize; N],
+) -> [Layout; N] {
+    let (dims, strides) = merge_axes(dims, strides);
+    std::array::from_fn(|k| Layout::from_parts(&dims, &strides[k]).with_offset(offsets[k]))
+}
+
+/// [`merged_layouts`] as kernel arguments.
 pub(crate) fn kernel_layouts<const N: usize>(
     dims: &[usize],
     strides: [&[usize]; N],
     offsets: [usize; N],
 ) -> [KernelLayout; N] {
-    let (dims, strides) = merge_axes(dims, strides);
-    std::array::from_fn(|k| KernelLayout::from(&Layout::from_parts(&dims, &strides[k]).with_offset(offsets[k])))
+    merged_layouts(dims, strides, offsets).map(|layout| KernelLayout::from(&layout))
 }
 
 /// Strides over the input's dims that address the reduced output (contiguous over the
@@ -104,30 +113,14 @@ impl<const N: usize> Groups<N> {
     /// `axes` (sorted, distinct, below the rank: checked by the caller). The team size
     /// follows the first layout's groups, the one the kernel reads most.
     pub(crate) fn new(dims: &[usize], layouts: [(&[usize], usize); N], axes: &[usize]) -> Self {
-        let kept: Vec<usize> = (0..dims.len()).filter(|a| !axes.contains(a)).collect();
-        let pick = |which: &[usize], from: &[usize]| -> Vec<usize> { which.iter().map(|&a| from[a]).collect() };
-        let kept_dims = pick(&kept, dims);
-        let reduced_dims = pick(axes, dims);
-        let kept_strides: [Vec<usize>; N] = std::array::from_fn(|k| pick(&kept, layouts[k].0));
-        let reduced_strides: [Vec<usize>; N] = std::array::from_fn(|k| pick(axes, layouts[k].0));
-        let outer = kernel_layouts(
-            &kept_dims,
-            std::array::from_fn(|k| kept_strides[k].as_slice()),
-            std::array::from_fn(|k| layouts[k].1),
-        );
-        let inner = kernel_layouts(
-            &reduced_dims,
-            std::array::from_fn(|k| reduced_strides[k].as_slice()),
-            [0; N],
-        );
-        let count = kept_dims.iter().product();
-        let len = reduced_dims.iter().product();
+        let (outer, inner) = split(dims, layouts, axes);
+        let count = outer[0].num_elements();
+        let len = inner[0].num_elements();
         // Whether a group of the first layout is read at consecutive addresses.
-        let (_, merged) = merge_axes(&reduced_dims, [reduced_strides[0].as_slice()]);
-        let unit_stride = merged[0].last().is_none_or(|&s| s == 1);
+        let unit_stride = inner[0].strides().last().is_none_or(|&s| s == 1);
         Self {
-            outer,
-            inner,
+            outer: outer.map(|layout| KernelLayout::from(&layout)),
+            inner: inner.map(|layout| KernelLayout::from(&layout)),
             count,
             len,
             team: team_size(count, len, unit_stride),
@@ -146,6 +139,30 @@ impl<const N: usize> Groups<N> {
             shared_mem_bytes: 0,
         }
     }
+}
+
+/// The groups of [`Groups::new`] as layouts: per layout, the kept axes (with the
+/// layout's offset) and the reduced axes (offset 0), each with its axes merged.
+fn split<const N: usize>(
+    dims: &[usize],
+    layouts: [(&[usize], usize); N],
+    axes: &[usize],
+) -> ([Layout; N], [Layout; N]) {
+    let kept: Vec<usize> = (0..dims.len()).filter(|a| !axes.contains(a)).collect();
+    let pick = |which: &[usize], from: &[usize]| -> Vec<usize> { which.iter().map(|&a| from[a]).collect() };
+    let kept_strides: [Vec<usize>; N] = std::array::from_fn(|k| pick(&kept, layouts[k].0));
+    let reduced_strides: [Vec<usize>; N] = std::array::from_fn(|k| pick(axes, layouts[k].0));
+    let outer = merged_layouts(
+        &pick(&kept, dims),
+        std::array::from_fn(|k| kept_strides[k].as_slice()),
+        std::array::from_fn(|k| layouts[k].1),
+    );
+    let inner = merged_layouts(
+        &pick(axes, dims),
+        std::array::from_fn(|k| reduced_strides[k].as_slice()),
+        [0; N],
+    );
+    (outer, inner)
 }
 
 /// How many threads reduce one group of `len` elements, out of `count` groups:
@@ -291,5 +308,127 @@ mod tests {
         assert_eq!(offset_of(&Layout::from_parts(&[], &[]).with_offset(3), 0), 3);
         assert_eq!(output_strides(&[2, 3, 4], &[1]), vec![4, 0, 1]);
         assert_eq!(contiguous_strides(&[2, 3, 4]), vec![12, 4, 1]);
+    }
+
+    /// Layouts of every kind the kernels meet: contiguous, permuted, broadcast, sliced
+    /// with an offset, with size-1 and size-0 axes, up to rank 6.
+    fn layouts() -> Vec<Layout> {
+        let mut layouts = Vec::new();
+        let shapes: [&[usize]; 7] = [
+            &[],
+            &[5],
+            &[2, 3],
+            &[3, 1, 4],
+            &[2, 3, 4, 2],
+            &[2, 1, 3, 2, 2],
+            &[2, 2, 1, 3, 2, 2],
+        ];
+        for dims in shapes {
+            let rank = dims.len();
+            let contiguous = contiguous_strides(dims);
+            layouts.push(Layout::from_parts(dims, &contiguous));
+            // Reversed axis order (a transpose), offset by 3.
+            let reversed = output_strides(&dims.iter().rev().copied().collect::<Vec<_>>(), &[]);
+            let reversed: Vec<usize> = reversed.into_iter().rev().collect();
+            layouts.push(Layout::from_parts(dims, &reversed).with_offset(3));
+            // Every other axis broadcast; the rest spread out as a slice would be.
+            let mixed: Vec<usize> = (0..rank)
+                .map(|a| if a % 2 == 0 { 0 } else { contiguous[a] * 2 + 1 })
+                .collect();
+            layouts.push(Layout::from_parts(dims, &mixed).with_offset(1));
+        }
+        layouts.push(Layout::from_parts(&[3, 0, 2], &[0, 2, 1]));
+        layouts
+    }
+
+    /// The buffer offset of the element at multi-index `index` of `layout`.
+    fn offset_at(layout: &Layout, index: &[usize]) -> usize {
+        layout.offset() + index.iter().zip(layout.strides()).map(|(i, s)| i * s).sum::<usize>()
+    }
+
+    /// The multi-index of row-major position `position` over `dims`.
+    fn unravel(dims: &[usize], mut position: usize) -> Vec<usize> {
+        let mut index = vec![0; dims.len()];
+        for (i, &d) in index.iter_mut().zip(dims).rev() {
+            *i = position % d;
+            position /= d;
+        }
+        index
+    }
+
+    /// What the team kernels compute for group `o`, element `j` (offset of the outer
+    /// part plus offset of the inner one) is the element whose kept coordinates are
+    /// those of `o` and whose reduced ones are those of `j`, for every layout and set of
+    /// axes; and the backward kernels' two layouts give, at each position, its offset
+    /// and its group.
+    #[test]
+    fn groups_and_backward_layouts_address_the_right_elements() {
+        for layout in layouts() {
+            let dims = layout.dims();
+            let rank = dims.len();
+            for mask in 0..1usize << rank {
+                let axes: Vec<usize> = (0..rank).filter(|a| mask & (1 << a) != 0).collect();
+                let kept: Vec<usize> = (0..rank).filter(|a| !axes.contains(a)).collect();
+                let kept_dims: Vec<usize> = kept.iter().map(|&a| dims[a]).collect();
+                let reduced_dims: Vec<usize> = axes.iter().map(|&a| dims[a]).collect();
+                let (outer, inner) = split(dims, [(layout.strides(), layout.offset())], &axes);
+                let groups = Groups::new(dims, [(layout.strides(), layout.offset())], &axes);
+                assert_eq!(groups.count, kept_dims.iter().product::<usize>());
+                assert_eq!(groups.len, reduced_dims.iter().product::<usize>());
+                for o in 0..groups.count {
+                    for j in 0..groups.len {
+                        let mut index = vec![0; rank];
+                        for (&a, i) in kept.iter().zip(unravel(&kept_dims, o)) {
+                            index[a] = i;
+                        }
+                        for (&a, i) in axes.iter().zip(unravel(&reduced_dims, j)) {
+                            index[a] = i;
+                        }
+                        let got = offset_of(&outer[0], o) + offset_of(&inner[0], j);
+                        assert_eq!(got, offset_at(&layout, &index), "{layout:?} over {axes:?}: ({o}, {j})");
+                    }
+                }
+                let to_out = output_strides(dims, &axes);
+                let [input, map] = merged_layouts(dims, [layout.strides(), &to_out], [layout.offset(), 0]);
+                for (p, expected) in layout.offsets().enumerate() {
+                    assert_eq!(offset_of(&input, p), expected, "{layout:?}: position {p}");
+                    let index = unravel(dims, p);
+                    let group = kept.iter().fold(0, |o, &a| o * dims[a] + index[a]);
+                    assert_eq!(offset_of(&map, p), group, "{layout:?} over {axes:?}: position {p}");
+                }
+            }
+        }
+    }
+
+    /// The indexing kernels' `pinned` layout, merged with the index's, plus `k` times the
+    /// axis' stride, is the element of the data at the index's position with `axis`
+    /// replaced by `k`.
+    #[test]
+    fn pinned_layouts_pick_the_indexed_elements() {
+        for data in layouts() {
+            let dims = data.dims();
+            for axis in 0..dims.len() {
+                let mut index_dims = dims.to_vec();
+                index_dims[axis] = 3;
+                let index = Layout::from_parts(&index_dims, &output_strides(&index_dims, &[axis]));
+                let mut pinned = data.strides().to_vec();
+                pinned[axis] = 0;
+                let [pinned_layout, index_layout] =
+                    merged_layouts(&index_dims, [&pinned, index.strides()], [data.offset(), index.offset()]);
+                for (p, expected_index) in index.offsets().enumerate() {
+                    assert_eq!(offset_of(&index_layout, p), expected_index);
+                    let mut at = unravel(&index_dims, p);
+                    for k in 0..dims[axis] {
+                        at[axis] = k;
+                        let got = offset_of(&pinned_layout, p) + k * data.strides()[axis];
+                        assert_eq!(
+                            got,
+                            offset_at(&data, &at),
+                            "{data:?} along {axis}: position {p}, index {k}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
