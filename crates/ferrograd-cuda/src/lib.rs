@@ -16,9 +16,10 @@
 //!   with the same generator as `Cpu`, then copied) and [`Cuda::philox_uniform`] (drawn
 //!   on the GPU); see [`random`].
 //! - Kernels written in CUDA C, compiled by NVRTC when first used ([`compile`]).
+//! - Reductions over any axes of any layout, and their gradients ([`reduce`]); softmax
+//!   and log-softmax ([`softmax`]); gather, scatter-add and one-hot ([`index`]).
 //!
-//! The op kernels (element-wise, matrix products, reductions, …) are not on the GPU yet,
-//! so a tensor on `Cuda` can be created, sampled and read back, but not computed with.
+//! The other op kernels (element-wise, matrix products, …) are not on the GPU yet.
 //!
 //! # What must be installed
 //!
@@ -68,8 +69,12 @@ mod buffer;
 pub mod compile;
 mod device;
 mod element;
+pub mod index;
 mod layout;
 pub mod random;
+pub mod reduce;
+pub mod softmax;
+mod strided;
 
 pub use buffer::CudaBuffer;
 pub use compile::{KernelSource, nvrtc_version};
@@ -79,5 +84,12 @@ pub use element::CudaElement;
 /// Every CUDA C source of the crate, so that a test can compile them all without a GPU
 /// (`tests/nvrtc_compile.rs` does, in CI). A new kernel source is added here.
 pub fn kernel_sources() -> &'static [KernelSource] {
-    &[buffer::FILL, random::PHILOX]
+    &[
+        buffer::FILL,
+        random::PHILOX,
+        reduce::REDUCE,
+        index::INDEX,
+        index::INDEX_ADD,
+        softmax::SOFTMAX,
+    ]
 }
