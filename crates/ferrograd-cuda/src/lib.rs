@@ -65,9 +65,14 @@
 
 mod allocator;
 mod buffer;
+mod compare;
 pub mod compile;
+mod convert;
+mod copy;
 mod device;
 mod element;
+mod elementwise;
+mod kernel;
 mod layout;
 pub mod random;
 
@@ -75,9 +80,17 @@ pub use buffer::CudaBuffer;
 pub use compile::{KernelSource, nvrtc_version};
 pub use device::Cuda;
 pub use element::CudaElement;
+pub use elementwise::generated_kernel_sources;
 
 /// Every CUDA C source of the crate, so that a test can compile them all without a GPU
 /// (`tests/nvrtc_compile.rs` does, in CI). A new kernel source is added here.
 pub fn kernel_sources() -> &'static [KernelSource] {
-    &[buffer::FILL, random::PHILOX]
+    &[
+        buffer::FILL,
+        random::PHILOX,
+        compare::COMPARE,
+        compare::CHOOSE,
+        convert::CONVERT,
+        copy::COPY,
+    ]
 }
