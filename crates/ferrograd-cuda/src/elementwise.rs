@@ -3,7 +3,7 @@
 //!
 //! # How a kernel is made
 //!
-//! For one op and one element type, [`source_for`] writes a CUDA C source:
+//! For one op and one element type, the device writes one CUDA C source:
 //! `FERROGRAD_FN` defined as `__device__ __forceinline__`, the renderer's
 //! [`PRELUDE`], `layout.cuh` and `elementwise.cuh`, the op's functions as
 //! [`render_op`] writes them (`Powf_value_f32`, `Powf_derivative_f32`, …), and the

@@ -16,9 +16,15 @@
 //!   with the same generator as `Cpu`, then copied) and [`Cuda::philox_uniform`] (drawn
 //!   on the GPU); see [`random`].
 //! - Kernels written in CUDA C, compiled by NVRTC when first used ([`compile`]).
+//! - Element-wise ops: [`UnaryKernel`](ferrograd_device::ops::elementwise::UnaryKernel)
+//!   and [`BinaryKernel`](ferrograd_device::ops::elementwise::BinaryKernel) for every
+//!   declared op, from kernels generated out of the op's declaration ([`elementwise`]);
+//!   comparisons and `choose`, conversions between element types, and strided copies
+//!   (`CompareKernel`, `ChooseKernel`, `ConvertKernel`, `CopyKernel`).
 //!
-//! The op kernels (element-wise, matrix products, reductions, …) are not on the GPU yet,
-//! so a tensor on `Cuda` can be created, sampled and read back, but not computed with.
+//! The other op kernels (matrix products, reductions, …) are not on the GPU yet, so a
+//! tensor on `Cuda` can be created, sampled, read back and used in element-wise
+//! kernels, but the tensor API, which needs them all, does not run on it.
 //!
 //! # What must be installed
 //!
@@ -30,7 +36,7 @@
 //!   `site-packages/nvidia/cu13/lib`. It is found through `LD_LIBRARY_PATH` and the
 //!   system's library paths (as `libnvrtc.so`, `libnvrtc.so.13`, …), so add that
 //!   directory to `LD_LIBRARY_PATH`. Without it, the operations that run a kernel (a
-//!   fill with a non-zero value, [`Cuda::philox_uniform`]) return an error;
+//!   fill with a non-zero value, [`Cuda::philox_uniform`], every op) return an error;
 //!   allocation, zeros and copies do not need it;
 //! - cuBLAS 13 (`libcublas.so.13`, from the toolkit or `pip install nvidia-cublas`),
 //!   found the same way, once matrix products are on the GPU.
@@ -71,7 +77,7 @@ mod convert;
 mod copy;
 mod device;
 mod element;
-mod elementwise;
+pub mod elementwise;
 mod kernel;
 mod layout;
 pub mod random;
