@@ -67,6 +67,18 @@ impl<E: CudaElement> CudaBuffer<E> {
         Ok(copy)
     }
 
+    /// Keeps the first `len` elements (all of them when it has no more), as
+    /// `Vec::truncate`: a kernel that writes its result over its input returns the input
+    /// cut to the result's length. The allocation is kept whole, and an empty result
+    /// gives its memory back.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        if len == 0 {
+            *self = Self::default();
+        } else if len < self.len {
+            self.len = len;
+        }
+    }
+
     /// The GPU memory, at least `len` elements, or `None` for an empty buffer.
     pub(crate) fn allocation_mut(&mut self) -> Option<&mut Allocation<E::Stored>> {
         self.allocation.as_mut()

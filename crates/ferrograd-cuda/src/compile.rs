@@ -9,8 +9,11 @@
 //! from an NVRTC newer than itself, while CUBIN runs on any driver of the same CUDA
 //! major version (the PyPI NVRTC is often newer than the installed driver).
 //!
-//! [`kernel_sources`](crate::kernel_sources) lists every source, so CI compiles them all
-//! to PTX without a GPU (`tests/nvrtc_compile.rs`).
+//! [`kernel_sources`](crate::kernel_sources) lists every source file, and
+//! [`generated_kernel_sources`](crate::generated_kernel_sources) the sources generated
+//! from the element-wise ops' declarations (each leaked once, so it is a
+//! `KernelSource` too), so CI compiles them all without a GPU
+//! (`tests/nvrtc_compile.rs`).
 //!
 //! NVRTC is loaded at run time as `libnvrtc.so.13` (or `libnvrtc.so`), found through
 //! `LD_LIBRARY_PATH` and the system's library paths; see the crate documentation.

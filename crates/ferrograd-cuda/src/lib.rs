@@ -18,8 +18,13 @@
 //! - Kernels written in CUDA C, compiled by NVRTC when first used ([`compile`]).
 //! - Reductions over any axes of any layout, and their gradients ([`reduce`]); softmax
 //!   and log-softmax ([`softmax`]); gather, scatter-add and one-hot ([`index`]).
+//! - Element-wise ops: [`UnaryKernel`](ferrograd_device::ops::elementwise::UnaryKernel)
+//!   and [`BinaryKernel`](ferrograd_device::ops::elementwise::BinaryKernel) for every
+//!   declared op, from kernels generated out of the op's declaration ([`elementwise`]);
+//!   comparisons and `choose`, conversions between element types, and strided copies
+//!   (`CompareKernel`, `ChooseKernel`, `ConvertKernel`, `CopyKernel`).
 //!
-//! The other op kernels (element-wise, matrix products, …) are not on the GPU yet.
+//! The other op kernels (matrix products, convolutions, …) are not on the GPU yet.
 //!
 //! # What must be installed
 //!
@@ -31,7 +36,7 @@
 //!   `site-packages/nvidia/cu13/lib`. It is found through `LD_LIBRARY_PATH` and the
 //!   system's library paths (as `libnvrtc.so`, `libnvrtc.so.13`, …), so add that
 //!   directory to `LD_LIBRARY_PATH`. Without it, the operations that run a kernel (a
-//!   fill with a non-zero value, [`Cuda::philox_uniform`]) return an error;
+//!   fill with a non-zero value, [`Cuda::philox_uniform`], every op) return an error;
 //!   allocation, zeros and copies do not need it;
 //! - cuBLAS 13 (`libcublas.so.13`, from the toolkit or `pip install nvidia-cublas`),
 //!   found the same way, once matrix products are on the GPU.
@@ -66,10 +71,15 @@
 
 mod allocator;
 mod buffer;
+mod compare;
 pub mod compile;
+mod convert;
+mod copy;
 mod device;
 mod element;
+pub mod elementwise;
 pub mod index;
+mod kernel;
 mod layout;
 pub mod random;
 pub mod reduce;
@@ -80,6 +90,7 @@ pub use buffer::CudaBuffer;
 pub use compile::{KernelSource, nvrtc_version};
 pub use device::Cuda;
 pub use element::CudaElement;
+pub use elementwise::generated_kernel_sources;
 
 /// Every CUDA C source of the crate, so that a test can compile them all without a GPU
 /// (`tests/nvrtc_compile.rs` does, in CI). A new kernel source is added here.
@@ -91,5 +102,9 @@ pub fn kernel_sources() -> &'static [KernelSource] {
         index::INDEX,
         index::INDEX_ADD,
         softmax::SOFTMAX,
+        compare::COMPARE,
+        compare::CHOOSE,
+        convert::CONVERT,
+        copy::COPY,
     ]
 }

@@ -1,11 +1,13 @@
 //! Every CUDA C source of the crate compiles with NVRTC, for every element type it is
-//! written for, to PTX and to machine code: no GPU needed, so CI runs this.
+//! written for, to PTX and to machine code: no GPU needed, so CI runs this. That is the
+//! crate's files ([`kernel_sources`]) and the kernels generated from every declared
+//! element-wise op, for f32 and f64 ([`generated_kernel_sources`]).
 //!
 //! NVRTC is loaded at run time (`libnvrtc.so.13`, found through `LD_LIBRARY_PATH`; see
 //! the crate documentation). Where it cannot be loaded the test fails if the
 //! environment variable `CI` is set, and otherwise says it is skipped and passes.
 
-use ferrograd_cuda::{kernel_sources, nvrtc_version};
+use ferrograd_cuda::{KernelSource, generated_kernel_sources, kernel_sources, nvrtc_version};
 use std::collections::HashSet;
 
 /// The architectures compiled for: Ampere (the oldest GPU ferrograd's kernels are tuned
@@ -33,8 +35,31 @@ fn every_kernel_source_compiles_for_each_of_its_element_types() {
     if !nvrtc_or_skip() {
         return;
     }
+    compile_all(kernel_sources());
+}
+
+#[test]
+fn every_generated_element_wise_kernel_compiles() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let sources = generated_kernel_sources().unwrap();
+    // Both element types of every declared op.
+    for element_type in ["float", "double"] {
+        let count = sources
+            .iter()
+            .filter(|source| source.element_types == [element_type])
+            .count();
+        assert_eq!(count * 2, sources.len(), "{element_type}");
+    }
+    compile_all(&sources);
+}
+
+/// Compiles each source for each of its element types to PTX and CUBIN, and checks
+/// that the PTX defines every function the source lists; fails naming every failure.
+fn compile_all(sources: &[KernelSource]) {
     let mut failures = Vec::new();
-    for source in kernel_sources() {
+    for source in sources {
         for &element_type in source.element_types {
             match source.compile_ptx(element_type, PTX_ARCH) {
                 Ok(ptx) => {
@@ -93,5 +118,19 @@ fn kernel_function_names_are_unique_across_sources() {
             assert!(seen.insert(*function), "{function} is defined by two sources");
         }
         assert!(!source.element_types.is_empty(), "{} has no element types", source.name);
+    }
+    // A generated source is compiled for one element type, and its functions share
+    // their names only with the source of the same op for the other type.
+    let mut generated = HashSet::new();
+    for source in generated_kernel_sources().unwrap() {
+        assert_eq!(source.element_types.len(), 1, "{}", source.name);
+        for function in source.functions {
+            assert!(!seen.contains(function), "{function} is also defined by a file");
+            assert!(
+                generated.insert((*function, source.element_types[0])),
+                "{function} is generated twice for {}",
+                source.element_types[0]
+            );
+        }
     }
 }

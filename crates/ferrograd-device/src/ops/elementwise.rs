@@ -53,6 +53,45 @@ pub trait UnaryFn<E>: UnaryOp {
     fn value(&self, x: E) -> E;
     /// f'(x), given x, or the output f(x) when [`UnaryOp::DERIVATIVE_FROM_OUTPUT`].
     fn derivative(&self, x_or_y: E) -> E;
+    /// The values of the op's parameters (its fields), in [`OpSpec::params`] order and
+    /// of the types it names: what a device that generates kernels from
+    /// [`UnaryOp::SPEC`] passes them as arguments. Empty for an op without parameters.
+    fn params(&self) -> Vec<ParamValue<E>>;
+}
+
+/// The value of one parameter of an op, as [`UnaryFn::params`] gives it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ParamValue<E> {
+    /// A [`ParamType::Element`] parameter.
+    Element(E),
+    /// A [`ParamType::Integer`] parameter.
+    Integer(i32),
+}
+
+impl<E> ParamValue<E> {
+    /// The parameter's type.
+    pub fn ty(&self) -> ParamType {
+        match self {
+            ParamValue::Element(_) => ParamType::Element,
+            ParamValue::Integer(_) => ParamType::Integer,
+        }
+    }
+}
+
+impl<E> From<i32> for ParamValue<E> {
+    fn from(value: i32) -> Self {
+        ParamValue::Integer(value)
+    }
+}
+impl From<f32> for ParamValue<f32> {
+    fn from(value: f32) -> Self {
+        ParamValue::Element(value)
+    }
+}
+impl From<f64> for ParamValue<f64> {
+    fn from(value: f64) -> Self {
+        ParamValue::Element(value)
+    }
 }
 
 /// The buffer a [`UnaryOp`]'s backward step reads.
@@ -383,6 +422,10 @@ macro_rules! unary_ops {
                 let $name { $($field),* } = *self;
                 $derivative
             }
+            fn params(&self) -> Vec<ParamValue<$t>> {
+                let $name { $($field),* } = *self;
+                vec![$(ParamValue::from($field)),*]
+            }
         }
     };
 }
@@ -567,5 +610,32 @@ mod tests {
         const { assert!(<Mul as BinaryOp>::DERIVATIVES_READ_OPERANDS) };
         assert_eq!(BinaryFn::<f64>::dy(&Div, 1.0, 2.0), -0.25);
         assert_eq!(BinaryFn::<f64>::dx(&Maximum, 1.0, 1.0), 0.5);
+    }
+
+    #[test]
+    fn parameter_values_follow_the_spec() {
+        for (values, spec) in [
+            (UnaryFn::<f32>::params(&Exp {}), <Exp as UnaryOp>::SPEC),
+            (
+                UnaryFn::<f32>::params(&Clamp { min: -1.0f32, max: 2.0 }),
+                <Clamp<f32> as UnaryOp>::SPEC,
+            ),
+            (UnaryFn::<f32>::params(&Powi { exponent: -3 }), <Powi as UnaryOp>::SPEC),
+        ] {
+            let types: Vec<ParamType> = values.iter().map(ParamValue::ty).collect();
+            let declared: Vec<ParamType> = spec.params.iter().map(|param| param.ty).collect();
+            assert_eq!(types, declared, "{}", spec.name);
+        }
+        assert_eq!(
+            UnaryFn::<f64>::params(&Softplus {
+                beta: 2.0f64,
+                threshold: 20.0
+            }),
+            [ParamValue::Element(2.0), ParamValue::Element(20.0)]
+        );
+        assert_eq!(
+            UnaryFn::<f64>::params(&Powi { exponent: -3 }),
+            [ParamValue::Integer(-3)]
+        );
     }
 }
