@@ -69,6 +69,7 @@ pub mod compile;
 mod device;
 mod element;
 mod layout;
+mod ops;
 pub mod random;
 
 pub use buffer::CudaBuffer;
@@ -79,5 +80,5 @@ pub use element::CudaElement;
 /// Every CUDA C source of the crate, so that a test can compile them all without a GPU
 /// (`tests/nvrtc_compile.rs` does, in CI). A new kernel source is added here.
 pub fn kernel_sources() -> &'static [KernelSource] {
-    &[buffer::FILL, random::PHILOX]
+    &[buffer::FILL, random::PHILOX, ops::matmul::GEMM]
 }
