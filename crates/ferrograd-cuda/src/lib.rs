@@ -68,6 +68,8 @@ mod buffer;
 pub mod compile;
 mod device;
 mod element;
+#[cfg(test)]
+mod emulation;
 mod layout;
 mod ops;
 pub mod random;
@@ -80,5 +82,5 @@ pub use element::CudaElement;
 /// Every CUDA C source of the crate, so that a test can compile them all without a GPU
 /// (`tests/nvrtc_compile.rs` does, in CI). A new kernel source is added here.
 pub fn kernel_sources() -> &'static [KernelSource] {
-    &[buffer::FILL, random::PHILOX, ops::matmul::GEMM]
+    &[buffer::FILL, random::PHILOX, ops::matmul::GEMM, ops::conv::CONV]
 }

@@ -848,6 +848,48 @@ mod tests {
         );
     }
 
+    /// gemm.cu's copies and scaling, compiled for the CPU (see `crate::emulation`).
+    #[test]
+    fn the_emulated_copies_and_scaling_follow_the_layout() {
+        let Some(library) = crate::emulation::library(&GEMM, "double") else {
+            return;
+        };
+        type Gather = unsafe extern "C" fn(*const f64, KernelLayout, *mut f64, u64);
+        type Scatter = unsafe extern "C" fn(*const f64, *mut f64, KernelLayout, u64);
+        type Scale = unsafe extern "C" fn(*mut f64, KernelLayout, f64, u64);
+        // SAFETY: the kernels' signatures with T = double.
+        let (gather, scatter, scale): (Gather, Scatter, Scale) = unsafe {
+            (
+                crate::emulation::kernel(library, "gemm_gather"),
+                crate::emulation::kernel(library, "gemm_scatter"),
+                crate::emulation::kernel(library, "gemm_scale"),
+            )
+        };
+        // A (2, 3) view of a 10-element buffer, transposed and offset.
+        let layout = Layout::from_parts(&[2, 3], &[1, 3]).with_offset(2);
+        let source: Vec<f64> = (0..10).map(f64::from).collect();
+        let mut dense = vec![0.0; 6];
+        // SAFETY: the layout reaches element 2 + 1 + 2·3 = 9 of 10; dense holds 6.
+        unsafe { gather(source.as_ptr(), KernelLayout::from(&layout), dense.as_mut_ptr(), 6) };
+        assert_eq!(dense, [2.0, 5.0, 8.0, 3.0, 6.0, 9.0]);
+        let mut target = vec![-1.0; 10];
+        // SAFETY: as above.
+        unsafe { scatter(dense.as_ptr(), target.as_mut_ptr(), KernelLayout::from(&layout), 6) };
+        assert_eq!(target, [-1.0, -1.0, 2.0, 3.0, -1.0, 5.0, 6.0, -1.0, 8.0, 9.0]);
+        target[3] = f64::NAN;
+        // SAFETY: as above.
+        unsafe { scale(target.as_mut_ptr(), KernelLayout::from(&layout), 0.5, 6) };
+        assert_eq!(target[2], 1.0);
+        assert!(target[3].is_nan());
+        // SAFETY: as above.
+        unsafe { scale(target.as_mut_ptr(), KernelLayout::from(&layout), 0.0, 6) };
+        assert_eq!(
+            target,
+            [-1.0, -1.0, 0.0, 0.0, -1.0, 0.0, 0.0, -1.0, 0.0, 0.0],
+            "0 · NaN is 0"
+        );
+    }
+
     #[test]
     fn leading_dimensions_satisfy_cublas() {
         // A broadcast row has neither order; a single row or column takes any stride.

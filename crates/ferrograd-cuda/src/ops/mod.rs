@@ -2,6 +2,7 @@
 //! `ferrograd_device::ops` for [`Cuda`](crate::Cuda): the Rust side (checks, launches)
 //! in a `.rs` file, the CUDA C in a `.cu` file of the same family.
 
+pub(crate) mod conv;
 pub(crate) mod matmul;
 
 use crate::buffer::CudaBuffer;
