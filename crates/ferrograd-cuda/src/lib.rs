@@ -82,5 +82,11 @@ pub use element::CudaElement;
 /// Every CUDA C source of the crate, so that a test can compile them all without a GPU
 /// (`tests/nvrtc_compile.rs` does, in CI). A new kernel source is added here.
 pub fn kernel_sources() -> &'static [KernelSource] {
-    &[buffer::FILL, random::PHILOX, ops::matmul::GEMM, ops::conv::CONV]
+    &[
+        buffer::FILL,
+        random::PHILOX,
+        ops::matmul::GEMM,
+        ops::conv::CONV,
+        ops::pool::POOL,
+    ]
 }

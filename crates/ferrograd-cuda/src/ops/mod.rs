@@ -4,6 +4,7 @@
 
 pub(crate) mod conv;
 pub(crate) mod matmul;
+pub(crate) mod pool;
 
 use crate::buffer::CudaBuffer;
 use crate::device::Cuda;
