@@ -5,6 +5,7 @@
 pub(crate) mod conv;
 pub(crate) mod matmul;
 pub(crate) mod pool;
+pub(crate) mod upsample;
 
 use crate::buffer::CudaBuffer;
 use crate::device::Cuda;
