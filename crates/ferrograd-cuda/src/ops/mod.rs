@@ -4,6 +4,7 @@
 
 pub(crate) mod conv;
 pub(crate) mod matmul;
+pub(crate) mod optimizer;
 pub(crate) mod pool;
 pub(crate) mod upsample;
 
