@@ -14,7 +14,6 @@ pub(crate) const LAYOUT_C: &str = include_str!("layout.cuh");
 /// for field (`repr(C)`, 64-bit sizes and strides, unused axes of size 1 and stride 0).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)] // Until the first op kernel takes a layout (issue 16).
 pub(crate) struct KernelLayout {
     rank: u32,
     unused: u32,

@@ -831,10 +831,10 @@ pub(crate) mod tests {
     use ferrograd_cpu::{Cpu, CpuBuffer};
     use ferrograd_device::Storage;
     use ferrograd_device::ops::conv::Padding;
-    use ferrograd_device::ops::matmul::MatmulKernel;
 
     /// The convolution's kernels compiled for the CPU (see `crate::emulation`), with
-    /// `Cpu`'s buffers and products: the orchestration of this module run without a GPU.
+    /// `Cpu`'s buffers and the product's planner over an emulated cuBLAS: the
+    /// orchestration of this module run without a GPU.
     /// Each kernel's Rust type mirrors its launch's argument list above.
     pub(crate) struct Emulated {
         cpu: Cpu,
@@ -870,7 +870,8 @@ pub(crate) mod tests {
             beta: f64,
             out: ViewMut<'_, Buffer, MatrixLayout>,
         ) -> Result<(), Error> {
-            self.cpu.gemm_batched(dims, lhs, rhs, beta, out)
+            // Through the product's planner, with cuBLAS emulated.
+            crate::ops::matmul::tests::emulated_gemm(dims, lhs, rhs, beta, out)
         }
 
         fn gather(&self, source: &Buffer, layout: &Layout) -> Result<Buffer, Error> {

@@ -607,10 +607,10 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::device::test_gpu;
-    use ferrograd_cpu::Cpu;
+    use ferrograd_cpu::{Cpu, CpuBuffer};
     use ferrograd_device::Storage;
 
     /// cuBLAS's `gemmStridedBatched` on host buffers, by its definition (column-major,
@@ -637,6 +637,68 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// What `Cuda::gemm` does, on host buffers: the same checks, operands read in place
+    /// or gathered, the calls of `plan` run by `emulate` (which also checks that cuBLAS
+    /// would accept them), a scattered output. The convolutions' tests use it too, so
+    /// that the products they ask for go through the planner.
+    pub(crate) fn emulated_gemm(
+        (m, k, n): (usize, usize, usize),
+        lhs: View<'_, CpuBuffer<f64>, MatrixLayout>,
+        rhs: View<'_, CpuBuffer<f64>, MatrixLayout>,
+        beta: f64,
+        out: ViewMut<'_, CpuBuffer<f64>, MatrixLayout>,
+    ) -> Result<(), Error> {
+        check_gemm((m, k, n), &lhs, &rhs, &out)?;
+        let batch_dims = out.layout.batch.dims();
+        let out_elements = elements(&out.layout, m, n)?;
+        if out_elements.num_elements() == 0 {
+            return Ok(());
+        }
+        if k == 0 {
+            if beta != 1.0 {
+                for o in out_elements.offsets() {
+                    out.buffer[o] = if beta == 0.0 { 0.0 } else { beta * out.buffer[o] };
+                }
+            }
+            return Ok(());
+        }
+        let gathered = |view: &View<'_, CpuBuffer<f64>, MatrixLayout>, rows, columns| match in_place(
+            &view.layout,
+            rows,
+            columns,
+        ) {
+            Some(operand) => (view.buffer.to_vec(), operand),
+            None => (
+                elements(&view.layout, rows, columns)
+                    .unwrap()
+                    .offsets()
+                    .map(|o| view.buffer[o])
+                    .collect::<Vec<f64>>(),
+                Operand::dense(rows, columns, batch_dims),
+            ),
+        };
+        let (lhs_buffer, lhs_operand) = gathered(&lhs, m, k);
+        let (rhs_buffer, rhs_operand) = gathered(&rhs, k, n);
+        match in_place(&out.layout, m, n) {
+            Some(operand) => {
+                for call in plan((m, k, n), batch_dims, &lhs_operand, &rhs_operand, &operand) {
+                    emulate(&call, &lhs_buffer, &rhs_buffer, beta, out.buffer);
+                }
+            }
+            None => {
+                let mut dense: Vec<f64> = out_elements.offsets().map(|o| out.buffer[o]).collect();
+                let operand = Operand::dense(m, n, batch_dims);
+                for call in plan((m, k, n), batch_dims, &lhs_operand, &rhs_operand, &operand) {
+                    emulate(&call, &lhs_buffer, &rhs_buffer, beta, &mut dense);
+                }
+                for (value, o) in dense.into_iter().zip(out_elements.offsets()) {
+                    out.buffer[o] = value;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A row-major batch layout of `dims` whose innermost step is `step`, from `offset`.
@@ -779,41 +841,19 @@ mod tests {
                                 }
                             }
 
-                            let gathered = |layout: &MatrixLayout, data: &[f64], rows, columns| match in_place(
-                                layout, rows, columns,
-                            ) {
-                                Some(operand) => (data.to_vec(), operand),
-                                None => (
-                                    layout
-                                        .elements(rows, columns)
-                                        .unwrap()
-                                        .offsets()
-                                        .map(|o| data[o])
-                                        .collect(),
-                                    Operand::dense(rows, columns, &dims),
-                                ),
-                            };
-                            let (lhs_buffer, lhs_operand) = gathered(lhs, &lhs_data, m, k);
-                            let (rhs_buffer, rhs_operand) = gathered(rhs, &rhs_data, k, n);
-                            let mut actual = values(out_len, 3);
-                            let out_elements = out.elements(m, n).unwrap();
-                            match in_place(out, m, n) {
-                                Some(operand) => {
-                                    for call in plan((m, k, n), &dims, &lhs_operand, &rhs_operand, &operand) {
-                                        emulate(&call, &lhs_buffer, &rhs_buffer, beta, &mut actual);
-                                    }
-                                }
-                                None => {
-                                    let mut dense: Vec<f64> = out_elements.offsets().map(|o| actual[o]).collect();
-                                    let operand = Operand::dense(m, n, &dims);
-                                    for call in plan((m, k, n), &dims, &lhs_operand, &rhs_operand, &operand) {
-                                        emulate(&call, &lhs_buffer, &rhs_buffer, beta, &mut dense);
-                                    }
-                                    for (value, o) in dense.into_iter().zip(out_elements.offsets()) {
-                                        actual[o] = value;
-                                    }
-                                }
-                            }
+                            let cpu = Cpu::default();
+                            let lhs_buffer = cpu.try_from_host(lhs_data.clone()).unwrap();
+                            let rhs_buffer = cpu.try_from_host(rhs_data.clone()).unwrap();
+                            let mut actual = cpu.try_from_host(values(out_len, 3)).unwrap();
+                            emulated_gemm(
+                                (m, k, n),
+                                View::new(&lhs_buffer, *lhs),
+                                View::new(&rhs_buffer, *rhs),
+                                beta,
+                                ViewMut::new(&mut actual, *out),
+                            )
+                            .unwrap();
+                            let actual = actual.to_vec();
                             assert_eq!(
                                 actual,
                                 expected,
