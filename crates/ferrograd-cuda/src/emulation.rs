@@ -1,6 +1,7 @@
 //! The crate's CUDA C kernels run on the CPU, for tests on machines without a GPU.
 //!
-//! A kernel source is compiled by the host's C++ compiler (`g++`) into a shared library
+//! A kernel source is compiled by the host's C++ compiler (`c++`, g++ or clang) into a
+//! shared library
 //! after a prelude that makes CUDA C plain C++: `__global__` and `__device__` vanish,
 //! the grid is one block of one thread (so every grid-stride loop visits every item,
 //! in order), `__shared__` arrays are static, `__syncthreads` does nothing, `atomicAdd`
@@ -12,7 +13,8 @@
 //! parallelism (races, atomics, block sizes) and the launches' argument lists, which
 //! only a GPU run shows.
 //!
-//! Without `g++` the tests that need it say they are skipped, unless `CI` is set.
+//! Without `c++` the tests that need it say they are skipped, unless `CI` is set (CI
+//! installs g++ where there is none, see `.ci/run`).
 
 use crate::compile::KernelSource;
 use libloading::Library;
@@ -47,7 +49,7 @@ static inline double __longlong_as_double(long long x) { double d; std::memcpy(&
 static LIBRARIES: Mutex<Option<HashMap<(&'static str, &'static str), &'static Library>>> = Mutex::new(None);
 
 /// `source` compiled for the CPU with `T` = `element_type`, or `None` (after printing
-/// why) where there is no `g++` and `CI` is not set.
+/// why) where there is no `c++` and `CI` is not set.
 pub(crate) fn library(source: &KernelSource, element_type: &'static str) -> Option<&'static Library> {
     let mut libraries = crate::device::lock(&LIBRARIES);
     let libraries = libraries.get_or_insert_with(HashMap::new);
@@ -65,7 +67,7 @@ pub(crate) fn library(source: &KernelSource, element_type: &'static str) -> Opti
     let object: PathBuf = directory.join(format!("lib{stem}.so"));
     let text = format!("{PRELUDE}\ntypedef {element_type} T;\n{}", source.source);
     std::fs::write(&code, text).expect("writing the kernel source");
-    let compiled = Command::new("g++")
+    let compiled = Command::new("c++")
         .args(["-std=c++17", "-O1", "-shared", "-fPIC", "-ffp-contract=off", "-w", "-o"])
         .arg(&object)
         .arg(&code)
@@ -73,13 +75,15 @@ pub(crate) fn library(source: &KernelSource, element_type: &'static str) -> Opti
     match compiled {
         Ok(output) if output.status.success() => {}
         Ok(output) => panic!(
-            "g++ could not compile {}.cu for the CPU:\n{}",
+            "c++ could not compile {}.cu for the CPU:\n{}",
             source.name,
             String::from_utf8_lossy(&output.stderr)
         ),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("CI is set, so g++ must be available: {e}"),
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set, so a C++ compiler (c++) must be available: {e}")
+        }
         Err(e) => {
-            println!("skipped, no g++ to run the kernels on the CPU: {e}");
+            println!("skipped, no C++ compiler (c++) to run the kernels on the CPU: {e}");
             return None;
         }
     }

@@ -16,9 +16,17 @@
 //!   with the same generator as `Cpu`, then copied) and [`Cuda::philox_uniform`] (drawn
 //!   on the GPU); see [`random`].
 //! - Kernels written in CUDA C, compiled by NVRTC when first used ([`compile`]).
+//! - Op kernels: batched matrix products through cuBLAS
+//!   ([`MatmulKernel`](ferrograd_device::ops::matmul::MatmulKernel), once `Cuda` has
+//!   its supertrait `CopyKernel`), 2-d convolutions by im2col and cuBLAS
+//!   ([`Conv2dKernel`](ferrograd_device::ops::conv::Conv2dKernel)), pooling
+//!   ([`Pool2dKernel`](ferrograd_device::ops::pool::Pool2dKernel)), upsampling
+//!   ([`Upsample2dKernel`](ferrograd_device::ops::upsample::Upsample2dKernel)), and the
+//!   optimizers' fused updates and gradient clipping
+//!   ([`OptimizerKernel`](ferrograd_device::ops::optimizer::OptimizerKernel),
+//!   [`GradientClipKernel`](ferrograd_device::ops::optimizer::GradientClipKernel)).
 //!
-//! The op kernels (element-wise, matrix products, reductions, …) are not on the GPU yet,
-//! so a tensor on `Cuda` can be created, sampled and read back, but not computed with.
+//! The other op kernels (element-wise, reductions, …) are not on the GPU yet.
 //!
 //! # What must be installed
 //!
@@ -33,7 +41,8 @@
 //!   fill with a non-zero value, [`Cuda::philox_uniform`]) return an error;
 //!   allocation, zeros and copies do not need it;
 //! - cuBLAS 13 (`libcublas.so.13`, from the toolkit or `pip install nvidia-cublas`),
-//!   found the same way, once matrix products are on the GPU.
+//!   found the same way, for matrix products and convolutions (their first use
+//!   returns an error without it).
 //!
 //! # Example
 //!

@@ -768,6 +768,8 @@ impl<E: Dtype + CudaElement> ConvOps<E> for Cuda {
     }
 }
 
+/// Convolutions by im2col and cuBLAS products over chunks of images; gradients are added
+/// through their operand's layout, atomically where it repeats elements.
 impl<E: Dtype + CudaElement> Conv2dKernel<E> for Cuda {
     fn conv2d_forward(
         &self,

@@ -587,9 +587,12 @@ impl Cuda {
     }
 }
 
-/// Products through cuBLAS (see the [module documentation](self)). `CopyKernel` is
-/// `MatmulKernel`'s supertrait, which `Cuda` has where its strided copies are
-/// implemented; the product itself copies with kernels of its own.
+/// Products through cuBLAS's strided-batched GEMM: each operand read in place, row- or
+/// column-major, unless neither its rows' nor its columns' elements are adjacent (then
+/// copied first); the batch merged into as few calls as its strides allow.
+///
+/// `CopyKernel` is `MatmulKernel`'s supertrait, so this applies where `Cuda` has
+/// strided copies; the product itself copies with kernels of its own.
 impl<E: Dtype + CudaElement> MatmulKernel<E> for Cuda
 where
     Cuda: CopyKernel<E> + Storage<E, Vec = CudaBuffer<E>>,

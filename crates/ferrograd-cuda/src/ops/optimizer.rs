@@ -96,6 +96,8 @@ impl Cuda {
     }
 }
 
+/// Each update one fused kernel, rounding exactly as the CPU's (no fused multiply-adds);
+/// the sparse updates in place on the touched rows.
 impl<E: Dtype + CudaElement> OptimizerKernel<E> for Cuda {
     fn sgd_update(
         &self,
@@ -482,6 +484,8 @@ impl<E: Dtype + CudaElement> OptimizerKernel<E> for Cuda {
     }
 }
 
+/// Norms by a two-pass reduction on the GPU (read back to the host); scaling and
+/// clamping in place.
 impl<E: Dtype + CudaElement> GradientClipKernel<E> for Cuda {
     fn norm(&self, buffer: &CudaBuffer<E>, norm_type: NormType) -> Result<E, Error> {
         self.check_buffer(buffer, "norm")?;

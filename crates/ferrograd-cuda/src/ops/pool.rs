@@ -246,6 +246,8 @@ impl Cuda {
     }
 }
 
+/// One thread per output pixel, with the CPU's windows and its tie and NaN rules;
+/// gradients scattered atomically where windows overlap or the layout repeats elements.
 impl<E: Dtype + CudaElement> Pool2dKernel<E> for Cuda {
     fn max_pool2d_forward(&self, spec: &Pool2dSpec, input: View<'_, CudaBuffer<E>>) -> Result<CudaBuffer<E>, Error> {
         spec.check()?;

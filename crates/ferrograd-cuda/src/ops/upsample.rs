@@ -47,6 +47,8 @@ fn taps<E: Dtype>(spec: &Upsample2dSpec) -> (Vec<usize>, Vec<E>) {
     (index, weight)
 }
 
+/// One thread per output pixel, from the spec's source tables (the CPU's), blended as
+/// the CPU blends; the gradient scattered atomically.
 impl<E: Dtype + CudaElement> Upsample2dKernel<E> for Cuda {
     fn upsample2d_forward(
         &self,
