@@ -1101,6 +1101,11 @@ pub(crate) mod tests {
             s([2, 4, 5, 3], [4, 2, 1, 1], [1, 1], Padding::Valid, [1, 1], 2),
             // Stride larger than the kernel: pixels no tap reads.
             s([2, 1, 7, 7], [2, 1, 2, 2], [3, 3], Padding::Valid, [1, 1], 1),
+            // Small images: several per chunk (of the tests' small workspace), with
+            // groups, over several chunks.
+            s([20, 4, 3, 3], [4, 2, 2, 2], [1, 1], Padding::Valid, [1, 1], 2),
+            // Depthwise with a channel multiplier, padded.
+            s([6, 3, 4, 4], [6, 1, 3, 3], [1, 1], Padding::Symmetric(1, 1), [1, 1], 3),
         ]
     }
 
