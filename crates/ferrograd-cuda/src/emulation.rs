@@ -67,8 +67,13 @@ pub(crate) fn library(source: &KernelSource, element_type: &'static str) -> Opti
     let object: PathBuf = directory.join(format!("lib{stem}.so"));
     let text = format!("{PRELUDE}\ntypedef {element_type} T;\n{}", source.source);
     std::fs::write(&code, text).expect("writing the kernel source");
+    // More flags from the environment: `-fsanitize=address` (with the test binary run
+    // under LD_PRELOAD of libasan) catches a kernel reading or writing out of bounds.
+    let extra = std::env::var("FERROGRAD_EMULATION_FLAGS").unwrap_or_default();
     let compiled = Command::new("c++")
-        .args(["-std=c++17", "-O1", "-shared", "-fPIC", "-ffp-contract=off", "-w", "-o"])
+        .args(["-std=c++17", "-O1", "-shared", "-fPIC", "-ffp-contract=off", "-w"])
+        .args(extra.split_whitespace())
+        .arg("-o")
         .arg(&object)
         .arg(&code)
         .output();
