@@ -148,6 +148,8 @@ pub(crate) struct Gpu {
     pool: Mutex<Pool>,
     /// Loaded kernels by (function name, C element type).
     kernels: Mutex<HashMap<(&'static str, &'static str), CudaFunction>>,
+    /// The GPU's cuBLAS handle, on its stream: created by the first matrix product.
+    pub(crate) blas: Mutex<Option<Arc<cudarc::cublas::CudaBlas>>>,
 }
 
 /// The open GPUs by ordinal, so that every `Cuda` on one GPU shares its state; weak, so
@@ -200,6 +202,7 @@ impl Gpu {
             stream: context.default_stream(),
             pool: Mutex::default(),
             kernels: Mutex::default(),
+            blas: Mutex::default(),
         })
     }
 

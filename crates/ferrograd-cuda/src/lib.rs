@@ -16,15 +16,27 @@
 //!   with the same generator as `Cpu`, then copied) and [`Cuda::philox_uniform`] (drawn
 //!   on the GPU); see [`random`].
 //! - Kernels written in CUDA C, compiled by NVRTC when first used ([`compile`]).
-//! - Reductions over any axes of any layout, and their gradients ([`reduce`]); softmax
-//!   and log-softmax ([`softmax`]); gather, scatter-add and one-hot ([`index`]).
-//! - Element-wise ops: [`UnaryKernel`](ferrograd_device::ops::elementwise::UnaryKernel)
-//!   and [`BinaryKernel`](ferrograd_device::ops::elementwise::BinaryKernel) for every
-//!   declared op, from kernels generated out of the op's declaration ([`elementwise`]);
-//!   comparisons and `choose`, conversions between element types, and strided copies
-//!   (`CompareKernel`, `ChooseKernel`, `ConvertKernel`, `CopyKernel`).
+//! - Every op kernel of `ferrograd-device`, so `Cuda` has every capability group
+//!   ([`ConvolutionKernels`](ferrograd_device::capabilities::ConvolutionKernels)):
+//!   - element-wise ops: [`UnaryKernel`](ferrograd_device::ops::elementwise::UnaryKernel)
+//!     and [`BinaryKernel`](ferrograd_device::ops::elementwise::BinaryKernel) for every
+//!     declared op, from kernels generated out of the op's declaration ([`elementwise`]);
+//!     comparisons and `choose`, conversions between element types, and strided copies
+//!     (`CompareKernel`, `ChooseKernel`, `ConvertKernel`, `CopyKernel`);
+//!   - reductions over any axes of any layout, and their gradients ([`reduce`]); softmax
+//!     and log-softmax ([`softmax`]); gather, scatter-add and one-hot ([`index`]);
+//!   - batched matrix products through cuBLAS
+//!     ([`MatmulKernel`](ferrograd_device::ops::matmul::MatmulKernel)), 2-d convolutions
+//!     by im2col and cuBLAS ([`Conv2dKernel`](ferrograd_device::ops::conv::Conv2dKernel)),
+//!     pooling ([`Pool2dKernel`](ferrograd_device::ops::pool::Pool2dKernel)), upsampling
+//!     ([`Upsample2dKernel`](ferrograd_device::ops::upsample::Upsample2dKernel)), and the
+//!     optimizers' fused updates and gradient clipping
+//!     ([`OptimizerKernel`](ferrograd_device::ops::optimizer::OptimizerKernel),
+//!     [`GradientClipKernel`](ferrograd_device::ops::optimizer::GradientClipKernel)).
 //!
-//! The other op kernels (matrix products, convolutions, …) are not on the GPU yet.
+//! None of it has run on a GPU yet: it is proven to compile (rustc, and NVRTC for every
+//! kernel), the convolution, pooling, upsampling and optimizer kernels are also run on
+//! the host by an emulation in the tests, and the GPU tests skip where there is no GPU.
 //!
 //! # What must be installed
 //!
@@ -39,7 +51,8 @@
 //!   fill with a non-zero value, [`Cuda::philox_uniform`], every op) return an error;
 //!   allocation, zeros and copies do not need it;
 //! - cuBLAS 13 (`libcublas.so.13`, from the toolkit or `pip install nvidia-cublas`),
-//!   found the same way, once matrix products are on the GPU.
+//!   found the same way, for matrix products and convolutions (their first use
+//!   returns an error without it).
 //!
 //! # Example
 //!
@@ -78,9 +91,12 @@ mod copy;
 mod device;
 mod element;
 pub mod elementwise;
+#[cfg(test)]
+mod emulation;
 pub mod index;
 mod kernel;
 mod layout;
+mod ops;
 pub mod random;
 pub mod reduce;
 pub mod softmax;
@@ -106,5 +122,10 @@ pub fn kernel_sources() -> &'static [KernelSource] {
         compare::CHOOSE,
         convert::CONVERT,
         copy::COPY,
+        ops::matmul::GEMM,
+        ops::conv::CONV,
+        ops::pool::POOL,
+        ops::upsample::UPSAMPLE,
+        ops::optimizer::OPTIMIZER,
     ]
 }
