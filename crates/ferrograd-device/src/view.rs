@@ -121,11 +121,25 @@ impl<V: BufferLength> ViewMut<'_, V> {
 }
 
 /// `Ok` when `layout` stays inside a buffer of `buffer_length` elements.
+#[inline]
 pub fn check_reach(kernel: &'static str, role: &str, layout: &Layout, buffer_length: usize) -> Result<(), Error> {
     let needed = layout.min_buffer_len();
     if needed <= buffer_length {
         return Ok(());
     }
+    reach_error(kernel, role, layout, buffer_length, needed)
+}
+
+// Out of line: every kernel call runs the check, almost none the message.
+#[cold]
+#[inline(never)]
+fn reach_error(
+    kernel: &'static str,
+    role: &str,
+    layout: &Layout,
+    buffer_length: usize,
+    needed: usize,
+) -> Result<(), Error> {
     Err(Error::InvalidArgument {
         op: kernel,
         message: format!(
@@ -137,6 +151,7 @@ pub fn check_reach(kernel: &'static str, role: &str, layout: &Layout, buffer_len
 }
 
 /// `Ok` when no two positions of `layout` address the same element.
+#[inline]
 pub fn check_unique_offsets(kernel: &'static str, role: &str, layout: &Layout) -> Result<(), Error> {
     if layout.has_unique_offsets() {
         return Ok(());
@@ -152,6 +167,7 @@ pub fn check_unique_offsets(kernel: &'static str, role: &str, layout: &Layout) -
 }
 
 /// `Ok` when the two layouts have the same dims; else an error naming both.
+#[inline]
 pub fn check_same_dims(
     kernel: &'static str,
     (role_a, a): (&str, &Layout),
@@ -171,6 +187,7 @@ pub fn check_same_dims(
 }
 
 /// `Ok` when `layout` has exactly the dims `expected`; else an error naming both.
+#[inline]
 pub fn check_dims(kernel: &'static str, role: &str, layout: &Layout, expected: &[usize]) -> Result<(), Error> {
     if layout.dims() == expected {
         return Ok(());
@@ -301,6 +318,7 @@ impl<V: BufferLength> GradientSlot<'_, V> {
 
 /// `Ok` when a contiguous buffer of `buffer_length` elements holds the `needed` a
 /// kernel reads or writes in order (an output, or the gradient of one).
+#[inline]
 pub fn check_len(kernel: &'static str, role: &str, buffer_length: usize, needed: usize) -> Result<(), Error> {
     if needed <= buffer_length {
         return Ok(());
@@ -314,6 +332,7 @@ pub fn check_len(kernel: &'static str, role: &str, buffer_length: usize, needed:
 /// `Ok` when `axes` are axes of a rank-`rank` tensor, sorted and distinct, as every
 /// kernel taking a list of axes requires (a repeated axis would count its elements
 /// twice, and reach past the input).
+#[inline]
 pub fn check_axes(kernel: &'static str, axes: &[usize], rank: usize) -> Result<(), Error> {
     let in_range = axes.iter().all(|&axis| axis < rank);
     let sorted = axes.windows(2).all(|pair| pair[0] < pair[1]);

@@ -112,6 +112,7 @@ impl Layout {
     /// The smallest buffer length that holds every offset the layout addresses;
     /// `usize::MAX` when that length would not fit in a `usize` (huge strides), so a
     /// check against a real buffer's length fails rather than wrapping around.
+    #[inline]
     pub fn min_buffer_len(&self) -> usize {
         if self.dims().contains(&0) {
             return 0;
