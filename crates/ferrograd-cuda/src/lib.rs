@@ -20,11 +20,11 @@
 //!   ([`ConvolutionKernels`](ferrograd_device::capabilities::ConvolutionKernels)):
 //!   - element-wise ops: [`UnaryKernel`](ferrograd_device::ops::elementwise::UnaryKernel)
 //!     and [`BinaryKernel`](ferrograd_device::ops::elementwise::BinaryKernel) for every
-//!     declared op, from kernels generated out of the op's declaration ([`elementwise`]);
+//!     declared op, from kernels generated out of the op's declaration ([`ops::elementwise`]);
 //!     comparisons and `choose`, conversions between element types, and strided copies
 //!     (`CompareKernel`, `ChooseKernel`, `ConvertKernel`, `CopyKernel`);
-//!   - reductions over any axes of any layout, and their gradients ([`reduce`]); softmax
-//!     and log-softmax ([`softmax`]); gather, scatter-add and one-hot ([`index`]);
+//!   - reductions over any axes of any layout, and their gradients ([`ops::reduce`]); softmax
+//!     and log-softmax ([`ops::softmax`]); gather, scatter-add and one-hot ([`ops::index`]);
 //!   - batched matrix products through cuBLAS
 //!     ([`MatmulKernel`](ferrograd_device::ops::matmul::MatmulKernel)), 2-d convolutions
 //!     by im2col and cuBLAS ([`Conv2dKernel`](ferrograd_device::ops::conv::Conv2dKernel)),
@@ -84,29 +84,22 @@
 
 mod allocator;
 mod buffer;
-mod compare;
 pub mod compile;
-mod convert;
-mod copy;
 mod device;
 mod element;
-pub mod elementwise;
 #[cfg(test)]
 mod emulation;
-pub mod index;
 mod kernel;
 mod layout;
-mod ops;
+pub mod ops;
 pub mod random;
-pub mod reduce;
-pub mod softmax;
 mod strided;
 
 pub use buffer::CudaBuffer;
 pub use compile::{KernelSource, nvrtc_version};
 pub use device::Cuda;
 pub use element::CudaElement;
-pub use elementwise::generated_kernel_sources;
+pub use ops::elementwise::generated_kernel_sources;
 
 /// Every CUDA C source of the crate, so that a test can compile them all without a GPU
 /// (`tests/nvrtc_compile.rs` does, in CI). A new kernel source is added here.
@@ -114,14 +107,14 @@ pub fn kernel_sources() -> &'static [KernelSource] {
     &[
         buffer::FILL,
         random::PHILOX,
-        reduce::REDUCE,
-        index::INDEX,
-        index::INDEX_ADD,
-        softmax::SOFTMAX,
-        compare::COMPARE,
-        compare::CHOOSE,
-        convert::CONVERT,
-        copy::COPY,
+        ops::reduce::REDUCE,
+        ops::index::INDEX,
+        ops::index::INDEX_ADD,
+        ops::softmax::SOFTMAX,
+        ops::compare::COMPARE,
+        ops::compare::CHOOSE,
+        ops::convert::CONVERT,
+        ops::copy::COPY,
         ops::matmul::GEMM,
         ops::conv::CONV,
         ops::pool::POOL,

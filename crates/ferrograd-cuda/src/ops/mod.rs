@@ -2,10 +2,17 @@
 //! `ferrograd_device::ops` for [`Cuda`](crate::Cuda): the Rust side (checks, launches)
 //! in a `.rs` file, the CUDA C in a `.cu` file of the same family.
 
+pub(crate) mod compare;
 pub(crate) mod conv;
+pub(crate) mod convert;
+pub(crate) mod copy;
+pub mod elementwise;
+pub mod index;
 pub(crate) mod matmul;
 pub(crate) mod optimizer;
 pub(crate) mod pool;
+pub mod reduce;
+pub mod softmax;
 pub(crate) mod upsample;
 
 #[cfg(test)]

@@ -123,8 +123,8 @@ fn source_for(family: Family, spec: &OpSpec, element: ElementType) -> Result<&'s
     let rendered = render_op(spec, element).map_err(|e| invalid(spec, e.to_string()))?;
     let text = format!(
         "{HEADER}{PRELUDE}{}{}{rendered}{kernels}",
-        include_str!("layout.cuh"),
-        include_str!("elementwise.cuh")
+        include_str!("../layout.cuh"),
+        include_str!("../elementwise.cuh")
     );
     let functions: Vec<&'static str> = functions.into_iter().map(leak).collect();
     let source: &'static KernelSource = Box::leak(Box::new(KernelSource {

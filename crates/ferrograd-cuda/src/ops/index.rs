@@ -35,7 +35,7 @@ use crate::buffer::CudaBuffer;
 use crate::compile::KernelSource;
 use crate::device::{Cuda, grid_for};
 use crate::element::CudaElement;
-use crate::reduce::{atomic_flag, launch_error};
+use crate::ops::reduce::{atomic_flag, launch_error};
 use crate::strided::{kernel_layouts, offset_of, slice, slice_mut};
 use cudarc::driver::PushKernelArg;
 use ferrograd_device::ops::index::{GatherKernel, OneHotKernel, ScatterAddKernel, index_out_of_bounds};
@@ -45,8 +45,8 @@ use ferrograd_device::{Dtype, Error, Layout, Storage, View, ViewMut};
 pub(crate) const INDEX: KernelSource = KernelSource {
     name: "index",
     source: concat!(
-        include_str!("layout.cuh"),
-        include_str!("strided.cuh"),
+        include_str!("../layout.cuh"),
+        include_str!("../strided.cuh"),
         include_str!("index.cu")
     ),
     functions: &["index_gather", "index_check"],
@@ -57,8 +57,8 @@ pub(crate) const INDEX: KernelSource = KernelSource {
 pub(crate) const INDEX_ADD: KernelSource = KernelSource {
     name: "index_add",
     source: concat!(
-        include_str!("layout.cuh"),
-        include_str!("strided.cuh"),
+        include_str!("../layout.cuh"),
+        include_str!("../strided.cuh"),
         include_str!("index_add.cu")
     ),
     functions: &["index_scatter_add", "index_gather_add", "index_one_hot"],

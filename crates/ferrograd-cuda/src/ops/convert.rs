@@ -15,8 +15,8 @@ use ferrograd_device::{Error, View};
 pub(crate) const CONVERT: KernelSource = KernelSource {
     name: "convert",
     source: concat!(
-        include_str!("layout.cuh"),
-        include_str!("elementwise.cuh"),
+        include_str!("../layout.cuh"),
+        include_str!("../elementwise.cuh"),
         include_str!("convert.cu")
     ),
     functions: &["convert_from_float", "convert_from_double", "convert_from_bool"],

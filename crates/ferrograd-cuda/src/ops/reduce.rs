@@ -46,9 +46,9 @@ use ferrograd_device::{Dtype, Error, Layout, Storage, View, ViewMut};
 pub(crate) const REDUCE: KernelSource = KernelSource {
     name: "reduce",
     source: concat!(
-        include_str!("layout.cuh"),
-        include_str!("strided.cuh"),
-        include_str!("team.cuh"),
+        include_str!("../layout.cuh"),
+        include_str!("../strided.cuh"),
+        include_str!("../team.cuh"),
         include_str!("reduce.cu")
     ),
     functions: &[

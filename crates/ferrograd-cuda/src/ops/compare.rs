@@ -17,8 +17,8 @@ use ferrograd_device::{Dtype, Error, View, ViewMut};
 pub(crate) const COMPARE: KernelSource = KernelSource {
     name: "compare",
     source: concat!(
-        include_str!("layout.cuh"),
-        include_str!("elementwise.cuh"),
+        include_str!("../layout.cuh"),
+        include_str!("../elementwise.cuh"),
         include_str!("compare.cu")
     ),
     functions: &["compare_tensor", "compare_scalar"],
@@ -29,8 +29,8 @@ pub(crate) const COMPARE: KernelSource = KernelSource {
 pub(crate) const CHOOSE: KernelSource = KernelSource {
     name: "choose",
     source: concat!(
-        include_str!("layout.cuh"),
-        include_str!("elementwise.cuh"),
+        include_str!("../layout.cuh"),
+        include_str!("../elementwise.cuh"),
         include_str!("choose.cu")
     ),
     functions: &["choose_forward", "choose_backward"],

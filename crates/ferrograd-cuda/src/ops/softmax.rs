@@ -3,7 +3,7 @@
 //!
 //! One fused kernel per direction. Each row (the elements sharing every index outside
 //! the normalised axes) is handled by a team of threads, as the reductions' groups are
-//! (see [`reduce`](crate::reduce)): a thread, a warp or a block, after the row's length
+//! (see [`reduce`](crate::ops::reduce)): a thread, a warp or a block, after the row's length
 //! and stride. Forward reads the row three times (its maximum ignoring NaN, the sum of
 //! shifted exponentials, the normalised values) and writes the contiguous output once;
 //! the second and third reads mostly come from cache. Backward reads the output and its
@@ -21,7 +21,7 @@ use crate::buffer::CudaBuffer;
 use crate::compile::KernelSource;
 use crate::device::Cuda;
 use crate::element::CudaElement;
-use crate::reduce::{atomic_flag, launch_error};
+use crate::ops::reduce::{atomic_flag, launch_error};
 use crate::strided::{Groups, contiguous_strides, slice, slice_mut};
 use cudarc::driver::PushKernelArg;
 use ferrograd_device::ops::softmax::{SoftmaxKernel, SoftmaxKind};
@@ -32,9 +32,9 @@ use ferrograd_device::{Dtype, Error, Input, InputView, ViewMut};
 pub(crate) const SOFTMAX: KernelSource = KernelSource {
     name: "softmax",
     source: concat!(
-        include_str!("layout.cuh"),
-        include_str!("strided.cuh"),
-        include_str!("team.cuh"),
+        include_str!("../layout.cuh"),
+        include_str!("../strided.cuh"),
+        include_str!("../team.cuh"),
         include_str!("softmax.cu")
     ),
     functions: &["softmax_forward", "softmax_forward_in_place", "softmax_backward"],

@@ -14,8 +14,8 @@ use ferrograd_device::{Dtype, Error, View, ViewMut};
 pub(crate) const COPY: KernelSource = KernelSource {
     name: "copy",
     source: concat!(
-        include_str!("layout.cuh"),
-        include_str!("elementwise.cuh"),
+        include_str!("../layout.cuh"),
+        include_str!("../elementwise.cuh"),
         include_str!("copy.cu")
     ),
     functions: &["copy_strided", "copy_add_strided"],
