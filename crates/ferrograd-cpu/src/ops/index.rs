@@ -9,40 +9,10 @@
 
 use crate::host::{Cpu, CpuBuffer, try_vec};
 use crate::ops::elementwise::is_dense;
-use ferrograd_device::ops::index::{GatherKernel, OneHotKernel, ScatterAddKernel, index_out_of_bounds};
+use ferrograd_device::ops::index::{
+    GatherKernel, OneHotKernel, ScatterAddKernel, check_index_layouts, check_index_values, index_out_of_bounds,
+};
 use ferrograd_device::{Dtype, Error, Layout, Storage, Unit, View, ViewMut};
-
-/// Checks that the indexed layout and the index layout have one rank, that `axis` is one
-/// of its axes, and that their dims agree on every other axis.
-fn check_layouts(op: &'static str, data: &Layout, axis: usize, index: &Layout) -> Result<(), Error> {
-    let (d, i) = (data.dims(), index.dims());
-    let agree =
-        d.len() == i.len() && axis < d.len() && d.iter().zip(i).enumerate().all(|(a, (x, y))| a == axis || x == y);
-    if agree {
-        Ok(())
-    } else {
-        Err(Error::ShapeMismatch {
-            op,
-            message: format!("data {d:?} and indices {i:?} must have one rank and agree on every axis but {axis}"),
-        })
-    }
-}
-
-/// Checks that the values scattered (or gathered into) have the indices' dims.
-fn check_values(op: &'static str, index: &Layout, values: &Layout) -> Result<(), Error> {
-    if index.dims() == values.dims() {
-        Ok(())
-    } else {
-        Err(Error::ShapeMismatch {
-            op,
-            message: format!(
-                "indices {:?} and values {:?} must have one shape",
-                index.dims(),
-                values.dims()
-            ),
-        })
-    }
-}
 
 /// Every index below `size`, or the error naming the first that is not.
 fn check_indices(op: &'static str, index: &[usize], layout: &Layout, axis: usize, size: usize) -> Result<(), Error> {
@@ -93,7 +63,7 @@ impl<E: Unit> GatherKernel<E> for Cpu {
             buffer: index,
             layout: ref index_layout,
         } = index;
-        check_layouts(op, input_layout, axis, index_layout)?;
+        check_index_layouts(op, input_layout, axis, index_layout)?;
         let size = input_layout.dims()[axis];
         let mut out = try_vec(index_layout.num_elements())?;
         if is_dense(input_layout, input)
@@ -147,8 +117,8 @@ impl<E: Dtype> ScatterAddKernel<E> for Cpu {
             buffer: src,
             layout: ref src_layout,
         } = src;
-        check_layouts(op, dst_layout, axis, index_layout)?;
-        check_values(op, index_layout, src_layout)?;
+        check_index_layouts(op, dst_layout, axis, index_layout)?;
+        check_index_values(op, index_layout, src_layout)?;
         let size = dst_layout.dims()[axis];
         check_indices(op, index, index_layout, axis, size)?;
         if is_dense(dst_layout, dst)
@@ -195,8 +165,8 @@ impl<E: Dtype> ScatterAddKernel<E> for Cpu {
             buffer: dst,
             layout: ref dst_layout,
         } = dst;
-        check_layouts(op, src_layout, axis, index_layout)?;
-        check_values(op, index_layout, dst_layout)?;
+        check_index_layouts(op, src_layout, axis, index_layout)?;
+        check_index_values(op, index_layout, dst_layout)?;
         let size = src_layout.dims()[axis];
         check_indices(op, index, index_layout, axis, size)?;
         if is_dense(dst_layout, dst)

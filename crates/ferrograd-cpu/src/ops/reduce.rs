@@ -14,7 +14,7 @@ use crate::threads;
 use ferrograd_device::ops::index::ScatterAddKernel;
 use ferrograd_device::ops::reduce::{
     ArgExtremumKernel, Extremum, ExtremumKernel, ExtremumWithIndicesKernel, LogSumExpKernel, Spread, SumKernel,
-    VarianceKernel,
+    VarianceKernel, check_axis, check_reduction, check_with_indices_backward,
 };
 use ferrograd_device::view::{check_axes, check_len, check_reach};
 use ferrograd_device::{Dtype, Error, Layout, View, ViewMut};
@@ -876,15 +876,8 @@ impl<E: Dtype> ExtremumWithIndicesKernel<E> for Cpu {
     ) -> Result<(), Error> {
         // The kernel does not know which extremum the indices point at.
         let op = "max_with_indices / min_with_indices";
+        check_with_indices_backward(op, &grad_input, axis, indices, grad_output)?;
         let layout = grad_input.layout;
-        check_axis(op, &layout, axis)?;
-        grad_input.check_accumulating(op, "grad_input")?;
-        let outputs: usize = (layout.dims().iter().enumerate())
-            .filter(|&(a, _)| a != axis)
-            .map(|(_, &d)| d)
-            .product();
-        check_len(op, "indices", indices.len(), outputs)?;
-        check_len(op, "grad_output", grad_output.len(), outputs)?;
         // The output, contiguous, seen with a size-1 `axis` put back: the indices and the
         // output gradient in the form a scatter along `axis` takes.
         let mut dims = layout.dims().to_vec();
@@ -902,14 +895,6 @@ impl<E: Dtype> ExtremumWithIndicesKernel<E> for Cpu {
     }
 }
 
-/// The checks at the entry of a reduction's forward kernel: the input's reach and the
-/// axes (in range, sorted, distinct), without which the groups would reach past the
-/// input.
-fn check_reduction<E: Dtype>(op: &'static str, input: View<'_, CpuBuffer<E>>, axes: &[usize]) -> Result<(), Error> {
-    check_axes(op, axes, input.layout.rank())?;
-    input.check(op, "input")
-}
-
 /// [`check_reduction`] for a backward kernel reading `grad_output`, one value per
 /// group, with `input` the view it walks (the input, or its gradient), named `role`;
 /// returns the groups, which the kernel needs next.
@@ -924,18 +909,6 @@ fn check_reduction_backward<E: Dtype>(
     let groups = Groups::new(&input.layout, axes);
     check_len(op, "grad_output", grad_output.len(), groups.count)?;
     Ok(groups)
-}
-
-/// `Error::InvalidArgument` naming `op` unless `axis` is an axis of `layout`.
-fn check_axis(op: &'static str, layout: &Layout, axis: usize) -> Result<(), Error> {
-    if axis < layout.rank() {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument {
-            op,
-            message: format!("axis {axis} of a rank-{} tensor", layout.rank()),
-        })
-    }
 }
 
 /// `N − correction`, at least 0.

@@ -38,7 +38,9 @@ use crate::element::CudaElement;
 use crate::ops::reduce::{atomic_flag, launch_error};
 use crate::strided::{kernel_layouts, offset_of, slice, slice_mut};
 use cudarc::driver::PushKernelArg;
-use ferrograd_device::ops::index::{GatherKernel, OneHotKernel, ScatterAddKernel, index_out_of_bounds};
+use ferrograd_device::ops::index::{
+    GatherKernel, OneHotKernel, ScatterAddKernel, check_index_layouts, check_index_values, index_out_of_bounds,
+};
 use ferrograd_device::{Dtype, Error, Layout, Storage, View, ViewMut};
 
 /// `index.cu`: the gather and the index check, for every element type.
@@ -67,38 +69,6 @@ pub(crate) const INDEX_ADD: KernelSource = KernelSource {
 
 /// The C type the index check is compiled for: it reads only indices.
 const CHECK_TYPE: &str = <usize as CudaElement>::C_TYPE;
-
-/// Checks that the indexed layout and the index layout have one rank, that `axis` is one
-/// of its axes, and that their dims agree on every other axis (the CPU's text).
-fn check_layouts(op: &'static str, data: &Layout, axis: usize, index: &Layout) -> Result<(), Error> {
-    let (d, i) = (data.dims(), index.dims());
-    let agree =
-        d.len() == i.len() && axis < d.len() && d.iter().zip(i).enumerate().all(|(a, (x, y))| a == axis || x == y);
-    if agree {
-        Ok(())
-    } else {
-        Err(Error::ShapeMismatch {
-            op,
-            message: format!("data {d:?} and indices {i:?} must have one rank and agree on every axis but {axis}"),
-        })
-    }
-}
-
-/// Checks that the values scattered (or gathered into) have the indices' dims.
-fn check_values(op: &'static str, index: &Layout, values: &Layout) -> Result<(), Error> {
-    if index.dims() == values.dims() {
-        Ok(())
-    } else {
-        Err(Error::ShapeMismatch {
-            op,
-            message: format!(
-                "indices {:?} and values {:?} must have one shape",
-                index.dims(),
-                values.dims()
-            ),
-        })
-    }
-}
 
 /// `data`'s strides over the index's dims with `axis` pinned (stride 0).
 fn pinned_strides(data: &Layout, axis: usize) -> Vec<usize> {
@@ -187,7 +157,7 @@ impl<E: CudaElement> GatherKernel<E> for Cuda {
     ) -> Result<CudaBuffer<E>, Error> {
         input.check(op, "input")?;
         index.check(op, "index")?;
-        check_layouts(op, &input.layout, axis, &index.layout)?;
+        check_index_layouts(op, &input.layout, axis, &index.layout)?;
         let size = input.layout.dims()[axis];
         let numel = index.layout.num_elements();
         if numel == 0 {
@@ -248,8 +218,8 @@ impl<E: Dtype + CudaElement> ScatterAddKernel<E> for Cuda {
         dst.check_accumulating(op, "dst")?;
         index.check(op, "index")?;
         src.check(op, "src")?;
-        check_layouts(op, &dst.layout, axis, &index.layout)?;
-        check_values(op, &index.layout, &src.layout)?;
+        check_index_layouts(op, &dst.layout, axis, &index.layout)?;
+        check_index_values(op, &index.layout, &src.layout)?;
         let size = dst.layout.dims()[axis];
         let numel = index.layout.num_elements();
         if numel == 0 {
@@ -303,8 +273,8 @@ impl<E: Dtype + CudaElement> ScatterAddKernel<E> for Cuda {
         src.check(op, "src")?;
         index.check(op, "index")?;
         dst.check_accumulating(op, "dst")?;
-        check_layouts(op, &src.layout, axis, &index.layout)?;
-        check_values(op, &index.layout, &dst.layout)?;
+        check_index_layouts(op, &src.layout, axis, &index.layout)?;
+        check_index_values(op, &index.layout, &dst.layout)?;
         let size = src.layout.dims()[axis];
         let numel = index.layout.num_elements();
         if numel == 0 {
@@ -398,13 +368,13 @@ mod tests {
     fn shape_checks_use_the_cpu_text() {
         let data = Layout::from_parts(&[2, 3], &[3, 1]);
         let index = Layout::from_parts(&[2, 5], &[5, 1]);
-        assert!(check_layouts("gather", &data, 1, &index).is_ok());
-        let e = check_layouts("gather", &data, 0, &index).unwrap_err();
+        assert!(check_index_layouts("gather", &data, 1, &index).is_ok());
+        let e = check_index_layouts("gather", &data, 0, &index).unwrap_err();
         assert_eq!(
             e.to_string(),
             "gather: data [2, 3] and indices [2, 5] must have one rank and agree on every axis but 0"
         );
-        let e = check_values("scatter_add", &index, &data).unwrap_err();
+        let e = check_index_values("scatter_add", &index, &data).unwrap_err();
         assert_eq!(
             e.to_string(),
             "scatter_add: indices [2, 5] and values [2, 3] must have one shape"

@@ -37,7 +37,7 @@ use cudarc::driver::{CudaFunction, DriverError, PushKernelArg};
 use ferrograd_device::ops::index::ScatterAddKernel;
 use ferrograd_device::ops::reduce::{
     ArgExtremumKernel, Extremum, ExtremumKernel, ExtremumWithIndicesKernel, LogSumExpKernel, Spread, SumKernel,
-    VarianceKernel,
+    VarianceKernel, check_axis, check_reduction, check_with_indices_backward,
 };
 use ferrograd_device::view::{check_axes, check_len, check_reach};
 use ferrograd_device::{Dtype, Error, Layout, Storage, View, ViewMut};
@@ -103,17 +103,6 @@ fn backward_layouts(layout: &Layout, axes: &[usize]) -> [crate::layout::KernelLa
     kernel_layouts(layout.dims(), [layout.strides(), &to_out], [layout.offset(), 0])
 }
 
-/// The checks at the entry of a reduction's forward kernel, as the CPU's: the axes (in
-/// range, sorted, distinct), then the input's reach.
-fn check_reduction<E: CudaElement>(
-    op: &'static str,
-    input: View<'_, CudaBuffer<E>>,
-    axes: &[usize],
-) -> Result<(), Error> {
-    check_axes(op, axes, input.layout.rank())?;
-    input.check(op, "input")
-}
-
 /// [`check_reduction`] for a backward kernel, with `input` the view it walks (named
 /// `role`), and `grad_output` holding a value per group; returns the groups.
 fn check_reduction_backward<E: CudaElement>(
@@ -127,18 +116,6 @@ fn check_reduction_backward<E: CudaElement>(
     let groups = groups(&input.layout, axes);
     check_len(op, "grad_output", grad_output.len(), groups.count)?;
     Ok(groups)
-}
-
-/// `Error::InvalidArgument` naming `op` unless `axis` is an axis of `layout`.
-fn check_axis(op: &'static str, layout: &Layout, axis: usize) -> Result<(), Error> {
-    if axis < layout.rank() {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument {
-            op,
-            message: format!("axis {axis} of a rank-{} tensor", layout.rank()),
-        })
-    }
 }
 
 /// Whether adds through `layout` must be atomic: it addresses some element from more
@@ -432,15 +409,8 @@ impl<E: Dtype + CudaElement> ExtremumWithIndicesKernel<E> for Cuda {
         grad_output: &CudaBuffer<E>,
     ) -> Result<(), Error> {
         let op = "max_with_indices / min_with_indices";
+        check_with_indices_backward(op, &grad_input, axis, indices, grad_output)?;
         let layout = grad_input.layout;
-        check_axis(op, &layout, axis)?;
-        grad_input.check_accumulating(op, "grad_input")?;
-        let outputs: usize = (layout.dims().iter().enumerate())
-            .filter(|&(a, _)| a != axis)
-            .map(|(_, &d)| d)
-            .product();
-        check_len(op, "indices", indices.len(), outputs)?;
-        check_len(op, "grad_output", grad_output.len(), outputs)?;
         // The output, contiguous, seen with a size-1 `axis` put back: the indices and the
         // output gradient in the form a scatter along `axis` takes.
         let mut dims = layout.dims().to_vec();

@@ -14,6 +14,7 @@ use crate::dtype::{Dtype, Unit};
 use crate::error::Error;
 use crate::storage::Storage;
 use crate::view::{View, ViewMut};
+use ferrograd_shapes::Layout;
 
 /// The error of an index past the end of its axis, in PyTorch's words:
 /// `gather: index 7 is out of bounds for axis 1 of size 5`.
@@ -27,6 +28,40 @@ pub fn index_out_of_bounds(op: &'static str, index: usize, axis: usize, size: us
     Error::InvalidArgument {
         op,
         message: format!("index {index} is out of bounds for axis {axis} of size {size}"),
+    }
+}
+
+/// Checks that the indexed layout and the index layout have one rank, that `axis` is one
+/// of its axes, and that their dims agree on every other axis: what every gather and
+/// scatter kernel checks at entry, so all devices refuse the same arguments with the same
+/// text.
+pub fn check_index_layouts(op: &'static str, data: &Layout, axis: usize, index: &Layout) -> Result<(), Error> {
+    let (d, i) = (data.dims(), index.dims());
+    let agree =
+        d.len() == i.len() && axis < d.len() && d.iter().zip(i).enumerate().all(|(a, (x, y))| a == axis || x == y);
+    if agree {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            op,
+            message: format!("data {d:?} and indices {i:?} must have one rank and agree on every axis but {axis}"),
+        })
+    }
+}
+
+/// Checks that the values scattered (or gathered into) have the indices' dims.
+pub fn check_index_values(op: &'static str, index: &Layout, values: &Layout) -> Result<(), Error> {
+    if index.dims() == values.dims() {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            op,
+            message: format!(
+                "indices {:?} and values {:?} must have one shape",
+                index.dims(),
+                values.dims()
+            ),
+        })
     }
 }
 

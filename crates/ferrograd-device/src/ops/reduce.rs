@@ -19,7 +19,50 @@
 use crate::dtype::Dtype;
 use crate::error::Error;
 use crate::storage::Storage;
-use crate::view::{View, ViewMut};
+use crate::view::{BufferLength, View, ViewMut, check_axes, check_len};
+use ferrograd_shapes::Layout;
+
+/// The checks at the entry of a reduction's forward kernel on every device: the axes (in
+/// range, sorted, distinct), then the input's reach.
+pub fn check_reduction<V: BufferLength>(op: &'static str, input: View<'_, V>, axes: &[usize]) -> Result<(), Error> {
+    check_axes(op, axes, input.layout.rank())?;
+    input.check(op, "input")
+}
+
+/// `Error::InvalidArgument` naming `op` unless `axis` is an axis of `layout`.
+pub fn check_axis(op: &'static str, layout: &Layout, axis: usize) -> Result<(), Error> {
+    if axis < layout.rank() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            op,
+            message: format!("axis {axis} of a rank-{} tensor", layout.rank()),
+        })
+    }
+}
+
+/// The checks at the entry of [`ExtremumWithIndicesKernel::backward`] on every device:
+/// `axis` is one of the gradient's, which is reached through its layout (repeats
+/// accumulate), and the indices and the output gradient hold one value per output
+/// element. Returns that count.
+pub fn check_with_indices_backward<V: BufferLength, I: BufferLength>(
+    op: &'static str,
+    grad_input: &ViewMut<'_, V>,
+    axis: usize,
+    indices: &I,
+    grad_output: &V,
+) -> Result<usize, Error> {
+    let layout = grad_input.layout;
+    check_axis(op, &layout, axis)?;
+    grad_input.check_accumulating(op, "grad_input")?;
+    let outputs: usize = (layout.dims().iter().enumerate())
+        .filter(|&(a, _)| a != axis)
+        .map(|(_, &d)| d)
+        .product();
+    check_len(op, "indices", indices.buffer_length(), outputs)?;
+    check_len(op, "grad_output", grad_output.buffer_length(), outputs)?;
+    Ok(outputs)
+}
 
 /// Sums over axes on a device.
 pub trait SumKernel<E: Dtype>: Storage<E> {
