@@ -2,7 +2,7 @@
 //! `gather`, `select`, `index_select` and `scatter_add` are made of), and one-hot
 //! encoding.
 //!
-//! Indices are `usize` buffers read through their own [`Layout`](crate::Layout), which
+//! Indices are `usize` buffers read through their own [`Layout`], which
 //! may broadcast (stride 0): `select` with one index for a whole tensor is a gather
 //! whose index layout has every stride 0. Every kernel first checks its views (a layout
 //! that reaches past its buffer is an [`Error::InvalidArgument`], dims that disagree an

@@ -2,7 +2,7 @@
 //! with their indices, variance and standard deviation, logsumexp.
 //!
 //! Every kernel takes the input as a [`View`]: a buffer with its
-//! [`Layout`](crate::Layout) (any strides: broadcast, permuted and sliced views
+//! [`Layout`] (any strides: broadcast, permuted and sliced views
 //! included). It also takes `axes`, the reduced axes, sorted and distinct. The result is contiguous, row-major over the kept axes.
 //! Backward kernels accumulate (`+=`) into a gradient buffer addressed through the
 //! input's layout, so a view's gradient lands in the buffer it views; positions that
