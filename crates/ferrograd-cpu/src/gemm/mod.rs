@@ -40,6 +40,25 @@ pub(crate) fn set_blas_threads(threads: usize) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod channel_lanes;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use channel_lanes::ChannelLanesShape;
+/// The geometry of [`conv_channel_lanes`] (see `channel_lanes.rs`).
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy, Debug)]
+pub struct ChannelLanesShape {
+    pub images: usize,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub in_size: [usize; 2],
+    pub pad: [usize; 2],
+    pub padded: [usize; 2],
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    pub out_size: [usize; 2],
+}
 #[cfg(any(feature = "mkl", feature = "mkl-threaded", feature = "openblas"))]
 mod cblas;
 #[cfg(target_arch = "x86_64")]
@@ -111,7 +130,7 @@ impl GemmElement for f64 {
 /// The per-type entry points of each backend. Private to the crate: nothing outside can
 /// name this trait, so nothing outside can implement [`GemmElement`] or call these.
 mod sealed {
-    use super::{Batch, DepthwiseShape, MatrixMut, MatrixRef, Run};
+    use super::{Batch, ChannelLanesShape, DepthwiseShape, MatrixMut, MatrixRef, Run};
 
     pub trait Kernels: Sized {
         /// `avx512::gemm`, with the same contract.
@@ -167,6 +186,10 @@ mod sealed {
         /// `depthwise::depthwise`, with the same contract.
         #[cfg(target_arch = "x86_64")]
         fn depthwise(shape: &DepthwiseShape, plane: &[Self], taps: &[Self], bias: Self, out: &mut [Self]);
+
+        /// `channel_lanes::conv`, with the same contract.
+        #[cfg(target_arch = "x86_64")]
+        fn channel_lanes(shape: &ChannelLanesShape, input: &[Self], weight: &MatrixRef<'_, Self>, out: &mut [Self]);
 
         /// `matrixmultiply::{s,d}gemm`.
         ///
@@ -283,6 +306,16 @@ mod sealed {
                 #[cfg(target_arch = "x86_64")]
                 fn depthwise(shape: &DepthwiseShape, plane: &[Self], taps: &[Self], bias: Self, out: &mut [Self]) {
                     super::depthwise::depthwise(shape, plane, taps, bias, out);
+                }
+
+                #[cfg(target_arch = "x86_64")]
+                fn channel_lanes(
+                    shape: &ChannelLanesShape,
+                    input: &[Self],
+                    weight: &MatrixRef<'_, Self>,
+                    out: &mut [Self],
+                ) {
+                    super::channel_lanes::conv(shape, input, weight, out);
                 }
 
                 unsafe fn matrixmultiply(
@@ -748,6 +781,27 @@ pub(crate) fn depthwise<E: GemmElement>(shape: &DepthwiseShape, plane: &[E], tap
     E::depthwise(shape, plane, taps, bias, out);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (shape, plane, taps, bias, out);
+}
+
+/// `out[n][o][y][x] = Σ_{c,i,j} weight[o][c·kh·kw + i·kw + j] · input[n][y·sh +
+/// i·dh][x·sw + j·dw][c]`, overwriting `out`: a convolution of a padded channels-last
+/// input with the output channels in the vector lanes, for small maps (see
+/// `channel_lanes.rs`). Runs where [`gemm_shifted`] does.
+///
+/// # Panics
+/// Unless [`shifted_available`]; if a slice is shorter than `shape` says, or if a
+/// window reaches past the padded input.
+pub(crate) fn conv_channel_lanes<E: GemmElement>(
+    shape: &ChannelLanesShape,
+    input: &[E],
+    weight: MatrixRef<'_, E>,
+    out: &mut [E],
+) {
+    assert!(shifted_available(), "conv_channel_lanes: needs the AVX-512 backend");
+    #[cfg(target_arch = "x86_64")]
+    E::channel_lanes(shape, input, &weight, out);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (shape, input, weight, out);
 }
 
 /// Panics unless a slice of `len` elements holds every element of a `rows×cols` matrix
