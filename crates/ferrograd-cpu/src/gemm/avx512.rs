@@ -19,9 +19,11 @@
 //! caller runs one, the pool the others), each packing its own operands, so the threads never wait on each other.
 
 use std::arch::x86_64::{
-    __m512, __m512d, _MM_HINT_T0, _mm_prefetch, _mm512_fmadd_pd, _mm512_fmadd_ps, _mm512_loadu_pd, _mm512_loadu_ps,
-    _mm512_mask_storeu_pd, _mm512_mask_storeu_ps, _mm512_maskz_loadu_pd, _mm512_maskz_loadu_ps, _mm512_mul_pd,
-    _mm512_mul_ps, _mm512_set1_pd, _mm512_set1_ps, _mm512_setzero_pd, _mm512_setzero_ps,
+    __m512, __m512d, _MM_HINT_T0, _mm_prefetch, _mm512_castpd_ps, _mm512_castps_pd, _mm512_fmadd_pd, _mm512_fmadd_ps,
+    _mm512_loadu_pd, _mm512_loadu_ps, _mm512_mask_storeu_pd, _mm512_mask_storeu_ps, _mm512_maskz_loadu_pd,
+    _mm512_maskz_loadu_ps, _mm512_mul_pd, _mm512_mul_ps, _mm512_set1_pd, _mm512_set1_ps, _mm512_setzero_pd,
+    _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_shuffle_f64x2, _mm512_storeu_pd, _mm512_storeu_ps,
+    _mm512_unpackhi_pd, _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
 };
 use std::cell::RefCell;
 use std::ops::Range;
@@ -91,6 +93,15 @@ pub(super) trait Avx512: GemmElement {
     /// AVX-512F is available; `p` points to `lanes` writable elements.
     unsafe fn store_first(p: *mut Self, lanes: usize, v: Self::Vector);
 
+    /// A `LANES × LANES` block transposed in registers: `out[p · out_stride + i] =
+    /// rows[i][start + p]` for `i, p < LANES`.
+    ///
+    /// # Safety
+    /// AVX-512F is available; `rows` holds `LANES` slices, each at least `start +
+    /// LANES` long; `out` points to `(LANES - 1) · out_stride + LANES` writable
+    /// elements.
+    unsafe fn transpose_block(rows: &[&[Self]], start: usize, out: *mut Self, out_stride: usize);
+
     /// [`pack`] into panels of `2 · LANES` rows (the columns of `b`).
     fn pack_b(x: &MatrixRef<'_, Self>, rows: Range<usize>, depths: Range<usize>, out: &mut [Self]);
 
@@ -109,6 +120,50 @@ impl Avx512 for f32 {
 
     fn pack_b(x: &MatrixRef<'_, f32>, rows: Range<usize>, depths: Range<usize>, out: &mut [f32]) {
         pack::<f32, 32>(x, rows, depths, out);
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn transpose_block(rows: &[&[f32]], start: usize, out: *mut f32, out_stride: usize) {
+        // SAFETY: each row has 16 readable elements from `start`, as the caller
+        // guarantees.
+        let r: [__m512; 16] = std::array::from_fn(|i| unsafe { _mm512_loadu_ps(rows[i].as_ptr().add(start)) });
+        // Pairs of rows interleaved: in each 128-bit lane, elements (0, 1) and (2, 3).
+        let t: [__m512; 16] = std::array::from_fn(|k| {
+            let (a, b) = (r[k & !1], r[k | 1]);
+            if k % 2 == 0 {
+                _mm512_unpacklo_ps(a, b)
+            } else {
+                _mm512_unpackhi_ps(a, b)
+            }
+        });
+        // Quads: `u[4q + j]` holds, in 128-bit lane L, column `j + 4L` of rows 4q..4q+4.
+        let u: [__m512; 16] = std::array::from_fn(|k| {
+            let (q, j) = (k / 4, k % 4);
+            let (a, b) = (
+                _mm512_castps_pd(t[4 * q + j / 2]),
+                _mm512_castps_pd(t[4 * q + 2 + j / 2]),
+            );
+            _mm512_castpd_ps(if j % 2 == 0 {
+                _mm512_unpacklo_pd(a, b)
+            } else {
+                _mm512_unpackhi_pd(a, b)
+            })
+        });
+        for j in 0..4 {
+            let x0 = _mm512_shuffle_f32x4::<0x88>(u[j], u[4 + j]);
+            let x1 = _mm512_shuffle_f32x4::<0x88>(u[8 + j], u[12 + j]);
+            let y0 = _mm512_shuffle_f32x4::<0xDD>(u[j], u[4 + j]);
+            let y1 = _mm512_shuffle_f32x4::<0xDD>(u[8 + j], u[12 + j]);
+            // SAFETY: column `c < 16` goes to `out + c · out_stride`, 16 writable
+            // elements, as the caller guarantees.
+            unsafe {
+                _mm512_storeu_ps(out.add(j * out_stride), _mm512_shuffle_f32x4::<0x88>(x0, x1));
+                _mm512_storeu_ps(out.add((j + 4) * out_stride), _mm512_shuffle_f32x4::<0x88>(y0, y1));
+                _mm512_storeu_ps(out.add((j + 8) * out_stride), _mm512_shuffle_f32x4::<0xDD>(x0, x1));
+                _mm512_storeu_ps(out.add((j + 12) * out_stride), _mm512_shuffle_f32x4::<0xDD>(y0, y1));
+            }
+        }
     }
 
     fn with_pack_buffers<R>(f: impl FnOnce(&mut PackBuffers<f32>) -> R) -> R {
@@ -162,6 +217,37 @@ impl Avx512 for f64 {
 
     fn pack_b(x: &MatrixRef<'_, f64>, rows: Range<usize>, depths: Range<usize>, out: &mut [f64]) {
         pack::<f64, 16>(x, rows, depths, out);
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn transpose_block(rows: &[&[f64]], start: usize, out: *mut f64, out_stride: usize) {
+        // SAFETY: each row has 8 readable elements from `start`, as the caller
+        // guarantees.
+        let r: [__m512d; 8] = std::array::from_fn(|i| unsafe { _mm512_loadu_pd(rows[i].as_ptr().add(start)) });
+        // `t[2k + h]` holds, in 128-bit lane L, column `2L + h` of rows 2k and 2k + 1.
+        let t: [__m512d; 8] = std::array::from_fn(|k| {
+            let (a, b) = (r[k & !1], r[k | 1]);
+            if k % 2 == 0 {
+                _mm512_unpacklo_pd(a, b)
+            } else {
+                _mm512_unpackhi_pd(a, b)
+            }
+        });
+        for h in 0..2 {
+            let x0 = _mm512_shuffle_f64x2::<0x88>(t[h], t[2 + h]);
+            let x1 = _mm512_shuffle_f64x2::<0x88>(t[4 + h], t[6 + h]);
+            let y0 = _mm512_shuffle_f64x2::<0xDD>(t[h], t[2 + h]);
+            let y1 = _mm512_shuffle_f64x2::<0xDD>(t[4 + h], t[6 + h]);
+            // SAFETY: column `c < 8` goes to `out + c · out_stride`, 8 writable
+            // elements, as the caller guarantees.
+            unsafe {
+                _mm512_storeu_pd(out.add(h * out_stride), _mm512_shuffle_f64x2::<0x88>(x0, x1));
+                _mm512_storeu_pd(out.add((h + 2) * out_stride), _mm512_shuffle_f64x2::<0x88>(y0, y1));
+                _mm512_storeu_pd(out.add((h + 4) * out_stride), _mm512_shuffle_f64x2::<0xDD>(x0, x1));
+                _mm512_storeu_pd(out.add((h + 6) * out_stride), _mm512_shuffle_f64x2::<0xDD>(y0, y1));
+            }
+        }
     }
 
     fn with_pack_buffers<R>(f: impl FnOnce(&mut PackBuffers<f64>) -> R) -> R {
@@ -420,7 +506,7 @@ fn multiply_share<E: Avx512>(
 
 /// Copies `x[rows, depths]` into panels of `WIDTH` rows, each stored depth-major
 /// (`panel[p · WIDTH + i] = x[first + i, depth_start + p]`), the last one zero-padded.
-pub(super) fn pack<E: GemmElement, const WIDTH: usize>(
+pub(super) fn pack<E: Avx512, const WIDTH: usize>(
     x: &MatrixRef<'_, E>,
     rows: Range<usize>,
     depths: Range<usize>,
@@ -428,7 +514,6 @@ pub(super) fn pack<E: GemmElement, const WIDTH: usize>(
 ) {
     let kc = depths.len();
     for (panel, first) in out.chunks_exact_mut(WIDTH * kc).zip(rows.clone().step_by(WIDTH)) {
-        let (lines, _) = panel.as_chunks_mut::<WIDTH>();
         let height = WIDTH.min(rows.end - first);
         if x.column_stride == 1 && height == WIDTH {
             // Rows are contiguous along the depth: walk all of them at once, writing
@@ -437,20 +522,33 @@ pub(super) fn pack<E: GemmElement, const WIDTH: usize>(
                 let start = (first + i) * x.row_stride + depths.start;
                 &x.data[start..start + kc]
             });
-            // A cache line of each row at a time, all of it used at once: rows a
-            // power-of-two-ish distance apart share a few L1 sets, and reading one
-            // element of each of 32 rows per step evicted the lines before their next
-            // element was read (a weight of 4 608 columns packed at a tenth of the speed).
-            let line_len = 64 / size_of::<E>();
-            for (lines, start) in lines.chunks_mut(line_len).zip((0..kc).step_by(line_len)) {
-                for (i, source) in sources.iter().enumerate() {
-                    for (line, &value) in lines.iter_mut().zip(&source[start..]) {
-                        line[i] = value;
-                    }
+            // Blocks of LANES rows × LANES depths, transposed in registers: reading one
+            // element of each of 32 rows per step was a tenth of the speed (rows a
+            // power-of-two-ish distance apart share a few L1 sets, and their lines were
+            // evicted before their next element was read), and copying element by
+            // element, a cache line of each row at a time, half of it; packing a
+            // 512×4608 weight had taken 73 % of a 2×2-map convolution.
+            let lanes = E::LANES;
+            let blocked = if WIDTH.is_multiple_of(lanes) { kc - kc % lanes } else { 0 };
+            for (group, rows) in sources.chunks_exact(lanes).enumerate().take(WIDTH / lanes) {
+                for start in (0..blocked).step_by(lanes) {
+                    let block = &mut panel[start * WIDTH + group * lanes..];
+                    assert!(block.len() >= (lanes - 1) * WIDTH + lanes);
+                    // SAFETY: AVX-512F is available (this module's kernels run only
+                    // where it is); `rows` holds LANES rows of `kc ≥ start + LANES`
+                    // elements; the block has room for LANES lines of WIDTH (asserted).
+                    unsafe { E::transpose_block(rows, start, block.as_mut_ptr(), WIDTH) };
+                }
+            }
+            let (lines, _) = panel.as_chunks_mut::<WIDTH>();
+            for (p, line) in lines.iter_mut().enumerate().skip(blocked) {
+                for (slot, source) in line.iter_mut().zip(&sources) {
+                    *slot = source[p];
                 }
             }
         } else if x.column_stride == 1 {
             // The last, partial panel: one row at a time.
+            let (lines, _) = panel.as_chunks_mut::<WIDTH>();
             for i in 0..height {
                 let start = (first + i) * x.row_stride + depths.start;
                 for (line, &value) in lines.iter_mut().zip(&x.data[start..start + kc]) {
@@ -459,11 +557,13 @@ pub(super) fn pack<E: GemmElement, const WIDTH: usize>(
             }
         } else if x.row_stride == 1 && height == WIDTH {
             // The panel's rows are contiguous at each depth: copy whole lines.
+            let (lines, _) = panel.as_chunks_mut::<WIDTH>();
             for (p, line) in lines.iter_mut().enumerate() {
                 let start = first + (depths.start + p) * x.column_stride;
                 line.copy_from_slice(&x.data[start..start + WIDTH]);
             }
         } else {
+            let (lines, _) = panel.as_chunks_mut::<WIDTH>();
             for (p, line) in lines.iter_mut().enumerate() {
                 for (i, slot) in line[..height].iter_mut().enumerate() {
                     *slot = x.data[(first + i) * x.row_stride + (depths.start + p) * x.column_stride];
@@ -471,6 +571,7 @@ pub(super) fn pack<E: GemmElement, const WIDTH: usize>(
             }
         }
         if height < WIDTH {
+            let (lines, _) = panel.as_chunks_mut::<WIDTH>();
             for line in lines.iter_mut() {
                 line[height..].fill(E::ZERO);
             }
