@@ -529,7 +529,11 @@ pub(super) fn pack<E: Avx512, const WIDTH: usize>(
             // element, a cache line of each row at a time, half of it; packing a
             // 512×4608 weight had taken 73 % of a 2×2-map convolution.
             let lanes = E::LANES;
-            let blocked = if WIDTH.is_multiple_of(lanes) { kc - kc % lanes } else { 0 };
+            let blocked = if WIDTH.is_multiple_of(lanes) {
+                kc - kc % lanes
+            } else {
+                0
+            };
             for (group, rows) in sources.chunks_exact(lanes).enumerate().take(WIDTH / lanes) {
                 for start in (0..blocked).step_by(lanes) {
                     let block = &mut panel[start * WIDTH + group * lanes..];

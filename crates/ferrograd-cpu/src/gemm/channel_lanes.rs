@@ -77,8 +77,9 @@ struct Tile {
     columns: (usize, usize),
 }
 
-/// `out[n][o][y][x] = Σ_{c,i,j} weight[o][c·kh·kw + i·kw + j] · input[n][y·sh + i·dh][x·sw
-/// + j·dw][c]` for every image `n`, output channel `o` and output pixel, overwriting
+/// `out[n][o][y][x] = Σ_{c,i,j} weight[o][c·kh·kw + i·kw + j] ·
+/// input[n][y·sh + i·dh][x·sw + j·dw][c]` for every image `n`, output channel `o` and
+/// output pixel, overwriting
 /// `out` (`images × out_channels × out_height × out_width`, row-major). `input` is
 /// channels-last and padded as `shape` says, zeros in the padding; `weight` is
 /// `out_channels × (in_channels · kh · kw)`.

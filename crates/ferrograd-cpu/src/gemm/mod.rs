@@ -786,7 +786,7 @@ pub(crate) fn depthwise<E: GemmElement>(shape: &DepthwiseShape, plane: &[E], tap
 /// `out[n][o][y][x] = Σ_{c,i,j} weight[o][c·kh·kw + i·kw + j] · input[n][y·sh +
 /// i·dh][x·sw + j·dw][c]`, overwriting `out`: a convolution of a padded channels-last
 /// input with the output channels in the vector lanes, for small maps (see
-/// `channel_lanes.rs`). Runs where [`gemm_shifted`] does.
+/// `channel_lanes.rs`). Runs where [`shifted_available`].
 ///
 /// # Panics
 /// Unless [`shifted_available`]; if a slice is shorter than `shape` says, or if a

@@ -17,6 +17,11 @@
 //! with stride 1 and no padding over rows stored back to back needs no columns: the
 //! input already is that matrix, and the GEMM reads it in place.
 //!
+//! Maps of at most 64 output pixels with many channels (a ResNet's later stages) take a
+//! third path, [`conv_channel_lanes`]: output channels in the vector lanes rather than
+//! pixels, over a padded channels-last copy of the input, skipping the taps that meet
+//! only padding (see `Geometry::channel_lanes` for the measurements that drew the line).
+//!
 //! Batches are split across the thread pool, each share running im2col and its GEMMs
 //! on its own images (the GEMMs then stay on that thread); a convolution too small to
 //! pay for the split, or of one image, runs on the calling thread, where its GEMM may
