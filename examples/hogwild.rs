@@ -162,16 +162,16 @@ fn hogwild(train: &Data, test: &Data, threads: usize, args: &Args) -> Result<Run
                 let shared = &shared;
                 scope.spawn(move || -> Result<(), Error> {
                     let mut local = fresh_model();
-                    let mut rows: Vec<usize> = Vec::new();
                     for epoch in 0..args.epochs {
                         // Thread t takes batches t, t + threads, …, in an order that
                         // changes with the epoch.
                         for step in (thread..steps).step_by(threads) {
                             let batch = (step * 7 + epoch * 131) % steps;
                             // Only the rows of the words this batch contains (and
-                            // the dense head) are read, so only those are copied.
-                            batch_rows(train, batch, &mut rows);
-                            shared.snapshot_rows_into(&mut local, &[("0.weight", &rows)])?;
+                            // the dense head) are read, so only those are copied: the
+                            // batch's ids as they are (a repeated one is copied once).
+                            let ids = train.words[batch * BATCH..(batch + 1) * BATCH].as_flattened();
+                            shared.snapshot_rows_into(&mut local, &[("0.weight", ids)])?;
                             let grads = grads_of(&local, train, batch * BATCH)?;
                             shared.apply_sgd(&local, &grads, args.lr)?;
                         }

@@ -374,7 +374,7 @@ impl<E: Dtype, D: Storage<E>> Gradients<E, D> {
         let entry = self.entries.entry(id).or_default();
         match (&mut entry.grad, &mut entry.sparse) {
             (Some(dense), _) => grad.try_add_to_dense(dense, device)?,
-            (None, Some(sparse)) => sparse.try_add(&grad, device)?,
+            (None, Some(sparse)) => sparse.try_add_owned(grad, device)?,
             (None, None) => {
                 entry.sparse = Some(Box::new(grad));
                 self.has_sparse = true;

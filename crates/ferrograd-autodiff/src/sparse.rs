@@ -183,7 +183,7 @@ impl<E: Dtype, D: Storage<E>> SparseGrad<E, D> {
                 message: format!("row index {bad} is out of bounds for a table of {num_rows} rows"),
             });
         }
-        let (indices, values) = coalesce(indices, rows, row_len);
+        let (indices, values) = coalesce(num_rows, indices, rows, row_len);
         Ok(Self {
             num_rows,
             row_len,
@@ -241,6 +241,18 @@ impl<E: Dtype, D: Storage<E>> SparseGrad<E, D> {
         Ok(())
     }
 
+    /// As [`SparseGrad::try_add`], taking `other` by value: when this gradient holds
+    /// no row (a gradient slot before the first backward writes it), `other`'s rows
+    /// are moved in instead of copied.
+    pub(crate) fn try_add_owned(&mut self, other: Self, device: &D) -> Result<(), Error> {
+        self.check_same_table(&other)?;
+        if self.is_empty() {
+            *self = other;
+            return Ok(());
+        }
+        self.try_add(&other, device)
+    }
+
     /// Adds these rows into `dense`, a dense gradient of the same table (what a
     /// sparse contribution does to a gradient that is already dense, as in PyTorch).
     ///
@@ -289,16 +301,31 @@ impl<E: Dtype, D: Storage<E>> SparseGrad<E, D> {
 }
 
 /// Sorts the rows by index and sums those of one index, in the order they came (so
-/// the sum is the one a scatter-add in lookup order computes).
-fn coalesce<E: Dtype>(indices: &[usize], rows: &[E], row_len: usize) -> (Vec<usize>, Vec<E>) {
+/// the sum is the one a scatter-add in lookup order computes): a row's first lookup is
+/// copied, each later one added to it.
+///
+/// The result is allocated at its final size (one row per distinct index), so no
+/// buffer sized for every lookup outlives the call. When the table has few rows for the
+/// number of lookups (an embedding's vocabulary against a batch of bags of words), the
+/// rows are placed by a counting pass over the table instead of a sort.
+fn coalesce<E: Dtype>(num_rows: usize, indices: &[usize], rows: &[E], row_len: usize) -> (Vec<usize>, Vec<E>) {
+    if num_rows <= 4 * indices.len() {
+        return coalesce_by_counting(num_rows, indices, rows, row_len);
+    }
     let mut order: Vec<usize> = (0..indices.len()).collect();
     // A stable sort keeps repeated indices in lookup order; already-sorted lookups
     // (a common batch layout) cost one pass.
     if !indices.windows(2).all(|w| w[0] <= w[1]) {
         order.sort_by_key(|&k| indices[k]);
     }
-    let mut unique = Vec::with_capacity(indices.len());
-    let mut values: Vec<E> = Vec::with_capacity(rows.len());
+    let distinct = order
+        .iter()
+        .zip(order.iter().skip(1))
+        .filter(|&(&a, &b)| indices[a] != indices[b])
+        .count()
+        + usize::from(!order.is_empty());
+    let mut unique = Vec::with_capacity(distinct);
+    let mut values: Vec<E> = Vec::with_capacity(distinct * row_len);
     for &k in &order {
         let row = &rows[k * row_len..(k + 1) * row_len];
         if unique.last() == Some(&indices[k]) {
@@ -309,6 +336,45 @@ fn coalesce<E: Dtype>(indices: &[usize], rows: &[E], row_len: usize) -> (Vec<usi
         } else {
             unique.push(indices[k]);
             values.extend_from_slice(row);
+        }
+    }
+    (unique, values)
+}
+
+/// [`coalesce`] for indices below a small `num_rows`: each distinct index gets its
+/// output row from a table of `num_rows` slots, and the lookups are then summed into
+/// their rows in lookup order, the same sums in the same order as the sort's.
+fn coalesce_by_counting<E: Dtype>(
+    num_rows: usize,
+    indices: &[usize],
+    rows: &[E],
+    row_len: usize,
+) -> (Vec<usize>, Vec<E>) {
+    const ABSENT: usize = usize::MAX;
+    let mut slot = vec![ABSENT; num_rows];
+    for &index in indices {
+        slot[index] = 0;
+    }
+    let mut unique = Vec::with_capacity(indices.len().min(num_rows));
+    for (index, slot) in slot.iter_mut().enumerate() {
+        if *slot != ABSENT {
+            *slot = unique.len();
+            unique.push(index);
+        }
+    }
+    let mut values: Vec<E> = vec![E::default(); unique.len() * row_len];
+    let mut seen = vec![false; unique.len()];
+    for (k, &index) in indices.iter().enumerate() {
+        let at = slot[index];
+        let row = &rows[k * row_len..(k + 1) * row_len];
+        let out = &mut values[at * row_len..(at + 1) * row_len];
+        if seen[at] {
+            for (s, &v) in out.iter_mut().zip(row) {
+                *s += v;
+            }
+        } else {
+            out.copy_from_slice(row);
+            seen[at] = true;
         }
     }
     (unique, values)
@@ -326,6 +392,34 @@ mod tests {
         assert_eq!(g.indices(), &[0, 1, 5]);
         assert_eq!(&g.values()[..], &[4.0, 7.0, 4.0]);
         assert_eq!(g.num_bytes(), 3 * 8 + 3 * 8);
+    }
+
+    #[test]
+    fn counting_and_sorting_coalesce_to_the_same_bits() {
+        // Sums whose value depends on their order (1e8 + 1 - 1e8 is not 1 in f32), with
+        // rows repeated many times in a scrambled order, some rows absent, and -0.0.
+        let (num_rows, row_len, lookups) = (37, 3, 400);
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        let indices: Vec<usize> = (0..lookups).map(|_| next() % (num_rows - 5)).collect();
+        let palette = [1e8f32, 1.0, -1e8, 0.25, -0.0, 3.5e-3];
+        let rows: Vec<f32> = (0..lookups * row_len)
+            .map(|_| palette[next() % palette.len()])
+            .collect();
+        let (counted_indices, counted) = coalesce_by_counting(num_rows, &indices, &rows, row_len);
+        // A table far larger than the lookups takes the sorting path.
+        let (sorted_indices, sorted) = coalesce(1 << 20, &indices, &rows, row_len);
+        assert!(num_rows <= 4 * lookups, "coalesce would count here");
+        assert_eq!(counted_indices, sorted_indices);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&counted), bits(&sorted));
+        assert_eq!(sorted.capacity(), sorted.len(), "allocated at its final size");
+        assert!(!counted_indices.contains(&(num_rows - 1)));
     }
 
     #[test]

@@ -72,6 +72,14 @@ impl<E: Copy + Send + 'static> Drop for CpuBuffer<E> {
 /// buffers of the same size skips it. Small buffers go to a pool of the thread that
 /// freed them ([`small`]): a traced op on a small tensor costs a few hundred
 /// nanoseconds, of which `malloc` and `free` were a large share.
+///
+/// A large buffer is kept only if an allocation of its size has come to the cache
+/// before (the size is "wanted"), and only the [`MAX_SIZES`] sizes asked for most
+/// recently are: a buffer of a size nobody allocates again (a sparse gradient's rows,
+/// whose number changes every step) would otherwise stay cached for good, each step
+/// would take fresh pages for the next one, and the cache would grow to [`MAX_BYTES`]
+/// of buffers that are never reused. Freed at once, such a buffer goes back to the
+/// system allocator, which hands the same memory out again.
 mod cache {
     use std::any::{Any, TypeId};
     use std::collections::HashMap;
@@ -79,15 +87,48 @@ mod cache {
 
     /// Buffers below this many bytes are left to the system allocator.
     const MIN_BYTES: usize = 64 * 1024;
-    /// The most memory the cache holds; beyond it, freed buffers go back to the system.
+    /// The most memory the cache holds; beyond it, the sizes asked for least recently
+    /// are freed first, then freed buffers go back to the system.
     const MAX_BYTES: usize = 1 << 30;
+    /// The most sizes tracked; asking for one more forgets (and frees the buffers of)
+    /// the one asked for least recently. A training step cycles through a fixed set of
+    /// sizes, which must fit, or each would be forgotten just before it is reused.
+    pub(crate) const MAX_SIZES: usize = 256;
 
     type Key = (TypeId, usize);
 
+    /// Freed buffers of one size, and when that size was last asked for.
+    struct Size {
+        buffers: Vec<Box<dyn Any + Send>>,
+        /// The bytes of each buffer.
+        bytes: usize,
+        last_asked: u64,
+    }
+
     #[derive(Default)]
     struct Pool {
-        free: HashMap<Key, Vec<Box<dyn Any + Send>>>,
+        sizes: HashMap<Key, Size>,
         bytes: usize,
+        /// Counts allocations that came to the cache: the clock of `last_asked`.
+        asks: u64,
+    }
+
+    impl Pool {
+        /// Forgets the size asked for least recently, other than `keep`, freeing its
+        /// buffers; false when there is none.
+        fn evict_one(&mut self, keep: Key) -> bool {
+            let oldest = self
+                .sizes
+                .iter()
+                .filter(|(key, _)| **key != keep)
+                .min_by_key(|(_, size)| size.last_asked)
+                .map(|(key, _)| *key);
+            let Some(size) = oldest.and_then(|key| self.sizes.remove(&key)) else {
+                return false;
+            };
+            self.bytes -= size.buffers.len() * size.bytes;
+            true
+        }
     }
 
     static POOL: LazyLock<Mutex<Pool>> = LazyLock::new(Default::default);
@@ -102,13 +143,27 @@ mod cache {
     }
 
     /// A Vec with capacity `len` from the cache when one is there, still holding some
-    /// or all of its old elements.
+    /// or all of its old elements. Either way, `len` becomes a size the cache keeps.
     pub(crate) fn take<E: Send + 'static>(len: usize) -> Option<Vec<E>> {
         if bytes_of::<E>(len) < MIN_BYTES {
             return small::take(len);
         }
+        let key = (TypeId::of::<E>(), len);
         let mut pool = pool();
-        let found = pool.free.get_mut(&(TypeId::of::<E>(), len))?.pop()?;
+        pool.asks += 1;
+        let now = pool.asks;
+        let size = pool.sizes.entry(key).or_insert_with(|| Size {
+            buffers: Vec::new(),
+            bytes: bytes_of::<E>(len),
+            last_asked: now,
+        });
+        size.last_asked = now;
+        let Some(found) = size.buffers.pop() else {
+            if pool.sizes.len() > MAX_SIZES {
+                pool.evict_one(key);
+            }
+            return None;
+        };
         pool.bytes -= bytes_of::<E>(len);
         // Returned as it was given back: its elements are old values, which a caller
         // that overwrites everything need not clear (`try_vec_for_overwrite`).
@@ -121,19 +176,27 @@ mod cache {
             small::give_back(vec);
             return;
         }
+        let key = (TypeId::of::<E>(), vec.capacity());
         let mut pool = pool();
-        if pool.bytes + bytes > MAX_BYTES {
+        if !pool.sizes.contains_key(&key) {
+            // No allocation of this size came to the cache lately: none would reuse it.
             return;
         }
+        while pool.bytes + bytes > MAX_BYTES {
+            if !pool.evict_one(key) {
+                return;
+            }
+        }
         pool.bytes += bytes;
-        let key = (TypeId::of::<E>(), vec.capacity());
-        pool.free.entry(key).or_default().push(Box::new(vec));
+        if let Some(size) = pool.sizes.get_mut(&key) {
+            size.buffers.push(Box::new(vec));
+        }
     }
 
     /// Frees every cached buffer (of the small ones, this thread's).
     pub(crate) fn clear() {
         let mut pool = pool();
-        pool.free.clear();
+        pool.sizes.clear();
         pool.bytes = 0;
         small::clear();
     }
@@ -417,6 +480,28 @@ mod tests {
         cpu.empty_cache();
         assert_eq!(cache::small::bytes(), 0);
         assert!(cache::small::take::<f64>(333).is_none());
+    }
+
+    #[test]
+    fn large_buffers_of_sizes_not_asked_for_lately_are_freed() {
+        // Odd sizes no other test uses. (Only what is *not* kept is checked: another
+        // test's `empty_cache` can only forget more.)
+        let buffer = |len: usize| vec![1.0f64; len];
+        // A size no allocation asked for: a sparse gradient's rows, say.
+        let len = 70_003;
+        cache::give_back(buffer(len));
+        assert!(cache::take::<f64>(len).is_none(), "a size never asked for is not kept");
+        // Asked for once, then MAX_SIZES other sizes: it is forgotten.
+        let len = 70_005;
+        assert!(cache::take::<f64>(len).is_none());
+        for other in 0..cache::MAX_SIZES {
+            assert!(cache::take::<f64>(80_001 + 2 * other).is_none());
+        }
+        cache::give_back(buffer(len));
+        assert!(
+            cache::take::<f64>(len).is_none(),
+            "the size asked for least recently is forgotten"
+        );
     }
 
     #[test]

@@ -267,7 +267,8 @@ impl<E: AtomicElement> SharedParameters<E> {
 
     /// As [`SharedParameters::snapshot_into`], but for each parameter named in `rows`
     /// only the listed rows (indices along its first axis) are copied; the others are
-    /// copied whole.
+    /// copied whole. The rows may repeat and come in any order, so a batch's ids can be
+    /// passed as they are: each row is copied once.
     ///
     /// This is what makes Hogwild! pay for a sparse model: a step that reads only a
     /// few rows of an embedding table (the ids of its batch) copies only those, so the
@@ -332,17 +333,32 @@ impl<E: AtomicElement> SharedParameters<E> {
                 self.rows_used += 1;
                 let num_rows = parameter.layout().dims().first().copied().unwrap_or(1);
                 let row_len = len / num_rows.max(1);
+                if let Some(&row) = rows.iter().find(|&&row| row >= num_rows) {
+                    return Err(invalid(format!(
+                        "row {row} of `{name}` asked for, but it has {num_rows} rows"
+                    )));
+                }
                 let values = parameter.storage_mut();
-                for &row in rows {
-                    if row >= num_rows {
-                        return Err(invalid(format!(
-                            "row {row} of `{name}` asked for, but it has {num_rows} rows"
-                        )));
-                    }
+                let mut copy_row = |row: usize| {
                     let range = row * row_len..(row + 1) * row_len;
                     for (value, atomic) in values[range.clone()].iter_mut().zip(&slot.values[range]) {
                         *value = E::load(atomic);
                     }
+                };
+                // Each row once, however often it is listed: a batch's ids repeat.
+                if num_rows <= 8 * rows.len() {
+                    // A table small next to the list: mark the rows copied.
+                    let mut copied = vec![false; num_rows];
+                    for &row in rows {
+                        if !std::mem::replace(&mut copied[row], true) {
+                            copy_row(row);
+                        }
+                    }
+                } else {
+                    let mut distinct = rows.to_vec();
+                    distinct.sort_unstable();
+                    distinct.dedup();
+                    distinct.into_iter().for_each(copy_row);
                 }
                 Ok(())
             }
