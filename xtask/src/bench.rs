@@ -29,6 +29,7 @@ const PROGRAMS: &[&str] = &[
     "tape",
     "conv",
     "cnn",
+    "resnet18_layers",
     "transformer",
     "log_softmax",
     "mnist_epoch",
