@@ -10,7 +10,7 @@ use ferrograd_autodiff::ParameterVisitor;
 use ferrograd_device::ops::elementwise::{BinaryKernel, Mul};
 use ferrograd_device::ops::reduce::SumKernel;
 use ferrograd_nn::prelude::*;
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 use npz::{Array, Data};
 use std::collections::BTreeMap;
 
@@ -40,7 +40,7 @@ where
     TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
 {
     let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let (model, io) = load(name, dtype, &dev, architecture);
 
     let x: Tensor<S, E, TestDevice> = dev.tensor_from_vec(E::values(&io["input"]), S::default());
@@ -135,7 +135,7 @@ where
     TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
 {
     let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let (model, io) = load(name, dtype, &dev, architecture);
     let Data::I64(indices) = &io["input"].data else {
         panic!("{name}: the input is not int64 indices")
@@ -165,7 +165,7 @@ where
     TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
 {
     let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let (mut model, io) = load(name, dtype, &dev, architecture);
     let x: Tensor<S, E, TestDevice> = dev.tensor_from_vec(E::values(&io["input"]), S::default());
     let mut grads = model.try_alloc_grads().unwrap();

@@ -4,7 +4,7 @@
 use ferrograd_autodiff::Gradients;
 use ferrograd_nn::EmbeddingConfig;
 use ferrograd_nn::prelude::*;
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 
 type Config = EmbeddingConfig<Const<6>, Const<3>>;
 
@@ -26,7 +26,7 @@ fn ids() -> Tensor<Rank1<5>, usize, TestDevice> {
 
 #[test]
 fn sparse_gradient_holds_the_touched_rows_summed() {
-    let dev = TestDevice::seed_from_u64(3);
+    let dev = seeded_test_device(3);
     let table = dev.build_module_with::<_, f64>(Config::default().sparse(true));
     let grads = table.try_alloc_grads().unwrap();
     assert!(grads.is_sparse(&table.weight), "allocation must not make a dense table");
@@ -55,7 +55,7 @@ fn sparse_gradient_holds_the_touched_rows_summed() {
 
 #[test]
 fn padding_row_gets_no_gradient_and_forward_is_unchanged() {
-    let dev = TestDevice::seed_from_u64(4);
+    let dev = seeded_test_device(4);
     let table = dev.build_module_with::<_, f64>(Config::default().padding_idx(4).sparse(true));
     let out = table.forward(ids());
     assert_eq!(out.array()[0], [0.0; 3], "the padding row starts at zero");
@@ -65,7 +65,7 @@ fn padding_row_gets_no_gradient_and_forward_is_unchanged() {
 
 #[test]
 fn gradients_accumulate_over_backward_passes_and_zero_to_no_rows() {
-    let dev = TestDevice::seed_from_u64(5);
+    let dev = seeded_test_device(5);
     let table = dev.build_module_with::<_, f64>(Config::default().sparse(true));
     let grads = table.try_alloc_grads().unwrap();
     let grads = table.forward(ids().traced_indices(grads)).sum::<Rank0, _>().backward();
@@ -84,7 +84,7 @@ fn gradients_accumulate_over_backward_passes_and_zero_to_no_rows() {
 
 #[test]
 fn a_dense_use_of_the_same_table_makes_its_gradient_dense() {
-    let dev = TestDevice::seed_from_u64(6);
+    let dev = seeded_test_device(6);
     let table = dev.build_module_with::<_, f64>(Config::default().sparse(true));
     let grads = table.try_alloc_grads().unwrap();
     // loss = Σ emb(ids) + Σ weight²: the second term's gradient 2·weight is dense.
@@ -113,7 +113,7 @@ fn a_dense_use_of_the_same_table_makes_its_gradient_dense() {
 
 #[test]
 fn leaky_gradients_take_the_sparse_gradient_too() {
-    let dev = TestDevice::seed_from_u64(7);
+    let dev = seeded_test_device(7);
     let table = dev.build_module_with::<_, f32>(Config::default().sparse(true));
     let grads = table
         .forward(ids().traced_indices(Gradients::leaky()))

@@ -4,13 +4,13 @@ use ferrograd_nn::losses::{Reduction, mse_loss};
 use ferrograd_nn::prelude::*;
 use ferrograd_nn::{Built, EmbeddingConfig};
 use ferrograd_optim::{Optimizer, Sgd, SgdConfig, SharedParameters, average_gradients, data_parallel_step};
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 
 type Table = EmbeddingConfig<Const<50>, Const<3>>;
 type Model = (Table, Linear<3, 1>);
 
 fn build(seed: u64) -> Built<Model, f32, TestDevice> {
-    TestDevice::seed_from_u64(seed).build_module_with::<_, f32>((Table::default().sparse(true), Linear::default()))
+    seeded_test_device(seed).build_module_with::<_, f32>((Table::default().sparse(true), Linear::default()))
 }
 
 fn bits(model: &Built<Model, f32, TestDevice>) -> Vec<u32> {
@@ -70,7 +70,7 @@ fn apply_sgd_matches_sgd_and_touches_only_the_rows_looked_up() -> Result<(), Err
 fn a_model_of_another_shape_is_an_error() -> Result<(), Error> {
     let model = build(0);
     let shared = SharedParameters::new(&model)?;
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let mut other = dev.build_module::<Linear<3, 1>, f32>();
     let error = shared.snapshot_into(&mut other).unwrap_err();
     assert!(error.to_string().contains("same model type"), "{error}");
