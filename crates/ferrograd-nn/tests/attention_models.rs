@@ -8,6 +8,7 @@ mod model_fixtures;
 
 use model_fixtures::{GradientsByName, Tolerance, models_dir, npz};
 
+use ferrograd_device::Storage;
 use ferrograd_nn::prelude::*;
 use ferrograd_nn::transformer::TransformerKernels;
 use ferrograd_nn::{
@@ -79,7 +80,10 @@ impl Fixture<'_> {
     }
 
     /// The additive mask `mask.<key>`.
-    fn additive<E: Tolerance>(&self, key: &str) -> Tensor<(usize, usize), E, TestDevice> {
+    fn additive<E: Tolerance>(&self, key: &str) -> Tensor<(usize, usize), E, TestDevice>
+    where
+        TestDevice: Storage<E>,
+    {
         let array = self.mask_array(key);
         self.dev
             .tensor_from_vec(E::values(array), (array.shape[0], array.shape[1]))
