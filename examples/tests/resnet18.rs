@@ -55,7 +55,7 @@ impl ParameterVisitor<f32, TestDevice> for GradientsByName<'_> {
     }
 }
 
-fn gradients_by_name(model: &ResNet18, grads: &Gradients<f32, TestDevice>) -> BTreeMap<String, Vec<f32>> {
+fn gradients_by_name(model: &ResNet18<TestDevice>, grads: &Gradients<f32, TestDevice>) -> BTreeMap<String, Vec<f32>> {
     let mut by_name = GradientsByName(grads, BTreeMap::new());
     model.visit_parameters(&mut by_name).unwrap();
     by_name.1
