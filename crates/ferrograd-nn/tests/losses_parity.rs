@@ -166,6 +166,7 @@ impl Fixture {
 
 /// The inputs of a fixture: float ones (as given, and traced through the fixture's
 /// permutation) and index ones, by position.
+#[allow(clippy::large_enum_variant)] // a GPU tensor's handle is large; a fixture has a few inputs
 enum Input<E: Dtype>
 where
     TestDevice: Storage<E>,
