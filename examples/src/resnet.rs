@@ -5,6 +5,10 @@
 //! The widths are run-time values ([`ResNet18Config::base_width`]: torchvision's is
 //! 64), so the same code builds the full network and the narrow one the parity test
 //! loads from PyTorch; the input's 3 colour channels are a const.
+//!
+//! The network is generic over the device (`D`, the CPU by default): any device with
+//! the [`ConvolutionKernels`] builds and runs it, so the parity test runs it on the
+//! test suite's device.
 
 use ferrograd::autodiff::{MergeTapes, ParameterVisitor, ParameterVisitorMut, Pool2dOptions, Prefixed};
 use ferrograd::nn::built::{BatchNorm, Conv2D, Linear};
@@ -39,29 +43,29 @@ fn conv3x3(inputs: usize, outputs: usize, stride: usize) -> Conv2DConfig<usize, 
         .without_bias()
 }
 
-/// A convolution of run-time channels, f32 on the CPU.
-pub type Conv = Conv2D<usize, usize, f32, Cpu>;
+/// A convolution of run-time channels, f32 on `D` (the CPU by default).
+pub type Conv<D = Cpu> = Conv2D<usize, usize, f32, D>;
 
-/// A batch norm of run-time channels, f32 on the CPU.
-pub type Norm = BatchNorm<usize, f32, Cpu>;
+/// A batch norm of run-time channels, f32 on `D` (the CPU by default).
+pub type Norm<D = Cpu> = BatchNorm<usize, f32, D>;
 
 /// torchvision's `BasicBlock`: two 3×3 convolutions with batch norms, added to the
 /// input (through a strided 1×1 convolution and a batch norm where the size changes).
-pub struct BasicBlock {
+pub struct BasicBlock<D: ConvolutionKernels<f32> = Cpu> {
     /// The first 3×3 convolution (strided where the stage shrinks the maps).
-    pub conv1: Conv,
+    pub conv1: Conv<D>,
     /// Its batch norm.
-    pub bn1: Norm,
+    pub bn1: Norm<D>,
     /// The second 3×3 convolution.
-    pub conv2: Conv,
+    pub conv2: Conv<D>,
     /// Its batch norm.
-    pub bn2: Norm,
+    pub bn2: Norm<D>,
     /// The shortcut's 1×1 convolution and batch norm, where the size changes.
-    pub downsample: Option<(Conv, Norm)>,
+    pub downsample: Option<(Conv<D>, Norm<D>)>,
 }
 
-impl BasicBlock {
-    fn build(dev: &Cpu, inputs: usize, outputs: usize, stride: usize) -> Result<Self, Error> {
+impl<D: ConvolutionKernels<f32>> BasicBlock<D> {
+    fn build(dev: &D, inputs: usize, outputs: usize, stride: usize) -> Result<Self, Error> {
         let downsample = if stride != 1 || inputs != outputs {
             let conv = Conv2DConfig::new(inputs, outputs, 1).stride(stride).without_bias();
             Some((
@@ -81,8 +85,8 @@ impl BasicBlock {
     }
 }
 
-impl VisitParameters<f32, Cpu> for BasicBlock {
-    fn visit_parameters<V: ParameterVisitor<f32, Cpu>>(&self, visitor: &mut V) -> Result<(), Error> {
+impl<D: ConvolutionKernels<f32>> VisitParameters<f32, D> for BasicBlock<D> {
+    fn visit_parameters<V: ParameterVisitor<f32, D>>(&self, visitor: &mut V) -> Result<(), Error> {
         self.conv1.visit_parameters(&mut Prefixed::new("conv1", visitor))?;
         self.bn1.visit_parameters(&mut Prefixed::new("bn1", visitor))?;
         self.conv2.visit_parameters(&mut Prefixed::new("conv2", visitor))?;
@@ -93,7 +97,7 @@ impl VisitParameters<f32, Cpu> for BasicBlock {
         Ok(())
     }
 
-    fn visit_parameters_mut<V: ParameterVisitorMut<f32, Cpu>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+    fn visit_parameters_mut<V: ParameterVisitorMut<f32, D>>(&mut self, visitor: &mut V) -> Result<(), Error> {
         self.conv1.visit_parameters_mut(&mut Prefixed::new("conv1", visitor))?;
         self.bn1.visit_parameters_mut(&mut Prefixed::new("bn1", visitor))?;
         self.conv2.visit_parameters_mut(&mut Prefixed::new("conv2", visitor))?;
@@ -106,12 +110,14 @@ impl VisitParameters<f32, Cpu> for BasicBlock {
 }
 
 /// Feature maps inside the network: batch, channels, height and width.
-type Maps<N, T> = Tensor<(N, usize, usize, usize), f32, Cpu, T>;
+type Maps<N, D, T> = Tensor<(N, usize, usize, usize), f32, D, T>;
 
-impl<N: Dim, T: Tape<f32, Cpu> + MergeTapes<T, Output = T>> Module<Maps<N, T>> for BasicBlock {
-    type Output = Maps<N, T>;
+impl<N: Dim, D: ConvolutionKernels<f32>, T: Tape<f32, D> + MergeTapes<T, Output = T>> Module<Maps<N, D, T>>
+    for BasicBlock<D>
+{
+    type Output = Maps<N, D, T>;
 
-    fn try_forward(&self, x: Maps<N, T>) -> Result<Self::Output, Error> {
+    fn try_forward(&self, x: Maps<N, D, T>) -> Result<Self::Output, Error> {
         let identity = match &self.downsample {
             Some(downsample) => downsample.try_forward(x.clone())?,
             None => x.clone(),
@@ -122,10 +128,12 @@ impl<N: Dim, T: Tape<f32, Cpu> + MergeTapes<T, Output = T>> Module<Maps<N, T>> f
     }
 }
 
-impl<N: Dim, T: Tape<f32, Cpu> + MergeTapes<T, Output = T>> ModuleMut<Maps<N, T>> for BasicBlock {
-    type Output = Maps<N, T>;
+impl<N: Dim, D: ConvolutionKernels<f32>, T: Tape<f32, D> + MergeTapes<T, Output = T>> ModuleMut<Maps<N, D, T>>
+    for BasicBlock<D>
+{
+    type Output = Maps<N, D, T>;
 
-    fn try_forward_mut(&mut self, x: Maps<N, T>) -> Result<Self::Output, Error> {
+    fn try_forward_mut(&mut self, x: Maps<N, D, T>) -> Result<Self::Output, Error> {
         let identity = match &mut self.downsample {
             Some(downsample) => downsample.try_forward_mut(x.clone())?,
             None => x.clone(),
@@ -140,27 +148,27 @@ impl<N: Dim, T: Tape<f32, Cpu> + MergeTapes<T, Output = T>> ModuleMut<Maps<N, T>
 ///
 /// It takes images `(N, 3, H, W)` (any size from 32×32 up; torchvision's weights were
 /// trained at 224×224) and gives `(N, num_classes)` logits.
-pub struct ResNet18 {
+pub struct ResNet18<D: ConvolutionKernels<f32> = Cpu> {
     /// The stem's 7×7 stride-2 convolution.
-    pub conv1: Conv2D<Const<3>, usize, f32, Cpu>,
+    pub conv1: Conv2D<Const<3>, usize, f32, D>,
     /// Its batch norm.
-    pub bn1: Norm,
+    pub bn1: Norm<D>,
     /// The four stages of two blocks: `layer1` … `layer4`.
-    pub layers: [(BasicBlock, BasicBlock); 4],
+    pub layers: [(BasicBlock<D>, BasicBlock<D>); 4],
     /// The classifier.
-    pub fc: Linear<usize, usize, f32, Cpu>,
+    pub fc: Linear<usize, usize, f32, D>,
 }
 
-impl BuildOnDevice<f32, Cpu> for ResNet18Config {
-    type Built = ResNet18;
+impl<D: ConvolutionKernels<f32>> BuildOnDevice<f32, D> for ResNet18Config {
+    type Built = ResNet18<D>;
 
-    fn try_build_on_device(&self, dev: &Cpu) -> Result<ResNet18, Error> {
+    fn try_build_on_device(&self, dev: &D) -> Result<ResNet18<D>, Error> {
         let width = self.base_width;
         let stem = Conv2DConfig::new(Const::<3>, width, 7)
             .stride(2)
             .padding(3)
             .without_bias();
-        let stage = |inputs: usize, outputs: usize, stride: usize| -> Result<(BasicBlock, BasicBlock), Error> {
+        let stage = |inputs: usize, outputs: usize, stride: usize| -> Result<(BasicBlock<D>, BasicBlock<D>), Error> {
             Ok((
                 BasicBlock::build(dev, inputs, outputs, stride)?,
                 BasicBlock::build(dev, outputs, outputs, 1)?,
@@ -180,8 +188,8 @@ impl BuildOnDevice<f32, Cpu> for ResNet18Config {
     }
 }
 
-impl VisitParameters<f32, Cpu> for ResNet18 {
-    fn visit_parameters<V: ParameterVisitor<f32, Cpu>>(&self, visitor: &mut V) -> Result<(), Error> {
+impl<D: ConvolutionKernels<f32>> VisitParameters<f32, D> for ResNet18<D> {
+    fn visit_parameters<V: ParameterVisitor<f32, D>>(&self, visitor: &mut V) -> Result<(), Error> {
         self.conv1.visit_parameters(&mut Prefixed::new("conv1", visitor))?;
         self.bn1.visit_parameters(&mut Prefixed::new("bn1", visitor))?;
         for (stage, blocks) in ["layer1", "layer2", "layer3", "layer4"].iter().zip(&self.layers) {
@@ -190,7 +198,7 @@ impl VisitParameters<f32, Cpu> for ResNet18 {
         self.fc.visit_parameters(&mut Prefixed::new("fc", visitor))
     }
 
-    fn visit_parameters_mut<V: ParameterVisitorMut<f32, Cpu>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+    fn visit_parameters_mut<V: ParameterVisitorMut<f32, D>>(&mut self, visitor: &mut V) -> Result<(), Error> {
         self.conv1.visit_parameters_mut(&mut Prefixed::new("conv1", visitor))?;
         self.bn1.visit_parameters_mut(&mut Prefixed::new("bn1", visitor))?;
         for (stage, blocks) in ["layer1", "layer2", "layer3", "layer4"].iter().zip(&mut self.layers) {
@@ -205,13 +213,14 @@ fn stem_pool() -> Pool2dOptions {
     Pool2dOptions::default().stride(2).padding(1)
 }
 
-impl<N: Dim, H: Dim, W: Dim, T> Module<Tensor<(N, Const<3>, H, W), f32, Cpu, T>> for ResNet18
+impl<N: Dim, H: Dim, W: Dim, D, T> Module<Tensor<(N, Const<3>, H, W), f32, D, T>> for ResNet18<D>
 where
-    T: Tape<f32, Cpu> + MergeTapes<T, Output = T>,
+    D: ConvolutionKernels<f32>,
+    T: Tape<f32, D> + MergeTapes<T, Output = T>,
 {
-    type Output = Tensor<(N, usize), f32, Cpu, T>;
+    type Output = Tensor<(N, usize), f32, D, T>;
 
-    fn try_forward(&self, x: Tensor<(N, Const<3>, H, W), f32, Cpu, T>) -> Result<Self::Output, Error> {
+    fn try_forward(&self, x: Tensor<(N, Const<3>, H, W), f32, D, T>) -> Result<Self::Output, Error> {
         let x = self.bn1.try_forward(self.conv1.try_forward(x)?)?.try_relu()?;
         let mut x = x.try_max_pool2d(3, stem_pool())?;
         for blocks in &self.layers {
@@ -221,13 +230,14 @@ where
     }
 }
 
-impl<N: Dim, H: Dim, W: Dim, T> ModuleMut<Tensor<(N, Const<3>, H, W), f32, Cpu, T>> for ResNet18
+impl<N: Dim, H: Dim, W: Dim, D, T> ModuleMut<Tensor<(N, Const<3>, H, W), f32, D, T>> for ResNet18<D>
 where
-    T: Tape<f32, Cpu> + MergeTapes<T, Output = T>,
+    D: ConvolutionKernels<f32>,
+    T: Tape<f32, D> + MergeTapes<T, Output = T>,
 {
-    type Output = Tensor<(N, usize), f32, Cpu, T>;
+    type Output = Tensor<(N, usize), f32, D, T>;
 
-    fn try_forward_mut(&mut self, x: Tensor<(N, Const<3>, H, W), f32, Cpu, T>) -> Result<Self::Output, Error> {
+    fn try_forward_mut(&mut self, x: Tensor<(N, Const<3>, H, W), f32, D, T>) -> Result<Self::Output, Error> {
         let x = self.bn1.try_forward_mut(self.conv1.try_forward(x)?)?.try_relu()?;
         let mut x = x.try_max_pool2d(3, stem_pool())?;
         for blocks in &mut self.layers {

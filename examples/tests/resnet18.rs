@@ -12,7 +12,7 @@ use ferrograd::autodiff::ParameterVisitor;
 use ferrograd::nn::checkpoint::{ArchiveEntry, ArchiveReader};
 use ferrograd::prelude::*;
 use ferrograd_examples::resnet::{ResNet18, ResNet18Config};
-use ferrograd_testing::TestDevice;
+use ferrograd_testing::{TestDevice, seeded_test_device};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -55,14 +55,14 @@ impl ParameterVisitor<f32, TestDevice> for GradientsByName<'_> {
     }
 }
 
-fn gradients_by_name(model: &ResNet18, grads: &Gradients<f32, TestDevice>) -> BTreeMap<String, Vec<f32>> {
+fn gradients_by_name(model: &ResNet18<TestDevice>, grads: &Gradients<f32, TestDevice>) -> BTreeMap<String, Vec<f32>> {
     let mut by_name = GradientsByName(grads, BTreeMap::new());
     model.visit_parameters(&mut by_name).unwrap();
     by_name.1
 }
 
 fn check(directory: &Path, name: &str, config: ResNet18Config) {
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let mut model = dev.build_module_with::<_, f32>(config);
     model
         .load(directory.join(format!("{name}.state.npz")))

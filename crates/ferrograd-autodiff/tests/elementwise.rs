@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use ferrograd_autodiff::prelude::*;
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 
 type V64 = Tensor<(usize,), f64, TestDevice>;
 type V32 = Tensor<(usize,), f32, TestDevice>;
@@ -831,14 +831,14 @@ fn normal_input(n: usize, seed: u64) -> V64 {
 
 #[test]
 fn dropout_is_deterministic_given_the_seed() {
-    let ones = |seed: u64| -> Tensor<Rank1<1000>, f64, TestDevice> { TestDevice::seed_from_u64(seed).ones() };
+    let ones = |seed: u64| -> Tensor<Rank1<1000>, f64, TestDevice> { seeded_test_device(seed).ones() };
     let a = ones(42).dropout(0.5).as_vec();
     let b = ones(42).dropout(0.5).as_vec();
     let c = ones(43).dropout(0.5).as_vec();
     assert_eq!(a, b, "same seed, same mask");
     assert_ne!(a, c, "another seed, another mask");
     // Two calls on one device draw different masks.
-    let dev = TestDevice::seed_from_u64(42);
+    let dev = seeded_test_device(42);
     let y: Tensor<Rank1<1000>, f64, TestDevice> = dev.ones();
     assert_ne!(y.clone().dropout(0.5).as_vec(), y.dropout(0.5).as_vec());
 }
@@ -849,7 +849,7 @@ fn dropout_zeroes_about_p_and_scales_the_rest() {
     let n = 10_000;
     let x = normal_input(n, 11);
     let xv = x.as_vec();
-    let dev = TestDevice::seed_from_u64(5);
+    let dev = seeded_test_device(5);
     let y = dev.zeros_like(&(n,)).add(x).dropout(p).as_vec();
     let zeros = y.iter().filter(|&&v| v == 0.0).count();
     // Binomial(10 000, 0.3): mean 3000, σ ≈ 45.8; allow 5σ.
@@ -867,7 +867,7 @@ fn dropout_zeroes_about_p_and_scales_the_rest() {
 #[test]
 fn dropout_gradient_is_the_scaled_mask() {
     let p = 0.3;
-    let dev = TestDevice::seed_from_u64(9);
+    let dev = seeded_test_device(9);
     let x: Tensor<Rank2<20, 30>, f64, TestDevice> = dev.sample_normal();
     let grads = x.alloc_grads();
     let y = x.clone().traced(grads).dropout(p);
@@ -914,7 +914,7 @@ fn dropout_with_p_one_zeroes_everything() {
 #[test]
 fn dropout_f32() {
     let p = 0.25;
-    let x: Tensor<Rank1<4000>, f32, TestDevice> = TestDevice::seed_from_u64(1).sample_normal();
+    let x: Tensor<Rank1<4000>, f32, TestDevice> = seeded_test_device(1).sample_normal();
     let xv = x.as_vec();
     let y = x.dropout(p).as_vec();
     let zeros = y.iter().filter(|&&v| v == 0.0).count();

@@ -6,7 +6,7 @@
 //! tensors are also views (permuted, sliced, broadcast), and indices repeat.
 
 use ferrograd_autodiff::prelude::*;
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 
 type Traced<S> = Tensor<S, f64, TestDevice, OwnedTape<f64, TestDevice>>;
 type Loss = Tensor<Rank0, f64, TestDevice, OwnedTape<f64, TestDevice>>;
@@ -17,7 +17,7 @@ type Loss = Tensor<Rank0, f64, TestDevice, OwnedTape<f64, TestDevice>>;
 
 /// `sum(w · y)` with weights drawn from a generator seeded with `seed`.
 fn weighted<S: Shape>(y: Traced<S>, seed: u64) -> Loss {
-    let w: Tensor<S, f64, TestDevice> = TestDevice::seed_from_u64(seed).sample_normal_like(y.shape());
+    let w: Tensor<S, f64, TestDevice> = seeded_test_device(seed).sample_normal_like(y.shape());
     (y * w).flatten().sum::<Rank0, _>()
 }
 
@@ -131,7 +131,7 @@ fn scalar_index(dev: &TestDevice, i: usize) -> Tensor<Rank0, usize, TestDevice> 
 
 #[test]
 fn select_with_a_scalar_index_removes_the_axis() {
-    let dev = TestDevice::seed_from_u64(1);
+    let dev = seeded_test_device(1);
     let x: Tensor<Rank3<2, 3, 4>, f64, TestDevice> = dev.sample_normal();
     let (xv, dims) = (x.as_vec(), [2, 3, 4]);
     let a: Tensor<Rank2<3, 4>, f64, TestDevice> = x.clone().select::<0>(&scalar_index(&dev, 1));
@@ -147,7 +147,7 @@ fn select_with_a_scalar_index_removes_the_axis() {
 
 #[test]
 fn select_one_index_per_row_and_per_element() {
-    let dev = TestDevice::seed_from_u64(2);
+    let dev = seeded_test_device(2);
     // (B, N) with (B,): the logit of each row's label.
     let logits = dev.tensor([[0.1f64, 0.2, 0.3], [1.1, 1.2, 1.3], [2.1, 2.2, 2.3], [3.1, 3.2, 3.3]]);
     let labels = dev.tensor([2usize, 0, 0, 1]);
@@ -170,7 +170,7 @@ fn select_one_index_per_row_and_per_element() {
 
 #[test]
 fn select_reads_permuted_inputs_and_indices() {
-    let dev = TestDevice::seed_from_u64(3);
+    let dev = seeded_test_device(3);
     let base: Tensor<Rank3<2, 3, 4>, f64, TestDevice> = dev.sample_normal();
     // x (4, 2, 3), not contiguous.
     let x = base.permute::<Axes3<2, 0, 1>>();
@@ -195,7 +195,7 @@ fn select_reads_permuted_inputs_and_indices() {
 
 #[test]
 fn select_gradients_match_finite_differences() {
-    let dev = TestDevice::seed_from_u64(4);
+    let dev = seeded_test_device(4);
     let x: Tensor<Rank2<3, 4>, f64, TestDevice> = dev.sample_normal();
     check_gradient(&x, |x| {
         weighted(
@@ -215,7 +215,7 @@ fn select_gradients_match_finite_differences() {
     let g = check_gradient(&row, |r| {
         weighted(r.broadcast::<Rank2<3, 4>, _>().select::<1>(&idx), 13)
     });
-    let w: Tensor<Rank1<3>, f64, TestDevice> = TestDevice::seed_from_u64(13).sample_normal();
+    let w: Tensor<Rank1<3>, f64, TestDevice> = seeded_test_device(13).sample_normal();
     let w = w.array();
     assert_close(&g, &[0.0, w[0] + w[1], 0.0, w[2]]);
 }
@@ -252,7 +252,7 @@ fn select_panics_with_the_error_text() {
 
 #[test]
 fn gather_along_every_axis_matches_loops() {
-    let dev = TestDevice::seed_from_u64(5);
+    let dev = seeded_test_device(5);
     let x: Tensor<Rank3<2, 3, 4>, f64, TestDevice> = dev.sample_normal();
     let (xv, dims) = (x.as_vec(), [2, 3, 4]);
 
@@ -274,7 +274,7 @@ fn gather_along_every_axis_matches_loops() {
 
 #[test]
 fn gather_reads_views_of_inputs_and_indices() {
-    let dev = TestDevice::seed_from_u64(6);
+    let dev = seeded_test_device(6);
     let base: Tensor<Rank2<4, 3>, f64, TestDevice> = dev.sample_normal();
     // x (3, 4) transposed, idx (3, 5) transposed from (5, 3).
     let x = base.t();
@@ -319,7 +319,7 @@ fn gather_reads_views_of_inputs_and_indices() {
 
 #[test]
 fn gather_gradients_accumulate_over_repeated_indices() {
-    let dev = TestDevice::seed_from_u64(7);
+    let dev = seeded_test_device(7);
     let x: Tensor<Rank2<3, 4>, f64, TestDevice> = dev.sample_normal();
     let idx = dev.tensor([[0usize, 0, 0, 3, 3], [1, 2, 1, 2, 1], [3, 3, 3, 3, 3]]);
     check_gradient(&x, |x| weighted(x.gather::<1, _>(&idx), 20));
@@ -343,7 +343,7 @@ fn gather_gradients_accumulate_over_repeated_indices() {
 
 #[test]
 fn gather_gradients_of_views_land_in_the_base_tensor() {
-    let dev = TestDevice::seed_from_u64(8);
+    let dev = seeded_test_device(8);
     // Permuted input, permuted indices.
     let x: Tensor<Rank3<2, 3, 4>, f64, TestDevice> = dev.sample_normal();
     let idx = dev
@@ -409,7 +409,7 @@ fn gather_panics_with_the_error_text() {
 
 #[test]
 fn index_select_keeps_const_dims_and_repeats() {
-    let dev = TestDevice::seed_from_u64(9);
+    let dev = seeded_test_device(9);
     let x: Tensor<Rank3<3, 2, 4>, f64, TestDevice> = dev.sample_normal();
     let (xv, dims) = (x.as_vec(), [3, 2, 4]);
     let rows = [2usize, 0, 2, 2, 1];
@@ -431,7 +431,7 @@ fn index_select_keeps_const_dims_and_repeats() {
 
 #[test]
 fn index_select_reads_views_and_accumulates_gradients() {
-    let dev = TestDevice::seed_from_u64(10);
+    let dev = seeded_test_device(10);
     let base: Tensor<Rank2<4, 5>, f64, TestDevice> = dev.sample_normal();
     // A sliced, transposed input and indices read with stride 2.
     let x = base.clone().slice((1..4, ..)).t();
@@ -488,7 +488,7 @@ fn index_select_errors() {
 
 #[test]
 fn scatter_add_accumulates_repeated_indices() {
-    let dev = TestDevice::seed_from_u64(11);
+    let dev = seeded_test_device(11);
     let base: Tensor<Rank3<2, 3, 4>, f64, TestDevice> = dev.sample_normal();
     let (bv, dims) = (base.as_vec(), [2, 3, 4]);
     let iv = random_indices(2 * 6 * 4, 3, 5);
@@ -513,7 +513,7 @@ fn scatter_add_accumulates_repeated_indices() {
 
 #[test]
 fn scatter_add_reads_views() {
-    let dev = TestDevice::seed_from_u64(12);
+    let dev = seeded_test_device(12);
     // Permuted input (4, 3), permuted source and indices (4, 5) along axis 1.
     let base: Tensor<Rank2<3, 4>, f64, TestDevice> = dev.sample_normal();
     let x = base.t();
@@ -536,7 +536,7 @@ fn scatter_add_reads_views() {
 
 #[test]
 fn scatter_add_gradients_for_input_and_source() {
-    let dev = TestDevice::seed_from_u64(13);
+    let dev = seeded_test_device(13);
     let x: Tensor<Rank2<3, 4>, f64, TestDevice> = dev.sample_normal();
     let src: Tensor<Rank2<3, 6>, f64, TestDevice> = dev.sample_normal();
     let idx = dev.tensor([[0usize, 0, 3, 3, 3, 1], [2, 2, 2, 2, 0, 1], [1, 0, 1, 0, 1, 0]]);
@@ -615,7 +615,7 @@ fn scatter_add_panics_with_the_error_text() {
 #[test]
 fn scatter_add_undoes_gather_in_the_gradient() {
     // d/dx sum(w · gather(x)) = scatter_add(zeros, idx, w).
-    let dev = TestDevice::seed_from_u64(14);
+    let dev = seeded_test_device(14);
     let x: Tensor<Rank2<3, 4>, f64, TestDevice> = dev.sample_normal();
     let idx = dev.tensor([[3usize, 3, 1], [0, 2, 0], [1, 1, 1]]);
     let w: Tensor<Rank2<3, 3>, f64, TestDevice> = dev.sample_normal();
@@ -686,7 +686,7 @@ fn arange_of_indices_and_floats() {
 
 #[test]
 fn indexing_in_f32() {
-    let dev = TestDevice::seed_from_u64(15);
+    let dev = seeded_test_device(15);
     let x: Tensor<Rank2<3, 4>, f32, TestDevice> = dev.sample_normal();
     let xv = x.as_vec();
     let idx = dev.tensor([[1usize, 3], [0, 0], [2, 1]]);

@@ -2,7 +2,7 @@
 //! central finite differences, with transposed, permuted, sliced and broadcast operands.
 
 use ferrograd_autodiff::prelude::*;
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 
 /// A naive batched product of row-major data: `lhs` (batch, m, k), `rhs` (batch or 1, k, n).
 fn naive(lhs: &[f64], rhs: &[f64], batch: usize, rhs_batched: bool, m: usize, k: usize, n: usize) -> Vec<f64> {
@@ -48,7 +48,7 @@ fn finite_differences(values: &[f64], loss: impl Fn(&[f64]) -> f64) -> Vec<f64> 
 
 #[test]
 fn every_form_matches_a_naive_product() {
-    let dev = TestDevice::seed_from_u64(1);
+    let dev = seeded_test_device(1);
     let v: Tensor<Rank1<3>, f64, _> = dev.sample_normal();
     let m: Tensor<Rank2<3, 4>, f64, _> = dev.sample_normal();
     let m2: Tensor<Rank2<2, 3>, f64, _> = dev.sample_normal();
@@ -103,7 +103,7 @@ fn every_form_matches_a_naive_product() {
 
 #[test]
 fn views_reach_the_gemm_correctly() {
-    let dev = TestDevice::seed_from_u64(2);
+    let dev = seeded_test_device(2);
     let a: Tensor<Rank2<3, 2>, f64, _> = dev.sample_normal();
     let b: Tensor<Rank2<4, 3>, f64, _> = dev.sample_normal();
     // aᵀ · bᵀ through views equals the product of materialised transposes.
@@ -136,7 +136,7 @@ fn views_reach_the_gemm_correctly() {
 /// Checks d(sum(w ⊙ (a·b)))/da and /db against finite differences for one form.
 macro_rules! check_form {
     ($a:ty, $b:ty, $out:ty, $seed:expr) => {{
-        let dev = TestDevice::seed_from_u64($seed);
+        let dev = seeded_test_device($seed);
         let a_values = values(<$a as ConstShape>::NUMEL, $seed + 100);
         let b_values = values(<$b as ConstShape>::NUMEL, $seed + 200);
         let weights: Tensor<$out, f64, TestDevice> = dev.sample_normal();
@@ -167,7 +167,7 @@ macro_rules! check_form {
 }
 
 fn values(n: usize, seed: u64) -> Vec<f64> {
-    let t: Tensor<(usize,), f64, TestDevice> = TestDevice::seed_from_u64(seed).sample_normal_like(&(n,));
+    let t: Tensor<(usize,), f64, TestDevice> = seeded_test_device(seed).sample_normal_like(&(n,));
     t.as_vec()
 }
 
@@ -183,7 +183,7 @@ fn gradients_of_every_form_match_finite_differences() {
 
 #[test]
 fn gradients_through_transposed_and_broadcast_operands() {
-    let dev = TestDevice::seed_from_u64(3);
+    let dev = seeded_test_device(3);
     // loss = sum(w ⊙ (aᵀ · B)) with B a broadcast row: both gradients through views.
     let a_values = values(6, 20);
     let row_values = values(4, 21);
@@ -232,7 +232,7 @@ fn run_time_inner_dims_that_disagree_are_an_error() {
 
 #[test]
 fn f32_products_match_f64() {
-    let dev = TestDevice::seed_from_u64(4);
+    let dev = seeded_test_device(4);
     let a: Tensor<Rank3<4, 17, 33>, f64, _> = dev.sample_normal();
     let b: Tensor<Rank2<33, 9>, f64, _> = dev.sample_normal();
     let exact = a.clone().matmul(b.clone()).as_vec();
@@ -294,7 +294,7 @@ fn broadcast_weight_gradient_is_the_sum_of_per_batch_products() {
     const M: usize = 3;
     const K: usize = 5;
     const N: usize = 2;
-    let dev = TestDevice::seed_from_u64(7);
+    let dev = seeded_test_device(7);
     let weights: Tensor<Rank3<B, M, N>, f64, TestDevice> = dev.sample_normal();
     let g = weights.as_vec();
     let g_at = |b: usize, i: usize, j: usize| g[(b * M + i) * N + j];
@@ -392,7 +392,7 @@ fn broadcast_weight_gradient_is_the_sum_of_per_batch_products() {
 /// differences.
 #[test]
 fn partly_broadcast_batches_match_finite_differences() {
-    let dev = TestDevice::seed_from_u64(8);
+    let dev = seeded_test_device(8);
     let weights: Tensor<Rank4<2, 3, 2, 4>, f64, TestDevice> = dev.sample_normal();
     let loss_of = |a: &[f64], b: &[f64], row: &[f64]| {
         let a = dev.tensor_from_vec(a.to_vec(), <Rank3<3, 2, 3>>::default());

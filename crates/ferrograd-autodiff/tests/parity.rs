@@ -30,6 +30,7 @@ mod registry;
 
 use dyn_tensor::{Dyn, Traced};
 use ferrograd_autodiff::prelude::*;
+use ferrograd_device::prelude::ArithmeticKernels;
 use ferrograd_testing::{TestDevice, test_device};
 use json::Json;
 use npz::{Array, Data};
@@ -71,10 +72,14 @@ type WithUpstream<E> = Vec<(Dyn<E, Traced<E>>, Dyn<E>)>;
 /// The dtypes fixtures come in; the per-dtype parts of running a case.
 trait ParityFloat: Dtype + std::fmt::Debug {
     const TOL: Tol;
-    fn op(entry: &Entry) -> OpFn<Self>;
+    fn op(entry: &Entry) -> OpFn<Self>
+    where
+        TestDevice: ArithmeticKernels<Self>;
     fn values(array: &Array) -> Option<&[Self]>;
     /// The gradients of `Σ_k sum(out_k · upstream_k)`.
-    fn backward(outs: WithUpstream<Self>) -> Result<Gradients<Self, TestDevice>, String>;
+    fn backward(outs: WithUpstream<Self>) -> Result<Gradients<Self, TestDevice>, String>
+    where
+        TestDevice: ArithmeticKernels<Self>;
 }
 
 macro_rules! parity_float {
@@ -185,7 +190,10 @@ impl Fixture {
 }
 
 /// Runs one fixture; `Err` lists every mismatch.
-fn run_fixture<E: ParityFloat>(fixture: &Fixture, entry: &Entry) -> Result<(), String> {
+fn run_fixture<E: ParityFloat>(fixture: &Fixture, entry: &Entry) -> Result<(), String>
+where
+    TestDevice: ArithmeticKernels<E>,
+{
     let dev = test_device();
     let tol = E::TOL.times(entry.loosen);
 
@@ -308,7 +316,10 @@ fn run_fixture<E: ParityFloat>(fixture: &Fixture, entry: &Entry) -> Result<(), S
 }
 
 /// The input seen through `permute(axes)`, as the fixture asks: a non-contiguous view.
-fn permute_input<E: ParityFloat>(x: Dyn<E, Traced<E>>, axes: &[usize]) -> Result<Dyn<E, Traced<E>>, String> {
+fn permute_input<E: ParityFloat>(x: Dyn<E, Traced<E>>, axes: &[usize]) -> Result<Dyn<E, Traced<E>>, String>
+where
+    TestDevice: ArithmeticKernels<E>,
+{
     Ok(permute_axes!(x, axes))
 }
 

@@ -9,7 +9,7 @@ mod common;
 use common::{GradCheck, Loss, Traced, assert_close, check_gradient_with, tensor_of, weights, widen};
 use ferrograd_autodiff::prelude::*;
 use ferrograd_shapes::{Axes, ReduceShape, SingleAxis};
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 
 // ---------------------------------------------------------------------------------
 // References
@@ -439,7 +439,7 @@ fn with_indices_the_gradient_goes_to_the_first_of_ties() {
 #[test]
 fn with_indices_gradients_match_finite_differences_on_random_data() {
     // Seeded normal values: no ties, and none closer than the finite-difference steps.
-    let x: Tensor<Rank3<3, 4, 5>, f64, TestDevice> = TestDevice::seed_from_u64(11).sample_normal();
+    let x: Tensor<Rank3<3, 4, 5>, f64, TestDevice> = seeded_test_device(11).sample_normal();
     let same = |t: Traced<Rank3<3, 4, 5>>| t;
     check_with_indices::<_, _, Axis<0>>(&x, same);
     check_with_indices::<_, _, Axis<1>>(&x, same);
@@ -647,7 +647,7 @@ fn empty_reductions_are_errors_where_pytorch_refuses() {
 
 #[test]
 fn f32_long_rows_match_f64_references() {
-    let dev = TestDevice::seed_from_u64(3);
+    let dev = seeded_test_device(3);
     // 1000 = 15 tiles of 64 + 40; 5003 spans two blocks of 4096.
     let x: Tensor<Rank2<3, 1000>, f32, TestDevice> = dev.sample_normal();
     let y: Tensor<Rank2<2, 5003>, f32, TestDevice> = dev.sample_normal();

@@ -2,7 +2,7 @@
 //! against central finite differences, inputs contiguous and viewed.
 
 use ferrograd_autodiff::prelude::*;
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 
 type Traced<S> = Tensor<S, f64, TestDevice, OwnedTape<f64, TestDevice>>;
 
@@ -19,11 +19,11 @@ fn assert_close(actual: &[f64], expected: &[f64], tolerance: f64, what: &str) {
 /// Checks the gradient of `sum(w ⊙ f(x))` against central differences, for a seeded
 /// random `w` of f's output size.
 fn check_gradient<S: ConstShape, O: Shape>(what: &str, f: impl Fn(Traced<S>) -> Traced<O>) {
-    let dev = TestDevice::seed_from_u64(5);
+    let dev = seeded_test_device(5);
     let x: Tensor<S, f64, TestDevice> = dev.sample_normal();
     let values = x.as_vec();
     let output_len = f(x.leaky_trace()).num_elements();
-    let weights = TestDevice::seed_from_u64(6).sample_normal_like(&(output_len,)).as_vec();
+    let weights = seeded_test_device(6).sample_normal_like(&(output_len,)).as_vec();
     let loss = |v: &[f64]| {
         let t = dev.tensor_from_vec(v.to_vec(), S::default());
         let out = f(t.leaky_trace()).as_vec();

@@ -8,7 +8,7 @@ mod common;
 use common::{GradCheck, Loss, Traced, assert_close, check_gradient_with, tensor_of, weights, widen};
 use ferrograd_autodiff::prelude::*;
 use ferrograd_shapes::{Axes, ReduceShape};
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 
 // ---------------------------------------------------------------------------------
 // References
@@ -331,7 +331,7 @@ fn empty_and_single_element_rows() {
 
 #[test]
 fn f32_long_rows_match_f64_references() {
-    let dev = TestDevice::seed_from_u64(11);
+    let dev = seeded_test_device(11);
     // 1000 and 1027 are not multiples of the vector width; axis 0 takes the strided walk.
     let x: Tensor<Rank2<5, 1000>, f32, TestDevice> = dev.sample_normal::<Rank2<5, 1000>>() * 4.0;
     let y: Tensor<Rank3<3, 2, 1027>, f32, TestDevice> = dev.sample_normal::<Rank3<3, 2, 1027>>() * 4.0;

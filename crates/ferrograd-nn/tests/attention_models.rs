@@ -8,13 +8,14 @@ mod model_fixtures;
 
 use model_fixtures::{GradientsByName, Tolerance, models_dir, npz};
 
+use ferrograd_device::Storage;
 use ferrograd_nn::prelude::*;
 use ferrograd_nn::transformer::TransformerKernels;
 use ferrograd_nn::{
     Activation, AttentionMasks, DecoderMasks, MultiHeadAttentionConfig, TransformerConfig, TransformerEncoderConfig,
     TransformerEncoderLayerConfig, TransformerMasks,
 };
-use ferrograd_testing::TestDevice;
+use ferrograd_testing::{TestDevice, seeded_test_device};
 use npz::{Array, Data};
 use std::collections::BTreeMap;
 
@@ -79,7 +80,10 @@ impl Fixture<'_> {
     }
 
     /// The additive mask `mask.<key>`.
-    fn additive<E: Tolerance>(&self, key: &str) -> Tensor<(usize, usize), E, TestDevice> {
+    fn additive<E: Tolerance>(&self, key: &str) -> Tensor<(usize, usize), E, TestDevice>
+    where
+        TestDevice: Storage<E>,
+    {
         let array = self.mask_array(key);
         self.dev
             .tensor_from_vec(E::values(array), (array.shape[0], array.shape[1]))
@@ -109,7 +113,7 @@ fn check<E, A, M>(
     TestDevice: TransformerKernels<E>,
 {
     let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let base = models_dir().join(format!("{name}_{dtype}"));
     let mut model = dev.build_module_with::<A, E>(architecture);
     model
@@ -342,7 +346,7 @@ fn every_attention_fixture_is_checked() {
 
 #[test]
 fn heads_that_do_not_divide_the_embedding_are_an_error() {
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let error = dev
         .try_build_module_with::<_, f32>(MultiHeadAttentionConfig::new(10, 4))
         .unwrap_err();
@@ -364,7 +368,7 @@ fn heads_that_do_not_divide_the_embedding_are_an_error() {
 
 #[test]
 fn mask_shapes_that_do_not_fit_are_errors_naming_them() {
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let mha = dev.build_module::<MultiHeadAttention<4, 2>, f64>();
     let q: Tensor<Rank3<2, 3, 4>, f64, TestDevice> = dev.sample_normal();
     let kv: Tensor<Rank3<2, 5, 4>, f64, TestDevice> = dev.sample_normal();
@@ -420,7 +424,7 @@ fn mask_shapes_that_do_not_fit_are_errors_naming_them() {
 
 #[test]
 fn dropout_acts_in_training_only() {
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let mut mha = dev.build_module_with::<_, f64>(MultiHeadAttention::<8, 2>::default().with_dropout(0.5));
     let x: Tensor<Rank3<2, 6, 8>, f64, TestDevice> = dev.sample_normal();
     // Inference is deterministic, and equals the same attention without dropout.
@@ -448,7 +452,7 @@ fn dropout_acts_in_training_only() {
 
 #[test]
 fn attention_weights_are_probabilities_that_respect_the_masks() {
-    let dev = TestDevice::seed_from_u64(3);
+    let dev = seeded_test_device(3);
     let mha = dev.build_module::<MultiHeadAttention<4, 2>, f64>();
     let x: Tensor<Rank3<2, 4, 4>, f64, TestDevice> = dev.sample_normal();
     let padding = dev.tensor([[false, false, false, true], [false, true, false, false]]);
@@ -468,7 +472,7 @@ fn attention_weights_are_probabilities_that_respect_the_masks() {
 
 #[test]
 fn one_sequence_is_a_batch_of_one() {
-    let dev = TestDevice::seed_from_u64(1);
+    let dev = seeded_test_device(1);
     let mha = dev.build_module::<MultiHeadAttention<6, 3>, f64>();
     let x: Tensor<Rank2<5, 6>, f64, TestDevice> = dev.sample_normal();
     let memory: Tensor<Rank2<3, 6>, f64, TestDevice> = dev.sample_normal();
@@ -487,7 +491,7 @@ fn one_sequence_is_a_batch_of_one() {
 
 #[test]
 fn parameters_are_named_and_initialised_as_pytorch() {
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let mha = dev.build_module::<MultiHeadAttention<8, 2>, f32>();
     // xavier_uniform_ on (24, 8): U(±√(6 / 32)).
     let bound = (6.0f32 / 32.0).sqrt();

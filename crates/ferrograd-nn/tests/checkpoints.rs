@@ -4,7 +4,7 @@
 use ferrograd_autodiff::{ParameterVisitor, ParameterVisitorMut};
 use ferrograd_nn::prelude::*;
 use ferrograd_nn::{LoadOptions, LoadReport};
-use ferrograd_testing::TestDevice;
+use ferrograd_testing::{TestDevice, seeded_test_device};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -88,7 +88,7 @@ fn all_values<M: VisitParameters<f32, TestDevice>>(model: &M) -> Vec<(String, Ve
 #[test]
 fn save_then_load_is_bit_exact_and_keeps_parameter_ids() {
     let dir = scratch("round_trip");
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let model = dev.build_module::<Mlp, f32>();
     model.save(dir.join("model.npz")).unwrap();
 
@@ -124,7 +124,7 @@ fn save_then_load_is_bit_exact_and_keeps_parameter_ids() {
 #[test]
 fn arrays_numpy_writes_load_in_either_byte_order_and_memory_order() {
     let dir = scratch("numpy_layouts");
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let weight: Vec<f32> = (0..32).map(|i| i as f32).collect();
     // The same 8×4 weight column by column (Fortran order), and a big-endian bias.
     let fortran: Vec<f32> = (0..4).flat_map(|c| (0..8).map(move |r| (r * 4 + c) as f32)).collect();
@@ -161,7 +161,7 @@ fn load_error(test: &str, entries: &[(&str, Vec<u8>)], deflate: bool) -> String 
     let dir = scratch(test);
     let path = dir.join("bad.npz");
     write_npz(&path, entries, deflate);
-    let dev = TestDevice::seed_from_u64(1);
+    let dev = seeded_test_device(1);
     let mut model = dev.build_module::<Mlp, f32>();
     let before = all_values(&model);
     let error = model.load(&path).unwrap_err().to_string();
@@ -185,7 +185,7 @@ fn missing_and_unexpected_keys_are_listed() {
     let dir = scratch("keys_lenient");
     let path = dir.join("partial.npz");
     write_npz(&path, &entries, false);
-    let mut model = TestDevice::seed_from_u64(2).build_module::<Mlp, f32>();
+    let mut model = seeded_test_device(2).build_module::<Mlp, f32>();
     let bias = model.2.bias.as_ref().unwrap().as_vec();
     let report = model.load_with(&path, LoadOptions { strict: false }).unwrap();
     assert_eq!(
@@ -266,12 +266,9 @@ fn damaged_and_hostile_files_are_errors_not_panics_or_huge_allocations() {
     // A truncated file and an empty one.
     let dir = scratch("truncated");
     let path = dir.join("model.npz");
-    TestDevice::seed_from_u64(0)
-        .build_module::<Mlp, f32>()
-        .save(&path)
-        .unwrap();
+    seeded_test_device(0).build_module::<Mlp, f32>().save(&path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
-    let mut model = TestDevice::seed_from_u64(0).build_module::<Mlp, f32>();
+    let mut model = seeded_test_device(0).build_module::<Mlp, f32>();
     for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
         std::fs::write(&path, &bytes[..cut]).unwrap();
         let error = model.load(&path).unwrap_err().to_string();
@@ -298,7 +295,7 @@ fn a_key_stored_twice_is_an_error() {
         at += found + needle.len();
     }
     std::fs::write(&path, &patched_bytes).unwrap();
-    let mut model = TestDevice::seed_from_u64(0).build_module::<Mlp, f32>();
+    let mut model = seeded_test_device(0).build_module::<Mlp, f32>();
     let error = model.load(&path).unwrap_err().to_string();
     assert!(error.contains("twice.npz") && error.contains("a key twice"), "{error}");
 }
@@ -323,7 +320,7 @@ impl VisitParameters<f32, TestDevice> for FailsMidway {
 fn a_failed_save_leaves_the_previous_checkpoint_whole() {
     let dir = scratch("atomic");
     let path = dir.join("model.npz");
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let model = dev.build_module::<Mlp, f32>();
     model.save(&path).unwrap();
     let before = std::fs::read(&path).unwrap();

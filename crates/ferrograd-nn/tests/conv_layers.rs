@@ -3,13 +3,13 @@
 
 use ferrograd_nn::prelude::*;
 use ferrograd_nn::{Conv2DConfig, GroupNormConfig};
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 
 #[test]
 fn conv_init_is_uniform_within_one_over_root_fan_in() {
     // PyTorch: nn.Conv2d(8, 16, (3, 2), groups=2) draws weight and bias from
     // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = 8 / 2 * 3 * 2 = 24.
-    let dev = TestDevice::seed_from_u64(3);
+    let dev = seeded_test_device(3);
     let layer = dev.build_module_with::<_, f64>(Conv2DConfig::new(Const::<8>, Const::<16>, (3, 2)).groups(2));
     assert_eq!(layer.weight.dims(), [16, 4, 3, 2]);
     let bound = 1.0 / 24f64.sqrt();
@@ -23,7 +23,7 @@ fn conv_init_is_uniform_within_one_over_root_fan_in() {
 
 #[test]
 fn batch_norm_inference_is_the_same_traced_or_not() {
-    let dev = TestDevice::seed_from_u64(4);
+    let dev = seeded_test_device(4);
     let mut norm = dev.build_module::<BatchNorm2D<3>, f64>();
     // Running statistics and affine parameters away from their defaults.
     for _ in 0..3 {

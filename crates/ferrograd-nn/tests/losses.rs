@@ -4,7 +4,7 @@
 
 use ferrograd_autodiff::prelude::*;
 use ferrograd_nn::losses::*;
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 
 type Traced = OwnedTape<f64, TestDevice>;
 
@@ -39,7 +39,7 @@ fn probabilities<const B: usize, const C: usize>(dev: &TestDevice) -> Tensor<Ran
 
 #[test]
 fn regression_gradients_match_finite_differences() {
-    let dev = TestDevice::seed_from_u64(1);
+    let dev = seeded_test_device(1);
     let x: Tensor<Rank2<3, 4>, f64, _> = dev.sample_normal::<Rank2<3, 4>>() * 2.0;
     let y: Tensor<Rank2<3, 4>, f64, _> = dev.sample_normal();
     check_gradient(&x, |x| mse_loss(x, y.clone(), Reduction::Mean));
@@ -57,7 +57,7 @@ fn regression_gradients_match_finite_differences() {
 
 #[test]
 fn cross_entropy_gradients_match_finite_differences() {
-    let dev = TestDevice::seed_from_u64(2);
+    let dev = seeded_test_device(2);
     let logits: Tensor<Rank3<2, 4, 3>, f64, _> = dev.sample_normal::<Rank3<2, 4, 3>>() * 2.0;
     let labels = dev.tensor([[0usize, 3, 9], [2, 9, 1]]); // 9: ignored
     let options = || CrossEntropyOptions {
@@ -82,7 +82,7 @@ fn cross_entropy_gradients_match_finite_differences() {
 
 #[test]
 fn soft_target_gradients_match_finite_differences() {
-    let dev = TestDevice::seed_from_u64(3);
+    let dev = seeded_test_device(3);
     let logits: Tensor<Rank2<3, 5>, f64, _> = dev.sample_normal();
     let target = probabilities::<3, 5>(&dev);
     let options = || ProbabilityCrossEntropyOptions {
@@ -109,7 +109,7 @@ fn soft_target_gradients_match_finite_differences() {
 
 #[test]
 fn binary_cross_entropy_gradients_match_finite_differences() {
-    let dev = TestDevice::seed_from_u64(4);
+    let dev = seeded_test_device(4);
     let logits: Tensor<Rank2<3, 4>, f64, _> = dev.sample_normal::<Rank2<3, 4>>() * 3.0;
     let target: Tensor<Rank2<3, 4>, f64, _> = dev.sample_uniform();
     // Sampled once: each evaluation of the loss must see the same weights.
@@ -157,7 +157,7 @@ fn extreme_logits_give_finite_exact_losses_and_gradients() {
 
 #[test]
 fn unreduced_losses_add_up_to_the_reduced_ones() {
-    let dev = TestDevice::seed_from_u64(5);
+    let dev = seeded_test_device(5);
     let logits: Tensor<Rank2<4, 3>, f64, _> = dev.sample_normal();
     let labels = dev.tensor([2usize, 0, 1, 1]);
     let options = || CrossEntropyOptions {
@@ -178,7 +178,7 @@ fn unreduced_losses_add_up_to_the_reduced_ones() {
 fn a_training_step_reaches_the_weights() {
     // The README's idiom: the weights are untraced, the input traced with gradients
     // allocated for the weights; the loss's gradient must reach them.
-    let dev = TestDevice::seed_from_u64(6);
+    let dev = seeded_test_device(6);
     let x: Tensor<Rank2<4, 3>, f64, _> = dev.sample_normal();
     let w: Tensor<Rank2<3, 5>, f64, _> = dev.sample_normal();
     let labels = dev.tensor([4usize, 0, 2, 2]);

@@ -26,8 +26,7 @@ mod dyn_tensor;
 
 use dyn_tensor::{Dyn, Traced};
 use ferrograd_autodiff::prelude::*;
-use ferrograd_device::ops::elementwise::{BinaryKernel, Mul};
-use ferrograd_device::ops::reduce::SumKernel;
+use ferrograd_device::prelude::{Storage, TrainingKernels};
 use ferrograd_nn::losses::*;
 use ferrograd_testing::{TestDevice, test_device};
 use json::Json;
@@ -167,7 +166,11 @@ impl Fixture {
 
 /// The inputs of a fixture: float ones (as given, and traced through the fixture's
 /// permutation) and index ones, by position.
-enum Input<E: Dtype> {
+#[allow(clippy::large_enum_variant)] // a GPU tensor's handle is large; a fixture has a few inputs
+enum Input<E: Dtype>
+where
+    TestDevice: Storage<E>,
+{
     Float { base: Dyn<E>, traced: Dyn<E, Traced<E>> },
     Index(Dyn<usize>),
 }
@@ -175,14 +178,20 @@ enum Input<E: Dtype> {
 /// A float input: as given (a constant), and traced.
 type Float<E> = (Dyn<E>, Dyn<E, Traced<E>>);
 
-fn take_float<E: Dtype>(inputs: &mut [Option<Input<E>>], i: usize) -> Result<Float<E>, String> {
+fn take_float<E: Dtype>(inputs: &mut [Option<Input<E>>], i: usize) -> Result<Float<E>, String>
+where
+    TestDevice: Storage<E>,
+{
     match inputs.get_mut(i).and_then(Option::take) {
         Some(Input::Float { base, traced }) => Ok((base, traced)),
         _ => Err(format!("input {i} is not a float tensor")),
     }
 }
 
-fn take_index<E: Dtype>(inputs: &mut [Option<Input<E>>], i: usize) -> Result<Dyn<usize>, String> {
+fn take_index<E: Dtype>(inputs: &mut [Option<Input<E>>], i: usize) -> Result<Dyn<usize>, String>
+where
+    TestDevice: Storage<E>,
+{
     match inputs.get_mut(i).and_then(Option::take) {
         Some(Input::Index(t)) => Ok(t),
         _ => Err(format!("input {i} is not an index tensor")),
@@ -190,7 +199,10 @@ fn take_index<E: Dtype>(inputs: &mut [Option<Input<E>>], i: usize) -> Result<Dyn
 }
 
 /// A constant rank-1 tensor (class weights, `pos_weight`).
-fn vector<E: Dtype>(x: Dyn<E>) -> Result<Tensor<(usize,), E, TestDevice>, String> {
+fn vector<E: Dtype>(x: Dyn<E>) -> Result<Tensor<(usize,), E, TestDevice>, String>
+where
+    TestDevice: Storage<E>,
+{
     match x {
         Dyn::R1(t) => Ok(t),
         x => Err(format!("a weight vector of rank {}", x.rank())),
@@ -231,7 +243,10 @@ macro_rules! classes {
 }
 
 /// Runs the fixture's loss; its result, traced.
-fn run_loss<E: ParityFloat>(fixture: &Fixture, mut inputs: Vec<Option<Input<E>>>) -> Result<Dyn<E, Traced<E>>, String> {
+fn run_loss<E: ParityFloat>(fixture: &Fixture, mut inputs: Vec<Option<Input<E>>>) -> Result<Dyn<E, Traced<E>>, String>
+where
+    TestDevice: TrainingKernels<E>,
+{
     let op = fixture.op.as_str();
     // kl_div has a reduction of its own (with 'batchmean'), read in its arm.
     let reduction = if op == "kl_div" { None } else { fixture.reduction()? };
@@ -367,7 +382,7 @@ fn run_loss<E: ParityFloat>(fixture: &Fixture, mut inputs: Vec<Option<Input<E>>>
 /// Runs one fixture; `Err` lists every mismatch.
 fn run_fixture<E: ParityFloat>(fixture: &Fixture) -> Result<(), String>
 where
-    TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
+    TestDevice: TrainingKernels<E>,
 {
     let dev = test_device();
     let mut inputs = Vec::new();

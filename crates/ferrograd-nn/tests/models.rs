@@ -7,10 +7,9 @@ mod model_fixtures;
 use model_fixtures::{GradientsByName, Tolerance, models_dir, npz};
 
 use ferrograd_autodiff::ParameterVisitor;
-use ferrograd_device::ops::elementwise::{BinaryKernel, Mul};
-use ferrograd_device::ops::reduce::SumKernel;
+use ferrograd_device::prelude::{ArithmeticKernels, Storage};
 use ferrograd_nn::prelude::*;
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 use npz::{Array, Data};
 use std::collections::BTreeMap;
 
@@ -37,10 +36,10 @@ where
     S: ConstShape,
     O: Shape,
     E: Tolerance,
-    TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
+    TestDevice: ArithmeticKernels<E>,
 {
     let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let (model, io) = load(name, dtype, &dev, architecture);
 
     let x: Tensor<S, E, TestDevice> = dev.tensor_from_vec(E::values(&io["input"]), S::default());
@@ -64,7 +63,7 @@ fn compare_with_pytorch<M, S, O, E>(
     S: Shape,
     O: Shape,
     E: Tolerance,
-    TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
+    TestDevice: ArithmeticKernels<E>,
 {
     let dev = test_device();
     assert_close(
@@ -89,7 +88,10 @@ fn load<A: BuildOnDevice<E, TestDevice>, E: Tolerance>(
     dtype: &str,
     dev: &TestDevice,
     architecture: A,
-) -> (A::Built, BTreeMap<String, Array>) {
+) -> (A::Built, BTreeMap<String, Array>)
+where
+    TestDevice: Storage<E>,
+{
     let base = models_dir().join(format!("{name}_{dtype}"));
     let mut model = dev.build_module_with::<A, E>(architecture);
     model
@@ -106,7 +108,9 @@ fn check_parameter_gradients<M: VisitParameters<E, TestDevice>, E: Tolerance>(
     model: &M,
     grads: &Gradients<E, TestDevice>,
     io: &BTreeMap<String, Array>,
-) {
+) where
+    TestDevice: Storage<E>,
+{
     let mut by_name = GradientsByName(grads, BTreeMap::new());
     model.visit_parameters(&mut by_name).unwrap();
     let expected: Vec<&str> = io.keys().filter_map(|k| k.strip_prefix("grad.")).collect();
@@ -132,10 +136,10 @@ where
     S: ConstShape,
     O: Shape,
     E: Tolerance,
-    TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
+    TestDevice: ArithmeticKernels<E>,
 {
     let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let (model, io) = load(name, dtype, &dev, architecture);
     let Data::I64(indices) = &io["input"].data else {
         panic!("{name}: the input is not int64 indices")
@@ -162,10 +166,10 @@ where
     S: ConstShape,
     O: Shape,
     E: Tolerance,
-    TestDevice: BinaryKernel<Mul, E> + SumKernel<E>,
+    TestDevice: ArithmeticKernels<E>,
 {
     let dtype = if E::BYTES == 4 { "f32" } else { "f64" };
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let (mut model, io) = load(name, dtype, &dev, architecture);
     let x: Tensor<S, E, TestDevice> = dev.tensor_from_vec(E::values(&io["input"]), S::default());
     let mut grads = model.try_alloc_grads().unwrap();
@@ -175,7 +179,10 @@ where
 
     /// Every buffer's values and every counter, by name.
     struct Buffers<E>(BTreeMap<String, Vec<f64>>, std::marker::PhantomData<E>);
-    impl<E: Dtype> ParameterVisitor<E, TestDevice> for Buffers<E> {
+    impl<E: Dtype> ParameterVisitor<E, TestDevice> for Buffers<E>
+    where
+        TestDevice: Storage<E>,
+    {
         fn visit<S: Shape>(&mut self, _: &str, _: &Tensor<S, E, TestDevice>) -> Result<(), Error> {
             Ok(())
         }

@@ -2,13 +2,13 @@
 
 use ferrograd_nn::LinearConfig;
 use ferrograd_nn::prelude::*;
-use ferrograd_testing::TestDevice;
+use ferrograd_testing::{TestDevice, seeded_test_device};
 
 #[test]
 fn nested_tuples_are_named_like_nested_sequentials() {
     // PyTorch: nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 4), nn.Tanh()), nn.Linear(4, 2, bias=False))
     type Model = (Linear<3, 4>, ReLU, (Linear<4, 4>, Tanh), LinearNoBias<4, 2>);
-    let dev = TestDevice::seed_from_u64(1);
+    let dev = seeded_test_device(1);
     let model = dev.build_module::<Model, f32>();
     assert_eq!(
         model.parameter_names().unwrap(),
@@ -20,7 +20,7 @@ fn nested_tuples_are_named_like_nested_sequentials() {
 
 #[test]
 fn linear_init_is_uniform_within_one_over_root_fan_in() {
-    let dev = TestDevice::seed_from_u64(7);
+    let dev = seeded_test_device(7);
     let layer = dev.build_module::<Linear<400, 300>, f64>();
     let bound = 1.0 / 400f64.sqrt();
     for (name, values) in [
@@ -43,7 +43,7 @@ fn linear_init_is_uniform_within_one_over_root_fan_in() {
 
 #[test]
 fn linear_computes_x_times_weight_transposed_plus_bias() {
-    let dev = TestDevice::seed_from_u64(3);
+    let dev = seeded_test_device(3);
     let layer = dev.build_module::<Linear<3, 2>, f64>();
     let x: Tensor<Rank3<2, 4, 3>, f64, TestDevice> = dev.sample_normal();
     let y = layer.forward(x.clone()).array();
@@ -64,7 +64,7 @@ fn linear_computes_x_times_weight_transposed_plus_bias() {
 
 #[test]
 fn run_time_sized_layers_check_sizes_at_run_time() {
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let model = dev.build_module_with::<_, f32>((LinearConfig::new(5, 3), ReLU, LinearConfig::new(3, 2)));
     assert_eq!(model.0.weight.dims(), [3, 5]);
     let x = dev.sample_normal_like(&(4, 5));
@@ -76,7 +76,7 @@ fn run_time_sized_layers_check_sizes_at_run_time() {
 
 #[test]
 fn gradients_reach_every_parameter_through_a_sequential_model() {
-    let dev = TestDevice::seed_from_u64(5);
+    let dev = seeded_test_device(5);
     type Model = (Linear<4, 8>, GELU, Residual<(Linear<8, 8>, SiLU)>, Linear<8, 3>);
     let mut model = dev.build_module::<Model, f64>();
     let x: Tensor<Rank2<5, 4>, f64, TestDevice> = dev.sample_normal();
@@ -115,7 +115,7 @@ fn gradients_reach_every_parameter_through_a_sequential_model() {
 
 #[test]
 fn dropout_is_on_only_in_training() {
-    let dev = TestDevice::seed_from_u64(11);
+    let dev = seeded_test_device(11);
     let mut model = dev.build_module::<(Linear<10, 10>, Dropout), f32>();
     let x: Tensor<Rank2<50, 10>, f32, TestDevice> = dev.sample_normal();
     let eval = model.forward(x.clone()).as_vec();
@@ -131,7 +131,7 @@ fn dropout_is_on_only_in_training() {
 
 #[test]
 fn activations_match_their_ops() {
-    let dev = TestDevice::seed_from_u64(2);
+    let dev = seeded_test_device(2);
     let x: Tensor<Rank2<3, 4>, f64, TestDevice> = dev.sample_normal();
     assert_eq!(ReLU.forward(x.clone()).as_vec(), x.clone().relu().as_vec());
     assert_eq!(GELU.forward(x.clone()).as_vec(), x.clone().gelu().as_vec());

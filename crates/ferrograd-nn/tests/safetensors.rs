@@ -3,7 +3,7 @@
 
 use ferrograd_nn::SafetensorsCheckpoint;
 use ferrograd_nn::prelude::*;
-use ferrograd_testing::TestDevice;
+use ferrograd_testing::{TestDevice, seeded_test_device};
 use std::path::PathBuf;
 
 type Model = (Linear<4, 8>, ReLU, BatchNorm1D<8>, LinearNoBias<8, 3>);
@@ -26,7 +26,7 @@ fn file_with(header: &str, data: &[u8]) -> Vec<u8> {
 #[test]
 fn round_trip_keeps_parameters_buffers_and_counters_bit_for_bit() {
     let dir = scratch("round_trip");
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let mut model = dev.build_module::<Model, f64>();
     // A training step moves the running statistics and the counter off their defaults.
     let x: Tensor<Rank2<6, 4>, f64, TestDevice> = dev.sample_normal();
@@ -45,7 +45,7 @@ fn round_trip_keeps_parameters_buffers_and_counters_bit_for_bit() {
 #[test]
 fn bad_files_are_errors_naming_the_key_and_leave_the_model_unchanged() {
     let dir = scratch("bad");
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let model = dev.build_module::<(Linear<2, 2>,), f32>();
     let path = dir.join("m.safetensors");
     let mut fresh = dev.build_module::<(Linear<2, 2>,), f32>();

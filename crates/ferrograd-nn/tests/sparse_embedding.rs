@@ -2,9 +2,10 @@
 //! gradients are checked against PyTorch in `models.rs`), without the dense table.
 
 use ferrograd_autodiff::Gradients;
+use ferrograd_device::Storage;
 use ferrograd_nn::EmbeddingConfig;
 use ferrograd_nn::prelude::*;
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 
 type Config = EmbeddingConfig<Const<6>, Const<3>>;
 
@@ -26,7 +27,7 @@ fn ids() -> Tensor<Rank1<5>, usize, TestDevice> {
 
 #[test]
 fn sparse_gradient_holds_the_touched_rows_summed() {
-    let dev = TestDevice::seed_from_u64(3);
+    let dev = seeded_test_device(3);
     let table = dev.build_module_with::<_, f64>(Config::default().sparse(true));
     let grads = table.try_alloc_grads().unwrap();
     assert!(grads.is_sparse(&table.weight), "allocation must not make a dense table");
@@ -35,7 +36,7 @@ fn sparse_gradient_holds_the_touched_rows_summed() {
     // Row 0: lookup 3; row 1: lookup 1; row 4: lookups 0, 2 and 4 (c rows 1, 3, 5).
     assert_eq!(grad.indices(), &[0, 1, 4]);
     let expected = [4.0, 4.1, 4.2, 2.0, 2.1, 2.2, 9.0, 9.3, 9.6];
-    for (got, want) in grad.values().iter().zip(expected) {
+    for (got, want) in dev.try_to_host(grad.values()).unwrap().into_iter().zip(expected) {
         assert!((got - want).abs() < 1e-12, "{got} vs {want}");
     }
     assert!(
@@ -55,7 +56,7 @@ fn sparse_gradient_holds_the_touched_rows_summed() {
 
 #[test]
 fn padding_row_gets_no_gradient_and_forward_is_unchanged() {
-    let dev = TestDevice::seed_from_u64(4);
+    let dev = seeded_test_device(4);
     let table = dev.build_module_with::<_, f64>(Config::default().padding_idx(4).sparse(true));
     let out = table.forward(ids());
     assert_eq!(out.array()[0], [0.0; 3], "the padding row starts at zero");
@@ -65,7 +66,7 @@ fn padding_row_gets_no_gradient_and_forward_is_unchanged() {
 
 #[test]
 fn gradients_accumulate_over_backward_passes_and_zero_to_no_rows() {
-    let dev = TestDevice::seed_from_u64(5);
+    let dev = seeded_test_device(5);
     let table = dev.build_module_with::<_, f64>(Config::default().sparse(true));
     let grads = table.try_alloc_grads().unwrap();
     let grads = table.forward(ids().traced_indices(grads)).sum::<Rank0, _>().backward();
@@ -74,8 +75,8 @@ fn gradients_accumulate_over_backward_passes_and_zero_to_no_rows() {
     let grad = grads.sparse_grad(&table.weight).unwrap();
     assert_eq!(grad.indices(), &[0, 1, 2, 4]);
     assert_eq!(
-        &grad.values()[..],
-        &[1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 3.0, 3.0, 3.0]
+        dev.try_to_host(grad.values()).unwrap(),
+        [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 3.0, 3.0, 3.0]
     );
     grads.zero_grads().unwrap();
     assert!(grads.is_sparse(&table.weight) && grads.sparse_grad(&table.weight).unwrap().is_empty());
@@ -84,7 +85,7 @@ fn gradients_accumulate_over_backward_passes_and_zero_to_no_rows() {
 
 #[test]
 fn a_dense_use_of_the_same_table_makes_its_gradient_dense() {
-    let dev = TestDevice::seed_from_u64(6);
+    let dev = seeded_test_device(6);
     let table = dev.build_module_with::<_, f64>(Config::default().sparse(true));
     let grads = table.try_alloc_grads().unwrap();
     // loss = Σ emb(ids) + Σ weight²: the second term's gradient 2·weight is dense.
@@ -97,7 +98,7 @@ fn a_dense_use_of_the_same_table_makes_its_gradient_dense() {
     let grads = (squares + summed).backward();
     assert!(!grads.is_sparse(&table.weight));
     let weight = table.weight.array();
-    let got = grads.try_grad(&table.weight).unwrap();
+    let got = dev.try_to_host(grads.try_grad(&table.weight).unwrap()).unwrap();
     let counts = [1.0, 1.0, 0.0, 0.0, 3.0, 0.0];
     for r in 0..6 {
         for j in 0..3 {
@@ -113,7 +114,7 @@ fn a_dense_use_of_the_same_table_makes_its_gradient_dense() {
 
 #[test]
 fn leaky_gradients_take_the_sparse_gradient_too() {
-    let dev = TestDevice::seed_from_u64(7);
+    let dev = seeded_test_device(7);
     let table = dev.build_module_with::<_, f32>(Config::default().sparse(true));
     let grads = table
         .forward(ids().traced_indices(Gradients::leaky()))

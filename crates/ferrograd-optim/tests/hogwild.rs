@@ -4,16 +4,20 @@ use ferrograd_nn::losses::{Reduction, mse_loss};
 use ferrograd_nn::prelude::*;
 use ferrograd_nn::{Built, EmbeddingConfig};
 use ferrograd_optim::{Optimizer, Sgd, SgdConfig, SharedParameters, average_gradients, data_parallel_step};
-use ferrograd_testing::{TestDevice, test_device};
+// CPU-only on purpose: Hogwild! shares host memory between threads (SharedParameters
+// and data_parallel_step need parameter buffers that deref to slices, and `bits` reads
+// them), so these tests name the CPU instead of ferrograd-testing's Cpu and run
+// on it whichever device the rest of the suite uses.
+use ferrograd_cpu::Cpu;
 
 type Table = EmbeddingConfig<Const<50>, Const<3>>;
 type Model = (Table, Linear<3, 1>);
 
-fn build(seed: u64) -> Built<Model, f32, TestDevice> {
-    TestDevice::seed_from_u64(seed).build_module_with::<_, f32>((Table::default().sparse(true), Linear::default()))
+fn build(seed: u64) -> Built<Model, f32, Cpu> {
+    Cpu::seed_from_u64(seed).build_module_with::<_, f32>((Table::default().sparse(true), Linear::default()))
 }
 
-fn bits(model: &Built<Model, f32, TestDevice>) -> Vec<u32> {
+fn bits(model: &Built<Model, f32, Cpu>) -> Vec<u32> {
     let mut out: Vec<u32> = model.0.weight.storage().iter().map(|v| v.to_bits()).collect();
     out.extend(model.1.weight.storage().iter().map(|v| v.to_bits()));
     out.extend(
@@ -27,10 +31,10 @@ fn bits(model: &Built<Model, f32, TestDevice>) -> Vec<u32> {
 }
 
 /// Gradients of the squared error of a few lookups, sparse for the table.
-fn grads_for(model: &Built<Model, f32, TestDevice>, ids: [usize; 4], target: [f32; 4]) -> Gradients<f32, TestDevice> {
+fn grads_for(model: &Built<Model, f32, Cpu>, ids: [usize; 4], target: [f32; 4]) -> Gradients<f32, Cpu> {
     let dev = model.1.weight.device().clone();
-    let ids: Tensor<Rank1<4>, usize, TestDevice> = dev.tensor(ids);
-    let y: Tensor<Rank2<4, 1>, f32, TestDevice> = dev.tensor(target.map(|t| [t]));
+    let ids: Tensor<Rank1<4>, usize, Cpu> = dev.tensor(ids);
+    let y: Tensor<Rank2<4, 1>, f32, Cpu> = dev.tensor(target.map(|t| [t]));
     let out = model.forward(ids.traced_indices(model.try_alloc_grads().unwrap()));
     mse_loss(out, y, Reduction::Mean).backward()
 }
@@ -70,7 +74,7 @@ fn apply_sgd_matches_sgd_and_touches_only_the_rows_looked_up() -> Result<(), Err
 fn a_model_of_another_shape_is_an_error() -> Result<(), Error> {
     let model = build(0);
     let shared = SharedParameters::new(&model)?;
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = Cpu::seed_from_u64(0);
     let mut other = dev.build_module::<Linear<3, 1>, f32>();
     let error = shared.snapshot_into(&mut other).unwrap_err();
     assert!(error.to_string().contains("same model type"), "{error}");
@@ -99,8 +103,8 @@ fn hogwild_threads_learn_together() -> Result<(), Error> {
         }
     });
     shared.snapshot_into(&mut model)?;
-    let dev = test_device();
-    let ids: Tensor<Rank1<50>, usize, TestDevice> = dev.tensor_from_vec((0..50).collect(), Default::default());
+    let dev = Cpu::default();
+    let ids: Tensor<Rank1<50>, usize, Cpu> = dev.tensor_from_vec((0..50).collect(), Default::default());
     let out = model.forward(ids).array();
     let worst = (0..50)
         .map(|r| (out[r][0] - r as f32 / 50.0).abs())
@@ -116,16 +120,11 @@ fn train_data_parallel(shards: usize) -> Result<Vec<u32>, Error> {
         ..Default::default()
     })?;
     for step in 0..40usize {
-        data_parallel_step(
-            &mut model,
-            &mut sgd,
-            shards,
-            |shard, model: &Built<Model, f32, TestDevice>| {
-                // The shards overlap on row 7, so merging their sparse rows is exercised.
-                let ids = [7, (step + shard * 5) % 50, (step * 3 + shard) % 50, (shard + 11) % 50];
-                Ok(grads_for(model, ids, ids.map(|r| (r as f32 / 25.0).sin())))
-            },
-        )?;
+        data_parallel_step(&mut model, &mut sgd, shards, |shard, model: &Built<Model, f32, Cpu>| {
+            // The shards overlap on row 7, so merging their sparse rows is exercised.
+            let ids = [7, (step + shard * 5) % 50, (step * 3 + shard) % 50, (shard + 11) % 50];
+            Ok(grads_for(model, ids, ids.map(|r| (r as f32 / 25.0).sin())))
+        })?;
     }
     Ok(bits(&model))
 }
@@ -145,8 +144,8 @@ fn average_of_sparse_and_dense_gradients_is_the_mean() -> Result<(), Error> {
     let model = build(5);
     let a = grads_for(&model, [1, 2, 2, 40], [1.0, 0.0, -1.0, 3.0]);
     let b = grads_for(&model, [2, 3, 9, 9], [0.5, 0.5, -2.0, 1.0]);
-    let dev = test_device();
-    let dense = |g: &Gradients<f32, TestDevice>| g.sparse_grad(&model.0.weight).unwrap().try_to_dense(&dev).unwrap();
+    let dev = Cpu::default();
+    let dense = |g: &Gradients<f32, Cpu>| g.sparse_grad(&model.0.weight).unwrap().try_to_dense(&dev).unwrap();
     let (da, db) = (dense(&a), dense(&b));
     let (la, lb) = (
         a.try_grad(&model.1.weight)?.to_vec(),

@@ -2,6 +2,7 @@
 
 use ferrograd_autodiff::prelude::*;
 use ferrograd_autodiff::{ParameterVisitor, ParameterVisitorMut};
+use ferrograd_device::Storage;
 use ferrograd_optim::{
     Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, GroupSelector, LearningRates, Optimizer, Rmsprop,
     RmspropConfig, Sgd, SgdConfig, StateVisitor,
@@ -35,9 +36,10 @@ fn model() -> Model {
 
 /// Gradients holding exactly these values for the two parameters.
 fn grads(model: &Model, weight: [f64; 2], bias: [f64; 2]) -> Gradients<f64, TestDevice> {
+    let dev = test_device();
     let mut grads = model.try_alloc_grads().unwrap();
-    grads.try_grad_mut(&model.weight).unwrap().copy_from_slice(&weight);
-    grads.try_grad_mut(&model.bias).unwrap().copy_from_slice(&bias);
+    *grads.try_grad_mut(&model.weight).unwrap() = dev.try_from_host(weight.to_vec()).unwrap();
+    *grads.try_grad_mut(&model.bias).unwrap() = dev.try_from_host(bias.to_vec()).unwrap();
     grads
 }
 
@@ -174,10 +176,7 @@ fn a_missing_gradient_names_the_parameter_and_changes_nothing() {
         ..Default::default()
     })
     .unwrap();
-    only_weight
-        .try_grad_mut(&m.weight)
-        .unwrap()
-        .copy_from_slice(&[1.0, 1.0]);
+    *only_weight.try_grad_mut(&m.weight).unwrap() = test_device().try_from_host(vec![1.0, 1.0]).unwrap();
 
     let error = sgd.step(&mut m, &only_weight).unwrap_err();
     assert!(
@@ -318,9 +317,9 @@ fn a_non_contiguous_parameter_is_an_error() {
     assert!(error.to_string().contains("parameter `t` is a view"), "{error}");
 }
 
-/// Collects an optimizer's state.
-#[derive(Default)]
+/// Collects an optimizer's state, read back from `dev`.
 struct Collect {
+    dev: TestDevice,
     buffers: Vec<(String, Vec<usize>, Vec<f64>)>,
     steps: Vec<(String, u64)>,
 }
@@ -330,9 +329,10 @@ impl StateVisitor<f64, TestDevice> for Collect {
         &mut self,
         name: &str,
         dims: &[usize],
-        buffer: &ferrograd_cpu::CpuBuffer<f64>,
+        buffer: &<TestDevice as Storage<f64>>::Vec,
     ) -> Result<(), Error> {
-        self.buffers.push((name.to_string(), dims.to_vec(), buffer.to_vec()));
+        self.buffers
+            .push((name.to_string(), dims.to_vec(), self.dev.try_to_host(buffer)?));
         Ok(())
     }
     fn visit_step(&mut self, name: &str, step: u64) -> Result<(), Error> {
@@ -355,7 +355,11 @@ fn state_saved_and_loaded_continues_the_same_trajectory() {
         let g = grads(&m, [1.0 + step as f64, -0.5], [0.25, 2.0]);
         adam.step(&mut m, &g).unwrap();
     }
-    let mut saved = Collect::default();
+    let mut saved = Collect {
+        dev: test_device(),
+        buffers: Vec::new(),
+        steps: Vec::new(),
+    };
     adam.visit_state(&mut saved).unwrap();
     assert_eq!(
         saved.steps,

@@ -19,6 +19,7 @@ mod npz;
 use ferrograd_autodiff::prelude::*;
 use ferrograd_autodiff::{ParameterVisitor, ParameterVisitorMut};
 use ferrograd_device::Storage;
+use ferrograd_device::prelude::TrainingKernels;
 use ferrograd_optim::schedule::{
     Anneal, ChainedScheduler, CosineAnnealingLr, ExponentialLr, LinearLr, LrScheduler, MultiStepLr, OneCycleConfig,
     OneCycleLr, SequentialLr, StepLr,
@@ -81,12 +82,18 @@ fn compare(what: &str, got: &[f64], expected: &[f64], rtol: f64, atol: f64) -> R
 }
 
 /// The fixtures' two parameters, named `param0` and `param1`.
-struct TwoParameters<E: Dtype> {
+struct TwoParameters<E: Dtype>
+where
+    TestDevice: Storage<E>,
+{
     param0: Tensor<Rank2<3, 4>, E, TestDevice>,
     param1: Tensor<Rank1<4>, E, TestDevice>,
 }
 
-impl<E: Dtype> VisitParameters<E, TestDevice> for TwoParameters<E> {
+impl<E: Dtype> VisitParameters<E, TestDevice> for TwoParameters<E>
+where
+    TestDevice: Storage<E>,
+{
     fn visit_parameters<V: ParameterVisitor<E, TestDevice>>(&self, visitor: &mut V) -> Result<(), Error> {
         visitor.visit("param0", &self.param0)?;
         visitor.visit("param1", &self.param1)
@@ -261,7 +268,10 @@ macro_rules! build {
     }};
 }
 
-fn run_optimizer<E: ParityFloat>(fixture: &Fixture) -> Result<(), String> {
+fn run_optimizer<E: ParityFloat>(fixture: &Fixture) -> Result<(), String>
+where
+    TestDevice: TrainingKernels<E>,
+{
     match fixture.meta.get("optimizer")?.as_str()? {
         "sgd" => trajectory::<E, _>(fixture, build!(Sgd, SgdConfig::default(), sgd_config, fixture)),
         "adam" => trajectory::<E, _>(fixture, build!(Adam, AdamConfig::default(), adam_config, fixture)),
@@ -278,7 +288,10 @@ fn run_optimizer<E: ParityFloat>(fixture: &Fixture) -> Result<(), String> {
     }
 }
 
-fn trajectory<E: ParityFloat, O: Optimizer<E, TestDevice>>(fixture: &Fixture, mut optimizer: O) -> Result<(), String> {
+fn trajectory<E: ParityFloat, O: Optimizer<E, TestDevice>>(fixture: &Fixture, mut optimizer: O) -> Result<(), String>
+where
+    TestDevice: TrainingKernels<E>,
+{
     let dev = test_device();
     let shapes: [&[usize]; 2] = [&[3, 4], &[4]];
     let tensor = |values: Vec<E>| dev.try_from_host(values).map_err(|e| e.to_string());
@@ -302,14 +315,9 @@ fn trajectory<E: ParityFloat, O: Optimizer<E, TestDevice>>(fixture: &Fixture, mu
         let mut grads = model.try_alloc_grads().map_err(|e| e.to_string())?;
         let g0 = fixture.floats::<E>(&format!("grad0_step{step}"), shapes[0])?;
         let g1 = fixture.floats::<E>(&format!("grad1_step{step}"), shapes[1])?;
-        grads
-            .try_grad_mut(&model.param0)
-            .map_err(|e| e.to_string())?
-            .copy_from_slice(&g0);
-        grads
-            .try_grad_mut(&model.param1)
-            .map_err(|e| e.to_string())?
-            .copy_from_slice(&g1);
+        // `floats` checked the shapes, so each buffer is replaced by one of its length.
+        *grads.try_grad_mut(&model.param0).map_err(|e| e.to_string())? = tensor(g0)?;
+        *grads.try_grad_mut(&model.param1).map_err(|e| e.to_string())? = tensor(g1)?;
         optimizer
             .step(&mut model, &grads)
             .map_err(|e| format!("step {step}: {e}"))?;

@@ -3,6 +3,7 @@
 
 use ferrograd_autodiff::prelude::*;
 use ferrograd_autodiff::{ParameterVisitor, ParameterVisitorMut};
+use ferrograd_device::Storage;
 use ferrograd_optim::schedule::{
     ChainedScheduler, CosineAnnealingLr, ExponentialLr, LinearLr, LrScheduler, MultiStepLr, OneCycleConfig, OneCycleLr,
     SequentialLr, StepLr,
@@ -198,8 +199,8 @@ fn pair_with_grads(a: [f64; 2], b: f64) -> (Pair, Gradients<f64, TestDevice>) {
         b: dev.zeros(),
     };
     let mut grads = pair.try_alloc_grads().unwrap();
-    grads.try_grad_mut(&pair.a).unwrap().copy_from_slice(&a);
-    grads.try_grad_mut(&pair.b).unwrap().copy_from_slice(&[b]);
+    *grads.try_grad_mut(&pair.a).unwrap() = dev.try_from_host(a.to_vec()).unwrap();
+    *grads.try_grad_mut(&pair.b).unwrap() = dev.try_from_host(vec![b]).unwrap();
     (pair, grads)
 }
 
@@ -237,7 +238,7 @@ fn clipping_leaves_out_parameters_without_gradients() {
     };
     let mut grads = Gradients::default();
     grads.try_alloc_for(&pair.a).unwrap();
-    grads.try_grad_mut(&pair.a).unwrap().copy_from_slice(&[-3.0, 0.5]);
+    *grads.try_grad_mut(&pair.a).unwrap() = dev.try_from_host(vec![-3.0, 0.5]).unwrap();
     assert_eq!(clip_grad_norm(&pair, &mut grads, 100.0, NormType::One).unwrap(), 3.5);
     clip_grad_value(&pair, &mut grads, 1.0).unwrap();
     assert_eq!(grads.get(&pair.a).array(), [-1.0, 0.5]);

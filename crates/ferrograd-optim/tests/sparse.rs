@@ -12,12 +12,12 @@ use ferrograd_optim::{
     Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, AdamWConfig, NormType, Optimizer, Rmsprop, RmspropConfig, Sgd,
     SgdConfig, SparseAdam, SparseAdamConfig, clip_grad_norm, clip_grad_value,
 };
-use ferrograd_testing::{TestDevice, test_device};
+use ferrograd_testing::{TestDevice, seeded_test_device, test_device};
 
 type Table = Embedding<Const<12>, Const<3>, f64, TestDevice>;
 
 fn tables(seed: u64) -> (Table, Table) {
-    let dev = TestDevice::seed_from_u64(seed);
+    let dev = seeded_test_device(seed);
     let sparse = dev.build_module_with::<_, f64>(EmbeddingConfig::<Const<12>, Const<3>>::default().sparse(true));
     let dense = Embedding {
         sparse: false,

@@ -155,7 +155,7 @@ macro_rules! replay {
                 let values = floats::<E>(arrays, &format!("grad_values_step{step}"))?;
                 compare(
                     &format!("step {step}: gradient values"),
-                    &grad.values()[..],
+                    &dev.try_to_host(grad.values()).map_err(|e| e.to_string())?,
                     &values,
                 )?;
                 optimizer

@@ -3,13 +3,17 @@
 //! written here), a module whose parameters are visited by name, and a tiny SGD that
 //! updates the parameters in place. The op's gradient is checked against finite
 //! differences in f64.
+//!
+//! CPU-only on purpose: the op's kernels read and write CPU buffers (slices), and the
+//! SGD and the finite differences change parameters in place through them, so this
+//! file names `Cpu` instead of ferrograd-testing's `Cpu` and runs on the CPU
+//! whichever device the rest of the suite uses.
 
 use ferrograd::autodiff::{BackwardContext, ParameterVisitor, ParameterVisitorMut, Prefixed};
 use ferrograd::prelude::*;
-use ferrograd_testing::{TestDevice, test_device};
 
 /// `softsign(x) = x / (1 + |x|)`, whose derivative is `1 / (1 + |x|)²`.
-fn softsign<S: Shape, T: Tape<f64, TestDevice>>(x: Tensor<S, f64, TestDevice, T>) -> Tensor<S, f64, TestDevice, T> {
+fn softsign<S: Shape, T: Tape<f64, Cpu>>(x: Tensor<S, f64, Cpu, T>) -> Tensor<S, f64, Cpu, T> {
     let input = x.op_input();
     let (x, tape) = x.split_tape();
     let layout = *x.layout();
@@ -24,7 +28,7 @@ fn softsign<S: Shape, T: Tape<f64, TestDevice>>(x: Tensor<S, f64, TestDevice, T>
     // Backward reads the input, so the step keeps (a handle on) its buffer.
     let saved = x.shared_storage().clone();
     y.put_tape(tape)
-        .record_op(&[input], move |ctx: &mut BackwardContext<'_, f64, TestDevice>| {
+        .record_op(&[input], move |ctx: &mut BackwardContext<'_, f64, Cpu>| {
             ctx.with_grad_output(|ctx, grad_output| {
                 if let Some(grad) = ctx.grad_mut(0)? {
                     for (i, offset) in layout.offsets().enumerate() {
@@ -39,25 +43,22 @@ fn softsign<S: Shape, T: Tape<f64, TestDevice>>(x: Tensor<S, f64, TestDevice, T>
 
 /// `softsign(x · weight + bias)`, with PyTorch-style parameter names.
 struct Layer {
-    weight: Tensor<Rank2<3, 2>, f64, TestDevice>,
-    bias: Tensor<Rank1<2>, f64, TestDevice>,
+    weight: Tensor<Rank2<3, 2>, f64, Cpu>,
+    bias: Tensor<Rank1<2>, f64, Cpu>,
 }
 
 impl Layer {
-    fn forward<T: Tape<f64, TestDevice>>(
-        &self,
-        x: Tensor<Rank2<4, 3>, f64, TestDevice, T>,
-    ) -> Tensor<Rank2<4, 2>, f64, TestDevice, T> {
+    fn forward<T: Tape<f64, Cpu>>(&self, x: Tensor<Rank2<4, 3>, f64, Cpu, T>) -> Tensor<Rank2<4, 2>, f64, Cpu, T> {
         softsign(x.matmul(self.weight.clone()) + self.bias.clone().broadcast::<Rank2<4, 2>, _>())
     }
 }
 
-impl VisitParameters<f64, TestDevice> for Layer {
-    fn visit_parameters<V: ParameterVisitor<f64, TestDevice>>(&self, visitor: &mut V) -> Result<(), Error> {
+impl VisitParameters<f64, Cpu> for Layer {
+    fn visit_parameters<V: ParameterVisitor<f64, Cpu>>(&self, visitor: &mut V) -> Result<(), Error> {
         visitor.visit("weight", &self.weight)?;
         visitor.visit("bias", &self.bias)
     }
-    fn visit_parameters_mut<V: ParameterVisitorMut<f64, TestDevice>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+    fn visit_parameters_mut<V: ParameterVisitorMut<f64, Cpu>>(&mut self, visitor: &mut V) -> Result<(), Error> {
         visitor.visit_mut("weight", &mut self.weight)?;
         visitor.visit_mut("bias", &mut self.bias)
     }
@@ -66,15 +67,15 @@ impl VisitParameters<f64, TestDevice> for Layer {
 /// A model holding a layer under the name `layer` and a parameter the loss never uses.
 struct Model {
     layer: Layer,
-    unused: Tensor<Rank1<2>, f64, TestDevice>,
+    unused: Tensor<Rank1<2>, f64, Cpu>,
 }
 
-impl VisitParameters<f64, TestDevice> for Model {
-    fn visit_parameters<V: ParameterVisitor<f64, TestDevice>>(&self, visitor: &mut V) -> Result<(), Error> {
+impl VisitParameters<f64, Cpu> for Model {
+    fn visit_parameters<V: ParameterVisitor<f64, Cpu>>(&self, visitor: &mut V) -> Result<(), Error> {
         self.layer.visit_parameters(&mut Prefixed::new("layer", visitor))?;
         visitor.visit("unused", &self.unused)
     }
-    fn visit_parameters_mut<V: ParameterVisitorMut<f64, TestDevice>>(&mut self, visitor: &mut V) -> Result<(), Error> {
+    fn visit_parameters_mut<V: ParameterVisitorMut<f64, Cpu>>(&mut self, visitor: &mut V) -> Result<(), Error> {
         self.layer.visit_parameters_mut(&mut Prefixed::new("layer", visitor))?;
         visitor.visit_mut("unused", &mut self.unused)
     }
@@ -83,11 +84,11 @@ impl VisitParameters<f64, TestDevice> for Model {
 /// Plain SGD: `p ← p − lr · ∂loss/∂p`, in place, through the visitor.
 struct Sgd<'a> {
     lr: f64,
-    grads: &'a Gradients<f64, TestDevice>,
+    grads: &'a Gradients<f64, Cpu>,
 }
 
-impl ParameterVisitorMut<f64, TestDevice> for Sgd<'_> {
-    fn visit_mut<S: Shape>(&mut self, name: &str, parameter: &mut Tensor<S, f64, TestDevice>) -> Result<(), Error> {
+impl ParameterVisitorMut<f64, Cpu> for Sgd<'_> {
+    fn visit_mut<S: Shape>(&mut self, name: &str, parameter: &mut Tensor<S, f64, Cpu>) -> Result<(), Error> {
         let grad = self.grads.try_grad(parameter).map_err(|_| Error::MissingGradient {
             tensor: format!("parameter `{name}`"),
         })?;
@@ -98,12 +99,12 @@ impl ParameterVisitorMut<f64, TestDevice> for Sgd<'_> {
     }
 }
 
-fn input() -> Tensor<Rank2<4, 3>, f64, TestDevice> {
-    test_device().tensor([[0.5, -1.2, 2.0], [1.5, 0.3, -0.7], [-0.4, 0.9, 0.1], [2.2, -0.6, 1.3]])
+fn input() -> Tensor<Rank2<4, 3>, f64, Cpu> {
+    Cpu::default().tensor([[0.5, -1.2, 2.0], [1.5, 0.3, -0.7], [-0.4, 0.9, 0.1], [2.2, -0.6, 1.3]])
 }
 
 fn layer() -> Layer {
-    let dev = test_device();
+    let dev = Cpu::default();
     Layer {
         weight: dev.tensor([[0.3, -0.8], [1.1, 0.25], [-0.5, 0.7]]),
         bias: dev.tensor([0.1, -0.2]),
@@ -111,12 +112,9 @@ fn layer() -> Layer {
 }
 
 /// The loss, weighted so that every output element's gradient differs.
-fn loss<T: Tape<f64, TestDevice>>(
-    layer: &Layer,
-    x: Tensor<Rank2<4, 3>, f64, TestDevice, T>,
-) -> Tensor<Rank0, f64, TestDevice, T> {
-    let weights: Tensor<Rank2<4, 2>, f64, TestDevice> =
-        test_device().tensor([[1.0, -2.0], [0.5, 3.0], [-1.5, 0.25], [2.0, -0.75]]);
+fn loss<T: Tape<f64, Cpu>>(layer: &Layer, x: Tensor<Rank2<4, 3>, f64, Cpu, T>) -> Tensor<Rank0, f64, Cpu, T> {
+    let weights: Tensor<Rank2<4, 2>, f64, Cpu> =
+        Cpu::default().tensor([[1.0, -2.0], [0.5, 3.0], [-1.5, 0.25], [2.0, -0.75]]);
     (layer.forward(x) * weights).sum()
 }
 
@@ -193,7 +191,7 @@ fn sgd_updates_parameters_in_place_and_the_loss_falls() {
 
 #[test]
 fn a_parameter_without_a_gradient_is_an_error_that_names_it() {
-    let dev = test_device();
+    let dev = Cpu::default();
     let mut model = Model {
         layer: layer(),
         unused: dev.zeros(),

@@ -1,7 +1,7 @@
 //! Layers, losses and optimizers together, as a user writes a training loop.
 
 use ferrograd::prelude::*;
-use ferrograd_testing::TestDevice;
+use ferrograd_testing::{TestDevice, seeded_test_device};
 
 type Mlp = (Linear<4, 16>, ReLU, Linear<16, 3>);
 
@@ -29,7 +29,7 @@ fn loss_of(
 
 #[test]
 fn adam_and_cross_entropy_learn_separable_clusters() {
-    let dev = TestDevice::seed_from_u64(0);
+    let dev = seeded_test_device(0);
     let (x, y) = clusters(&dev);
     let mut model = dev.build_module::<Mlp, f32>();
     let mut optimizer = Adam::new(AdamConfig {
@@ -53,7 +53,7 @@ fn adam_and_cross_entropy_learn_separable_clusters() {
 
 #[test]
 fn a_frozen_layer_keeps_its_weights_and_an_optimizer_names_it_unless_told_to_skip() {
-    let dev = TestDevice::seed_from_u64(1);
+    let dev = seeded_test_device(1);
     let (x, y) = clusters(&dev);
     let mut model = dev.build_module::<Mlp, f32>();
     let frozen_before = model.0.weight.as_vec();
@@ -124,7 +124,7 @@ fn bars(dev: &TestDevice, count: usize) -> (Digits, Tensor<(usize,), usize, Test
 
 #[test]
 fn a_lenet_trains_on_synthetic_images_with_sgd_and_momentum() {
-    let dev = TestDevice::seed_from_u64(2);
+    let dev = seeded_test_device(2);
     let mut model = dev.build_module::<LeNet, f32>();
     let (x, y) = bars(&dev, 64);
     let loss_of = |model: &Built<LeNet, f32, TestDevice>| {

@@ -18,12 +18,13 @@
 #![allow(dead_code)]
 
 use ferrograd_autodiff::prelude::*;
+use ferrograd_device::Storage;
 use ferrograd_device::ops::elementwise::{BinaryKernel, Mul};
 use ferrograd_device::ops::reduce::SumKernel;
 use ferrograd_shapes::{Axes, ReduceShapeTo};
 use ferrograd_testing::{TestDevice, test_device};
 
-/// A traced `f64` tensor on the CPU.
+/// A traced `f64` tensor on the test device.
 pub type Traced<S> = Tensor<S, f64, TestDevice, OwnedTape<f64, TestDevice>>;
 /// A traced `f64` scalar: what the functions given to the gradient checkers return.
 pub type Loss = Tensor<Rank0, f64, TestDevice, OwnedTape<f64, TestDevice>>;
@@ -139,7 +140,10 @@ pub fn weights(n: usize, seed: u64) -> Vec<f64> {
 }
 
 /// A tensor of `shape` holding [`weights`]`(numel, seed)` in row-major order.
-pub fn weights_like<S: Shape, E: Dtype>(shape: &S, seed: u64) -> Tensor<S, E, TestDevice> {
+pub fn weights_like<S: Shape, E: Dtype>(shape: &S, seed: u64) -> Tensor<S, E, TestDevice>
+where
+    TestDevice: Storage<E>,
+{
     let values = weights(shape.num_elements(), seed)
         .into_iter()
         .map(E::from_f64)

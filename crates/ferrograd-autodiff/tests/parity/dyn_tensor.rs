@@ -3,13 +3,17 @@
 
 use ferrograd_autodiff::prelude::*;
 use ferrograd_device::Unit;
+use ferrograd_device::prelude::{ArithmeticKernels, Storage};
 use ferrograd_testing::TestDevice;
 
 /// The tape of a traced tensor.
 pub type Traced<E> = OwnedTape<E, TestDevice>;
 
 /// A tensor of rank 0 to 4 with run-time dims.
-pub enum Dyn<E: Unit, T = NoneTape> {
+pub enum Dyn<E: Unit, T = NoneTape>
+where
+    TestDevice: Storage<E>,
+{
     R0(Tensor<(), E, TestDevice, T>),
     R1(Tensor<(usize,), E, TestDevice, T>),
     R2(Tensor<(usize, usize), E, TestDevice, T>),
@@ -401,13 +405,18 @@ macro_rules! reshape_to {
 /// The shapes of `Dyn`'s tensors (every dim a run-time `usize`): a `Dyn` of the rank
 /// taken back out as a tensor of that shape.
 pub trait DynShape: Shape + Sized {
-    fn from_dyn<E: Unit, T>(x: Dyn<E, T>) -> Result<Tensor<Self, E, TestDevice, T>, String>;
+    fn from_dyn<E: Unit, T>(x: Dyn<E, T>) -> Result<Tensor<Self, E, TestDevice, T>, String>
+    where
+        TestDevice: Storage<E>;
 }
 
 macro_rules! dyn_shape {
     ($variant:ident, $shape:ty) => {
         impl DynShape for $shape {
-            fn from_dyn<E: Unit, T>(x: Dyn<E, T>) -> Result<Tensor<Self, E, TestDevice, T>, String> {
+            fn from_dyn<E: Unit, T>(x: Dyn<E, T>) -> Result<Tensor<Self, E, TestDevice, T>, String>
+            where
+                TestDevice: Storage<E>,
+            {
                 match x {
                     Dyn::$variant(t) => Ok(t),
                     x => Err(format!(
@@ -419,7 +428,10 @@ macro_rules! dyn_shape {
             }
         }
 
-        impl<E: Unit, T> From<Tensor<$shape, E, TestDevice, T>> for Dyn<E, T> {
+        impl<E: Unit, T> From<Tensor<$shape, E, TestDevice, T>> for Dyn<E, T>
+        where
+            TestDevice: Storage<E>,
+        {
             fn from(t: Tensor<$shape, E, TestDevice, T>) -> Self {
                 Dyn::$variant(t)
             }
@@ -437,11 +449,17 @@ dyn_shape!(R4, (usize, usize, usize, usize));
 pub fn rank_like<S: DynShape, A: Unit, B, E: Unit, T>(
     _like: &Tensor<S, A, TestDevice, B>,
     x: Dyn<E, T>,
-) -> Result<Tensor<S, E, TestDevice, T>, String> {
+) -> Result<Tensor<S, E, TestDevice, T>, String>
+where
+    TestDevice: Storage<A> + Storage<E>,
+{
     S::from_dyn(x)
 }
 
-impl<E: Unit, T> Dyn<E, T> {
+impl<E: Unit, T> Dyn<E, T>
+where
+    TestDevice: Storage<E>,
+{
     pub fn rank(&self) -> usize {
         match self {
             Dyn::R0(_) => 0,
@@ -474,7 +492,10 @@ impl<E: Unit, T> Dyn<E, T> {
     }
 }
 
-impl<E: Unit> Dyn<E> {
+impl<E: Unit> Dyn<E>
+where
+    TestDevice: Storage<E>,
+{
     /// A contiguous tensor of `shape` (rank 0 to 4) holding `data` in row-major order.
     pub fn from_vec(dev: &TestDevice, data: Vec<E>, shape: &[usize]) -> Result<Self, String> {
         let err = |e: Error| e.to_string();
@@ -494,7 +515,10 @@ impl<E: Unit> Dyn<E> {
     }
 }
 
-impl<E: Dtype> Dyn<E> {
+impl<E: Dtype> Dyn<E>
+where
+    TestDevice: ArithmeticKernels<E>,
+{
     /// The same tensor, traced on a tape that keeps every gradient.
     pub fn trace(&self) -> Dyn<E, Traced<E>> {
         same_rank!(self, |t| t.leaky_trace())

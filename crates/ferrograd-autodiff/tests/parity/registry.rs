@@ -20,19 +20,26 @@ use crate::dyn_tensor::{Dyn, DynShape, Traced, rank_like};
 use crate::json::Json;
 use ferrograd_autodiff::prelude::*;
 use ferrograd_device::Unit;
+use ferrograd_device::prelude::{ArithmeticKernels, Storage};
 use ferrograd_shapes::PrependAxis;
 use ferrograd_testing::{TestDevice, test_device};
 use std::ops::Range;
 
 /// One input of an op.
-pub enum Arg<E: Unit> {
+pub enum Arg<E: Unit>
+where
+    TestDevice: Storage<E>,
+{
     Float(Dyn<E, Traced<E>>),
     Bool(Dyn<bool>),
     /// Indices (int64 in the fixture).
     Index(Dyn<usize>),
 }
 
-impl<E: Unit> Arg<E> {
+impl<E: Unit> Arg<E>
+where
+    TestDevice: Storage<E>,
+{
     fn kind(&self) -> &'static str {
         match self {
             Arg::Float(_) => "float",
@@ -46,7 +53,10 @@ impl<E: Unit> Arg<E> {
 /// float tensor without a gradient (checked only), a mask or indices (checked
 /// exactly); or, for an op with several results, those results in PyTorch's order
 /// (the fixture's `output`, `output1`, …; not nested).
-pub enum Out<E: Unit> {
+pub enum Out<E: Unit>
+where
+    TestDevice: Storage<E>,
+{
     Float(Dyn<E, Traced<E>>),
     Const(Dyn<E>),
     Bool(Dyn<bool>),
@@ -115,7 +125,10 @@ impl Params {
 }
 
 /// The `N` inputs of an op of float tensors.
-pub fn floats<E: Unit, const N: usize>(args: Vec<Arg<E>>) -> Result<[Dyn<E, Traced<E>>; N], String> {
+pub fn floats<E: Unit, const N: usize>(args: Vec<Arg<E>>) -> Result<[Dyn<E, Traced<E>>; N], String>
+where
+    TestDevice: Storage<E>,
+{
     let count = args.len();
     let floats: Vec<_> = args
         .into_iter()
@@ -130,7 +143,10 @@ pub fn floats<E: Unit, const N: usize>(args: Vec<Arg<E>>) -> Result<[Dyn<E, Trac
 }
 
 /// The inputs of `choose`: a mask and two float tensors.
-pub fn mask_and_two<E: Unit>(args: Vec<Arg<E>>) -> Result<(Dyn<bool>, [Float<E>; 2]), String> {
+pub fn mask_and_two<E: Unit>(args: Vec<Arg<E>>) -> Result<(Dyn<bool>, [Float<E>; 2]), String>
+where
+    TestDevice: Storage<E>,
+{
     let mut args = args.into_iter();
     match (args.next(), args.next(), args.next(), args.next()) {
         (Some(Arg::Bool(m)), Some(Arg::Float(a)), Some(Arg::Float(b)), None) => Ok((m, [a, b])),
@@ -139,7 +155,10 @@ pub fn mask_and_two<E: Unit>(args: Vec<Arg<E>>) -> Result<(Dyn<bool>, [Float<E>;
 }
 
 /// The inputs of an op of any number of float tensors (`stack`).
-pub fn all_floats<E: Unit>(args: Vec<Arg<E>>) -> Result<Vec<Float<E>>, String> {
+pub fn all_floats<E: Unit>(args: Vec<Arg<E>>) -> Result<Vec<Float<E>>, String>
+where
+    TestDevice: Storage<E>,
+{
     args.into_iter()
         .map(|a| match a {
             Arg::Float(t) => Ok(t),
@@ -149,7 +168,10 @@ pub fn all_floats<E: Unit>(args: Vec<Arg<E>>) -> Result<Vec<Float<E>>, String> {
 }
 
 /// The inputs of an indexing op: a float tensor and indices.
-pub fn float_and_index<E: Unit>(args: Vec<Arg<E>>) -> Result<(Float<E>, Dyn<usize>), String> {
+pub fn float_and_index<E: Unit>(args: Vec<Arg<E>>) -> Result<(Float<E>, Dyn<usize>), String>
+where
+    TestDevice: Storage<E>,
+{
     let mut args = args.into_iter();
     match (args.next(), args.next(), args.next()) {
         (Some(Arg::Float(x)), Some(Arg::Index(i)), None) => Ok((x, i)),
@@ -161,7 +183,10 @@ pub fn float_and_index<E: Unit>(args: Vec<Arg<E>>) -> Result<(Float<E>, Dyn<usiz
 pub type ScatterArgs<E> = (Float<E>, Dyn<usize>, Float<E>);
 
 /// The inputs of `scatter_add`, taken from `args`.
-pub fn float_index_float<E: Unit>(args: Vec<Arg<E>>) -> Result<ScatterArgs<E>, String> {
+pub fn float_index_float<E: Unit>(args: Vec<Arg<E>>) -> Result<ScatterArgs<E>, String>
+where
+    TestDevice: Storage<E>,
+{
     let mut args = args.into_iter();
     match (args.next(), args.next(), args.next(), args.next()) {
         (Some(Arg::Float(x)), Some(Arg::Index(i)), Some(Arg::Float(src)), None) => Ok((x, i, src)),
@@ -170,7 +195,10 @@ pub fn float_index_float<E: Unit>(args: Vec<Arg<E>>) -> Result<ScatterArgs<E>, S
 }
 
 /// The input of an op of indices alone (`one_hot`).
-pub fn index_only<E: Unit>(args: Vec<Arg<E>>) -> Result<Dyn<usize>, String> {
+pub fn index_only<E: Unit>(args: Vec<Arg<E>>) -> Result<Dyn<usize>, String>
+where
+    TestDevice: Storage<E>,
+{
     let mut args = args.into_iter();
     match (args.next(), args.next()) {
         (Some(Arg::Index(i)), None) => Ok(i),
@@ -179,7 +207,10 @@ pub fn index_only<E: Unit>(args: Vec<Arg<E>>) -> Result<Dyn<usize>, String> {
 }
 
 /// No inputs (`arange`).
-pub fn no_inputs<E: Unit>(args: Vec<Arg<E>>) -> Result<(), String> {
+pub fn no_inputs<E: Unit>(args: Vec<Arg<E>>) -> Result<(), String>
+where
+    TestDevice: Storage<E>,
+{
     if args.is_empty() {
         Ok(())
     } else {
@@ -196,6 +227,7 @@ where
     <S as PrependAxis<usize>>::Prepended: DynShape,
     Dyn<E, Traced<E>>: From<Tensor<<S as PrependAxis<usize>>::Prepended, E, TestDevice, Traced<E>>>,
     E: Dtype,
+    TestDevice: ArithmeticKernels<E>,
 {
     type Stacked<S> = <S as PrependAxis<usize>>::Prepended;
     let tensors = tensors.into_iter().map(S::from_dyn).collect::<Result<Vec<_>, _>>()?;

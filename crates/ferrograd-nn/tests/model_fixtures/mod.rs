@@ -6,7 +6,7 @@
 pub mod npz;
 
 use ferrograd_autodiff::{Gradients, ParameterVisitor, Tensor};
-use ferrograd_device::{Dtype, Error};
+use ferrograd_device::{Dtype, Error, Storage};
 use ferrograd_nn::checkpoint::CheckpointElement;
 use ferrograd_shapes::Shape;
 use ferrograd_testing::TestDevice;
@@ -52,9 +52,14 @@ pub fn models_dir() -> PathBuf {
 }
 
 /// Collects every parameter's gradient by name.
-pub struct GradientsByName<'a, E: Dtype>(pub &'a Gradients<E, TestDevice>, pub BTreeMap<String, Vec<E>>);
+pub struct GradientsByName<'a, E: Dtype>(pub &'a Gradients<E, TestDevice>, pub BTreeMap<String, Vec<E>>)
+where
+    TestDevice: Storage<E>;
 
-impl<E: Dtype> ParameterVisitor<E, TestDevice> for GradientsByName<'_, E> {
+impl<E: Dtype> ParameterVisitor<E, TestDevice> for GradientsByName<'_, E>
+where
+    TestDevice: Storage<E>,
+{
     fn visit<S: Shape>(&mut self, name: &str, parameter: &Tensor<S, E, TestDevice>) -> Result<(), Error> {
         self.1.insert(name.to_string(), self.0.try_get(parameter)?.as_vec());
         Ok(())
