@@ -281,9 +281,23 @@ fn write_csv(path: &Path, losses: &[f32], accuracies: &[f64], steps_per_epoch: u
 /// system libraries): the loss per step (blue) and its mean per epoch (black) on the
 /// left, the held-out accuracy per epoch (red, with grey lines every 1 %) on the right.
 fn plot(path: &Path, losses: &[f32], accuracies: &[f64]) -> Result<(), Box<dyn std::error::Error>> {
+    const SIZE: (u32, u32) = (1000, 400);
+    let mut pixels = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
+    draw(&mut pixels, SIZE, losses, accuracies)?;
+    ferrograd_examples::png::write_rgb(path, SIZE, &pixels)?;
+    Ok(())
+}
+
+/// [`plot`]'s drawing, into `pixels` (RGB, `size.0 × size.1`).
+fn draw(
+    pixels: &mut [u8],
+    size: (u32, u32),
+    losses: &[f32],
+    accuracies: &[f64],
+) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
 
-    let root = BitMapBackend::new(path, (1000, 400)).into_drawing_area();
+    let root = BitMapBackend::with_buffer(pixels, size).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(500);
 

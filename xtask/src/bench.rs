@@ -338,11 +338,19 @@ fn markdown(rows: &[Row], with_torch: bool) -> String {
 /// Draws one bar per row with a ratio on a log scale (ratio 1 in the middle), coloured
 /// by thread count, with each goal as a black tick; no text, so no fonts are needed.
 fn draw_ratios(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
+    let bars: Vec<&Row> = rows.iter().filter(|r| r.ratio.is_some()).collect();
+    let size = (((bars.len() as u32) * 24 + 40).max(400), 400u32);
+    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    draw_bars(&mut pixels, size, &bars)?;
+    crate::png::write_rgb(path, size, &pixels)?;
+    Ok(())
+}
+
+/// [`draw_ratios`]' drawing, into `pixels` (RGB, `size.0 × size.1`).
+fn draw_bars(pixels: &mut [u8], (width, height): (u32, u32), bars: &[&Row]) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
 
-    let bars: Vec<&Row> = rows.iter().filter(|r| r.ratio.is_some()).collect();
-    let (width, height) = (((bars.len() as u32) * 24 + 40).max(400), 400u32);
-    let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+    let root = BitMapBackend::with_buffer(pixels, (width, height)).into_drawing_area();
     root.fill(&WHITE)?;
     // log10 of the ratio, from 0.001× to 10×, mapped to pixel rows.
     let (low, high) = (-3.0f64, 1.0f64);

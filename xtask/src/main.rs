@@ -12,6 +12,9 @@ mod bench;
 mod fetch_digits;
 mod fuzz_checkpoints;
 mod parity;
+// The PNG writer of the examples, compiled here too: xtask depends on nothing of ferrograd.
+#[path = "../../examples/src/png.rs"]
+mod png;
 mod setup_blas;
 
 /// What a failed command reports; printed by `main` as `error: …`.
