@@ -42,6 +42,7 @@ static inline double __ddiv_rn(double a, double b) { return a / b; }
 static inline float __fsqrt_rn(float a) { return std::sqrt(a); }
 static inline double __dsqrt_rn(double a) { return std::sqrt(a); }
 static inline double __longlong_as_double(long long x) { double d; std::memcpy(&d, &x, sizeof d); return d; }
+static inline unsigned int __umulhi(unsigned int a, unsigned int b) { return (unsigned int)(((unsigned long long)a * b) >> 32); }
 "#;
 
 /// The libraries compiled so far, by (source, element type): kept for the whole test

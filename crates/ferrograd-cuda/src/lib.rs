@@ -13,8 +13,9 @@
 //!   filled buffers, buffers to overwrite, copies to and from the host; freed buffers
 //!   are cached for reuse ([`Cuda::empty_cache`]).
 //! - Random numbers: [`SampleKernel`](ferrograd_device::SampleKernel) (drawn on the host
-//!   with the same generator as `Cpu`, then copied) and [`Cuda::philox_uniform`] (drawn
-//!   on the GPU); see [`random`].
+//!   with the same generator as `Cpu`, then copied), [`Cuda::philox_uniform`] and
+//!   dropout masks ([`DropoutKernel`](ferrograd_device::ops::dropout::DropoutKernel)),
+//!   drawn on the GPU; see [`random`].
 //! - Kernels written in CUDA C, compiled by NVRTC when first used ([`compile`]).
 //! - Every op kernel of `ferrograd-device`, so `Cuda` has every capability group
 //!   ([`ConvolutionKernels`](ferrograd_device::capabilities::ConvolutionKernels)):

@@ -61,3 +61,24 @@ extern "C" __global__ void philox_uniform(T *out, unsigned long long len, unsign
         }
     }
 }
+
+// A dropout mask: out[j] = 0 where uniform number j of the stream keyed by `seed` is
+// below `p`, `scale` elsewhere. The uniform numbers are philox_uniform's (offset 0),
+// compared in double as the CPU compares its f64 draws.
+extern "C" __global__ void dropout_mask(T *out, unsigned long long len, unsigned long long seed, double p,
+                                        T scale) {
+    const unsigned long long per_counter = sizeof(T) == 4 ? 4 : 2;
+    const unsigned long long counters = (len + per_counter - 1) / per_counter;
+    const unsigned long long stride = (unsigned long long)gridDim.x * blockDim.x;
+    for (unsigned long long counter = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; counter < counters;
+         counter += stride) {
+        unsigned int w[4] = {(unsigned int)counter, (unsigned int)(counter >> 32), 0u, 0u};
+        philox4x32_10(w, (unsigned int)seed, (unsigned int)(seed >> 32));
+        for (unsigned int k = 0; k < per_counter; ++k) {
+            const unsigned long long e = counter * per_counter + k;
+            if (e < len) {
+                out[e] = (double)uniform_from(w, k, (T)0) < p ? (T)0 : scale;
+            }
+        }
+    }
+}

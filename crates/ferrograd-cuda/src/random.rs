@@ -17,7 +17,9 @@ use crate::compile::KernelSource;
 use crate::device::{Cuda, grid_for, lock};
 use crate::element::CudaElement;
 use cudarc::driver::PushKernelArg;
+use ferrograd_device::ops::dropout::{DropoutKernel, check_probability};
 use ferrograd_device::{Dtype, Error, SampleKernel, Storage};
+use rand::RngExt;
 use rand::rngs::StdRng;
 use std::sync::Mutex;
 
@@ -25,7 +27,7 @@ use std::sync::Mutex;
 pub(crate) const PHILOX: KernelSource = KernelSource {
     name: "philox",
     source: include_str!("philox.cu"),
-    functions: &["philox_uniform"],
+    functions: &["philox_uniform", "dropout_mask"],
     element_types: &["float", "double"],
 };
 
@@ -38,6 +40,39 @@ impl<E: CudaElement> SampleKernel<E> for Cuda {
         distribution: Dist,
     ) -> Result<Self::Vec, Error> {
         self.try_from_host(sample_on_host(&self.rng, len, distribution))
+    }
+}
+
+impl<E: CudaElement + Dtype> DropoutKernel<E> for Cuda {
+    /// Drawn on the GPU with Philox-4x32-10 ([`Cuda::philox_uniform`]'s numbers), keyed
+    /// by a seed taken from the device's seeded generator at each call: the mask never
+    /// crosses from the host, and a device seeded alike draws the same masks in the
+    /// same order (not the CPU's masks: the generators differ).
+    fn try_dropout_mask(&self, len: usize, p: f64, scale: E) -> Result<Self::Vec, Error> {
+        check_probability(p)?;
+        let seed: u64 = lock(&self.rng).random();
+        let mut buffer = CudaBuffer::uninit(&self.gpu, len)?;
+        let Some(allocation) = buffer.allocation_mut() else {
+            return Ok(buffer);
+        };
+        let kernel = self.gpu.function(&PHILOX, "dropout_mask", E::C_TYPE)?;
+        let per_counter = if size_of::<E::Stored>() == 4 { 4 } else { 2 };
+        let items = len as u64;
+        let scale = scale.to_stored();
+        let mut launch = self.gpu.stream.launch_builder(&kernel);
+        launch
+            .arg(&mut allocation.slice)
+            .arg(&items)
+            .arg(&seed)
+            .arg(&p)
+            .arg(&scale);
+        // SAFETY: `dropout_mask(T *out, unsigned long long len, unsigned long long seed,
+        // double p, T scale)` was compiled with T = E::C_TYPE, the C name of E::Stored,
+        // matching the arguments; it writes elements 0 to len - 1 of `out`, whose
+        // allocation holds at least `len`.
+        unsafe { launch.launch(grid_for(items.div_ceil(per_counter))) }
+            .map_err(|e| self.gpu.error("launching dropout_mask", &e))?;
+        Ok(buffer)
     }
 }
 
@@ -171,6 +206,50 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
+    /// philox.cu compiled for the CPU (see `crate::emulation`): its uniform numbers are
+    /// the host reference's, and its dropout masks are those numbers compared with `p`.
+    #[test]
+    fn the_emulated_philox_kernels_match_the_host_reference() {
+        type Uniform<T> = unsafe extern "C" fn(*mut T, u64, u64, u64);
+        type Mask<T> = unsafe extern "C" fn(*mut T, u64, u64, f64, T);
+        let (len, seed, p) = (1003usize, 0x0123_4567_89ab_cdef_u64, 0.3);
+        if let Some(library) = crate::emulation::library(&PHILOX, "float") {
+            // SAFETY: the kernels' signatures with T = float.
+            let (uniform, mask): (Uniform<f32>, Mask<f32>) = unsafe {
+                (
+                    crate::emulation::kernel(library, "philox_uniform"),
+                    crate::emulation::kernel(library, "dropout_mask"),
+                )
+            };
+            let mut drawn = vec![-1.0f32; len];
+            // SAFETY: `drawn` holds `len` elements; offset 5 + len does not overflow.
+            unsafe { uniform(drawn.as_mut_ptr(), len as u64, seed, 5) };
+            assert_eq!(drawn, uniform_f32(len, seed, 5));
+            let mut masked = vec![-1.0f32; len];
+            // SAFETY: `masked` holds `len` elements.
+            unsafe { mask(masked.as_mut_ptr(), len as u64, seed, p, 2.5) };
+            let expected: Vec<f32> = uniform_f32(len, seed, 0)
+                .iter()
+                .map(|&u| if f64::from(u) < p { 0.0 } else { 2.5 })
+                .collect();
+            assert_eq!(masked, expected);
+            let kept = masked.iter().filter(|&&v| v != 0.0).count();
+            assert!((600..800).contains(&kept), "{kept} of {len} kept at p = {p}");
+        }
+        if let Some(library) = crate::emulation::library(&PHILOX, "double") {
+            // SAFETY: the kernel's signature with T = double.
+            let mask: Mask<f64> = unsafe { crate::emulation::kernel(library, "dropout_mask") };
+            let mut masked = vec![-1.0f64; len];
+            // SAFETY: `masked` holds `len` elements.
+            unsafe { mask(masked.as_mut_ptr(), len as u64, seed, p, 0.5) };
+            let expected: Vec<f64> = uniform_f64(len, seed, 0)
+                .iter()
+                .map(|&u| if u < p { 0.0 } else { 0.5 })
+                .collect();
+            assert_eq!(masked, expected);
+        }
+    }
+
     #[test]
     fn philox_gives_the_published_known_answers() {
         // Random123's kat_vectors, "philox4x32 10": counter, key, expected output.
@@ -240,6 +319,32 @@ mod tests {
                 "f64 {len} from {offset}"
             );
         }
+    }
+
+    #[test]
+    fn gpu_dropout_masks_are_the_philox_stream_keyed_by_the_device_generator() {
+        if crate::device::test_gpu().is_none() {
+            return;
+        }
+        let gpu = Cuda::seed_from_u64(7).unwrap();
+        let (len, p) = (10_001, 0.25);
+        // The seed the call takes from the device's generator, seeded with 7.
+        let seed: u64 = StdRng::seed_from_u64(7).random();
+        let mask = gpu
+            .try_to_host(&gpu.try_dropout_mask(len, p, 4.0f32 / 3.0).unwrap())
+            .unwrap();
+        let expected: Vec<f32> = uniform_f32(len, seed, 0)
+            .iter()
+            .map(|&u| if f64::from(u) < p { 0.0 } else { 4.0 / 3.0 })
+            .collect();
+        assert_eq!(mask, expected);
+        // The next call takes the next seed: a new mask.
+        let again = gpu
+            .try_to_host(&gpu.try_dropout_mask(len, p, 4.0f32 / 3.0).unwrap())
+            .unwrap();
+        assert_ne!(mask, again);
+        assert!(gpu.try_dropout_mask(3, 1.5, 1.0f64).is_err());
+        assert!(gpu.try_dropout_mask(0, 0.5, 2.0f64).unwrap().is_empty());
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::dtype::Dtype;
 use crate::ops::compare::{ChooseKernel, CompareKernel};
 use crate::ops::conv::Conv2dKernel;
 use crate::ops::copy::CopyKernel;
+use crate::ops::dropout::DropoutKernel;
 use crate::ops::elementwise::*;
 use crate::ops::index::{GatherKernel, OneHotKernel, ScatterAddKernel};
 use crate::ops::matmul::MatmulKernel;
@@ -52,10 +53,11 @@ macro_rules! capability_group {
 capability_group! {
     /// What a float tensor's arithmetic needs: every declared element-wise op (unary,
     /// binary, with scalars), comparisons and `choose`, every reduction, strided copies,
-    /// random sampling, and batched matrix products (dtype conversions, which name two
-    /// element types, are bounded on their own). See the [module docs](self).
+    /// random sampling (dropout masks included), and batched matrix products (dtype
+    /// conversions, which name two element types, are bounded on their own). See the
+    /// [module docs](self).
     ArithmeticKernels:
-        Storage<E>, Storage<bool>, Storage<usize>, SampleKernel<E>,
+        Storage<E>, Storage<bool>, Storage<usize>, SampleKernel<E>, DropoutKernel<E>,
         UnaryKernel<Negate, E>, UnaryKernel<Abs, E>, UnaryKernel<Exp, E>, UnaryKernel<Ln, E>,
         UnaryKernel<Sqrt, E>, UnaryKernel<Square, E>, UnaryKernel<Powf<E>, E>, UnaryKernel<Powi, E>,
         UnaryKernel<Recip, E>, UnaryKernel<Sin, E>, UnaryKernel<Cos, E>, UnaryKernel<Tanh, E>,

@@ -3,29 +3,12 @@
 use crate::OrPanic;
 use crate::tape::Tape;
 use crate::tensor::Tensor;
+use ferrograd_device::ops::dropout::{DropoutKernel, check_probability};
 use ferrograd_device::ops::elementwise::{BinaryKernel, Mul};
-use ferrograd_device::{Dtype, Error, SampleKernel};
+use ferrograd_device::{Dtype, Error};
 use ferrograd_shapes::Shape;
-use rand::RngExt;
-use rand::distr::Distribution;
 
-/// Each element is 0 with probability `p`, else `1 / (1 - p)`.
-struct DropoutMask<E> {
-    p: f64,
-    scale: E,
-}
-
-impl<E: Dtype> Distribution<E> for DropoutMask<E> {
-    fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> E {
-        if rng.random::<f64>() < self.p {
-            E::ZERO
-        } else {
-            self.scale
-        }
-    }
-}
-
-impl<S: Shape, E: Dtype, D: SampleKernel<E> + BinaryKernel<Mul, E>, T: Tape<E, D>> Tensor<S, E, D, T> {
+impl<S: Shape, E: Dtype, D: DropoutKernel<E> + BinaryKernel<Mul, E>, T: Tape<E, D>> Tensor<S, E, D, T> {
     /// Zeroes each element with probability `p`, drawn from the device's seeded
     /// generator, and scales the others by `1 / (1 - p)`, so the expected value is
     /// unchanged (PyTorch's `dropout` in training mode). The gradient is masked and
@@ -48,15 +31,10 @@ impl<S: Shape, E: Dtype, D: SampleKernel<E> + BinaryKernel<Mul, E>, T: Tape<E, D
 
     /// [`Tensor::dropout`], returning `Error::InvalidArgument` when `p` is outside `[0, 1]`.
     pub fn try_dropout(self, p: f64) -> Result<Tensor<S, E, D, T>, Error> {
-        if !(0.0..=1.0).contains(&p) {
-            return Err(Error::InvalidArgument {
-                op: "dropout",
-                message: format!("probability must be in [0, 1], got {p}"),
-            });
-        }
+        check_probability(p)?;
         // p = 1 drops everything; the scale would be infinite, and 0 · inf is NaN.
         let scale = if p < 1.0 { E::from_f64(1.0 / (1.0 - p)) } else { E::ZERO };
-        let mask = self.device.try_sample(self.num_elements(), DropoutMask { p, scale })?;
+        let mask = self.device.try_dropout_mask(self.num_elements(), p, scale)?;
         let mask = Tensor::from_buffer(mask, self.shape, self.device.clone());
         self.try_binary("dropout", Mul, mask)
     }

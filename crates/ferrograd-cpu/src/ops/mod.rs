@@ -4,6 +4,7 @@ mod compare;
 mod conv;
 mod convert;
 mod copy;
+mod dropout;
 mod elementwise;
 mod index;
 mod matmul;

@@ -9,6 +9,7 @@ pub mod conv;
 pub mod conv_transpose;
 pub mod convert;
 pub mod copy;
+pub mod dropout;
 pub mod elementwise;
 pub mod index;
 pub mod matmul;

@@ -8,6 +8,7 @@ use ferrograd_autodiff::{
 };
 use ferrograd_device::ops::compare::ChooseKernel;
 use ferrograd_device::ops::copy::CopyKernel;
+use ferrograd_device::ops::dropout::DropoutKernel;
 use ferrograd_device::ops::elementwise::{Add, BinaryKernel, Mul, ScalarMul, UnaryKernel};
 use ferrograd_device::ops::matmul::MatmulKernel;
 use ferrograd_device::ops::reduce::SumKernel;
@@ -26,6 +27,7 @@ pub trait AttentionKernels<E: Dtype>:
     + SumKernel<E>
     + ChooseKernel<E>
     + SampleKernel<E>
+    + DropoutKernel<E>
     + BinaryKernel<Add, E>
     + BinaryKernel<Mul, E>
     + UnaryKernel<ScalarMul<E>, E>
@@ -39,6 +41,7 @@ impl<E: Dtype, D> AttentionKernels<E> for D where
         + SumKernel<E>
         + ChooseKernel<E>
         + SampleKernel<E>
+        + DropoutKernel<E>
         + BinaryKernel<Add, E>
         + BinaryKernel<Mul, E>
         + UnaryKernel<ScalarMul<E>, E>

@@ -3,8 +3,9 @@
 use crate::layers::activations::parameter_free_but_training;
 use crate::module::{Module, ModuleMut};
 use ferrograd_autodiff::{Tape, Tensor};
+use ferrograd_device::ops::dropout::DropoutKernel;
 use ferrograd_device::ops::elementwise::{BinaryKernel, Mul};
-use ferrograd_device::{Dtype, Error, SampleKernel, Storage};
+use ferrograd_device::{Dtype, Error, Storage};
 use ferrograd_shapes::Shape;
 
 /// In training ([`ModuleMut`]), each element is zeroed with probability `p` and the
@@ -43,7 +44,7 @@ impl<S: Shape, E: Dtype, D: Storage<E>, T: Tape<E, D>> Module<Tensor<S, E, D, T>
 
 impl<S: Shape, E: Dtype, D, T: Tape<E, D>> ModuleMut<Tensor<S, E, D, T>> for Dropout
 where
-    D: SampleKernel<E> + BinaryKernel<Mul, E>,
+    D: DropoutKernel<E> + BinaryKernel<Mul, E>,
 {
     type Output = Tensor<S, E, D, T>;
     fn try_forward_mut(&mut self, x: Tensor<S, E, D, T>) -> Result<Self::Output, Error> {

@@ -7,6 +7,7 @@ use super::inputs::{ELEMENTWISE_DIMS, Host, Placement, Random, Values, upload};
 use ferrograd_cpu::Cpu;
 use ferrograd_device::ops::convert::{CastTo, ConvertKernel};
 use ferrograd_device::ops::copy::CopyKernel;
+use ferrograd_device::ops::dropout::DropoutKernel;
 use ferrograd_device::{Dtype, Error, Layout, SampleKernel, Storage, Unit, View, ViewMut};
 use rand::Rng;
 use rand::distr::{Distribution, StandardUniform};
@@ -288,6 +289,70 @@ pub fn sample_kernel<E: Dtype, D: SampleKernel<E>>(device: &D, tolerance: Tolera
         return Err(fail(case, format!("64 times {:?}", first[0])));
     }
     family.count();
+    Ok(family.finish())
+}
+
+/// Dropout masks, checked for sanity as [`sample_kernel`] checks sampling: each device
+/// draws its own masks, so none is compared with the CPU's.
+///
+/// Checked: the length asked for (0 included); every value 0 or the scale; `p = 0`
+/// keeps everything and `p = 1` nothing; the kept fraction of 4096 values at `p =
+/// 0.25` within six standard errors of 0.75; two successive masks that differ; and
+/// `p` outside `[0, 1]` (NaN included) an error. The tolerance is not used.
+///
+/// # Errors
+/// The first check `device` fails.
+pub fn dropout_kernel<E: Dtype, D: DropoutKernel<E>>(device: &D, tolerance: Tolerance) -> Result<Report, Failure> {
+    let fail = |case: &str, message: String| Failure {
+        kernel: "try_dropout_mask".into(),
+        case: case.into(),
+        problem: Problem::Distribution(message),
+    };
+    let mask = |case: &str, len: usize, p: f64| -> Result<Vec<E>, Failure> {
+        let values = device
+            .try_dropout_mask(len, p, E::from_f64(2.0))
+            .and_then(|buffer| device.try_to_host(&buffer))
+            .map_err(|error| fail(case, format!("the device failed: {error}")))?;
+        if values.len() != len {
+            return Err(fail(case, format!("{} values, {len} asked for", values.len())));
+        }
+        if let Some(bad) = values.iter().find(|v| v.to_f64() != 0.0 && v.to_f64() != 2.0) {
+            return Err(fail(case, format!("{bad:?} is neither 0 nor the scale 2")));
+        }
+        Ok(values)
+    };
+    let kept = |values: &[E]| values.iter().filter(|v| v.to_f64() != 0.0).count();
+    let mut family = Family::new("dropout", tolerance);
+    for (len, p) in [(0, 0.5), (1, 0.5), (257, 0.0), (257, 1.0)] {
+        let case = format!("{len} values at p = {p}");
+        let values = mask(&case, len, p)?;
+        if (p == 0.0 && kept(&values) != len) || (p == 1.0 && kept(&values) != 0) {
+            return Err(fail(&case, format!("{} of {len} kept", kept(&values))));
+        }
+        family.count();
+    }
+    let case = "4096 values at p = 0.25";
+    let values = mask(case, 4096, 0.25)?;
+    let fraction = kept(&values) as f64 / 4096.0;
+    if (fraction - 0.75).abs() > 6.0 * (0.25 * 0.75 / 4096.0f64).sqrt() {
+        return Err(fail(case, format!("{fraction} kept, expected 0.75")));
+    }
+    family.count();
+    let case = "two successive masks of 64 values at p = 0.5";
+    if mask(case, 64, 0.5)? == mask(case, 64, 0.5)? {
+        return Err(fail(case, "the same mask twice: the generator did not advance".into()));
+    }
+    family.count();
+    for p in [-0.1, 1.5, f64::NAN] {
+        let case = format!("p = {p}");
+        if device.try_dropout_mask(4, p, E::ONE).is_ok() {
+            return Err(fail(
+                &case,
+                "accepted; a probability outside [0, 1] must be an error".into(),
+            ));
+        }
+        family.count();
+    }
     Ok(family.finish())
 }
 

@@ -101,7 +101,8 @@
 //!
 //! [`SampleKernel`](ferrograd_device::SampleKernel) takes no seed: each device seeds
 //! its own generator, and a GPU's is not the CPU's. So [`sample_kernel`] does not ask
-//! for the CPU's draws; it checks what any correct generator gives (see there).
+//! for the CPU's draws; it checks what any correct generator gives (see there), and so
+//! does [`dropout_kernel`] for dropout masks.
 //!
 //! # A new op or kernel
 //!
@@ -130,7 +131,7 @@ pub use conv::{conv_transpose2d, conv2d_kernel};
 pub use elementwise::{BINARY_OPS, EveryBinaryKernel, EveryUnaryKernel, UNARY_OPS, binary_kernels, unary_kernels};
 pub use index::{gather_kernel, one_hot_kernel, scatter_add_kernel};
 pub use matmul::matmul_kernel;
-pub use memory::{EveryConvertKernel, convert_kernel, copy_kernel, sample_kernel, storage};
+pub use memory::{EveryConvertKernel, convert_kernel, copy_kernel, dropout_kernel, sample_kernel, storage};
 pub use optimizer::{gradient_clip_kernel, optimizer_kernel};
 pub use pool::{pool2d_kernel, upsample2d_kernel};
 pub use reduce::{
@@ -183,6 +184,7 @@ where
         optimizer_kernel::<E, D>(device, tolerance)?,
         gradient_clip_kernel::<E, D>(device, tolerance)?,
         sample_kernel::<E, D>(device, tolerance)?,
+        dropout_kernel::<E, D>(device, tolerance)?,
     ];
     Ok(Summary { reports })
 }
