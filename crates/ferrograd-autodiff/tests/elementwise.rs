@@ -558,6 +558,24 @@ fn gradients_of_unary_ops() {
 }
 
 #[test]
+fn powi_at_i32_min_has_a_gradient_instead_of_an_overflow() {
+    // n · x^(n−1) with n = i32::MIN, where n − 1 does not fit an i32: by hand, x = −1
+    // gives n · (−1)^(odd) = −n = 2^31; x = 2 gives n · 2^(−2^31−1), which rounds to
+    // (minus) zero; x = 0.5 gives n · 2^(2^31+1) = −∞.
+    let x: V64 = test_device().tensor(vec![-1.0, 2.0, 0.5]);
+    let grads = x
+        .clone()
+        .traced(x.alloc_grads())
+        .powi(i32::MIN)
+        .sum::<Rank0, _>()
+        .backward();
+    let g = grads.get(&x).as_vec();
+    assert_eq!(g[0], 2f64.powi(31));
+    assert_eq!(g[1], 0.0);
+    assert_eq!(g[2], f64::NEG_INFINITY);
+}
+
+#[test]
 fn gradients_of_ops_defined_for_positive_inputs() {
     let x = positive();
     check_gradient(&x, |t| weighted_sum(t.ln()));

@@ -86,6 +86,16 @@ pub fn powi<F: Float>(x: F, n: i32) -> F {
 pub fn times_int<F: Float>(x: F, n: i32) -> F {
     x * F::from_i32(n)
 }
+/// n · x^(n−1), the derivative of x^n, for every n: where n − 1 does not fit an `i32`
+/// (n = `i32::MIN`) as n · x^n / x, rather than overflowing.
+#[inline(always)]
+pub fn powi_derivative<F: Float>(x: F, n: i32) -> F {
+    let below = match n.checked_sub(1) {
+        Some(m) => x.powi(m),
+        None => x.powi(n) / x,
+    };
+    below * F::from_i32(n)
+}
 /// Whether x is NaN.
 #[inline(always)]
 pub fn is_nan<F: Float>(x: F) -> bool {

@@ -460,7 +460,7 @@ macro_rules! every_op {
             let exponent = element(exponent);
             plan.unary(Powf { exponent }, &[Arg::Element(exponent)]);
         }
-        for exponent in [0, 1, 2, 3, 4, 7, -1, -2, -3, 31, -31, i32::MAX, i32::MIN + 1] {
+        for exponent in [0, 1, 2, 3, 4, 7, -1, -2, -3, 31, -31, i32::MAX, i32::MIN + 1, i32::MIN] {
             plan.unary(Powi { exponent }, &[Arg::Integer(exponent)]);
         }
         plan.unary(Recip {}, &[]);

@@ -519,7 +519,7 @@ unary_ops! {
         derivative(x) = select(exponent == 0.0, 0.0, exponent * powf(x, exponent - 1.0));
     /// `x^exponent` for an integer exponent.
     Powi { exponent: i32 } => value(x) = powi(x, exponent);
-        derivative(x) = select(exponent == 0, 0.0, times_int(powi(x, exponent - 1), exponent));
+        derivative(x) = select(exponent == 0, 0.0, powi_derivative(x, exponent));
     /// `1 / x`.
     Recip {} => value(x) = 1.0 / x; derivative_from_output(y) = -(y * y);
     /// Sine.

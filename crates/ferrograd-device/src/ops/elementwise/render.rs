@@ -148,6 +148,12 @@ template <class T> FERROGRAD_FN T powi(T x, int n) {
 // n is converted to T first (rounding to nearest), as Rust's `n as f32`.
 template <class T> FERROGRAD_FN T times_int(T x, int n) { return x * T(n); }
 
+// n · x^(n-1); at INT_MIN, where n - 1 overflows, n · x^n / x (as math.rs).
+template <class T> FERROGRAD_FN T powi_derivative(T x, int n) {
+    const T below = n == -2147483647 - 1 ? powi(x, n) / x : powi(x, n - 1);
+    return below * T(n);
+}
+
 template <class T> FERROGRAD_FN bool is_nan(T x) { return x != x; }
 
 // The branch keeps exp's argument non-positive, so neither form overflows.
@@ -177,6 +183,7 @@ const HELPERS: &[&str] = &[
     "powf",
     "powi",
     "times_int",
+    "powi_derivative",
     "is_nan",
     "sigmoid",
 ];
@@ -661,7 +668,7 @@ mod tests {
 
         let powi = render_unary::<Powi>(ElementType::F32).unwrap();
         assert!(
-            powi.contains("return select(exponent == 0, 0.0f, times_int(powi(x, exponent - 1), exponent));"),
+            powi.contains("return select(exponent == 0, 0.0f, powi_derivative(x, exponent));"),
             "{powi}"
         );
         assert!(
