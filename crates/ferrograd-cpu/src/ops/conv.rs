@@ -582,6 +582,17 @@ fn weight_matrix<'a, E: ConvElement>(
     (Cow::Owned(copy), geometry.column_rows, 1)
 }
 
+/// Adds `bias[o]` to every pixel of output channel `o` of each image of `out` (images
+/// `per_image` long, channels `pixels` long); nothing without a bias.
+fn add_bias<E: ConvElement>(out: &mut [E], bias: Option<&[E]>, per_image: usize, pixels: usize) {
+    let Some(bias) = bias else { return };
+    for out in out.chunks_exact_mut(per_image) {
+        for (channel, &b) in out.chunks_exact_mut(pixels).zip(bias) {
+            channel.iter_mut().for_each(|x| *x += b);
+        }
+    }
+}
+
 /// The row-major layout of `dims`.
 fn contiguous_layout(dims: [usize; 4]) -> Layout {
     Layout::from_parts(&dims, &[dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1])
@@ -665,13 +676,7 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
                 let weight = MatrixRef::new(&weight, weight_rows, weight_columns);
                 conv_channel_lanes(&shape, padded, weight, &mut out);
             });
-            if let Some(bias) = &bias {
-                for out in out.chunks_exact_mut(per_image) {
-                    for (channel, &b) in out.chunks_exact_mut(p).zip(bias) {
-                        channel.iter_mut().for_each(|x| *x += b);
-                    }
-                }
-            }
+            add_bias(&mut out, bias.as_deref(), per_image, p);
             return Ok(out);
         }
 
@@ -733,13 +738,7 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
                             }
                         }
                     }
-                    if let Some(bias) = &bias {
-                        for out in out.chunks_exact_mut(per_image) {
-                            for (channel, &b) in out.chunks_exact_mut(p).zip(bias) {
-                                channel.iter_mut().for_each(|x| *x += b);
-                            }
-                        }
-                    }
+                    add_bias(out, bias.as_deref(), per_image, p);
                 })
             };
             if images >= spec.batch {
@@ -826,13 +825,7 @@ impl<E: ConvElement> Conv2dKernel<E> for Cpu {
                             copy_rows(&staging[n * p..], ld, out_group, p, og, p);
                         }
                     }
-                    if let Some(bias) = &bias {
-                        for out in out.chunks_exact_mut(per_image) {
-                            for (channel, &b) in out.chunks_exact_mut(p).zip(bias) {
-                                channel.iter_mut().for_each(|x| *x += b);
-                            }
-                        }
-                    }
+                    add_bias(out, bias.as_deref(), per_image, p);
                 }
             };
             if in_place {
